@@ -1,0 +1,16 @@
+//! Pure OCI types for Pavilion: digests, repository names, tags, references,
+//! media types, manifest inspection and the distribution-spec error codes.
+//!
+//! Nothing here does I/O; every newtype validates when constructed so that the
+//! layers above can never hold an invalid name or digest.
+
+pub mod digest;
+pub mod error_code;
+pub mod manifest;
+pub mod media_type;
+pub mod name;
+
+pub use digest::{Algorithm, Digest, DigestError, Hasher};
+pub use error_code::ErrorCode;
+pub use manifest::{Descriptor, ManifestError, ManifestInfo};
+pub use name::{NameError, Reference, ReferenceError, RepoName, Tag};

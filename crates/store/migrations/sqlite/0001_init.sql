@@ -1,0 +1,51 @@
+-- Pavilion metadata, SQLite flavour. Timestamps are Unix milliseconds.
+CREATE TABLE repositories (
+    name TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL
+);
+
+-- Blobs known to the blob store, whatever repository links them.
+CREATE TABLE blobs (
+    digest TEXT PRIMARY KEY,
+    size BIGINT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+
+-- Which repositories may serve which blobs.
+CREATE TABLE repo_blobs (
+    repo TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (repo, digest)
+);
+CREATE INDEX repo_blobs_digest ON repo_blobs (digest);
+
+-- Manifests; their bytes live in the blob store under their digest.
+CREATE TABLE manifests (
+    repo TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    artifact_type TEXT,
+    subject TEXT,
+    annotations TEXT,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (repo, digest)
+);
+CREATE INDEX manifests_subject ON manifests (repo, subject);
+
+CREATE TABLE tags (
+    repo TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (repo, tag)
+);
+CREATE INDEX tags_digest ON tags (repo, digest);
+
+-- Upload sessions; their bytes live in the blob store's upload area.
+CREATE TABLE uploads (
+    id TEXT PRIMARY KEY,
+    repo TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);

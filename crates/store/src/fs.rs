@@ -1,0 +1,475 @@
+//! The embedded default blob store: content-addressed files on a local disk.
+//!
+//! Layout under the root:
+//! - `blobs/<alg>/<first two hex>/<hex>`: committed blobs, immutable;
+//! - `uploads/<id>`: the bytes of an upload session, appended in order;
+//! - `tmp/`: small blobs being written before their atomic rename.
+//!
+//! An upload's body is written by one blocking thread while another hashes it,
+//! so network, disk and SHA-256 overlap. The running hash is kept in memory
+//! between chunks; after a restart it is rebuilt from the file at commit.
+
+use crate::blob::{BlobStore, ByteRange, ByteStream};
+use crate::error::StoreError;
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use pavilion_oci::{Algorithm, Digest, Hasher};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Chunks in flight between the network task and each worker thread; bounds
+/// memory per upload to a few MiB whatever the blob size.
+const PIPE_DEPTH: usize = 16;
+/// Read size when streaming a blob out.
+const READ_CHUNK: usize = 1 << 20;
+
+/// What is known about a live upload session between requests.
+struct Session {
+    /// SHA-256 state over exactly the bytes in the file, when trustworthy.
+    /// `None` after a restart or a failed write: commit then re-reads the file.
+    hasher: Option<Hasher>,
+}
+
+/// Filesystem [`BlobStore`].
+pub struct FsBlobStore {
+    root: PathBuf,
+    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> StoreError {
+    StoreError::Io(io::Error::other(e))
+}
+
+/// Upload ids become file names: only accept the characters of a UUID so no
+/// id can name anything outside `uploads/`.
+fn check_id(id: &str) -> Result<(), StoreError> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(StoreError::UploadNotFound(id.to_string()));
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        for sub in ["blobs", "uploads", "tmp"] {
+            fs::create_dir_all(root.join(sub))?;
+        }
+        // Leftovers of small-blob writes cut off by a crash are never referenced.
+        if let Ok(entries) = fs::read_dir(root.join("tmp")) {
+            for e in entries.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(FsBlobStore {
+            root,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        let hex = d.hex();
+        self.root
+            .join("blobs")
+            .join(d.algorithm().as_str())
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    fn upload_path(&self, id: &str) -> PathBuf {
+        self.root.join("uploads").join(id)
+    }
+
+    fn session(&self, id: &str, file_len: u64) -> Arc<tokio::sync::Mutex<Session>> {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(id.to_string())
+            .or_insert_with(|| {
+                // An empty file hashes trivially; a non-empty one we did not see
+                // being written (restart) must be re-read at commit.
+                let hasher = (file_len == 0).then(|| Algorithm::Sha256.hasher());
+                Arc::new(tokio::sync::Mutex::new(Session { hasher }))
+            })
+            .clone()
+    }
+
+    fn forget(&self, id: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+}
+
+/// Moves a verified file into place: fsync, rename, fsync the directory.
+fn install(src: &Path, dst: &Path) -> io::Result<()> {
+    File::open(src)?.sync_all()?;
+    let dir = dst.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    // rename() replaces atomically: two uploads of one digest both succeed
+    // and leave a single copy with identical bytes.
+    fs::rename(src, dst)?;
+    sync_dir(dir)
+}
+
+fn hash_file(path: &Path, alg: Algorithm) -> io::Result<Digest> {
+    let mut f = File::open(path)?;
+    let mut h = alg.hasher();
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finish());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Result of pumping a body into an upload file.
+struct Pumped {
+    received: u64,
+    too_long: bool,
+    body_error: Option<String>,
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        match tokio::fs::metadata(self.blob_path(digest)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, StoreError> {
+        let path = self.blob_path(digest);
+        let digest = digest.clone();
+        let (mut file, size) = tokio::task::spawn_blocking(move || {
+            let f = File::open(&path)?;
+            let size = f.metadata()?.len();
+            Ok::<_, io::Error>((f, size))
+        })
+        .await
+        .map_err(blocking_err)?
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::BlobNotFound(digest),
+            _ => e.into(),
+        })?;
+        let r = range.unwrap_or(ByteRange {
+            start: 0,
+            end: size,
+        });
+        if r.start > r.end || r.end > size {
+            return Err(StoreError::RangeNotSatisfiable { size });
+        }
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+        tokio::task::spawn_blocking(move || {
+            let mut left = r.end - r.start;
+            if let Err(e) = file.seek(SeekFrom::Start(r.start)) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            while left > 0 {
+                let want = left.min(READ_CHUNK as u64) as usize;
+                let mut buf = BytesMut::zeroed(want);
+                match file.read(&mut buf) {
+                    Ok(0) => {
+                        let _ = tx.blocking_send(Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "blob shorter than expected",
+                        )));
+                        return;
+                    }
+                    Ok(n) => {
+                        buf.truncate(n);
+                        left -= n as u64;
+                        if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                            return; // client went away
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(tokio_util_stream(rx))
+    }
+
+    async fn read_all(&self, digest: &Digest) -> Result<Bytes, StoreError> {
+        match tokio::fs::read(self.blob_path(digest)).await {
+            Ok(v) => Ok(Bytes::from(v)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(StoreError::BlobNotFound(digest.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn put(&self, digest: &Digest, data: Bytes) -> Result<(), StoreError> {
+        let actual = Digest::compute(digest.algorithm(), &data);
+        if &actual != digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        if self.stat(digest).await?.is_some() {
+            return Ok(());
+        }
+        let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
+        let dst = self.blob_path(digest);
+        tokio::task::spawn_blocking(move || {
+            let res = File::create(&tmp)
+                .and_then(|mut f| f.write_all(&data))
+                .and_then(|()| install(&tmp, &dst));
+            if res.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            res
+        })
+        .await
+        .map_err(blocking_err)??;
+        Ok(())
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<bool, StoreError> {
+        match tokio::fs::remove_file(self.blob_path(digest)).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn upload_create(&self, id: &str) -> Result<(), StoreError> {
+        check_id(id)?;
+        let path = self.upload_path(id);
+        tokio::task::spawn_blocking(move || {
+            File::create(&path)?;
+            sync_dir(path.parent().unwrap_or(Path::new(".")))
+        })
+        .await
+        .map_err(blocking_err)??;
+        self.session(id, 0);
+        Ok(())
+    }
+
+    async fn upload_len(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        check_id(id)?;
+        match tokio::fs::metadata(self.upload_path(id)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn upload_append(
+        &self,
+        id: &str,
+        offset: u64,
+        declared: Option<u64>,
+        mut body: ByteStream,
+    ) -> Result<u64, StoreError> {
+        let len = self
+            .upload_len(id)
+            .await?
+            .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
+        let session = self.session(id, len);
+        // One writer per session at a time; a second request waits its turn
+        // and then sees the new length.
+        let mut s = session.lock().await;
+        let len = self
+            .upload_len(id)
+            .await?
+            .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
+        if offset != len {
+            return Err(StoreError::OffsetMismatch {
+                expected: len,
+                got: offset,
+            });
+        }
+        let path = self.upload_path(id);
+        let file = tokio::task::spawn_blocking(move || OpenOptions::new().append(true).open(path))
+            .await
+            .map_err(blocking_err)??;
+
+        let (wtx, mut wrx) = mpsc::channel::<Bytes>(PIPE_DEPTH);
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            let mut written = 0u64;
+            while let Some(chunk) = wrx.blocking_recv() {
+                file.write_all(&chunk)?;
+                written += chunk.len() as u64;
+            }
+            Ok::<u64, io::Error>(written)
+        });
+        let before = s.hasher.clone();
+        let (htx, hasher) = match s.hasher.clone() {
+            Some(mut h) => {
+                let (htx, mut hrx) = mpsc::channel::<Bytes>(PIPE_DEPTH);
+                let task = tokio::task::spawn_blocking(move || {
+                    while let Some(chunk) = hrx.blocking_recv() {
+                        h.update(&chunk);
+                    }
+                    h
+                });
+                (Some(htx), Some(task))
+            }
+            None => (None, None),
+        };
+
+        let mut p = Pumped {
+            received: 0,
+            too_long: false,
+            body_error: None,
+        };
+        while let Some(item) = body.next().await {
+            let chunk = match item {
+                Ok(c) => c,
+                Err(e) => {
+                    p.body_error = Some(e.to_string());
+                    break;
+                }
+            };
+            if chunk.is_empty() {
+                continue;
+            }
+            let mut chunk = chunk;
+            if let Some(d) = declared {
+                if p.received + chunk.len() as u64 > d {
+                    // Keep only the declared bytes so the rollback below is exact.
+                    p.too_long = true;
+                    chunk.truncate((d - p.received) as usize);
+                }
+            }
+            p.received += chunk.len() as u64;
+            if let Some(htx) = &htx {
+                if htx.send(chunk.clone()).await.is_err() {
+                    break;
+                }
+            }
+            if wtx.send(chunk).await.is_err() {
+                break; // writer failed; its error is reported below
+            }
+            if p.too_long {
+                break;
+            }
+        }
+        drop(wtx);
+        drop(htx);
+        let written = writer.await.map_err(blocking_err)?;
+        let hashed = match hasher {
+            Some(t) => Some(t.await.map_err(blocking_err)?),
+            None => None,
+        };
+
+        let short = declared.is_some_and(|d| p.received < d) && p.body_error.is_none();
+        let rollback = |s: &mut Session, before: Option<Hasher>| {
+            let f = OpenOptions::new().write(true).open(self.upload_path(id))?;
+            f.set_len(offset)?;
+            s.hasher = before;
+            Ok::<(), io::Error>(())
+        };
+        match written {
+            Err(e) => {
+                rollback(&mut s, before)?;
+                Err(e.into())
+            }
+            Ok(_) if p.too_long || short => {
+                rollback(&mut s, before)?;
+                Err(StoreError::LengthMismatch {
+                    declared: declared.unwrap_or(0),
+                    got: p.received + u64::from(p.too_long),
+                })
+            }
+            Ok(w) => {
+                // The writer and the hasher saw the same chunks, so the kept
+                // state matches the file even when the client went away.
+                s.hasher = hashed;
+                match p.body_error {
+                    Some(e) => Err(StoreError::Body(e)),
+                    None => Ok(offset + w),
+                }
+            }
+        }
+    }
+
+    async fn upload_commit(&self, id: &str, digest: &Digest) -> Result<u64, StoreError> {
+        let len = self
+            .upload_len(id)
+            .await?
+            .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
+        let session = self.session(id, len);
+        let s = session.lock().await;
+        let path = self.upload_path(id);
+        let actual = match (&s.hasher, digest.algorithm()) {
+            (Some(h), Algorithm::Sha256) => h.clone().finish(),
+            _ => {
+                let p = path.clone();
+                let alg = digest.algorithm();
+                tokio::task::spawn_blocking(move || hash_file(&p, alg))
+                    .await
+                    .map_err(blocking_err)??
+            }
+        };
+        if &actual != digest {
+            drop(s);
+            self.upload_abort(id).await?;
+            return Err(StoreError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        let dst = self.blob_path(digest);
+        tokio::task::spawn_blocking(move || install(&path, &dst))
+            .await
+            .map_err(blocking_err)??;
+        drop(s);
+        self.forget(id);
+        Ok(len)
+    }
+
+    async fn upload_abort(&self, id: &str) -> Result<bool, StoreError> {
+        check_id(id)?;
+        let session = {
+            let map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(id).cloned()
+        };
+        // Wait for a running append to finish before removing its file.
+        let _guard = match &session {
+            Some(s) => Some(s.lock().await),
+            None => None,
+        };
+        let existed = match tokio::fs::remove_file(self.upload_path(id)).await {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e.into()),
+        };
+        drop(_guard);
+        self.forget(id);
+        Ok(existed)
+    }
+}
+
+fn tokio_util_stream(rx: mpsc::Receiver<io::Result<Bytes>>) -> ByteStream {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}

@@ -1,0 +1,27 @@
+//! Where Pavilion's bytes and facts live.
+//!
+//! - [`BlobStore`]: content-addressed bytes and resumable upload sessions,
+//!   behind a small async trait so that object storage can be added without
+//!   touching the HTTP layer; [`FsBlobStore`] is the embedded default.
+//! - [`MetaStore`]: repositories, tags, manifests, referrers, blob links and
+//!   upload sessions in SQL (SQLite embedded, PostgreSQL at scale).
+//! - [`conformance`]: the tests every `BlobStore` backend must pass.
+
+pub mod blob;
+pub mod conformance;
+pub mod error;
+pub mod fs;
+pub mod meta;
+
+pub use blob::{BlobStore, ByteRange, ByteStream};
+pub use error::StoreError;
+pub use fs::FsBlobStore;
+pub use meta::{ManifestRecord, MetaStore, NewManifest};
+
+/// Milliseconds since the Unix epoch, for timestamps in metadata.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,475 @@
+//! Metadata in SQL: one code path for SQLite (embedded default) and
+//! PostgreSQL (scale-out), through sqlx's `Any` driver.
+//!
+//! Queries use `$N` placeholders, which both engines accept. Every write
+//! transaction starts with a write so that SQLite takes its write lock up
+//! front instead of failing to upgrade a read lock under contention.
+
+use crate::error::StoreError;
+use crate::now_millis;
+use pavilion_oci::{Descriptor, Digest};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A stored manifest's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestRecord {
+    /// Content digest.
+    pub digest: Digest,
+    /// Media type it was pushed with.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Artifact type reported by the referrers API.
+    pub artifact_type: Option<String>,
+    /// Annotations as their JSON object text.
+    pub annotations: Option<String>,
+}
+
+impl ManifestRecord {
+    /// The descriptor the referrers API lists for this manifest.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            artifact_type: self.artifact_type.clone(),
+            annotations: self
+                .annotations
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok()),
+        }
+    }
+}
+
+/// A manifest about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewManifest<'a> {
+    /// Repository.
+    pub repo: &'a str,
+    /// Its metadata.
+    pub record: ManifestRecord,
+    /// Digest of its `subject`, if any.
+    pub subject: Option<Digest>,
+    /// Tag to point at it, if pushed by tag.
+    pub tag: Option<&'a str>,
+}
+
+/// Which SQL engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The metadata store.
+#[derive(Clone)]
+pub struct MetaStore {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+fn record_from_row(row: &AnyRow) -> Result<ManifestRecord, StoreError> {
+    let digest: String = row.try_get("digest")?;
+    let size: i64 = row.try_get("size")?;
+    Ok(ManifestRecord {
+        digest: digest
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("manifest digest: {e}")))?,
+        media_type: row.try_get("media_type")?,
+        size: u64::try_from(size).map_err(|_| StoreError::Corrupt("negative size".into()))?,
+        artifact_type: row.try_get("artifact_type")?,
+        annotations: row.try_get("annotations")?,
+    })
+}
+
+const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, m.size, m.artifact_type, m.annotations";
+
+impl MetaStore {
+    /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://...`) and
+    /// brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Engine::Postgres
+        } else {
+            return Err(StoreError::Corrupt(format!(
+                "unsupported database URL {url:?}: use sqlite:// or postgres://"
+            )));
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(if engine == Engine::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(30));
+        let options = if engine == Engine::Sqlite {
+            options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL: readers never block the writer; NORMAL sync keeps
+                    // every commit across a process kill (kill -9).
+                    sqlx::query("PRAGMA journal_mode=WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous=NORMAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout=30000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let pool = options.connect(url).await?;
+        match engine {
+            Engine::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Engine::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(MetaStore { pool, engine })
+    }
+
+    /// The engine behind this store.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Repository names after `last`, in byte order, at most `n`.
+    pub async fn catalog(&self, last: Option<&str>, n: i64) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(last.unwrap_or(""))
+                .bind(n)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("name")?))
+            .collect()
+    }
+
+    /// Whether a repository has ever received content.
+    pub async fn repo_exists(&self, repo: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS one FROM repositories WHERE name = $1")
+            .bind(repo)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Records that `repo` holds blob `digest` of `size` bytes.
+    pub async fn link_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        let d = digest.to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(repo)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
+            .bind(&d)
+            .bind(size as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO repo_blobs (repo, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT (repo, digest) DO NOTHING",
+        )
+        .bind(repo)
+        .bind(&d)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Size of `digest` if `repo` holds it.
+    pub async fn blob_in_repo(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT b.size AS size FROM repo_blobs r JOIN blobs b ON b.digest = r.digest WHERE r.repo = $1 AND r.digest = $2",
+        )
+        .bind(repo)
+        .bind(digest.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get::<i64, _>("size").map(|s| s as u64))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Size of `digest` if any repository holds it.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        let row = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
+            .bind(digest.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get::<i64, _>("size").map(|s| s as u64))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Removes `repo`'s link to a blob; `false` if there was none.
+    pub async fn unlink_blob(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM repo_blobs WHERE repo = $1 AND digest = $2")
+            .bind(repo)
+            .bind(digest.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Whether any repository still links the blob (so its bytes must stay).
+    pub async fn blob_linked_anywhere(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let d = digest.to_string();
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM repo_blobs WHERE digest = $1 UNION ALL SELECT 1 AS one FROM manifests WHERE digest = $1 LIMIT 1",
+        )
+        .bind(&d)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Of `digests`, those that `repo` does not hold as blobs.
+    pub async fn missing_blobs(
+        &self,
+        repo: &str,
+        digests: &[&Digest],
+    ) -> Result<Vec<Digest>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut missing = Vec::new();
+        for d in digests {
+            let row =
+                sqlx::query("SELECT 1 AS one FROM repo_blobs WHERE repo = $1 AND digest = $2")
+                    .bind(repo)
+                    .bind(d.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if row.is_none() {
+                missing.push((*d).clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Of `digests`, those that `repo` does not hold as manifests.
+    pub async fn missing_manifests(
+        &self,
+        repo: &str,
+        digests: &[&Digest],
+    ) -> Result<Vec<Digest>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut missing = Vec::new();
+        for d in digests {
+            let row = sqlx::query("SELECT 1 AS one FROM manifests WHERE repo = $1 AND digest = $2")
+                .bind(repo)
+                .bind(d.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+            if row.is_none() {
+                missing.push((*d).clone());
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Records a manifest (and its tag) in one transaction.
+    pub async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
+        let now = now_millis();
+        let d = m.record.digest.to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(m.repo)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO manifests (repo, digest, media_type, size, artifact_type, subject, annotations, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (repo, digest) DO NOTHING",
+        )
+        .bind(m.repo)
+        .bind(&d)
+        .bind(&m.record.media_type)
+        .bind(m.record.size as i64)
+        .bind(m.record.artifact_type.as_deref())
+        .bind(m.subject.as_ref().map(|s| s.to_string()))
+        .bind(m.record.annotations.as_deref())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(tag) = m.tag {
+            sqlx::query(
+                "INSERT INTO tags (repo, tag, digest, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            )
+            .bind(m.repo)
+            .bind(tag)
+            .bind(&d)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A manifest of `repo` by digest.
+    pub async fn manifest_by_digest(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {MANIFEST_COLUMNS} FROM manifests m WHERE m.repo = $1 AND m.digest = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(repo)
+            .bind(digest.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    /// The manifest a tag of `repo` points at.
+    pub async fn manifest_by_tag(
+        &self,
+        repo: &str,
+        tag: &str,
+    ) -> Result<Option<ManifestRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {MANIFEST_COLUMNS} FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest \
+             WHERE t.repo = $1 AND t.tag = $2"
+        );
+        let row = sqlx::query(&sql)
+            .bind(repo)
+            .bind(tag)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    /// Deletes a manifest and every tag pointing at it; `false` if absent.
+    pub async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        let d = digest.to_string();
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM manifests WHERE repo = $1 AND digest = $2")
+            .bind(repo)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM tags WHERE repo = $1 AND digest = $2")
+            .bind(repo)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Deletes a tag (the manifest stays); `false` if absent.
+    pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM tags WHERE repo = $1 AND tag = $2")
+            .bind(repo)
+            .bind(tag)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Tags of `repo` after `last`, in byte order, at most `n`.
+    pub async fn tags(
+        &self,
+        repo: &str,
+        last: Option<&str>,
+        n: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT tag FROM tags WHERE repo = $1 AND tag > $2 ORDER BY tag LIMIT $3")
+                .bind(repo)
+                .bind(last.unwrap_or(""))
+                .bind(n)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("tag")?))
+            .collect()
+    }
+
+    /// Manifests of `repo` whose subject is `subject`, ordered by digest,
+    /// after `last`, at most `n`, optionally only those of `artifact_type`.
+    pub async fn referrers(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+        last: Option<&str>,
+        n: i64,
+    ) -> Result<Vec<ManifestRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {MANIFEST_COLUMNS} FROM manifests m WHERE m.repo = $1 AND m.subject = $2 AND m.digest > $3 \
+             AND ($4 = '' OR m.artifact_type = $4) ORDER BY m.digest LIMIT $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(repo)
+            .bind(subject.to_string())
+            .bind(last.unwrap_or(""))
+            .bind(artifact_type.unwrap_or(""))
+            .bind(n)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Records a new upload session for `repo`.
+    pub async fn create_upload(&self, id: &str, repo: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO uploads (id, repo, created_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(repo)
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The repository an upload session belongs to.
+    pub async fn upload_repo(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT repo FROM uploads WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get::<String, _>("repo"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Forgets an upload session.
+    pub async fn delete_upload(&self, id: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}
