@@ -1,1 +1,18 @@
+//! Pavilion's registry: the OCI Distribution Specification v1.1 over HTTP.
+//!
+//! One dispatcher ([`routes`]) maps `/v2/...` paths to handlers grouped by
+//! resource ([`blobs`], [`uploads`], [`manifests`], [`listing`]); every error
+//! becomes an OCI error body in exactly one place ([`error`]).
 
+pub mod blobs;
+pub mod body;
+pub mod error;
+pub mod listing;
+pub mod manifests;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod uploads;
+
+pub use server::{serve, ServerConfig};
+pub use state::AppState;

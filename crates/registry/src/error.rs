@@ -1,0 +1,132 @@
+//! The one place where failures become HTTP responses with OCI error bodies.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+use pavilion_oci::{DigestError, ErrorCode, NameError, ReferenceError};
+use pavilion_store::StoreError;
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The OCI error code.
+    pub code: ErrorCode,
+    /// What exactly went wrong, for the `detail` field.
+    pub detail: String,
+    /// Overrides the code's usual status (416 for an out-of-order chunk...).
+    pub status: Option<StatusCode>,
+    /// Extra response headers (`Range` and `Location` on a 416...).
+    pub headers: Vec<(header::HeaderName, String)>,
+}
+
+/// Handler result.
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+impl ApiError {
+    /// An error with `code` and a detail message.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            detail: detail.into(),
+            status: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// The same error with another HTTP status.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The same error with an extra header.
+    pub fn with_header(mut self, name: header::HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+impl From<NameError> for ApiError {
+    fn from(e: NameError) -> Self {
+        match e {
+            NameError::Name(..) => ApiError::new(ErrorCode::NameInvalid, e.to_string()),
+            NameError::Tag(..) => ApiError::new(ErrorCode::TagInvalid, e.to_string()),
+        }
+    }
+}
+
+impl From<DigestError> for ApiError {
+    fn from(e: DigestError) -> Self {
+        ApiError::new(ErrorCode::DigestInvalid, e.to_string())
+    }
+}
+
+impl From<ReferenceError> for ApiError {
+    fn from(e: ReferenceError) -> Self {
+        match e {
+            ReferenceError::Digest(d) => d.into(),
+            ReferenceError::Tag(t) => t.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let detail = e.to_string();
+        match e {
+            StoreError::BlobNotFound(_) => ApiError::new(ErrorCode::BlobUnknown, detail),
+            StoreError::UploadNotFound(_) => ApiError::new(ErrorCode::BlobUploadUnknown, detail),
+            StoreError::OffsetMismatch { expected, .. } => {
+                ApiError::new(ErrorCode::BlobUploadInvalid, detail)
+                    .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .with_header(header::RANGE, upload_range(expected))
+            }
+            StoreError::LengthMismatch { .. } => ApiError::new(ErrorCode::SizeInvalid, detail),
+            StoreError::DigestMismatch { .. } => ApiError::new(ErrorCode::DigestInvalid, detail),
+            StoreError::RangeNotSatisfiable { .. } => ApiError::new(ErrorCode::SizeInvalid, detail)
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE),
+            StoreError::Body(_) => ApiError::new(ErrorCode::BlobUploadInvalid, detail),
+            StoreError::Io(_)
+            | StoreError::Db(_)
+            | StoreError::Migrate(_)
+            | StoreError::Corrupt(_) => {
+                tracing::error!(error = %detail, "storage failure");
+                ApiError::new(ErrorCode::Internal, detail)
+            }
+        }
+    }
+}
+
+/// The `Range` value of an upload holding `len` bytes: `0-<last byte>`.
+/// With no bytes yet, `0-0` as CNCF Distribution answers (the spec is silent).
+pub fn upload_range(len: u64) -> String {
+    format!("0-{}", len.saturating_sub(1))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::BAD_REQUEST)
+        });
+        let body = serde_json::json!({
+            "errors": [{
+                "code": self.code.as_str(),
+                "message": self.code.message(),
+                "detail": self.detail,
+            }]
+        });
+        let mut resp = Response::new(Body::from(body.to_string()));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        }
+        resp
+    }
+}

@@ -1,0 +1,170 @@
+//! Listings: `/v2/_catalog`, `/v2/<name>/tags/list` and the referrers API.
+
+use crate::blobs::blob_digest;
+use crate::body::{encode, query_get, query_pairs};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::repo;
+use crate::state::AppState;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+use pavilion_oci::{media_type, ErrorCode};
+
+/// Page size when the client gives no `n`.
+const DEFAULT_PAGE: i64 = 1000;
+
+/// The `n` and `last` parameters of a paginated listing. Without `n`, pages
+/// of `DEFAULT_PAGE` (never more than `max`) with a `Link` to the next.
+struct Page {
+    n: i64,
+    last: Option<String>,
+}
+
+fn page(pairs: &[(String, String)], max: i64) -> ApiResult<Page> {
+    let n = match query_get(pairs, "n") {
+        None => DEFAULT_PAGE.min(max),
+        Some(v) => {
+            let n: i64 = v.parse().map_err(|_| {
+                ApiError::new(
+                    ErrorCode::PaginationNumberInvalid,
+                    format!("n={v:?} is not a non-negative integer"),
+                )
+            })?;
+            if n < 0 {
+                return Err(ApiError::new(
+                    ErrorCode::PaginationNumberInvalid,
+                    format!("n={n} is negative"),
+                ));
+            }
+            n.min(max)
+        }
+    };
+    Ok(Page {
+        n,
+        last: query_get(pairs, "last").map(str::to_string),
+    })
+}
+
+/// Fetches `n + 1` rows to learn whether a next page exists; trims to `n`.
+fn split_next<T>(mut rows: Vec<T>, n: i64) -> (Vec<T>, bool) {
+    let more = rows.len() as i64 > n;
+    rows.truncate(n as usize);
+    (rows, more)
+}
+
+fn json_response(
+    body: serde_json::Value,
+    content_type: &'static str,
+    link: Option<String>,
+) -> Response {
+    let mut r = (StatusCode::OK, body.to_string()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        r.headers_mut().insert(header::LINK, l);
+    }
+    r
+}
+
+/// `GET /v2/_catalog?n=&last=`.
+pub async fn catalog(state: &AppState, req: Request) -> ApiResult {
+    let q = query_pairs(req.uri().query());
+    let p = page(&q, state.limits.max_page)?;
+    let rows = state.meta.catalog(p.last.as_deref(), p.n + 1).await?;
+    let (repos, more) = split_next(rows, p.n);
+    let link = match (more, repos.last()) {
+        (true, Some(last)) => Some(format!(
+            "</v2/_catalog?n={}&last={}>; rel=\"next\"",
+            p.n,
+            encode(last)
+        )),
+        _ => None,
+    };
+    Ok(json_response(
+        serde_json::json!({ "repositories": repos }),
+        "application/json",
+        link,
+    ))
+}
+
+/// `GET /v2/<name>/tags/list?n=&last=`: 404 for a repository that never
+/// existed, an empty list for one whose tags were all deleted.
+pub async fn tags(state: &AppState, name: &str, req: Request) -> ApiResult {
+    let name = repo(name)?;
+    let q = query_pairs(req.uri().query());
+    let p = page(&q, state.limits.max_page)?;
+    if !state.meta.repo_exists(name.as_str()).await? {
+        return Err(ApiError::new(
+            ErrorCode::NameUnknown,
+            format!("repository {name} not known"),
+        ));
+    }
+    let rows = state
+        .meta
+        .tags(name.as_str(), p.last.as_deref(), p.n + 1)
+        .await?;
+    let (tags, more) = split_next(rows, p.n);
+    let link = match (more, tags.last()) {
+        (true, Some(last)) => Some(format!(
+            "</v2/{name}/tags/list?n={}&last={}>; rel=\"next\"",
+            p.n,
+            encode(last)
+        )),
+        _ => None,
+    };
+    Ok(json_response(
+        serde_json::json!({ "name": name.as_str(), "tags": tags }),
+        "application/json",
+        link,
+    ))
+}
+
+/// `GET /v2/<name>/referrers/<digest>?artifactType=`: always an image index,
+/// empty for subjects (or repositories) with no referrers.
+pub async fn referrers(state: &AppState, name: &str, digest: &str, req: Request) -> ApiResult {
+    let name = repo(name)?;
+    let subject = blob_digest(digest)?;
+    let q = query_pairs(req.uri().query());
+    let p = page(&q, state.limits.max_page)?;
+    let artifact_type = query_get(&q, "artifactType").filter(|s| !s.is_empty());
+    let rows = state
+        .meta
+        .referrers(
+            name.as_str(),
+            &subject,
+            artifact_type,
+            p.last.as_deref(),
+            p.n + 1,
+        )
+        .await?;
+    let (rows, more) = split_next(rows, p.n);
+    let manifests: Vec<_> = rows.iter().map(|r| r.descriptor()).collect();
+    let link = match (more, rows.last()) {
+        (true, Some(last)) => {
+            let mut l = format!(
+                "</v2/{name}/referrers/{subject}?n={}&last={}",
+                p.n,
+                encode(&last.digest.to_string())
+            );
+            if let Some(t) = artifact_type {
+                l.push_str(&format!("&artifactType={}", encode(t)));
+            }
+            l.push_str(">; rel=\"next\"");
+            Some(l)
+        }
+        _ => None,
+    };
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_INDEX,
+        "manifests": manifests,
+    });
+    let mut r = json_response(body, media_type::OCI_INDEX, link);
+    if artifact_type.is_some() {
+        r.headers_mut().insert(
+            "oci-filters-applied",
+            HeaderValue::from_static("artifactType"),
+        );
+    }
+    Ok(r)
+}

@@ -1,0 +1,253 @@
+//! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
+
+use crate::body::{header_str, query_pairs};
+use crate::error::{ApiError, ApiResult};
+use crate::routes::repo;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{header, StatusCode};
+use pavilion_oci::{Algorithm, Digest, ErrorCode, ManifestInfo, Reference, RepoName, Tag};
+use pavilion_store::{ManifestRecord, NewManifest};
+
+fn unknown(name: &RepoName, reference: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ManifestUnknown,
+        format!("manifest {reference:?} not found in {name}"),
+    )
+}
+
+async fn resolve(state: &AppState, name: &RepoName, reference: &str) -> ApiResult<ManifestRecord> {
+    // A reference that is not even well formed names nothing: 404, as the
+    // conformance suite expects for GET/HEAD/DELETE.
+    let found = match Reference::parse(reference) {
+        Ok(Reference::Tag(t)) => {
+            state
+                .meta
+                .manifest_by_tag(name.as_str(), t.as_str())
+                .await?
+        }
+        Ok(Reference::Digest(d)) => state.meta.manifest_by_digest(name.as_str(), &d).await?,
+        Err(_) => None,
+    };
+    found.ok_or_else(|| unknown(name, reference))
+}
+
+/// `GET` or `HEAD` of a manifest, byte-for-byte as pushed.
+pub async fn get(state: &AppState, name: &str, reference: &str, head: bool) -> ApiResult {
+    let name = repo(name)?;
+    let rec = resolve(state, &name, reference).await?;
+    let builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, &rec.media_type)
+        .header(header::CONTENT_LENGTH, rec.size)
+        .header("Docker-Content-Digest", rec.digest.to_string())
+        .header(header::ETAG, format!("\"{}\"", rec.digest));
+    let body = if head {
+        Body::empty()
+    } else {
+        let bytes = match state.cached_manifest(&rec.digest) {
+            Some(b) => b,
+            None => {
+                let b = state.blobs.read_all(&rec.digest).await?;
+                state.cache_manifest(&rec.digest, b.clone());
+                b
+            }
+        };
+        Body::from(bytes)
+    };
+    builder
+        .body(body)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+}
+
+/// Reads a manifest body, refusing more than `limit` bytes.
+async fn read_limited(req: Request, limit: usize) -> ApiResult<Bytes> {
+    let too_big = || {
+        ApiError::new(
+            ErrorCode::SizeInvalid,
+            format!("manifest larger than the {limit}-byte limit"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    if let Some(cl) =
+        header_str(req.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())
+    {
+        if cl > limit as u64 {
+            return Err(too_big());
+        }
+    }
+    let mut body = req.into_body().into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorCode::ManifestInvalid,
+                format!("manifest body interrupted: {e}"),
+            )
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_big());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// `PUT` of a manifest by tag or digest (plus any `?tag=` parameters).
+pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) -> ApiResult {
+    let name = repo(name)?;
+    let reference = Reference::parse(reference)?;
+    let mut tags: Vec<Tag> = Vec::new();
+    for (k, v) in query_pairs(req.uri().query()) {
+        if k == "tag" {
+            tags.push(Tag::new(&v)?);
+        }
+    }
+    let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_string);
+    let body = read_limited(req, state.limits.max_manifest_bytes).await?;
+    let digest = match &reference {
+        Reference::Digest(d) => {
+            let actual = Digest::compute(d.algorithm(), &body);
+            if &actual != d {
+                return Err(ApiError::new(
+                    ErrorCode::DigestInvalid,
+                    format!("manifest body has digest {actual}, not {d}"),
+                ));
+            }
+            actual
+        }
+        Reference::Tag(t) => {
+            tags.insert(0, t.clone());
+            Digest::compute(Algorithm::Sha256, &body)
+        }
+    };
+    let info = ManifestInfo::parse(&body, content_type.as_deref())
+        .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+    check_references(state, &name, &info).await?;
+
+    state.blobs.put(&digest, body.clone()).await?;
+    let record = ManifestRecord {
+        digest: digest.clone(),
+        media_type: info.media_type.clone(),
+        size: body.len() as u64,
+        artifact_type: info.artifact_type.clone(),
+        annotations: info
+            .annotations
+            .as_ref()
+            .map(|a| serde_json::to_string(a).unwrap_or_default()),
+    };
+    let subject = info.subject.as_ref().map(|s| s.digest.clone());
+    let mut tag_iter = tags.iter();
+    state
+        .meta
+        .put_manifest(&NewManifest {
+            repo: name.as_str(),
+            record: record.clone(),
+            subject: subject.clone(),
+            tag: tag_iter.next().map(Tag::as_str),
+        })
+        .await?;
+    for t in tag_iter {
+        state
+            .meta
+            .put_manifest(&NewManifest {
+                repo: name.as_str(),
+                record: record.clone(),
+                subject: subject.clone(),
+                tag: Some(t.as_str()),
+            })
+            .await?;
+    }
+    state.cache_manifest(&digest, body);
+
+    let mut resp = (
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, format!("/v2/{name}/manifests/{digest}")),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                digest.to_string(),
+            ),
+            (header::CONTENT_LENGTH, "0".to_string()),
+        ],
+    )
+        .into_response();
+    if let Some(s) = subject {
+        if let Ok(v) = s.to_string().parse() {
+            resp.headers_mut().insert("oci-subject", v);
+        }
+    }
+    Ok(resp)
+}
+
+/// Every blob (config, layers) and, for an index, every manifest a manifest
+/// points at must already be in the repository, with the size it claims.
+/// The `subject` is exempt: referrers may arrive before their subject.
+async fn check_references(state: &AppState, name: &RepoName, info: &ManifestInfo) -> ApiResult<()> {
+    for d in &info.blobs {
+        match state.meta.blob_in_repo(name.as_str(), &d.digest).await? {
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::ManifestBlobUnknown,
+                    format!(
+                        "blob {} ({}) is not in repository {name}",
+                        d.digest, d.media_type
+                    ),
+                ))
+            }
+            Some(size) if size != d.size => {
+                return Err(ApiError::new(
+                    ErrorCode::ManifestInvalid,
+                    format!(
+                        "descriptor of {} says {} bytes but the blob has {size}",
+                        d.digest, d.size
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for d in &info.manifests {
+        match state
+            .meta
+            .manifest_by_digest(name.as_str(), &d.digest)
+            .await?
+        {
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::ManifestBlobUnknown,
+                    format!("manifest {} is not in repository {name}", d.digest),
+                ))
+            }
+            Some(m) if m.size != d.size => {
+                return Err(ApiError::new(
+                    ErrorCode::ManifestInvalid,
+                    format!(
+                        "descriptor of {} says {} bytes but the manifest has {}",
+                        d.digest, d.size, m.size
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// `DELETE` by digest removes the manifest and its tags; by tag, the tag only.
+pub async fn delete(state: &AppState, name: &str, reference: &str) -> ApiResult {
+    let name = repo(name)?;
+    let deleted = match Reference::parse(reference) {
+        Ok(Reference::Digest(d)) => state.meta.delete_manifest(name.as_str(), &d).await?,
+        Ok(Reference::Tag(t)) => state.meta.delete_tag(name.as_str(), t.as_str()).await?,
+        Err(_) => false,
+    };
+    if !deleted {
+        return Err(unknown(&name, reference));
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}

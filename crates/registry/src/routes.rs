@@ -1,0 +1,172 @@
+//! Parsing `/v2/...` paths. Repository names contain slashes, so routes are
+//! recognised from the end of the path rather than with a router pattern.
+
+use crate::body::percent_decode;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::{blobs, listing, manifests, uploads};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, Method, StatusCode};
+use pavilion_oci::{ErrorCode, RepoName};
+use std::sync::Arc;
+
+/// An endpoint of the distribution API, with its path parameters.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `/v2/`
+    Base,
+    /// `/v2/_catalog`
+    Catalog,
+    /// `/v2/<name>/tags/list`
+    Tags(String),
+    /// `/v2/<name>/manifests/<reference>`
+    Manifest(String, String),
+    /// `/v2/<name>/blobs/<digest>`
+    Blob(String, String),
+    /// `/v2/<name>/blobs/uploads/`
+    UploadStart(String),
+    /// `/v2/<name>/blobs/uploads/<id>`
+    Upload(String, String),
+    /// `/v2/<name>/referrers/<digest>`
+    Referrers(String, String),
+}
+
+impl Route {
+    /// Recognises a request path; `None` if it is not an API path.
+    pub fn parse(path: &str) -> Option<Route> {
+        let rest = path.strip_prefix("/v2")?;
+        if rest.is_empty() || rest == "/" {
+            return Some(Route::Base);
+        }
+        let rest = percent_decode(rest.strip_prefix('/')?)?;
+        if rest == "_catalog" {
+            return Some(Route::Catalog);
+        }
+        let segs: Vec<&str> = rest.split('/').collect();
+        let n = segs.len();
+        let name = |upto: usize| segs[..upto].join("/");
+        if n >= 3 && segs[n - 2] == "tags" && segs[n - 1] == "list" {
+            return Some(Route::Tags(name(n - 2)));
+        }
+        if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads" {
+            return Some(Route::UploadStart(name(n - 2)));
+        }
+        if n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" {
+            if segs[n - 1].is_empty() {
+                return Some(Route::UploadStart(name(n - 3)));
+            }
+            return Some(Route::Upload(name(n - 3), segs[n - 1].to_string()));
+        }
+        if n >= 3 {
+            let last = segs[n - 1].to_string();
+            match segs[n - 2] {
+                "manifests" => return Some(Route::Manifest(name(n - 2), last)),
+                "blobs" => return Some(Route::Blob(name(n - 2), last)),
+                "referrers" => return Some(Route::Referrers(name(n - 2), last)),
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// Validates the `<name>` of a route.
+pub fn repo(name: &str) -> ApiResult<RepoName> {
+    Ok(RepoName::new(name)?)
+}
+
+fn not_allowed(method: &Method) -> ApiError {
+    ApiError::new(
+        ErrorCode::Unsupported,
+        format!("method {method} is not allowed on this endpoint"),
+    )
+    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// The single entry point for every request.
+pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let route = match Route::parse(req.uri().path()) {
+        Some(r) => r,
+        None => {
+            return ApiError::new(
+                ErrorCode::NameUnknown,
+                format!("no API endpoint at {}", req.uri().path()),
+            )
+            .into_response()
+        }
+    };
+    let method = req.method().clone();
+    let result = match (&route, &method) {
+        (Route::Base, &Method::GET | &Method::HEAD) => Ok(base()),
+        (Route::Catalog, &Method::GET) => listing::catalog(&state, req).await,
+        (Route::Tags(n), &Method::GET) => listing::tags(&state, n, req).await,
+        (Route::Referrers(n, d), &Method::GET) => listing::referrers(&state, n, d, req).await,
+        (Route::Manifest(n, r), &Method::GET) => manifests::get(&state, n, r, false).await,
+        (Route::Manifest(n, r), &Method::HEAD) => manifests::get(&state, n, r, true).await,
+        (Route::Manifest(n, r), &Method::PUT) => manifests::put(&state, n, r, req).await,
+        (Route::Manifest(n, r), &Method::DELETE) => manifests::delete(&state, n, r).await,
+        (Route::Blob(n, d), &Method::GET) => blobs::get(&state, n, d, req, false).await,
+        (Route::Blob(n, d), &Method::HEAD) => blobs::get(&state, n, d, req, true).await,
+        (Route::Blob(n, d), &Method::DELETE) => blobs::delete(&state, n, d).await,
+        (Route::UploadStart(n), &Method::POST) => uploads::start(&state, n, req).await,
+        (Route::Upload(n, id), &Method::GET) => uploads::status(&state, n, id).await,
+        (Route::Upload(n, id), &Method::PATCH) => uploads::patch(&state, n, id, req).await,
+        (Route::Upload(n, id), &Method::PUT) => uploads::put(&state, n, id, req).await,
+        (Route::Upload(n, id), &Method::DELETE) => uploads::cancel(&state, n, id).await,
+        _ => Err(not_allowed(&method)),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn base() -> Response {
+    let mut r = Response::new(Body::from("{}"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Route::{self, *};
+
+    fn p(s: &str) -> Option<Route> {
+        Route::parse(s)
+    }
+
+    #[test]
+    fn parses_routes() {
+        assert_eq!(p("/v2/"), Some(Base));
+        assert_eq!(p("/v2"), Some(Base));
+        assert_eq!(p("/v2/_catalog"), Some(Catalog));
+        assert_eq!(p("/v2/a/b/tags/list"), Some(Tags("a/b".into())));
+        assert_eq!(
+            p("/v2/a/manifests/latest"),
+            Some(Manifest("a".into(), "latest".into()))
+        );
+        assert_eq!(p("/v2/a/blobs/uploads/"), Some(UploadStart("a".into())));
+        assert_eq!(p("/v2/a/blobs/uploads"), Some(UploadStart("a".into())));
+        assert_eq!(
+            p("/v2/a/blobs/uploads/xyz"),
+            Some(Upload("a".into(), "xyz".into()))
+        );
+        assert_eq!(
+            p("/v2/a/blobs/sha256%3Aab"),
+            Some(Blob("a".into(), "sha256:ab".into()))
+        );
+        assert_eq!(
+            p("/v2/blobs/blobs/x"),
+            Some(Blob("blobs".into(), "x".into()))
+        );
+        assert_eq!(
+            p("/v2/a/referrers/sha256:1"),
+            Some(Referrers("a".into(), "sha256:1".into()))
+        );
+        assert_eq!(p("/v2/a"), None);
+        assert_eq!(p("/other"), None);
+        assert_eq!(p("/v2/a/%zz/manifests/x"), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! Listening, connection handling and graceful shutdown.
+
+use crate::routes::dispatch;
+use crate::state::{AppState, Limits};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use pavilion_store::{FsBlobStore, MetaStore, StoreError};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Everything `serve` needs, already merged from defaults, file, env, flags.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Directory for blobs, uploads and the embedded database.
+    pub data_dir: PathBuf,
+    /// Metadata database; `None` = SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// Largest manifest accepted.
+    pub max_manifest_bytes: usize,
+    /// Advertised minimum chunk length (0 = none).
+    pub chunk_min_length: u64,
+    /// Idle time allowed within a request body, and while waiting for headers.
+    pub idle_timeout: Duration,
+    /// How long in-flight requests may run after SIGTERM before the server exits.
+    pub shutdown_grace: Duration,
+    /// Largest listing page.
+    pub max_page: i64,
+}
+
+impl ServerConfig {
+    /// Defaults: 127.0.0.1:5000, ./pavilion-data, 4 MiB manifests.
+    pub fn new(addr: SocketAddr, data_dir: PathBuf) -> Self {
+        ServerConfig {
+            addr,
+            data_dir,
+            database_url: None,
+            max_manifest_bytes: 4 << 20,
+            chunk_min_length: 0,
+            idle_timeout: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(10),
+            max_page: 10_000,
+        }
+    }
+
+    /// The metadata URL actually used.
+    pub fn effective_database_url(&self) -> Result<String, StoreError> {
+        match &self.database_url {
+            Some(u) => Ok(u.clone()),
+            None => {
+                let path = std::path::absolute(self.data_dir.join("meta.db"))?;
+                Ok(format!("sqlite://{}?mode=rwc", path.display()))
+            }
+        }
+    }
+}
+
+/// Opens the stores described by `cfg`.
+pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let blobs = FsBlobStore::open(cfg.data_dir.clone())?;
+    let meta = MetaStore::connect(&cfg.effective_database_url()?).await?;
+    Ok(AppState::new(
+        Arc::new(blobs),
+        meta,
+        Limits {
+            max_manifest_bytes: cfg.max_manifest_bytes,
+            chunk_min_length: cfg.chunk_min_length,
+            body_idle_timeout: cfg.idle_timeout,
+            max_page: cfg.max_page,
+        },
+    ))
+}
+
+/// The HTTP application.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish for
+/// up to `shutdown_grace`. Uploads cut off then keep what they received and
+/// resume from their reported offset. `ready` receives the bound address.
+pub async fn serve(
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), StoreError> {
+    let state = Arc::new(open_state(&cfg).await?);
+    let listener = TcpListener::bind(cfg.addr).await?;
+    ready(listener.local_addr()?);
+    let router = app(state.clone());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.idle_timeout)
+        .max_buf_size(4 << 20);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let svc = TowerToHyperService::new(router.clone());
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    if tokio::time::timeout(cfg.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; interrupted uploads stay resumable");
+    }
+    state.meta.close().await;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! The server's shared state: one value, no globals.
+
+use bytes::Bytes;
+use pavilion_oci::Digest;
+use pavilion_store::{BlobStore, MetaStore};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Limits and tunables the handlers need.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest manifest accepted, in bytes.
+    pub max_manifest_bytes: usize,
+    /// Advertised `OCI-Chunk-Min-Length` (0 = not advertised).
+    pub chunk_min_length: u64,
+    /// Longest wait for the next piece of a request body.
+    pub body_idle_timeout: Duration,
+    /// Largest page of tags, repositories or referrers.
+    pub max_page: i64,
+}
+
+/// Everything a handler may touch.
+pub struct AppState {
+    /// Blob bytes and upload sessions.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Metadata.
+    pub meta: MetaStore,
+    /// Limits.
+    pub limits: Limits,
+    /// Manifest bytes by digest. Content-addressed bytes never change, so a
+    /// cached entry is always right; the database still decides visibility.
+    manifest_cache: RwLock<ManifestCache>,
+}
+
+#[derive(Default)]
+struct ManifestCache {
+    entries: HashMap<Digest, Bytes>,
+    bytes: usize,
+}
+
+/// Total manifest bytes kept in memory before the cache starts over.
+const MANIFEST_CACHE_BYTES: usize = 64 << 20;
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(blobs: Arc<dyn BlobStore>, meta: MetaStore, limits: Limits) -> Self {
+        AppState {
+            blobs,
+            meta,
+            limits,
+            manifest_cache: RwLock::new(ManifestCache::default()),
+        }
+    }
+
+    /// Cached manifest bytes, if present.
+    pub fn cached_manifest(&self, d: &Digest) -> Option<Bytes> {
+        self.manifest_cache.read().ok()?.entries.get(d).cloned()
+    }
+
+    /// Remembers manifest bytes.
+    pub fn cache_manifest(&self, d: &Digest, data: Bytes) {
+        if let Ok(mut c) = self.manifest_cache.write() {
+            if c.bytes + data.len() > MANIFEST_CACHE_BYTES {
+                c.entries.clear();
+                c.bytes = 0;
+            }
+            c.bytes += data.len();
+            c.entries.insert(d.clone(), data);
+        }
+    }
+}

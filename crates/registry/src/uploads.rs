@@ -1,0 +1,317 @@
+//! Blob uploads: `POST`, `PATCH`, `PUT`, `GET` and `DELETE` on
+//! `/v2/<name>/blobs/uploads/...`, plus cross-repository mounts.
+
+use crate::blobs::blob_digest;
+use crate::body::{self, header_str, query_get, query_pairs};
+use crate::error::{upload_range, ApiError, ApiResult};
+use crate::routes::repo;
+use crate::state::AppState;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::{header, StatusCode};
+use pavilion_oci::{Digest, ErrorCode, RepoName};
+use pavilion_store::StoreError;
+
+fn upload_location(name: &RepoName, id: &str) -> String {
+    format!("/v2/{name}/blobs/uploads/{id}")
+}
+
+fn blob_location(name: &RepoName, d: &Digest) -> String {
+    format!("/v2/{name}/blobs/{d}")
+}
+
+/// 201 for a blob now present in `name`.
+fn created(name: &RepoName, d: &Digest) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, blob_location(name, d)),
+            (
+                header::HeaderName::from_static("docker-content-digest"),
+                d.to_string(),
+            ),
+            (header::CONTENT_LENGTH, "0".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// 202/204 describing a session holding `len` bytes.
+fn session_response(
+    state: &AppState,
+    status: StatusCode,
+    name: &RepoName,
+    id: &str,
+    len: u64,
+) -> Response {
+    let mut r = (
+        status,
+        [
+            (header::LOCATION, upload_location(name, id)),
+            (header::RANGE, upload_range(len)),
+            (
+                header::HeaderName::from_static("docker-upload-uuid"),
+                id.to_string(),
+            ),
+            (header::CONTENT_LENGTH, "0".to_string()),
+        ],
+    )
+        .into_response();
+    if state.limits.chunk_min_length > 0 {
+        r.headers_mut().insert(
+            header::HeaderName::from_static("oci-chunk-min-length"),
+            state.limits.chunk_min_length.into(),
+        );
+    }
+    r
+}
+
+async fn new_session(state: &AppState, name: &RepoName) -> ApiResult<String> {
+    let id = uuid::Uuid::new_v4().to_string();
+    state.meta.create_upload(&id, name.as_str()).await?;
+    if let Err(e) = state.blobs.upload_create(&id).await {
+        let _ = state.meta.delete_upload(&id).await;
+        return Err(e.into());
+    }
+    Ok(id)
+}
+
+/// Ends a session in both stores, ignoring what is already gone.
+async fn end_session(state: &AppState, id: &str) {
+    if let Err(e) = state.blobs.upload_abort(id).await {
+        tracing::warn!(upload = id, error = %e, "could not remove upload bytes");
+    }
+    if let Err(e) = state.meta.delete_upload(id).await {
+        tracing::warn!(upload = id, error = %e, "could not remove upload record");
+    }
+}
+
+/// Checks that `id` is a live session of repository `name`.
+async fn session(state: &AppState, name: &RepoName, id: &str) -> ApiResult<()> {
+    let unknown = || {
+        ApiError::new(
+            ErrorCode::BlobUploadUnknown,
+            format!("no upload session {id:?} in {name}"),
+        )
+    };
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(unknown());
+    }
+    match state.meta.upload_repo(id).await? {
+        Some(r) if r == name.as_str() => Ok(()),
+        _ => Err(unknown()),
+    }
+}
+
+/// A `Content-Range` of an upload chunk: `<start>-<end>`, inclusive. The
+/// `bytes ` / `bytes=` prefixes and a `/<total>` suffix some clients send are
+/// tolerated.
+fn parse_content_range(v: &str) -> Result<(u64, u64), ApiError> {
+    let bad = || {
+        ApiError::new(
+            ErrorCode::BlobUploadInvalid,
+            format!("malformed Content-Range {v:?}: expected <start>-<end>"),
+        )
+    };
+    let s = v.trim();
+    let s = s
+        .strip_prefix("bytes=")
+        .or_else(|| s.strip_prefix("bytes "))
+        .unwrap_or(s);
+    let s = s.split_once('/').map_or(s, |(r, _)| r);
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let a: u64 = a.trim().parse().map_err(|_| bad())?;
+    let b: u64 = b.trim().parse().map_err(|_| bad())?;
+    if b < a {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+fn content_length(req: &Request) -> ApiResult<Option<u64>> {
+    match header_str(req.headers(), header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| {
+            ApiError::new(
+                ErrorCode::SizeInvalid,
+                format!("malformed Content-Length {v:?}"),
+            )
+        }),
+    }
+}
+
+/// Appends the request body to session `id`, honouring `Content-Range`.
+/// Returns the session's new length.
+async fn append(state: &AppState, id: &str, req: Request) -> ApiResult<u64> {
+    let cl = content_length(&req)?;
+    let range = header_str(req.headers(), header::CONTENT_RANGE)
+        .map(parse_content_range)
+        .transpose()?;
+    let (offset, declared) = match range {
+        Some((start, end)) => {
+            let n = end - start + 1;
+            if let Some(cl) = cl.filter(|&cl| cl != n) {
+                return Err(ApiError::new(
+                    ErrorCode::SizeInvalid,
+                    format!("Content-Range covers {n} bytes but Content-Length is {cl}"),
+                ));
+            }
+            (start, Some(n))
+        }
+        None => {
+            let len = state
+                .blobs
+                .upload_len(id)
+                .await?
+                .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
+            (len, cl)
+        }
+    };
+    let stream = body::stream(req, state.limits.body_idle_timeout);
+    Ok(state
+        .blobs
+        .upload_append(id, offset, declared, stream)
+        .await?)
+}
+
+/// Verifies and links the session's bytes as `digest`; ends the session.
+async fn finish(state: &AppState, name: &RepoName, id: &str, digest: &Digest) -> ApiResult {
+    let size = match state.blobs.upload_commit(id, digest).await {
+        Ok(size) => size,
+        Err(e) => {
+            if matches!(e, StoreError::DigestMismatch { .. }) {
+                end_session(state, id).await;
+            }
+            return Err(e.into());
+        }
+    };
+    state.meta.link_blob(name.as_str(), digest, size).await?;
+    state.meta.delete_upload(id).await?;
+    Ok(created(name, digest))
+}
+
+/// `POST /v2/<name>/blobs/uploads/`: opens a session, uploads a whole blob
+/// (`?digest=`), or mounts one from another repository (`?mount=&from=`).
+pub async fn start(state: &AppState, name: &str, req: Request) -> ApiResult {
+    let name = repo(name)?;
+    let q = query_pairs(req.uri().query());
+    if let Some(mount) = query_get(&q, "mount") {
+        let digest = blob_digest(mount)?;
+        if let Some(from) = query_get(&q, "from") {
+            let from = repo(from)?;
+            if let Some(size) = state.meta.blob_in_repo(from.as_str(), &digest).await? {
+                if state.blobs.stat(&digest).await?.is_some() {
+                    state.meta.link_blob(name.as_str(), &digest, size).await?;
+                    return Ok(created(&name, &digest));
+                }
+            }
+        }
+        // Cannot mount: the spec asks for an ordinary upload session instead.
+        let id = new_session(state, &name).await?;
+        return Ok(session_response(state, StatusCode::ACCEPTED, &name, &id, 0));
+    }
+    if let Some(d) = query_get(&q, "digest") {
+        let digest = blob_digest(d)?;
+        let id = new_session(state, &name).await?;
+        let result = async {
+            append(state, &id, req).await?;
+            finish(state, &name, &id, &digest).await
+        }
+        .await;
+        if result.is_err() {
+            end_session(state, &id).await;
+        }
+        return result;
+    }
+    let id = new_session(state, &name).await?;
+    Ok(session_response(state, StatusCode::ACCEPTED, &name, &id, 0))
+}
+
+/// `GET` of a session: how many bytes it holds.
+pub async fn status(state: &AppState, name: &str, id: &str) -> ApiResult {
+    let name = repo(name)?;
+    session(state, &name, id).await?;
+    let len = state
+        .blobs
+        .upload_len(id)
+        .await?
+        .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
+    Ok(session_response(
+        state,
+        StatusCode::NO_CONTENT,
+        &name,
+        id,
+        len,
+    ))
+}
+
+/// `PATCH`: appends a chunk (with `Content-Range`) or a stream (without).
+pub async fn patch(state: &AppState, name: &str, id: &str, req: Request) -> ApiResult {
+    let name = repo(name)?;
+    session(state, &name, id).await?;
+    let len = append(state, id, req)
+        .await
+        .map_err(|e| with_location(e, &name, id))?;
+    Ok(session_response(
+        state,
+        StatusCode::ACCEPTED,
+        &name,
+        id,
+        len,
+    ))
+}
+
+/// A 416 tells the client where to resume: add the session's Location.
+fn with_location(e: ApiError, name: &RepoName, id: &str) -> ApiError {
+    if e.status == Some(StatusCode::RANGE_NOT_SATISFIABLE) {
+        e.with_header(header::LOCATION, upload_location(name, id))
+    } else {
+        e
+    }
+}
+
+/// `PUT ?digest=`: the optional last chunk, then verification and commit.
+pub async fn put(state: &AppState, name: &str, id: &str, req: Request) -> ApiResult {
+    let name = repo(name)?;
+    session(state, &name, id).await?;
+    let q = query_pairs(req.uri().query());
+    let digest = match query_get(&q, "digest") {
+        Some(d) => blob_digest(d)?,
+        None => {
+            return Err(ApiError::new(
+                ErrorCode::DigestInvalid,
+                "PUT to an upload session needs the blob's ?digest=",
+            ))
+        }
+    };
+    let has_body = content_length(&req)? != Some(0);
+    if has_body {
+        append(state, id, req)
+            .await
+            .map_err(|e| with_location(e, &name, id))?;
+    }
+    finish(state, &name, id, &digest).await
+}
+
+/// `DELETE`: cancels a session.
+pub async fn cancel(state: &AppState, name: &str, id: &str) -> ApiResult {
+    let name = repo(name)?;
+    session(state, &name, id).await?;
+    end_session(state, id).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_content_range;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("0-21").unwrap(), (0, 21));
+        assert_eq!(parse_content_range("bytes 5-9/100").unwrap(), (5, 9));
+        assert_eq!(parse_content_range("bytes=5-9").unwrap(), (5, 9));
+        for bad in ["", "5", "9-5", "a-b", "-5", "5-"] {
+            assert!(parse_content_range(bad).is_err(), "{bad}");
+        }
+    }
+}
