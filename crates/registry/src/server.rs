@@ -101,8 +101,7 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(cfg.idle_timeout)
-        .max_buf_size(4 << 20);
+        .header_read_timeout(cfg.idle_timeout);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 /// Chunks in flight between the network task and each worker thread; bounds
 /// memory per upload to a few MiB whatever the blob size.
-const PIPE_DEPTH: usize = 16;
+const PIPE_DEPTH: usize = 8;
 /// Read size when streaming a blob out.
 const READ_CHUNK: usize = 1 << 20;
 
