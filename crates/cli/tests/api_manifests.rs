@@ -24,8 +24,10 @@ fn sha512(data: &[u8]) -> String {
 
 /// A request body sent with chunked transfer encoding (no Content-Length).
 fn streamed(parts: Vec<Vec<u8>>) -> reqwest::Body {
-    let items: Vec<Result<bytes::Bytes, std::io::Error>> =
-        parts.into_iter().map(|p| Ok(bytes::Bytes::from(p))).collect();
+    let items: Vec<Result<bytes::Bytes, std::io::Error>> = parts
+        .into_iter()
+        .map(|p| Ok(bytes::Bytes::from(p)))
+        .collect();
     reqwest::Body::wrap_stream(futures::stream::iter(items))
 }
 
@@ -50,7 +52,12 @@ async fn put_ok(s: &Server, repo: &str, reference: &str, ct: &str, body: &[u8]) 
     let status = r.status();
     let loc = hdr(&r, "location");
     let dcd = hdr(&r, "docker-content-digest");
-    assert_eq!(status, 201, "PUT {repo}:{reference}: {}", r.text().await.unwrap());
+    assert_eq!(
+        status,
+        201,
+        "PUT {repo}:{reference}: {}",
+        r.text().await.unwrap()
+    );
     assert_eq!(loc, Some(format!("/v2/{repo}/manifests/{d}")));
     assert_eq!(dcd.as_deref(), Some(d.as_str()));
     d
@@ -73,13 +80,27 @@ async fn head_manifest(s: &Server, repo: &str, reference: &str) -> reqwest::Resp
 }
 
 /// GET and HEAD (by `reference`) serve exactly `body` as `ct` with `digest`.
-async fn assert_served(s: &Server, repo: &str, reference: &str, ct: &str, body: &[u8], digest: &str) {
+async fn assert_served(
+    s: &Server,
+    repo: &str,
+    reference: &str,
+    ct: &str,
+    body: &[u8],
+    digest: &str,
+) {
     let r = get_manifest(s, repo, reference).await;
     assert_eq!(r.status(), 200, "GET {repo}:{reference}");
-    assert_eq!(hdr(&r, "content-type").as_deref(), Some(ct), "GET {repo}:{reference}");
+    assert_eq!(
+        hdr(&r, "content-type").as_deref(),
+        Some(ct),
+        "GET {repo}:{reference}"
+    );
     assert_eq!(hdr(&r, "docker-content-digest").as_deref(), Some(digest));
     assert_eq!(hdr(&r, "content-length"), Some(body.len().to_string()));
-    assert!(r.bytes().await.unwrap().as_ref() == body, "GET {repo}:{reference}: bytes differ");
+    assert!(
+        r.bytes().await.unwrap().as_ref() == body,
+        "GET {repo}:{reference}: bytes differ"
+    );
     let r = head_manifest(s, repo, reference).await;
     assert_eq!(r.status(), 200, "HEAD {repo}:{reference}");
     assert_eq!(hdr(&r, "content-type").as_deref(), Some(ct));
@@ -141,8 +162,11 @@ fn index_of(media_type: &str, entries: &[(&str, &str, usize)], extra: &str) -> V
             format!(r#"{{"mediaType":"{mt}","digest":"{d}","size":{n},"platform":{{"architecture":"amd64","os":"linux"}}}}"#)
         })
         .collect();
-    format!(r#"{{"schemaVersion":2,"mediaType":"{media_type}","manifests":[{}]{extra}}}"#, m.join(","))
-        .into_bytes()
+    format!(
+        r#"{{"schemaVersion":2,"mediaType":"{media_type}","manifests":[{}]{extra}}}"#,
+        m.join(",")
+    )
+    .into_bytes()
 }
 
 both_backends! {
@@ -597,7 +621,11 @@ async fn oversized_manifest(s: &Server, repo: &str) -> Vec<u8> {
     let limit = 4 * 1024 * 1024;
     let base = image_manifest((&cd, cn), &[(&ld, ln)], r#","annotations":{"pad":""}"#).len();
     let pad = "x".repeat(limit + 1 - base);
-    let m = image_manifest((&cd, cn), &[(&ld, ln)], &format!(r#","annotations":{{"pad":"{pad}"}}"#));
+    let m = image_manifest(
+        (&cd, cn),
+        &[(&ld, ln)],
+        &format!(r#","annotations":{{"pad":"{pad}"}}"#),
+    );
     assert_eq!(m.len(), limit + 1);
     m
 }

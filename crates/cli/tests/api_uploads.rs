@@ -29,8 +29,10 @@ fn pattern(len: usize, seed: u32) -> Vec<u8> {
 
 /// A request body sent with chunked transfer encoding (no Content-Length).
 fn streamed(parts: Vec<Vec<u8>>) -> reqwest::Body {
-    let items: Vec<Result<bytes::Bytes, std::io::Error>> =
-        parts.into_iter().map(|p| Ok(bytes::Bytes::from(p))).collect();
+    let items: Vec<Result<bytes::Bytes, std::io::Error>> = parts
+        .into_iter()
+        .map(|p| Ok(bytes::Bytes::from(p)))
+        .collect();
     reqwest::Body::wrap_stream(futures::stream::iter(items))
 }
 
@@ -113,7 +115,11 @@ async fn assert_blob_absent(s: &Server, repo: &str, digest: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 404, "blob {digest} should be absent from {repo}");
+    assert_eq!(
+        r.status(),
+        404,
+        "blob {digest} should be absent from {repo}"
+    );
     assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
 }
 

@@ -26,7 +26,10 @@ pub fn require_peer(what: &str, available: bool) -> Option<()> {
     if available {
         return Some(());
     }
-    assert!(!peers_required(), "{what} is required (PAVILION_TEST_REQUIRE_PEERS=1) but missing");
+    assert!(
+        !peers_required(),
+        "{what} is required (PAVILION_TEST_REQUIRE_PEERS=1) but missing"
+    );
     eprintln!("SKIPPED: {what} not available; run scripts/test to install peers");
     None
 }
@@ -38,17 +41,30 @@ pub fn fresh_postgres_db() -> Option<String> {
     let base = base?;
     let name = format!("pavilion_test_{}", uuid_hex());
     let out = Command::new("psql")
-        .args([&base, "-v", "ON_ERROR_STOP=1", "-qc", &format!("CREATE DATABASE {name}")])
+        .args([
+            &base,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            &format!("CREATE DATABASE {name}"),
+        ])
         .output()
         .expect("run psql");
-    assert!(out.status.success(), "CREATE DATABASE failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "CREATE DATABASE failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
     Some(format!("{prefix}/{name}"))
 }
 
 fn uuid_hex() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{:x}{:x}", t, std::process::id())
 }
 
@@ -118,7 +134,9 @@ impl Server {
                 eprintln!("[server] {line}");
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server did not report its address");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server did not report its address");
         self.addr = addr;
         self.child = Some(child);
     }
@@ -138,8 +156,12 @@ impl Server {
 
     /// Sends SIGTERM and waits for exit; returns the exit status success.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else { return false };
-        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
         for _ in 0..300 {
             if let Ok(Some(st)) = c.try_wait() {
                 return st.success();
@@ -251,12 +273,20 @@ pub async fn push_image(s: &Server, repo: &str, tag: &str, seed: &str) -> String
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 201, "push manifest: {}", r.text().await.unwrap());
+    assert_eq!(
+        r.status(),
+        201,
+        "push manifest: {}",
+        r.text().await.unwrap()
+    );
     sha256(&m)
 }
 
 /// The `errors[0].code` of an error response body.
 pub async fn error_code(r: reqwest::Response) -> String {
     let v: serde_json::Value = r.json().await.expect("error body is JSON");
-    v["errors"][0]["code"].as_str().expect("errors[0].code").to_string()
+    v["errors"][0]["code"]
+        .as_str()
+        .expect("errors[0].code")
+        .to_string()
 }

@@ -1,0 +1,182 @@
+//! Crash and shutdown safety: after `kill -9` mid-upload or mid-manifest-PUT
+//! a restarted server serves exactly what was committed, and interrupted
+//! uploads resume from their reported offset; SIGTERM shuts down cleanly.
+
+mod common;
+use common::*;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Opens an upload session; returns its path (`/v2/.../uploads/<id>`).
+async fn open_session(s: &Server, repo: &str) -> String {
+    let r = client()
+        .post(s.url(&format!("/v2/{repo}/blobs/uploads/")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Sends the headers of a request and the first part of its body, then
+/// leaves the connection hanging (the caller decides its fate).
+async fn half_request(
+    s: &Server,
+    method: &str,
+    path: &str,
+    headers: &str,
+    total: usize,
+    part: &[u8],
+) -> TcpStream {
+    let mut c = TcpStream::connect(&s.addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {total}\r\n{headers}\r\n",
+        s.addr
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    c.write_all(part).await.unwrap();
+    c.flush().await.unwrap();
+    c
+}
+
+async fn upload_offset(s: &Server, location: &str) -> u64 {
+    let r = client().get(s.url(location)).send().await.unwrap();
+    assert_eq!(r.status(), 204, "upload session must survive");
+    let range = r.headers()["range"].to_str().unwrap().to_string();
+    let end: u64 = range.trim_start_matches("0-").parse().unwrap();
+    // "0-0" is ambiguous between 0 and 1 byte; sessions here always hold more.
+    end + 1
+}
+
+async fn patch(s: &Server, location: &str, start: u64, data: &[u8]) -> reqwest::Response {
+    client()
+        .patch(s.url(location))
+        .header("Content-Type", "application/octet-stream")
+        .header(
+            "Content-Range",
+            format!("{}-{}", start, start + data.len() as u64 - 1),
+        )
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Waits until the server has written at least `want` bytes of a session.
+async fn wait_offset(s: &Server, location: &str, want: u64) -> u64 {
+    for _ in 0..200 {
+        let at = upload_offset(s, location).await;
+        if at >= want {
+            return at;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("server never received {want} bytes");
+}
+
+fn data(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+both_backends! {
+    kill9_mid_upload_resumes_from_reported_offset => |mut s: Server| async move {
+        let blob = data(3 << 20, 1);
+        let loc = open_session(&s, "crash/upload").await;
+        assert_eq!(patch(&s, &loc, 0, &blob[..1 << 20]).await.status(), 202);
+        // Second chunk: declared whole, only part sent, then the server dies.
+        let chunk = &blob[1 << 20..];
+        let hdrs = format!("Content-Range: {}-{}\r\nContent-Type: application/octet-stream\r\n", 1 << 20, blob.len() - 1);
+        let _conn = half_request(&s, "PATCH", &loc, &hdrs, chunk.len(), &chunk[..700_000]).await;
+        wait_offset(&s, &loc, (1 << 20) + 700_000).await;
+        s.restart();
+        let at = upload_offset(&s, &loc).await;
+        assert_eq!(at, (1 << 20) + 700_000, "every byte received before the kill is kept");
+        assert_eq!(patch(&s, &loc, at, &blob[at as usize..]).await.status(), 202);
+        let d = sha256(&blob);
+        let r = client().put(s.url(&format!("{loc}?digest={d}"))).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        let got = client().get(s.url(&format!("/v2/crash/upload/blobs/{d}"))).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(&got[..], &blob[..]);
+    };
+
+    kill9_mid_manifest_put_keeps_committed_state => |mut s: Server| async move {
+        let committed = push_image(&s, "crash/manifest", "stable", "one").await;
+        let before = client().get(s.url("/v2/crash/manifest/manifests/stable")).send().await.unwrap().bytes().await.unwrap();
+        // A new manifest for the same tag, cut off half-way, then kill -9.
+        let config = push_blob(&s, "crash/manifest", b"{\"new\":true}").await;
+        let body = image_manifest((&config, 12), &[], "");
+        let _conn = half_request(&s, "PUT", "/v2/crash/manifest/manifests/stable",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n", body.len(), &body[..body.len() / 2]).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        s.restart();
+        let r = client().get(s.url("/v2/crash/manifest/manifests/stable")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["docker-content-digest"], committed.as_str());
+        assert_eq!(r.bytes().await.unwrap(), before);
+        let r = client().get(s.url(&format!("/v2/crash/manifest/manifests/{}", sha256(&body)))).send().await.unwrap();
+        assert_eq!(r.status(), 404, "the cut-off manifest was never committed");
+        let r = client().get(s.url("/v2/crash/manifest/tags/list")).send().await.unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["tags"], serde_json::json!(["stable"]));
+    };
+
+    kill9_under_manifest_load_serves_every_acknowledged_push => |mut s: Server| async move {
+        // Bounded load: 4 writers, at most 40 pushes each; the kill lands mid-stream.
+        let config = push_blob(&s, "crash/load", b"{}").await;
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let url = s.url("");
+            let config = config.clone();
+            let acked = acked.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..40 {
+                    let extra = format!(r#","annotations":{{"n":"{w}-{i}"}}"#);
+                    let body = image_manifest((&config, 2), &[], &extra);
+                    let tag = format!("w{w}-{i}");
+                    let r = client().put(format!("{url}/v2/crash/load/manifests/{tag}"))
+                        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                        .body(body.clone()).send().await;
+                    match r {
+                        Ok(r) if r.status() == 201 => acked.lock().unwrap().push((tag, sha256(&body))),
+                        _ => return,
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        s.kill9();
+        for t in tasks {
+            let _ = t.await;
+        }
+        s.restart();
+        let acked = acked.lock().unwrap().clone();
+        assert!(!acked.is_empty(), "some pushes must have been acknowledged before the kill");
+        for (tag, digest) in &acked {
+            let r = client().get(s.url(&format!("/v2/crash/load/manifests/{tag}"))).send().await.unwrap();
+            assert_eq!(r.status(), 200, "acknowledged tag {tag} lost");
+            assert_eq!(r.headers()["docker-content-digest"], digest.as_str());
+        }
+    };
+
+    sigterm_shuts_down_and_leaves_uploads_resumable => |mut s: Server| async move {
+        let blob = data(2 << 20, 9);
+        let loc = open_session(&s, "crash/term").await;
+        let hdrs = "Content-Type: application/octet-stream\r\n";
+        let _conn = half_request(&s, "PATCH", &loc, hdrs, blob.len(), &blob[..500_000]).await;
+        wait_offset(&s, &loc, 500_000).await;
+        // The hanging PATCH keeps the connection busy: the server must still
+        // exit once its grace period (10 s by default) is over.
+        assert!(s.terminate(), "server must exit 0 on SIGTERM");
+        s.restart();
+        let at = upload_offset(&s, &loc).await;
+        assert_eq!(at, 500_000);
+        assert_eq!(patch(&s, &loc, at, &blob[at as usize..]).await.status(), 202);
+        let d = sha256(&blob);
+        let r = client().put(s.url(&format!("{loc}?digest={d}"))).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    };
+}
