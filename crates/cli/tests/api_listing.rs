@@ -23,8 +23,17 @@ async fn get_json(s: &Server, path: &str) -> (u16, Option<String>, serde_json::V
     let link = hdr(&r, "link");
     if status == 200 {
         assert_eq!(
-            hdr(&r, "content-type").as_deref().map(|c| c.split(';').next().unwrap().trim().to_string()),
-            Some(if path.contains("/referrers/") { OCI_INDEX.to_string() } else { "application/json".to_string() }),
+            hdr(&r, "content-type").as_deref().map(|c| c
+                .split(';')
+                .next()
+                .unwrap()
+                .trim()
+                .to_string()),
+            Some(if path.contains("/referrers/") {
+                OCI_INDEX.to_string()
+            } else {
+                "application/json".to_string()
+            }),
             "Content-Type of {path}"
         );
     }
@@ -57,7 +66,10 @@ async fn catalog_page(s: &Server, query: &str) -> (Vec<String>, Option<String>) 
 
 /// The URL inside `<...>; rel="next"`.
 fn link_target(link: &str) -> String {
-    assert!(link.starts_with('<') && link.ends_with(">; rel=\"next\""), "Link {link}");
+    assert!(
+        link.starts_with('<') && link.ends_with(">; rel=\"next\""),
+        "Link {link}"
+    );
     link[1..link.len() - ">; rel=\"next\"".len()].to_string()
 }
 
@@ -115,21 +127,33 @@ async fn artifact(
 }
 
 /// GET referrers; asserts 200, the index shape, returns (manifests, Link, filters header).
-async fn referrers(s: &Server, path: &str) -> (Vec<serde_json::Value>, Option<String>, Option<String>) {
+async fn referrers(
+    s: &Server,
+    path: &str,
+) -> (Vec<serde_json::Value>, Option<String>, Option<String>) {
     let r = client().get(s.url(path)).send().await.unwrap();
     assert_eq!(r.status(), 200, "GET {path}");
-    assert_eq!(hdr(&r, "content-type").as_deref(), Some(OCI_INDEX), "GET {path}");
+    assert_eq!(
+        hdr(&r, "content-type").as_deref(),
+        Some(OCI_INDEX),
+        "GET {path}"
+    );
     let link = hdr(&r, "link");
     let filters = hdr(&r, "oci-filters-applied");
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["schemaVersion"], 2);
     assert_eq!(v["mediaType"], OCI_INDEX);
-    let m = v["manifests"].as_array().expect("manifests is an array").clone();
+    let m = v["manifests"]
+        .as_array()
+        .expect("manifests is an array")
+        .clone();
     (m, link, filters)
 }
 
 fn digests(list: &[serde_json::Value]) -> BTreeSet<String> {
-    list.iter().map(|d| d["digest"].as_str().unwrap().to_string()).collect()
+    list.iter()
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .collect()
 }
 
 both_backends! {
@@ -300,16 +324,29 @@ both_backends! {
         )
         .into_bytes();
         let dc = put_by_digest(&s, repo, OCI_INDEX, &idx).await;
+        // An index with a subject and no artifactType.
+        let plain = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"{ds}","size":{ns}}}}}"#
+        )
+        .into_bytes();
+        let dp = put_by_digest(&s, repo, OCI_INDEX, &plain).await;
         // A manifest without a subject is not a referrer.
         push_image(&s, repo, "unrelated", "other").await;
 
         let (list, link, filters) = referrers(&s, &format!("/v2/{repo}/referrers/{ds}")).await;
         assert!(link.is_none());
         assert!(filters.is_none(), "no filter was asked for: {filters:?}");
-        assert_eq!(list.len(), 3, "{list:?}");
-        assert_eq!(digests(&list), BTreeSet::from([da.clone(), db.clone(), dc.clone()]));
+        assert_eq!(list.len(), 4, "{list:?}");
+        assert_eq!(digests(&list), BTreeSet::from([da.clone(), db.clone(), dc.clone(), dp.clone()]));
         for d in &list {
             let dg = d["digest"].as_str().unwrap();
+            if dg == dp {
+                assert_eq!(d["mediaType"], OCI_INDEX, "{d}");
+                assert_eq!(d["size"], plain.len(), "{d}");
+                assert!(d.get("artifactType").is_none_or(|v| v.is_null()), "no artifactType: {d}");
+                assert!(d.get("annotations").is_none_or(|v| v.is_null()), "no annotations: {d}");
+                continue;
+            }
             let (mt, size, at, ann) = if dg == da {
                 (OCI_MANIFEST, na, "application/vnd.example.sbom", serde_json::json!({"org.example.note": "sbom"}))
             } else if dg == db {
@@ -436,6 +473,11 @@ both_backends! {
         assert_eq!(pages, 3);
         assert_eq!(seen.len(), 5, "no duplicates: {seen:?}");
         assert_eq!(seen.iter().cloned().collect::<BTreeSet<_>>(), all);
+
+        // n=0: an empty index and no Link.
+        let (list, link, _) = referrers(&s, &format!("/v2/{repo}/referrers/{ds}?n=0")).await;
+        assert!(list.is_empty());
+        assert!(link.is_none(), "{link:?}");
 
         // Pagination combined with a filter keeps the filter in the Link.
         let (list, link, filters) =

@@ -284,7 +284,7 @@ both_backends! {
         let unlinked = push_blob(&s, "man/missing", b"deleted before the push").await;
         let r = client().delete(s.url(&format!("/v2/man/missing/blobs/{unlinked}"))).send().await.unwrap();
         assert_eq!(r.status(), 202);
-        let bad = vec![
+        let bad = [
             // missing layer
             image_manifest((&cd, cn), &[(&ld, ln), (&absent, 12)], ""),
             // missing config
@@ -316,7 +316,7 @@ both_backends! {
         let absent = sha256(b"no such manifest");
         // A blob is not a manifest.
         let blob = push_blob(&s, "man/idxmissing", b"a plain blob").await;
-        let cases = vec![
+        let cases = [
             index_of(OCI_INDEX, &[(OCI_MANIFEST, &dm, m.len()), (OCI_MANIFEST, &absent, 100)], ""),
             index_of(OCI_INDEX, &[(OCI_MANIFEST, &df, foreign.len())], ""),
             index_of(OCI_INDEX, &[(OCI_MANIFEST, &blob, 12)], ""),

@@ -832,6 +832,23 @@ both_backends! {
         assert_eq!(blob_bytes(&s, "up/concurrent", &ds).await, small);
     };
 
+    concurrent_identical_chunks_append_once_and_the_other_gets_416 => |s: Server| async move {
+        let data = pattern(400_000, 22);
+        let d = sha256(&data);
+        let loc = start_upload(&s, "up/race").await;
+        let (a, b) = tokio::join!(
+            patch_chunk(&s, &loc, 0, &data[..200_000]),
+            patch_chunk(&s, &loc, 0, &data[..200_000])
+        );
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [202, 416]);
+        assert_session_range(&s, &loc, "0-199999").await;
+        let r = put_close(&s, &loc, &d, &data[200_000..]).await;
+        assert_eq!(r.status(), 201);
+        assert_eq!(blob_bytes(&s, "up/race", &d).await, data);
+    };
+
     upload_sessions_are_independent => |s: Server| async move {
         let a = pattern(100, 20);
         let b = pattern(100, 21);

@@ -6,14 +6,26 @@ use http::HeaderMap;
 use pavilion_store::ByteStream;
 use std::io;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The request body as a byte stream that fails if the client sends nothing
 /// for `idle`. There is deliberately no limit on the total time: a 500 GiB
 /// upload may take hours, but a stalled one must not hold a session forever.
-pub fn stream(req: Request, idle: Duration) -> ByteStream {
+///
+/// When `shutdown` fires the stream ends with an error, so the upload keeps
+/// (and writes out) every byte received and the client can resume later.
+pub fn stream(req: Request, idle: Duration, shutdown: CancellationToken) -> ByteStream {
     let body = req.into_body().into_data_stream();
-    futures::stream::unfold(body, move |mut body| async move {
-        match tokio::time::timeout(idle, body.next()).await {
+    futures::stream::unfold(body, move |mut body| {
+        let shutdown = shutdown.clone();
+        async move {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => {
+                return Some((Err(io::Error::new(io::ErrorKind::Interrupted, "server shutting down")), body));
+            }
+            next = tokio::time::timeout(idle, body.next()) => next,
+        };
+        match next {
             Ok(Some(Ok(b))) => Some((Ok(b), body)),
             Ok(Some(Err(e))) => Some((Err(io::Error::other(e)), body)),
             Ok(None) => None,
@@ -24,6 +36,7 @@ pub fn stream(req: Request, idle: Duration) -> ByteStream {
                 )),
                 body,
             )),
+        }
         }
     })
     // The stream ends after the first error.

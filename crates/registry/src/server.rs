@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// Time given to cut-off uploads to write out their bytes after the grace period.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+
 /// Everything `serve` needs, already merged from defaults, file, env, flags.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -131,11 +134,21 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(cfg.shutdown_grace, graceful.shutdown())
+    let all_done = graceful.shutdown();
+    tokio::pin!(all_done);
+    if tokio::time::timeout(cfg.shutdown_grace, &mut all_done)
         .await
         .is_err()
     {
-        tracing::warn!("grace period over; interrupted uploads stay resumable");
+        // Cut the remaining request bodies short: uploads write out what they
+        // received and stay resumable from their reported offset.
+        state.shutdown.cancel();
+        if tokio::time::timeout(SHUTDOWN_FLUSH, &mut all_done)
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still running after the grace period; exiting anyway");
+        }
     }
     state.meta.close().await;
     Ok(())

@@ -6,6 +6,7 @@ use pavilion_store::{BlobStore, MetaStore};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Limits and tunables the handlers need.
 #[derive(Debug, Clone)]
@@ -28,6 +29,9 @@ pub struct AppState {
     pub meta: MetaStore,
     /// Limits.
     pub limits: Limits,
+    /// Fired when the server starts shutting down: request bodies end early
+    /// so uploads write out what they received.
+    pub shutdown: CancellationToken,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
     /// cached entry is always right; the database still decides visibility.
     manifest_cache: RwLock<ManifestCache>,
@@ -49,6 +53,7 @@ impl AppState {
             blobs,
             meta,
             limits,
+            shutdown: CancellationToken::new(),
             manifest_cache: RwLock::new(ManifestCache::default()),
         }
     }

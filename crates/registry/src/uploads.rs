@@ -167,7 +167,7 @@ async fn append(state: &AppState, id: &str, req: Request) -> ApiResult<u64> {
             (len, cl)
         }
     };
-    let stream = body::stream(req, state.limits.body_idle_timeout);
+    let stream = body::stream(req, state.limits.body_idle_timeout, state.shutdown.clone());
     Ok(state
         .blobs
         .upload_append(id, offset, declared, stream)

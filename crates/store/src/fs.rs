@@ -11,6 +11,7 @@
 
 use crate::blob::{BlobStore, ByteRange, ByteStream};
 use crate::error::StoreError;
+use crate::writer::UploadWriter;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -25,8 +26,15 @@ use tokio::sync::mpsc;
 /// Chunks in flight between the network task and each worker thread; bounds
 /// memory per upload to a few MiB whatever the blob size.
 const PIPE_DEPTH: usize = 8;
+/// Body pieces are handed to the writer and hasher threads in batches of
+/// about this many bytes: far fewer thread wake-ups than one per network read,
+/// and no copying (a batch holds the pieces hyper received).
+const BATCH_BYTES: usize = 1 << 20;
 /// Read size when streaming a blob out.
 const READ_CHUNK: usize = 1 << 20;
+
+/// Pieces of a request body shared by the writer and the hasher.
+type Batch = Arc<Vec<Bytes>>;
 
 /// What is known about a live upload session between requests.
 struct Session {
@@ -305,27 +313,28 @@ impl BlobStore for FsBlobStore {
             });
         }
         let path = self.upload_path(id);
-        let file = tokio::task::spawn_blocking(move || OpenOptions::new().append(true).open(path))
+        let mut file = tokio::task::spawn_blocking(move || UploadWriter::open(&path, offset))
             .await
             .map_err(blocking_err)??;
 
-        let (wtx, mut wrx) = mpsc::channel::<Bytes>(PIPE_DEPTH);
+        let (wtx, mut wrx) = mpsc::channel::<Batch>(PIPE_DEPTH);
         let writer = tokio::task::spawn_blocking(move || {
-            let mut file = file;
-            let mut written = 0u64;
-            while let Some(chunk) = wrx.blocking_recv() {
-                file.write_all(&chunk)?;
-                written += chunk.len() as u64;
+            while let Some(batch) = wrx.blocking_recv() {
+                for chunk in batch.iter() {
+                    file.write(chunk)?;
+                }
             }
-            Ok::<u64, io::Error>(written)
+            Ok::<u64, io::Error>(file.finish()? - offset)
         });
         let before = s.hasher.clone();
         let (htx, hasher) = match s.hasher.clone() {
             Some(mut h) => {
-                let (htx, mut hrx) = mpsc::channel::<Bytes>(PIPE_DEPTH);
+                let (htx, mut hrx) = mpsc::channel::<Batch>(PIPE_DEPTH);
                 let task = tokio::task::spawn_blocking(move || {
-                    while let Some(chunk) = hrx.blocking_recv() {
-                        h.update(&chunk);
+                    while let Some(batch) = hrx.blocking_recv() {
+                        for chunk in batch.iter() {
+                            h.update(chunk);
+                        }
                     }
                     h
                 });
@@ -339,35 +348,42 @@ impl BlobStore for FsBlobStore {
             too_long: false,
             body_error: None,
         };
-        while let Some(item) = body.next().await {
-            let chunk = match item {
-                Ok(c) => c,
-                Err(e) => {
-                    p.body_error = Some(e.to_string());
-                    break;
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_bytes = 0usize;
+        let mut writer_gone = false;
+        loop {
+            let item = body.next().await;
+            let mut last = true;
+            match item {
+                None => {}
+                Some(Err(e)) => p.body_error = Some(e.to_string()),
+                Some(Ok(mut chunk)) => {
+                    if let Some(d) = declared {
+                        if p.received + chunk.len() as u64 > d {
+                            // Keep only the declared bytes so the rollback below is exact.
+                            p.too_long = true;
+                            chunk.truncate((d - p.received) as usize);
+                        }
+                    }
+                    p.received += chunk.len() as u64;
+                    pending_bytes += chunk.len();
+                    if !chunk.is_empty() {
+                        pending.push(chunk);
+                    }
+                    last = p.too_long;
                 }
-            };
-            if chunk.is_empty() {
-                continue;
             }
-            let mut chunk = chunk;
-            if let Some(d) = declared {
-                if p.received + chunk.len() as u64 > d {
-                    // Keep only the declared bytes so the rollback below is exact.
-                    p.too_long = true;
-                    chunk.truncate((d - p.received) as usize);
+            if (last || pending_bytes >= BATCH_BYTES) && !pending.is_empty() {
+                let batch: Batch = Arc::new(std::mem::take(&mut pending));
+                pending_bytes = 0;
+                if let Some(htx) = &htx {
+                    let _ = htx.send(batch.clone()).await;
+                }
+                if wtx.send(batch).await.is_err() {
+                    writer_gone = true; // its error is reported below
                 }
             }
-            p.received += chunk.len() as u64;
-            if let Some(htx) = &htx {
-                if htx.send(chunk.clone()).await.is_err() {
-                    break;
-                }
-            }
-            if wtx.send(chunk).await.is_err() {
-                break; // writer failed; its error is reported below
-            }
-            if p.too_long {
+            if last || writer_gone {
                 break;
             }
         }

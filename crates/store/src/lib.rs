@@ -12,6 +12,7 @@ pub mod conformance;
 pub mod error;
 pub mod fs;
 pub mod meta;
+pub mod writer;
 
 pub use blob::{BlobStore, ByteRange, ByteStream};
 pub use error::StoreError;
