@@ -27,7 +27,7 @@ pub struct ServeArgs {
     /// Largest manifest accepted, in bytes [default: 4194304].
     #[arg(long, env = "PAVILION_MAX_MANIFEST_BYTES", value_name = "BYTES")]
     pub max_manifest_bytes: Option<usize>,
-    /// OCI-Chunk-Min-Length advertised to clients, in bytes; 0 advertises none [default: 0].
+    /// OCI-Chunk-Min-Length advertised to clients, in bytes; a multiple of 4096 keeps chunked uploads on the direct-I/O path; 0 advertises none [default: 1048576].
     #[arg(long, env = "PAVILION_CHUNK_MIN_LENGTH", value_name = "BYTES")]
     pub chunk_min_length: Option<u64>,
     /// Seconds a connection may stay silent mid-request (body or headers); there is no total request timeout [default: 300].

@@ -8,9 +8,11 @@ use crate::{blobs, listing, manifests, uploads};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use http::{header, HeaderValue, Method, StatusCode};
 use pavilion_oci::{ErrorCode, RepoName};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// An endpoint of the distribution API, with its path parameters.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,8 +87,51 @@ fn not_allowed(method: &Method) -> ApiError {
     .with_status(StatusCode::METHOD_NOT_ALLOWED)
 }
 
+/// Most a request body is read and discarded after its handler answered
+/// without consuming it, so that the connection stays usable.
+const DRAIN_LIMIT: u64 = 64 << 20;
+/// Longest wait for the rest of such a body.
+const DRAIN_IDLE: Duration = Duration::from_secs(2);
+
 /// The single entry point for every request.
+///
+/// The body is shared between the handler and this function: a handler that
+/// answers early (416 for an out-of-order chunk, 404 for an unknown session)
+/// leaves body bytes unread, and closing a connection with unread bytes makes
+/// TCP reset it, which can destroy the answer itself. So the remainder is
+/// drained here, up to a limit; past it the connection is closed explicitly.
 pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let shared = Arc::new(tokio::sync::Mutex::new(body.into_data_stream()));
+    let reader = shared.clone();
+    let stream = futures::stream::unfold(reader, |reader| async move {
+        let item = reader.lock().await.next().await;
+        item.map(|i| (i, reader))
+    });
+    let req = Request::from_parts(parts, Body::from_stream(stream));
+    let mut resp = route(&state, req).await;
+    let mut body = shared.lock().await;
+    let mut drained = 0u64;
+    let clean = loop {
+        match tokio::time::timeout(DRAIN_IDLE, body.next()).await {
+            Ok(None) => break true,
+            Ok(Some(Ok(chunk))) => {
+                drained += chunk.len() as u64;
+                if drained > DRAIN_LIMIT {
+                    break false;
+                }
+            }
+            Ok(Some(Err(_))) | Err(_) => break false,
+        }
+    };
+    if !clean {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+async fn route(state: &AppState, req: Request) -> Response {
     let route = match Route::parse(req.uri().path()) {
         Some(r) => r,
         None => {
@@ -100,21 +145,21 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Respo
     let method = req.method().clone();
     let result = match (&route, &method) {
         (Route::Base, &Method::GET | &Method::HEAD) => Ok(base()),
-        (Route::Catalog, &Method::GET) => listing::catalog(&state, req).await,
-        (Route::Tags(n), &Method::GET) => listing::tags(&state, n, req).await,
-        (Route::Referrers(n, d), &Method::GET) => listing::referrers(&state, n, d, req).await,
-        (Route::Manifest(n, r), &Method::GET) => manifests::get(&state, n, r, false).await,
-        (Route::Manifest(n, r), &Method::HEAD) => manifests::get(&state, n, r, true).await,
-        (Route::Manifest(n, r), &Method::PUT) => manifests::put(&state, n, r, req).await,
-        (Route::Manifest(n, r), &Method::DELETE) => manifests::delete(&state, n, r).await,
-        (Route::Blob(n, d), &Method::GET) => blobs::get(&state, n, d, req, false).await,
-        (Route::Blob(n, d), &Method::HEAD) => blobs::get(&state, n, d, req, true).await,
-        (Route::Blob(n, d), &Method::DELETE) => blobs::delete(&state, n, d).await,
-        (Route::UploadStart(n), &Method::POST) => uploads::start(&state, n, req).await,
-        (Route::Upload(n, id), &Method::GET) => uploads::status(&state, n, id).await,
-        (Route::Upload(n, id), &Method::PATCH) => uploads::patch(&state, n, id, req).await,
-        (Route::Upload(n, id), &Method::PUT) => uploads::put(&state, n, id, req).await,
-        (Route::Upload(n, id), &Method::DELETE) => uploads::cancel(&state, n, id).await,
+        (Route::Catalog, &Method::GET) => listing::catalog(state, req).await,
+        (Route::Tags(n), &Method::GET) => listing::tags(state, n, req).await,
+        (Route::Referrers(n, d), &Method::GET) => listing::referrers(state, n, d, req).await,
+        (Route::Manifest(n, r), &Method::GET) => manifests::get(state, n, r, false).await,
+        (Route::Manifest(n, r), &Method::HEAD) => manifests::get(state, n, r, true).await,
+        (Route::Manifest(n, r), &Method::PUT) => manifests::put(state, n, r, req).await,
+        (Route::Manifest(n, r), &Method::DELETE) => manifests::delete(state, n, r).await,
+        (Route::Blob(n, d), &Method::GET) => blobs::get(state, n, d, req, false).await,
+        (Route::Blob(n, d), &Method::HEAD) => blobs::get(state, n, d, req, true).await,
+        (Route::Blob(n, d), &Method::DELETE) => blobs::delete(state, n, d).await,
+        (Route::UploadStart(n), &Method::POST) => uploads::start(state, n, req).await,
+        (Route::Upload(n, id), &Method::GET) => uploads::status(state, n, id).await,
+        (Route::Upload(n, id), &Method::PATCH) => uploads::patch(state, n, id, req).await,
+        (Route::Upload(n, id), &Method::PUT) => uploads::put(state, n, id, req).await,
+        (Route::Upload(n, id), &Method::DELETE) => uploads::cancel(state, n, id).await,
         _ => Err(not_allowed(&method)),
     };
     result.unwrap_or_else(IntoResponse::into_response)

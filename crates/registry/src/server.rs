@@ -47,7 +47,8 @@ impl ServerConfig {
             data_dir,
             database_url: None,
             max_manifest_bytes: 4 << 20,
-            chunk_min_length: 0,
+            // A multiple of 4096: chunk boundaries then stay aligned for direct I/O.
+            chunk_min_length: 1 << 20,
             idle_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
             max_page: 10_000,

@@ -56,7 +56,7 @@ impl UploadWriter {
     /// Opens `path` for writing at `offset` (its current length).
     pub fn open(path: &Path, offset: u64) -> io::Result<Self> {
         let buffered = OpenOptions::new().write(true).open(path)?;
-        let direct = if offset % ALIGN as u64 == 0 {
+        let direct = if offset.is_multiple_of(ALIGN as u64) {
             OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_DIRECT)
