@@ -79,12 +79,27 @@ pub fn repo(name: &str) -> ApiResult<RepoName> {
     Ok(RepoName::new(name)?)
 }
 
-fn not_allowed(method: &Method) -> ApiError {
+impl Route {
+    /// Methods this endpoint answers, for the `Allow` header of a 405.
+    pub fn allowed(&self) -> &'static str {
+        match self {
+            Route::Base => "GET, HEAD",
+            Route::Catalog | Route::Tags(_) | Route::Referrers(..) => "GET",
+            Route::Manifest(..) => "GET, HEAD, PUT, DELETE",
+            Route::Blob(..) => "GET, HEAD, DELETE",
+            Route::UploadStart(_) => "POST",
+            Route::Upload(..) => "GET, PATCH, PUT, DELETE",
+        }
+    }
+}
+
+fn not_allowed(method: &Method, route: &Route) -> ApiError {
     ApiError::new(
         ErrorCode::Unsupported,
         format!("method {method} is not allowed on this endpoint"),
     )
     .with_status(StatusCode::METHOD_NOT_ALLOWED)
+    .with_header(header::ALLOW, route.allowed().to_string())
 }
 
 /// Most a request body is read and discarded after its handler answered
@@ -160,7 +175,7 @@ async fn route(state: &AppState, req: Request) -> Response {
         (Route::Upload(n, id), &Method::PATCH) => uploads::patch(state, n, id, req).await,
         (Route::Upload(n, id), &Method::PUT) => uploads::put(state, n, id, req).await,
         (Route::Upload(n, id), &Method::DELETE) => uploads::cancel(state, n, id).await,
-        _ => Err(not_allowed(&method)),
+        _ => Err(not_allowed(&method, &route)),
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }

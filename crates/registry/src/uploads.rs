@@ -196,17 +196,13 @@ pub async fn start(state: &AppState, name: &str, req: Request) -> ApiResult {
     let name = repo(name)?;
     let q = query_pairs(req.uri().query());
     if let Some(mount) = query_get(&q, "mount") {
-        let digest = blob_digest(mount)?;
-        if let Some(from) = query_get(&q, "from") {
-            let from = repo(from)?;
-            if let Some(size) = state.meta.blob_in_repo(from.as_str(), &digest).await? {
-                if state.blobs.stat(&digest).await?.is_some() {
-                    state.meta.link_blob(name.as_str(), &digest, size).await?;
-                    return Ok(created(&name, &digest));
-                }
-            }
+        if let Some(digest) = mountable(state, mount, query_get(&q, "from")).await? {
+            let size = state.meta.blob_size(&digest).await?.unwrap_or(0);
+            state.meta.link_blob(name.as_str(), &digest, size).await?;
+            return Ok(created(&name, &digest));
         }
-        // Cannot mount: the spec asks for an ordinary upload session instead.
+        // Cannot mount (unknown blob, no or invalid source): the spec asks
+        // for an ordinary upload session instead.
         let id = new_session(state, &name).await?;
         return Ok(session_response(state, StatusCode::ACCEPTED, &name, &id, 0));
     }
@@ -225,6 +221,25 @@ pub async fn start(state: &AppState, name: &str, req: Request) -> ApiResult {
     }
     let id = new_session(state, &name).await?;
     Ok(session_response(state, StatusCode::ACCEPTED, &name, &id, 0))
+}
+
+/// The digest to mount, if `mount` names a blob that repository `from` holds
+/// and whose bytes are present. Without `from` nothing is mounted: linking a
+/// blob the client never proved it could read would leak other repositories.
+async fn mountable(state: &AppState, mount: &str, from: Option<&str>) -> ApiResult<Option<Digest>> {
+    let (Ok(digest), Some(Ok(from))) = (mount.parse::<Digest>(), from.map(RepoName::new)) else {
+        return Ok(None);
+    };
+    if state
+        .meta
+        .blob_in_repo(from.as_str(), &digest)
+        .await?
+        .is_none()
+        || state.blobs.stat(&digest).await?.is_none()
+    {
+        return Ok(None);
+    }
+    Ok(Some(digest))
 }
 
 /// `GET` of a session: how many bytes it holds.
