@@ -189,6 +189,21 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
+        // Leave the shared test cluster as we found it.
+        if let (Some(url), Ok(base)) = (
+            &self.database_url,
+            std::env::var("PAVILION_TEST_POSTGRES_URL"),
+        ) {
+            if let Some((_, name)) = url.rsplit_once('/') {
+                let _ = Command::new("psql")
+                    .args([
+                        &base,
+                        "-qc",
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ])
+                    .output();
+            }
+        }
     }
 }
 
