@@ -34,8 +34,6 @@ pub enum ErrorCode {
     TooManyRequests,
     /// invalid tag (Docker-compatible code)
     TagInvalid,
-    /// requested range not satisfiable
-    RangeInvalid,
     /// pagination parameters invalid (Docker-compatible code)
     PaginationNumberInvalid,
     /// a server-side failure that is not the client's fault
@@ -61,7 +59,6 @@ impl ErrorCode {
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
             ErrorCode::TagInvalid => "TAG_INVALID",
-            ErrorCode::RangeInvalid => "RANGE_INVALID",
             ErrorCode::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             ErrorCode::Internal => "UNKNOWN",
         }
@@ -86,7 +83,6 @@ impl ErrorCode {
             ErrorCode::Denied => 403,
             ErrorCode::Unsupported => 415,
             ErrorCode::TooManyRequests => 429,
-            ErrorCode::RangeInvalid => 416,
             ErrorCode::Internal => 500,
         }
     }
@@ -111,7 +107,6 @@ impl ErrorCode {
             ErrorCode::Unsupported => "the operation is unsupported",
             ErrorCode::TooManyRequests => "too many requests",
             ErrorCode::TagInvalid => "invalid tag",
-            ErrorCode::RangeInvalid => "requested range not satisfiable",
             ErrorCode::PaginationNumberInvalid => "invalid pagination parameter",
             ErrorCode::Internal => "internal server error",
         }

@@ -240,61 +240,6 @@ impl MetaStore {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Whether any repository still links the blob (so its bytes must stay).
-    pub async fn blob_linked_anywhere(&self, digest: &Digest) -> Result<bool, StoreError> {
-        let d = digest.to_string();
-        let row = sqlx::query(
-            "SELECT 1 AS one FROM repo_blobs WHERE digest = $1 UNION ALL SELECT 1 AS one FROM manifests WHERE digest = $1 LIMIT 1",
-        )
-        .bind(&d)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
-    }
-
-    /// Of `digests`, those that `repo` does not hold as blobs.
-    pub async fn missing_blobs(
-        &self,
-        repo: &str,
-        digests: &[&Digest],
-    ) -> Result<Vec<Digest>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut missing = Vec::new();
-        for d in digests {
-            let row =
-                sqlx::query("SELECT 1 AS one FROM repo_blobs WHERE repo = $1 AND digest = $2")
-                    .bind(repo)
-                    .bind(d.to_string())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            if row.is_none() {
-                missing.push((*d).clone());
-            }
-        }
-        Ok(missing)
-    }
-
-    /// Of `digests`, those that `repo` does not hold as manifests.
-    pub async fn missing_manifests(
-        &self,
-        repo: &str,
-        digests: &[&Digest],
-    ) -> Result<Vec<Digest>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let mut missing = Vec::new();
-        for d in digests {
-            let row = sqlx::query("SELECT 1 AS one FROM manifests WHERE repo = $1 AND digest = $2")
-                .bind(repo)
-                .bind(d.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-            if row.is_none() {
-                missing.push((*d).clone());
-            }
-        }
-        Ok(missing)
-    }
-
     /// Records a manifest (and its tag) in one transaction.
     pub async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
         let now = now_millis();
