@@ -10,15 +10,15 @@
 //! between chunks; after a restart it is rebuilt from the file at commit.
 
 use crate::blob::{BlobStore, ByteRange, ByteStream};
+use crate::direct::{RangeReader, UploadWriter};
 use crate::error::StoreError;
-use crate::writer::UploadWriter;
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use pavilion_oci::{Algorithm, Digest, Hasher};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -30,8 +30,6 @@ const PIPE_DEPTH: usize = 8;
 /// about this many bytes: far fewer thread wake-ups than one per network read,
 /// and no copying (a batch holds the pieces hyper received).
 const BATCH_BYTES: usize = 1 << 20;
-/// Read size when streaming a blob out.
-const READ_CHUNK: usize = 1 << 20;
 
 /// Pieces of a request body shared by the writer and the hasher.
 type Batch = Arc<Vec<Bytes>>;
@@ -130,16 +128,13 @@ fn install(src: &Path, dst: &Path) -> io::Result<()> {
 }
 
 fn hash_file(path: &Path, alg: Algorithm) -> io::Result<Digest> {
-    let mut f = File::open(path)?;
+    let len = fs::metadata(path)?.len();
+    let mut reader = RangeReader::open(path, 0, len)?;
     let mut h = alg.hasher();
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finish());
-        }
-        h.update(&buf[..n]);
+    while let Some(chunk) = reader.next_chunk()? {
+        h.update(&chunk);
     }
+    Ok(h.finish())
 }
 
 /// Result of pumping a body into an upload file.
@@ -166,10 +161,9 @@ impl BlobStore for FsBlobStore {
     ) -> Result<ByteStream, StoreError> {
         let path = self.blob_path(digest);
         let digest = digest.clone();
-        let (mut file, size) = tokio::task::spawn_blocking(move || {
-            let f = File::open(&path)?;
-            let size = f.metadata()?.len();
-            Ok::<_, io::Error>((f, size))
+        let meta_path = path.clone();
+        let size = tokio::task::spawn_blocking(move || {
+            Ok::<_, io::Error>(std::fs::metadata(&meta_path)?.len())
         })
         .await
         .map_err(blocking_err)?
@@ -184,36 +178,24 @@ impl BlobStore for FsBlobStore {
         if r.start > r.end || r.end > size {
             return Err(StoreError::RangeNotSatisfiable { size });
         }
-        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(2);
         tokio::task::spawn_blocking(move || {
-            let mut left = r.end - r.start;
-            if let Err(e) = file.seek(SeekFrom::Start(r.start)) {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-            while left > 0 {
-                let want = left.min(READ_CHUNK as u64) as usize;
-                let mut buf = BytesMut::zeroed(want);
-                match file.read(&mut buf) {
-                    Ok(0) => {
-                        let _ = tx.blocking_send(Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "blob shorter than expected",
-                        )));
-                        return;
-                    }
-                    Ok(n) => {
-                        buf.truncate(n);
-                        left -= n as u64;
-                        if tx.blocking_send(Ok(buf.freeze())).is_err() {
-                            return; // client went away
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
+            let mut reader = match RangeReader::open(&path, r.start, r.end) {
+                Ok(reader) => reader,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            loop {
+                let item = match reader.next_chunk() {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                let failed = item.is_err();
+                if tx.blocking_send(item).is_err() || failed {
+                    return; // client went away, or the error is delivered
                 }
             }
         });

@@ -9,10 +9,10 @@
 
 pub mod blob;
 pub mod conformance;
+pub mod direct;
 pub mod error;
 pub mod fs;
 pub mod meta;
-pub mod writer;
 
 pub use blob::{BlobStore, ByteRange, ByteStream};
 pub use error::StoreError;
