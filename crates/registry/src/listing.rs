@@ -52,6 +52,16 @@ fn split_next<T>(mut rows: Vec<T>, n: i64) -> (Vec<T>, bool) {
     (rows, more)
 }
 
+/// The RFC 8288 `Link` to the page after `last`, when there is one.
+fn next_link(path: &str, p: &Page, more: bool, last: Option<&str>, extra: &str) -> Option<String> {
+    let last = last.filter(|_| more)?;
+    Some(format!(
+        "<{path}?n={}&last={}{extra}>; rel=\"next\"",
+        p.n,
+        encode(last)
+    ))
+}
+
 fn json_response(
     body: serde_json::Value,
     content_type: &'static str,
@@ -72,14 +82,13 @@ pub async fn catalog(state: &AppState, req: Request) -> ApiResult {
     let p = page(&q, state.limits.max_page)?;
     let rows = state.meta.catalog(p.last.as_deref(), p.n + 1).await?;
     let (repos, more) = split_next(rows, p.n);
-    let link = match (more, repos.last()) {
-        (true, Some(last)) => Some(format!(
-            "</v2/_catalog?n={}&last={}>; rel=\"next\"",
-            p.n,
-            encode(last)
-        )),
-        _ => None,
-    };
+    let link = next_link(
+        "/v2/_catalog",
+        &p,
+        more,
+        repos.last().map(String::as_str),
+        "",
+    );
     Ok(json_response(
         serde_json::json!({ "repositories": repos }),
         "application/json",
@@ -104,14 +113,8 @@ pub async fn tags(state: &AppState, name: &str, req: Request) -> ApiResult {
         .tags(name.as_str(), p.last.as_deref(), p.n + 1)
         .await?;
     let (tags, more) = split_next(rows, p.n);
-    let link = match (more, tags.last()) {
-        (true, Some(last)) => Some(format!(
-            "</v2/{name}/tags/list?n={}&last={}>; rel=\"next\"",
-            p.n,
-            encode(last)
-        )),
-        _ => None,
-    };
+    let path = format!("/v2/{name}/tags/list");
+    let link = next_link(&path, &p, more, tags.last().map(String::as_str), "");
     Ok(json_response(
         serde_json::json!({ "name": name.as_str(), "tags": tags }),
         "application/json",
@@ -139,21 +142,10 @@ pub async fn referrers(state: &AppState, name: &str, digest: &str, req: Request)
         .await?;
     let (rows, more) = split_next(rows, p.n);
     let manifests: Vec<_> = rows.iter().map(|r| r.descriptor()).collect();
-    let link = match (more, rows.last()) {
-        (true, Some(last)) => {
-            let mut l = format!(
-                "</v2/{name}/referrers/{subject}?n={}&last={}",
-                p.n,
-                encode(&last.digest.to_string())
-            );
-            if let Some(t) = artifact_type {
-                l.push_str(&format!("&artifactType={}", encode(t)));
-            }
-            l.push_str(">; rel=\"next\"");
-            Some(l)
-        }
-        _ => None,
-    };
+    let path = format!("/v2/{name}/referrers/{subject}");
+    let filter = artifact_type.map_or(String::new(), |t| format!("&artifactType={}", encode(t)));
+    let last = rows.last().map(|r| r.digest.to_string());
+    let link = next_link(&path, &p, more, last.as_deref(), &filter);
     let body = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": media_type::OCI_INDEX,

@@ -141,27 +141,16 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
             .map(|a| serde_json::to_string(a).unwrap_or_default()),
     };
     let subject = info.subject.as_ref().map(|s| s.digest.clone());
-    let mut tag_iter = tags.iter();
+    let tag_names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
     state
         .meta
         .put_manifest(&NewManifest {
             repo: name.as_str(),
-            record: record.clone(),
+            record,
             subject: subject.clone(),
-            tag: tag_iter.next().map(Tag::as_str),
+            tags: &tag_names,
         })
         .await?;
-    for t in tag_iter {
-        state
-            .meta
-            .put_manifest(&NewManifest {
-                repo: name.as_str(),
-                record: record.clone(),
-                subject: subject.clone(),
-                tag: Some(t.as_str()),
-            })
-            .await?;
-    }
     state.cache_manifest(&digest, body);
 
     let mut resp = (

@@ -55,8 +55,8 @@ pub struct NewManifest<'a> {
     pub record: ManifestRecord,
     /// Digest of its `subject`, if any.
     pub subject: Option<Digest>,
-    /// Tag to point at it, if pushed by tag.
-    pub tag: Option<&'a str>,
+    /// Tags to point at it (none when pushed by digest alone).
+    pub tags: &'a [&'a str],
 }
 
 /// Which SQL engine is behind the pool.
@@ -240,7 +240,7 @@ impl MetaStore {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Records a manifest (and its tag) in one transaction.
+    /// Records a manifest and points its tags at it, in one transaction.
     pub async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
         let now = now_millis();
         let d = m.record.digest.to_string();
@@ -264,13 +264,13 @@ impl MetaStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        if let Some(tag) = m.tag {
+        for tag in m.tags {
             sqlx::query(
                 "INSERT INTO tags (repo, tag, digest, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
             )
             .bind(m.repo)
-            .bind(tag)
+            .bind(*tag)
             .bind(&d)
             .bind(now)
             .execute(&mut *tx)
