@@ -149,6 +149,15 @@ impl ManifestInfo {
             info.blobs.push(config);
             info.blobs.extend(layers);
         }
+        if let Some(t) = info
+            .artifact_type
+            .as_deref()
+            .filter(|t| !media_type::is_valid(t))
+        {
+            return Err(ManifestError::Invalid(format!(
+                "artifactType (or config mediaType) {t:?} is not a media type"
+            )));
+        }
         Ok(info)
     }
 }
@@ -196,6 +205,25 @@ mod tests {
         ));
         let neg = body.replace("\"size\":0", "\"size\":-1");
         assert!(ManifestInfo::parse(neg.as_bytes(), None).is_err());
+    }
+
+    #[test]
+    fn artifact_type_must_be_a_media_type() {
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"bad\u0000type",
+            "config":{{"mediaType":"a/b","digest":"{D}","size":0}},"layers":[]}}"#
+        );
+        assert!(matches!(
+            ManifestInfo::parse(body.as_bytes(), None),
+            Err(ManifestError::Invalid(_))
+        ));
+        let cfg = body
+            .replace(r#""artifactType":"bad\u0000type","#, "")
+            .replace("a/b", "not a type");
+        assert!(matches!(
+            ManifestInfo::parse(cfg.as_bytes(), None),
+            Err(ManifestError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -23,3 +23,24 @@ pub const MANIFEST_TYPES: [&str; 4] = [
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
 }
+
+/// Whether `s` is a media type `type/subtype` with RFC 6838 restricted names
+/// (what the image-spec requires of `artifactType`).
+///
+/// ```
+/// use pavilion_oci::media_type::is_valid;
+/// assert!(is_valid("application/vnd.cncf.model.manifest.v1+json"));
+/// assert!(!is_valid("application"));
+/// assert!(!is_valid("a/b\u{0}"));
+/// ```
+pub fn is_valid(s: &str) -> bool {
+    fn restricted_name(p: &str) -> bool {
+        let b = p.as_bytes();
+        !b.is_empty()
+            && b.len() <= 127
+            && b[0].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(c))
+    }
+    matches!(s.split_once('/'), Some((t, sub)) if restricted_name(t) && restricted_name(sub))
+}

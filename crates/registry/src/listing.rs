@@ -39,9 +39,16 @@ fn page(pairs: &[(String, String)], max: i64) -> ApiResult<Page> {
             n.min(max)
         }
     };
+    let last = query_get(pairs, "last");
+    if let Some(l) = last.filter(|l| l.chars().any(char::is_control)) {
+        return Err(ApiError::new(
+            ErrorCode::PaginationNumberInvalid,
+            format!("last={l:?} contains a control character"),
+        ));
+    }
     Ok(Page {
         n,
-        last: query_get(pairs, "last").map(str::to_string),
+        last: last.map(str::to_string),
     })
 }
 
@@ -130,16 +137,22 @@ pub async fn referrers(state: &AppState, name: &str, digest: &str, req: Request)
     let q = query_pairs(req.uri().query());
     let p = page(&q, state.limits.max_page)?;
     let artifact_type = query_get(&q, "artifactType").filter(|s| !s.is_empty());
-    let rows = state
-        .meta
-        .referrers(
-            name.as_str(),
-            &subject,
-            artifact_type,
-            p.last.as_deref(),
-            p.n + 1,
-        )
-        .await?;
+    // Stored artifact types are all valid media types, so a filter that is
+    // not one matches nothing (and must not reach the database as is).
+    let rows = if artifact_type.is_some_and(|t| !media_type::is_valid(t)) {
+        Vec::new()
+    } else {
+        state
+            .meta
+            .referrers(
+                name.as_str(),
+                &subject,
+                artifact_type,
+                p.last.as_deref(),
+                p.n + 1,
+            )
+            .await?
+    };
     let (rows, more) = split_next(rows, p.n);
     let manifests: Vec<_> = rows.iter().map(|r| r.descriptor()).collect();
     let path = format!("/v2/{name}/referrers/{subject}");

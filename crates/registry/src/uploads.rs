@@ -149,7 +149,13 @@ async fn append(state: &AppState, id: &str, req: Request) -> ApiResult<u64> {
         .transpose()?;
     let (offset, declared) = match range {
         Some((start, end)) => {
-            let n = end - start + 1;
+            // parse_content_range guarantees end >= start; only u64::MAX can overflow.
+            let n = (end - start).checked_add(1).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::BlobUploadInvalid,
+                    "Content-Range end out of range",
+                )
+            })?;
             if let Some(cl) = cl.filter(|&cl| cl != n) {
                 return Err(ApiError::new(
                     ErrorCode::SizeInvalid,
