@@ -180,11 +180,17 @@ async fn route(state: &AppState, req: Request) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// `GET /v2/`: Docker-era clients look for the API version header here.
 fn base() -> Response {
     let mut r = Response::new(Body::from("{}"));
-    r.headers_mut().insert(
+    let h = r.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
     );
     r
 }
