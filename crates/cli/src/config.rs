@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Seconds in-flight requests may continue after SIGTERM/Ctrl-C [default: 10].
     #[arg(long, env = "PAVILION_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds after which an upload session that received no data is discarded; 0 keeps them forever [default: 604800, 7 days].
+    #[arg(long, env = "PAVILION_UPLOAD_TTL_SECS", value_name = "SECS")]
+    pub upload_ttl_secs: Option<u64>,
     /// Largest page of tags, repositories or referrers [default: 10000].
     #[arg(long, env = "PAVILION_MAX_PAGE", value_name = "N")]
     pub max_page: Option<i64>,
@@ -55,6 +58,7 @@ pub struct FileConfig {
     chunk_min_length: Option<u64>,
     idle_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    upload_ttl_secs: Option<u64>,
     max_page: Option<i64>,
     log: Option<String>,
 }
@@ -100,6 +104,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.shutdown_grace_secs.or(file.shutdown_grace_secs) {
             server.shutdown_grace = std::time::Duration::from_secs(v);
+        }
+        if let Some(v) = self.upload_ttl_secs.or(file.upload_ttl_secs) {
+            server.upload_ttl = (v > 0).then(|| std::time::Duration::from_secs(v));
         }
         if let Some(v) = self.max_page.or(file.max_page) {
             anyhow::ensure!(v > 0, "max_page must be at least 1");

@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Largest listing page.
     pub max_page: i64,
+    /// Upload sessions idle this long are discarded (`None` = kept forever).
+    pub upload_ttl: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -52,6 +54,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
             max_page: 10_000,
+            upload_ttl: Some(Duration::from_secs(7 * 24 * 3600)),
         }
     }
 
@@ -89,6 +92,33 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new().fallback(dispatch).with_state(state)
 }
 
+/// Discards upload sessions idle for longer than `ttl`, at start and then every
+/// quarter of `ttl` (at least every second, at most every hour), so abandoned
+/// uploads do not fill the disk.
+async fn expire_uploads(state: Arc<AppState>, ttl: Duration) {
+    let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        let cutoff = pavilion_store::now_millis() - ttl.as_millis() as i64;
+        match state.meta.uploads_idle_since(cutoff).await {
+            Ok(ids) => {
+                for id in ids {
+                    tracing::info!(upload = %id, "discarding expired upload session");
+                    if let Err(e) = state.blobs.upload_abort(&id).await {
+                        tracing::warn!(upload = %id, error = %e, "could not remove expired upload bytes");
+                        continue;
+                    }
+                    let _ = state.meta.delete_upload(&id).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list expired uploads"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish for
 /// up to `shutdown_grace`. Uploads cut off then keep what they received and
 /// resume from their reported offset. `ready` receives the bound address.
@@ -101,6 +131,9 @@ pub async fn serve(
     let listener = TcpListener::bind(cfg.addr).await?;
     ready(listener.local_addr()?);
     let router = app(state.clone());
+    if let Some(ttl) = cfg.upload_ttl {
+        tokio::spawn(expire_uploads(state.clone(), ttl));
+    }
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -174,10 +174,13 @@ async fn append(state: &AppState, id: &str, req: Request) -> ApiResult<u64> {
         }
     };
     let stream = body::stream(req, state.limits.body_idle_timeout, state.shutdown.clone());
-    Ok(state
+    let appended = state
         .blobs
         .upload_append(id, offset, declared, stream)
-        .await?)
+        .await;
+    // Any bytes kept (even from a body cut short) count as activity.
+    state.meta.touch_upload(id).await?;
+    Ok(appended?)
 }
 
 /// Verifies and links the session's bytes as `digest`; ends the session.

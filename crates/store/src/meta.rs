@@ -389,12 +389,15 @@ impl MetaStore {
 
     /// Records a new upload session for `repo`.
     pub async fn create_upload(&self, id: &str, repo: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO uploads (id, repo, created_at) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(repo)
-            .bind(now_millis())
-            .execute(&self.pool)
-            .await?;
+        let now = now_millis();
+        sqlx::query(
+            "INSERT INTO uploads (id, repo, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+        )
+        .bind(id)
+        .bind(repo)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -407,6 +410,27 @@ impl MetaStore {
         row.map(|r| r.try_get::<String, _>("repo"))
             .transpose()
             .map_err(Into::into)
+    }
+
+    /// Upload sessions that received nothing since `cutoff_millis` (Unix ms).
+    pub async fn uploads_idle_since(&self, cutoff_millis: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM uploads WHERE updated_at < $1")
+            .bind(cutoff_millis)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("id")?))
+            .collect()
+    }
+
+    /// Records that an upload session just received data.
+    pub async fn touch_upload(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE uploads SET updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now_millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Forgets an upload session.
