@@ -7,8 +7,6 @@ use common::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
 /// The error codes of the distribution-spec (plus the Docker-compatible ones
 /// the brief allows for tags and pagination).
 const SPEC_CODES: [&str; 14] = [
@@ -27,13 +25,6 @@ const SPEC_CODES: [&str; 14] = [
     "UNSUPPORTED",
     "TOOMANYREQUESTS",
 ];
-
-/// A response header as a string (None when absent).
-fn hdr(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().expect("visible ASCII header").to_string())
-}
 
 /// What came back on a raw connection.
 #[derive(Debug)]
@@ -131,36 +122,6 @@ async fn catalog(s: &Server) -> Vec<String> {
         .collect()
 }
 
-async fn blob_head_status(s: &Server, repo: &str, digest: &str) -> u16 {
-    client()
-        .head(s.url(&format!("/v2/{repo}/blobs/{digest}")))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-async fn manifest_get_status(s: &Server, repo: &str, reference: &str) -> u16 {
-    client()
-        .get(s.url(&format!("/v2/{repo}/manifests/{reference}")))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-async fn start_upload(s: &Server, repo: &str) -> String {
-    let r = client()
-        .post(s.url(&format!("/v2/{repo}/blobs/uploads/")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    hdr(&r, "location").unwrap()
-}
-
 async fn session_range(s: &Server, loc: &str) -> Option<String> {
     let r = client().get(s.url(loc)).send().await.unwrap();
     assert_eq!(r.status(), 204, "session {loc}");
@@ -177,12 +138,6 @@ async fn wait_session_range(s: &Server, loc: &str, range: &str) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(session_range(s, loc).await.as_deref(), Some(range));
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
 }
 
 /// Every endpoint with repository `name`, as (method, path, query-body).
@@ -268,8 +223,8 @@ both_backends! {
         }
         // Nothing was created or removed.
         assert_eq!(catalog(&s).await, ["bad/method"]);
-        assert_eq!(blob_head_status(&s, "bad/method", &d).await, 200);
-        assert_eq!(manifest_get_status(&s, "bad/method", "latest").await, 404);
+        assert_eq!(head_blob(&s, "bad/method", &d).await.status(), 200);
+        assert_eq!(get_manifest(&s, "bad/method", "latest").await.status(), 404);
     };
 
     wrong_method_405_lists_the_allowed_methods_in_allow => |s: Server| async move {
@@ -327,7 +282,7 @@ both_backends! {
         assert_eq!(r.status(), 404);
         assert_eq!(error_code(r).await, "NAME_UNKNOWN");
         let d = push_blob(&s, &ok, b"long name").await;
-        assert_eq!(blob_head_status(&s, &ok, &d).await, 200);
+        assert_eq!(head_blob(&s, &ok, &d).await.status(), 200);
         let bad = format!("{ok}c");
         let r = client().get(s.url(&format!("/v2/{bad}/blobs/{d}"))).send().await.unwrap();
         assert_eq!(r.status(), 400);
@@ -374,11 +329,11 @@ both_backends! {
             let loc = hdr(&r, "location").unwrap_or_default();
             assert!(loc.starts_with("/v2/bad/mount-dst/blobs/uploads/"), "?{q}: Location {loc}");
         }
-        assert_eq!(blob_head_status(&s, "bad/mount-dst", &d).await, 404);
+        assert_eq!(head_blob(&s, "bad/mount-dst", &d).await.status(), 404);
     };
 
     truncated_monolithic_post_with_half_close_stores_nothing => |s: Server| async move {
-        let data = pattern(10_000, 1);
+        let data = stepped_bytes(10_000, 1);
         let full = sha256(&data);
         let prefix = sha256(&data[..4000]);
         // Digest of the whole blob, body cut short.
@@ -393,18 +348,18 @@ both_backends! {
         }
         // Give the server the chance to finish (a later request on the same store).
         push_blob(&s, "bad/trunc-other", b"later").await;
-        assert_eq!(blob_head_status(&s, "bad/trunc-post", &full).await, 404);
-        assert_eq!(blob_head_status(&s, "bad/trunc-post", &prefix).await, 404);
+        assert_eq!(head_blob(&s, "bad/trunc-post", &full).await.status(), 404);
+        assert_eq!(head_blob(&s, "bad/trunc-post", &prefix).await.status(), 404);
         assert_eq!(catalog(&s).await, ["bad/trunc-other"]);
     };
 
     truncated_final_put_with_half_close_does_not_commit_and_upload_resumes => |s: Server| async move {
-        let data = pattern(10_000, 2);
+        let data = stepped_bytes(10_000, 2);
         let full = sha256(&data);
         let prefix = sha256(&data[..6000]);
-        let loc = start_upload(&s, "bad/trunc-put").await;
+        let loc = open_session(&s, "bad/trunc-put").await;
         assert_eq!(
-            client().patch(s.url(&loc)).header("Content-Range", "0-1999").body(data[..2000].to_vec()).send().await.unwrap().status(),
+            send_range(&s, reqwest::Method::PATCH, &loc, "0-1999", data[..2000].to_vec()).await.status(),
             202
         );
         // The closing PUT announces the rest but delivers only part of it, and
@@ -414,19 +369,13 @@ both_backends! {
             assert!(r.status >= 400, "truncated PUT answered {r:?}");
         }
         wait_session_range(&s, &loc, "0-5999").await;
-        assert_eq!(blob_head_status(&s, "bad/trunc-put", &prefix).await, 404);
-        assert_eq!(blob_head_status(&s, "bad/trunc-put", &full).await, 404);
+        assert_eq!(head_blob(&s, "bad/trunc-put", &prefix).await.status(), 404);
+        assert_eq!(head_blob(&s, "bad/trunc-put", &full).await.status(), 404);
         // Resume with the rest.
-        let r = client()
-            .put(s.url(&format!("{loc}?digest={full}")))
-            .header("Content-Range", "6000-9999")
-            .body(data[6000..].to_vec())
-            .send()
-            .await
-            .unwrap();
+        let r = send_range(&s, reqwest::Method::PUT, &format!("{loc}?digest={full}"), "6000-9999", data[6000..].to_vec()).await;
         assert_eq!(r.status(), 201);
-        assert_eq!(blob_head_status(&s, "bad/trunc-put", &full).await, 200);
-        assert_eq!(blob_head_status(&s, "bad/trunc-put", &prefix).await, 404);
+        assert_eq!(head_blob(&s, "bad/trunc-put", &full).await.status(), 200);
+        assert_eq!(head_blob(&s, "bad/trunc-put", &prefix).await.status(), 404);
     };
 
     truncated_manifest_put_with_half_close_stores_nothing => |s: Server| async move {
@@ -446,18 +395,18 @@ both_backends! {
             assert!(r.status >= 400, "truncated manifest PUT answered {r:?}");
         }
         push_blob(&s, "bad/trunc-other", b"later").await;
-        assert_eq!(manifest_get_status(&s, "bad/trunc-manifest", "t").await, 404);
-        assert_eq!(manifest_get_status(&s, "bad/trunc-manifest", &dm).await, 404);
-        assert_eq!(manifest_get_status(&s, "bad/trunc-manifest", &sha256(&padded)).await, 404);
+        assert_eq!(get_manifest(&s, "bad/trunc-manifest", "t").await.status(), 404);
+        assert_eq!(get_manifest(&s, "bad/trunc-manifest", &dm).await.status(), 404);
+        assert_eq!(get_manifest(&s, "bad/trunc-manifest", &sha256(&padded)).await.status(), 404);
         let r = client().get(s.url("/v2/bad/trunc-manifest/tags/list")).send().await.unwrap();
         let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v["tags"], serde_json::json!([]));
     };
 
     malformed_content_length_is_400_and_session_unchanged => |s: Server| async move {
-        let loc = start_upload(&s, "bad/content-length").await;
+        let loc = open_session(&s, "bad/content-length").await;
         assert_eq!(
-            client().patch(s.url(&loc)).header("Content-Range", "0-4").body(b"01234".to_vec()).send().await.unwrap().status(),
+            send_range(&s, reqwest::Method::PATCH, &loc, "0-4", b"01234".to_vec()).await.status(),
             202
         );
         for cl in ["abc", "-5", "5, 6", "0x10"] {
@@ -485,56 +434,50 @@ both_backends! {
         let cd = push_blob(&s, "bad/tagparam", config).await;
         let m = image_manifest((&cd, config.len()), &[], "");
         let dm = sha256(&m);
-        let r = client()
-            .put(s.url(&format!("/v2/bad/tagparam/manifests/{dm}?tag=-bad")))
-            .header("Content-Type", OCI_MANIFEST)
-            .body(m.clone())
-            .send()
-            .await
-            .unwrap();
+        let r = put_manifest(&s, "bad/tagparam", &format!("{dm}?tag=-bad"), Some(OCI_MANIFEST), &m).await;
         assert_eq!(r.status(), 400);
         assert_eq!(error_code(r).await, "TAG_INVALID");
-        assert_eq!(manifest_get_status(&s, "bad/tagparam", &dm).await, 404);
+        assert_eq!(get_manifest(&s, "bad/tagparam", &dm).await.status(), 404);
     };
 
     out_of_order_large_chunk_416_reaches_the_client_before_its_body_is_read => |s: Server| async move {
         // The server answers before reading the body; the client must still
         // get that answer rather than a reset connection.
-        let big = pattern(8 * 1024 * 1024, 3);
-        let loc = start_upload(&s, "bad/early416").await;
+        let big = stepped_bytes(8 * 1024 * 1024, 3);
+        let loc = open_session(&s, "bad/early416").await;
         let r = client()
             .patch(s.url(&loc))
             .header("Content-Range", format!("100-{}", 100 + big.len() - 1))
             .body(big.clone())
             .send()
             .await;
-        let status = r.as_ref().map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}"));
+        let status = status_or_error(&r);
         assert_eq!(status, Ok(416), "out-of-order 8 MiB chunk");
         assert_eq!(session_range(&s, &loc).await.as_deref(), Some("0-0"));
-        assert_eq!(blob_head_status(&s, "bad/early416", &sha256(&big)).await, 404);
+        assert_eq!(head_blob(&s, "bad/early416", &sha256(&big)).await.status(), 404);
     };
 
     unsupported_digest_400_on_large_post_reaches_the_client_before_its_body_is_read => |s: Server| async move {
-        let big = pattern(8 * 1024 * 1024, 4);
+        let big = stepped_bytes(8 * 1024 * 1024, 4);
         let r = client()
             .post(s.url("/v2/bad/early400/blobs/uploads/?digest=md5:d41d8cd98f00b204e9800998ecf8427e"))
             .body(big.clone())
             .send()
             .await;
-        let status = r.as_ref().map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}"));
+        let status = status_or_error(&r);
         assert_eq!(status, Ok(400), "8 MiB POST with an unsupported digest");
-        assert_eq!(blob_head_status(&s, "bad/early400", &sha256(&big)).await, 404);
+        assert_eq!(head_blob(&s, "bad/early400", &sha256(&big)).await.status(), 404);
         assert!(catalog(&s).await.is_empty());
     };
 
     unknown_session_404_on_large_patch_reaches_the_client_before_its_body_is_read => |s: Server| async move {
-        let big = pattern(8 * 1024 * 1024, 5);
+        let big = stepped_bytes(8 * 1024 * 1024, 5);
         let r = client()
             .patch(s.url("/v2/bad/early404/blobs/uploads/3f2b6c1e-0000-4000-8000-000000000000"))
             .body(big.clone())
             .send()
             .await;
-        let status = r.as_ref().map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}"));
+        let status = status_or_error(&r);
         assert_eq!(status, Ok(404), "8 MiB PATCH to an unknown session");
         assert!(catalog(&s).await.is_empty());
     };

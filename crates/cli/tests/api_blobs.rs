@@ -4,66 +4,9 @@
 mod common;
 use common::*;
 
-/// A response header as a string (None when absent).
-fn hdr(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().expect("visible ASCII header").to_string())
-}
-
-/// sha512 digest string of `data`.
-fn sha512(data: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha512:{}", hex::encode(sha2::Sha512::digest(data)))
-}
-
 /// Deterministic pseudo-random bytes (no two MiB-aligned windows alike).
 fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(12345);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 11) as u8
-        })
-        .collect()
-}
-
-async fn head_blob(s: &Server, repo: &str, digest: &str) -> reqwest::Response {
-    client()
-        .head(s.url(&format!("/v2/{repo}/blobs/{digest}")))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn get_blob(s: &Server, repo: &str, digest: &str, range: Option<&str>) -> reqwest::Response {
-    let mut rq = client().get(s.url(&format!("/v2/{repo}/blobs/{digest}")));
-    if let Some(r) = range {
-        rq = rq.header("Range", r);
-    }
-    rq.send().await.unwrap()
-}
-
-/// Monolithic upload of `data` under an explicit digest string.
-async fn push_blob_as(s: &Server, repo: &str, digest: &str, data: &[u8]) -> reqwest::Response {
-    client()
-        .post(s.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
-        .header("Content-Type", "application/octet-stream")
-        .body(data.to_vec())
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Asserts GET and HEAD of a blob both answer 404 BLOB_UNKNOWN.
-async fn assert_blob_absent(s: &Server, repo: &str, digest: &str) {
-    let r = head_blob(s, repo, digest).await;
-    assert_eq!(r.status(), 404, "HEAD {repo} {digest}");
-    let r = get_blob(s, repo, digest, None).await;
-    assert_eq!(r.status(), 404, "GET {repo} {digest}");
-    assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
+    xorshift_bytes(len, seed, 12345, 11)
 }
 
 both_backends! {

@@ -5,17 +5,6 @@ mod common;
 use common::*;
 use std::collections::BTreeSet;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
-
-/// A response header as a string (None when absent).
-fn hdr(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().expect("visible ASCII header").to_string())
-}
-
 /// GET `path`; returns (status, Link header, JSON body).
 async fn get_json(s: &Server, path: &str) -> (u16, Option<String>, serde_json::Value) {
     let r = client().get(s.url(path)).send().await.unwrap();
@@ -76,24 +65,14 @@ fn link_target(link: &str) -> String {
 /// Pushes a manifest by digest and returns its digest.
 async fn put_by_digest(s: &Server, repo: &str, ct: &str, body: &[u8]) -> String {
     let d = sha256(body);
-    let r = client()
-        .put(s.url(&format!("/v2/{repo}/manifests/{d}")))
-        .header("Content-Type", ct)
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = put_manifest(s, repo, &d, Some(ct), body).await;
     assert_eq!(r.status(), 201, "PUT manifest: {}", r.text().await.unwrap());
     d
 }
 
 /// Size of manifest `reference` in `repo` (from HEAD).
 async fn manifest_size(s: &Server, repo: &str, reference: &str) -> usize {
-    let r = client()
-        .head(s.url(&format!("/v2/{repo}/manifests/{reference}")))
-        .send()
-        .await
-        .unwrap();
+    let r = head_manifest(s, repo, reference).await;
     assert_eq!(r.status(), 200);
     hdr(&r, "content-length").unwrap().parse().unwrap()
 }
@@ -167,13 +146,8 @@ both_backends! {
     tags_list_is_in_byte_order => |s: Server| async move {
         let d = push_image(&s, "list/order", "b", "x").await;
         for t in ["a", "B", "A", "_x", "1", "a0", "Z", "a-", "a.", "a_"] {
-            let r = client()
-                .put(s.url(&format!("/v2/list/order/manifests/{t}")))
-                .header("Content-Type", OCI_MANIFEST)
-                .body(client().get(s.url(&format!("/v2/list/order/manifests/{d}"))).send().await.unwrap().bytes().await.unwrap())
-                .send()
-                .await
-                .unwrap();
+            let body = get_manifest(&s, "list/order", &d).await.bytes().await.unwrap();
+            let r = put_manifest(&s, "list/order", t, Some(OCI_MANIFEST), &body).await;
             assert_eq!(r.status(), 201, "tag {t}");
         }
         let (tags, link) = tags_page(&s, "list/order", "").await;
@@ -184,15 +158,9 @@ both_backends! {
 
     tags_pagination_with_n_and_last_gives_exact_link_headers => |s: Server| async move {
         let d = push_image(&s, "list/page", "t1", "p").await;
-        let body = client().get(s.url(&format!("/v2/list/page/manifests/{d}"))).send().await.unwrap().bytes().await.unwrap();
+        let body = get_manifest(&s, "list/page", &d).await.bytes().await.unwrap();
         for t in ["t2", "t3", "t4", "t5"] {
-            let r = client()
-                .put(s.url(&format!("/v2/list/page/manifests/{t}")))
-                .header("Content-Type", OCI_MANIFEST)
-                .body(body.clone())
-                .send()
-                .await
-                .unwrap();
+            let r = put_manifest(&s, "list/page", t, Some(OCI_MANIFEST), &body).await;
             assert_eq!(r.status(), 201);
         }
         let (tags, link) = tags_page(&s, "list/page", "?n=2").await;
@@ -420,13 +388,7 @@ both_backends! {
         let (da, _, body_a) = artifact(&s, repo, (&ds, ns), Some("application/vnd.example.a"), OCI_EMPTY, "a").await;
         let (db, _, _) = artifact(&s, repo, (&ds, ns), Some("application/vnd.example.b"), OCI_EMPTY, "b").await;
         // Tag one referrer; deleting only the tag keeps it listed.
-        let r = client()
-            .put(s.url(&format!("/v2/{repo}/manifests/sig")))
-            .header("Content-Type", OCI_MANIFEST)
-            .body(body_a)
-            .send()
-            .await
-            .unwrap();
+        let r = put_manifest(&s, repo, "sig", Some(OCI_MANIFEST), &body_a).await;
         assert_eq!(r.status(), 201);
         let r = client().delete(s.url(&format!("/v2/{repo}/manifests/sig"))).send().await.unwrap();
         assert_eq!(r.status(), 202);

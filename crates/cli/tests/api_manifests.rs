@@ -4,46 +4,8 @@
 mod common;
 use common::*;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// A response header as a string (None when absent).
-fn hdr(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().expect("visible ASCII header").to_string())
-}
-
-/// sha512 digest string of `data`.
-fn sha512(data: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha512:{}", hex::encode(sha2::Sha512::digest(data)))
-}
-
-/// A request body sent with chunked transfer encoding (no Content-Length).
-fn streamed(parts: Vec<Vec<u8>>) -> reqwest::Body {
-    let items: Vec<Result<bytes::Bytes, std::io::Error>> = parts
-        .into_iter()
-        .map(|p| Ok(bytes::Bytes::from(p)))
-        .collect();
-    reqwest::Body::wrap_stream(futures::stream::iter(items))
-}
-
-async fn put_manifest(
-    s: &Server,
-    repo: &str,
-    reference: &str,
-    content_type: Option<&str>,
-    body: &[u8],
-) -> reqwest::Response {
-    let mut rq = client().put(s.url(&format!("/v2/{repo}/manifests/{reference}")));
-    if let Some(ct) = content_type {
-        rq = rq.header("Content-Type", ct);
-    }
-    rq.body(body.to_vec()).send().await.unwrap()
-}
 
 /// PUT that must succeed; checks the 201 headers and returns the digest.
 async fn put_ok(s: &Server, repo: &str, reference: &str, ct: &str, body: &[u8]) -> String {
@@ -61,22 +23,6 @@ async fn put_ok(s: &Server, repo: &str, reference: &str, ct: &str, body: &[u8]) 
     assert_eq!(loc, Some(format!("/v2/{repo}/manifests/{d}")));
     assert_eq!(dcd.as_deref(), Some(d.as_str()));
     d
-}
-
-async fn get_manifest(s: &Server, repo: &str, reference: &str) -> reqwest::Response {
-    client()
-        .get(s.url(&format!("/v2/{repo}/manifests/{reference}")))
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn head_manifest(s: &Server, repo: &str, reference: &str) -> reqwest::Response {
-    client()
-        .head(s.url(&format!("/v2/{repo}/manifests/{reference}")))
-        .send()
-        .await
-        .unwrap()
 }
 
 /// GET and HEAD (by `reference`) serve exactly `body` as `ct` with `digest`.
@@ -460,7 +406,7 @@ both_backends! {
             .body(m.clone())
             .send()
             .await;
-        let status = r.as_ref().map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}"));
+        let status = status_or_error(&r);
         assert_eq!(status, Ok(413), "the client must receive the 413 (not a reset connection)");
         assert_manifest_absent(&s, "man/big", "big").await;
         assert_manifest_absent(&s, "man/big", &sha256(&m)).await;
@@ -475,7 +421,7 @@ both_backends! {
             .body(streamed(m.chunks(256 * 1024).map(|c| c.to_vec()).collect()))
             .send()
             .await;
-        let status = r.as_ref().map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}"));
+        let status = status_or_error(&r);
         assert_eq!(status, Ok(413), "the client must receive the 413 (not a reset connection)");
         assert_manifest_absent(&s, "man/bigstream", "big").await;
         assert_manifest_absent(&s, "man/bigstream", &sha256(&m)).await;
@@ -628,22 +574,4 @@ async fn oversized_manifest(s: &Server, repo: &str) -> Vec<u8> {
     );
     assert_eq!(m.len(), limit + 1);
     m
-}
-
-/// Standard base64 with padding.
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

@@ -4,36 +4,13 @@
 
 mod common;
 use common::*;
+use reqwest::Method;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A response header as a string (None when absent).
-fn hdr(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get(name)
-        .map(|v| v.to_str().expect("visible ASCII header").to_string())
-}
-
 /// Deterministic pseudo-random bytes.
 fn pattern(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(99);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 7) as u8
-        })
-        .collect()
-}
-
-/// A request body sent with chunked transfer encoding (no Content-Length).
-fn streamed(parts: Vec<Vec<u8>>) -> reqwest::Body {
-    let items: Vec<Result<bytes::Bytes, std::io::Error>> = parts
-        .into_iter()
-        .map(|p| Ok(bytes::Bytes::from(p)))
-        .collect();
-    reqwest::Body::wrap_stream(futures::stream::iter(items))
+    xorshift_bytes(len, seed, 99, 7)
 }
 
 /// Opens a session on `repo`; checks the 202 headers and returns its Location.
@@ -49,19 +26,6 @@ async fn start_upload(s: &Server, repo: &str) -> String {
     let uuid = hdr(&r, "docker-upload-uuid").expect("Docker-Upload-UUID on 202");
     assert_eq!(loc, format!("/v2/{repo}/blobs/uploads/{uuid}"));
     loc
-}
-
-/// PATCH of a chunk with Content-Range `start-end`.
-async fn patch_chunk(s: &Server, loc: &str, start: usize, data: &[u8]) -> reqwest::Response {
-    let end = start + data.len() - 1;
-    client()
-        .patch(s.url(loc))
-        .header("Content-Type", "application/octet-stream")
-        .header("Content-Range", format!("{start}-{end}"))
-        .body(data.to_vec())
-        .send()
-        .await
-        .unwrap()
 }
 
 /// GET of a session's status.
@@ -97,30 +61,20 @@ async fn put_close(s: &Server, loc: &str, digest: &str, body: &[u8]) -> reqwest:
         .unwrap()
 }
 
+/// GET of a blob that must exist; returns its bytes.
 async fn blob_bytes(s: &Server, repo: &str, digest: &str) -> Vec<u8> {
-    let r = client()
-        .get(s.url(&format!("/v2/{repo}/blobs/{digest}")))
-        .send()
-        .await
-        .unwrap();
+    let r = get_blob(s, repo, digest, None).await;
     assert_eq!(r.status(), 200, "GET blob {repo} {digest}");
     assert_eq!(hdr(&r, "docker-content-digest").as_deref(), Some(digest));
     r.bytes().await.unwrap().to_vec()
 }
 
-/// Asserts a blob is absent from `repo`: GET 404 BLOB_UNKNOWN.
-async fn assert_blob_absent(s: &Server, repo: &str, digest: &str) {
-    let r = client()
-        .get(s.url(&format!("/v2/{repo}/blobs/{digest}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        404,
-        "blob {digest} should be absent from {repo}"
-    );
-    assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
+/// Asserts `r` is the 201 of blob `d` in `repo` (Location, digest) and `repo` serves exactly `data`.
+async fn assert_blob_created(s: &Server, r: &reqwest::Response, repo: &str, d: &str, data: &[u8]) {
+    assert_eq!(r.status(), 201);
+    assert_eq!(hdr(r, "location"), Some(format!("/v2/{repo}/blobs/{d}")));
+    assert_eq!(hdr(r, "docker-content-digest").as_deref(), Some(d));
+    assert_eq!(blob_bytes(s, repo, d).await, data);
 }
 
 /// Polls a session until it reports `range` (the server finishes handling a
@@ -140,17 +94,8 @@ both_backends! {
     monolithic_post_with_digest_is_201_with_blob_location_and_digest => |s: Server| async move {
         let data = pattern(3000, 1);
         let d = sha256(&data);
-        let r = client()
-            .post(s.url(&format!("/v2/up/mono/blobs/uploads/?digest={d}")))
-            .header("Content-Type", "application/octet-stream")
-            .body(data.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        assert_eq!(hdr(&r, "location"), Some(format!("/v2/up/mono/blobs/{d}")));
-        assert_eq!(hdr(&r, "docker-content-digest").as_deref(), Some(d.as_str()));
-        assert_eq!(blob_bytes(&s, "up/mono", &d).await, data);
+        let r = push_blob_as(&s, "up/mono", &d, &data).await;
+        assert_blob_created(&s, &r, "up/mono", &d, &data).await;
         // Pushing the same blob again is fine.
         assert_eq!(push_blob(&s, "up/mono", &data).await, d);
     };
@@ -174,10 +119,7 @@ both_backends! {
         let d = sha256(&data);
         let loc = start_upload(&s, "up/postput").await;
         let r = put_close(&s, &loc, &d, &data).await;
-        assert_eq!(r.status(), 201);
-        assert_eq!(hdr(&r, "location"), Some(format!("/v2/up/postput/blobs/{d}")));
-        assert_eq!(hdr(&r, "docker-content-digest").as_deref(), Some(d.as_str()));
-        assert_eq!(blob_bytes(&s, "up/postput", &d).await, data);
+        assert_blob_created(&s, &r, "up/postput", &d, &data).await;
         // The session is closed.
         assert_session_gone(&s, &loc).await;
     };
@@ -212,10 +154,7 @@ both_backends! {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201);
-        assert_eq!(hdr(&r, "location"), Some(format!("/v2/up/chunked/blobs/{d}")));
-        assert_eq!(hdr(&r, "docker-content-digest").as_deref(), Some(d.as_str()));
-        assert_eq!(blob_bytes(&s, "up/chunked", &d).await, data);
+        assert_blob_created(&s, &r, "up/chunked", &d, &data).await;
         assert_session_gone(&s, &loc).await;
     };
 
@@ -281,13 +220,7 @@ both_backends! {
         assert_session_range(&s, &loc, "0-99").await;
 
         // The closing PUT with an out-of-order final chunk: 416 too.
-        let r = client()
-            .put(s.url(&format!("{loc}?digest={d}")))
-            .header("Content-Range", "150-299")
-            .body(data[150..].to_vec())
-            .send()
-            .await
-            .unwrap();
+        let r = send_range(&s, Method::PUT, &format!("{loc}?digest={d}"), "150-299", data[150..].to_vec()).await;
         assert_eq!(r.status(), 416);
         assert_eq!(hdr(&r, "range").as_deref(), Some("0-99"));
         assert_blob_absent(&s, "up/order", &d).await;
@@ -297,13 +230,7 @@ both_backends! {
         let r = patch_chunk(&s, &loc, 100, &data[100..200]).await;
         assert_eq!(r.status(), 202);
         assert_eq!(hdr(&r, "range").as_deref(), Some("0-199"));
-        let r = client()
-            .put(s.url(&format!("{loc}?digest={d}")))
-            .header("Content-Range", "200-299")
-            .body(data[200..].to_vec())
-            .send()
-            .await
-            .unwrap();
+        let r = send_range(&s, Method::PUT, &format!("{loc}?digest={d}"), "200-299", data[200..].to_vec()).await;
         assert_eq!(r.status(), 201);
         assert_eq!(blob_bytes(&s, "up/order", &d).await, data);
     };
@@ -464,13 +391,7 @@ both_backends! {
             assert_session_range(&s, &loc, "0-19").await;
         }
         // Even with a body: the bytes are not appended.
-        let r = client()
-            .put(s.url(&loc))
-            .header("Content-Range", "20-39")
-            .body(data[20..].to_vec())
-            .send()
-            .await
-            .unwrap();
+        let r = send_range(&s, Method::PUT, &loc, "20-39", data[20..].to_vec()).await;
         assert_eq!(r.status(), 400);
         assert_eq!(error_code(r).await, "DIGEST_INVALID");
         assert_session_range(&s, &loc, "0-19").await;
@@ -487,61 +408,31 @@ both_backends! {
         assert_eq!(patch_chunk(&s, &loc, 0, &data[..10]).await.status(), 202);
 
         // Content-Range says 10 bytes, Content-Length says 5.
-        let r = client()
-            .patch(s.url(&loc))
-            .header("Content-Range", "10-19")
-            .body(data[10..15].to_vec())
-            .send()
-            .await
-            .unwrap();
+        let r = send_range(&s, Method::PATCH, &loc, "10-19", data[10..15].to_vec()).await;
         assert_eq!(r.status(), 400);
         assert_eq!(error_code(r).await, "SIZE_INVALID");
         assert_session_range(&s, &loc, "0-9").await;
 
         // Content-Range says 10 bytes, Content-Length says 20.
-        let r = client()
-            .patch(s.url(&loc))
-            .header("Content-Range", "10-19")
-            .body(data[10..30].to_vec())
-            .send()
-            .await
-            .unwrap();
+        let r = send_range(&s, Method::PATCH, &loc, "10-19", data[10..30].to_vec()).await;
         assert_eq!(r.status(), 400);
         assert_eq!(error_code(r).await, "SIZE_INVALID");
         assert_session_range(&s, &loc, "0-9").await;
 
         // No Content-Length (chunked): the body turns out longer than the range.
-        let r = client()
-            .patch(s.url(&loc))
-            .header("Content-Range", "10-19")
-            .body(streamed(vec![data[10..18].to_vec(), data[18..30].to_vec()]))
-            .send()
-            .await
-            .unwrap();
+        let r = send_range(&s, Method::PATCH, &loc, "10-19", streamed(vec![data[10..18].to_vec(), data[18..30].to_vec()])).await;
         assert_eq!(r.status(), 400);
         assert_eq!(error_code(r).await, "SIZE_INVALID");
         assert_session_range(&s, &loc, "0-9").await;
 
         // No Content-Length (chunked): the body turns out shorter than the range.
-        let r = client()
-            .patch(s.url(&loc))
-            .header("Content-Range", "10-19")
-            .body(streamed(vec![data[10..13].to_vec(), data[13..15].to_vec()]))
-            .send()
-            .await
-            .unwrap();
+        let r = send_range(&s, Method::PATCH, &loc, "10-19", streamed(vec![data[10..13].to_vec(), data[13..15].to_vec()])).await;
         assert_eq!(r.status(), 400);
         assert_eq!(error_code(r).await, "SIZE_INVALID");
         assert_session_range(&s, &loc, "0-9").await;
 
         // Same on the closing PUT: nothing appended, nothing committed.
-        let r = client()
-            .put(s.url(&format!("{loc}?digest={d}")))
-            .header("Content-Range", "10-29")
-            .body(data[10..20].to_vec())
-            .send()
-            .await
-            .unwrap();
+        let r = send_range(&s, Method::PUT, &format!("{loc}?digest={d}"), "10-29", data[10..20].to_vec()).await;
         assert_eq!(r.status(), 400);
         assert_eq!(error_code(r).await, "SIZE_INVALID");
         assert_blob_absent(&s, "up/sizeinvalid", &d).await;
@@ -560,13 +451,7 @@ both_backends! {
         let loc = start_upload(&s, "up/badrange").await;
         assert_eq!(patch_chunk(&s, &loc, 0, b"0123456789").await.status(), 202);
         for bad in ["abc", "10", "19-10", "-5", "10-", "a-b", "10-x", "1 0-19", "10--19"] {
-            let r = client()
-                .patch(s.url(&loc))
-                .header("Content-Range", bad)
-                .body(b"abcdefghij".to_vec())
-                .send()
-                .await
-                .unwrap();
+            let r = send_range(&s, Method::PATCH, &loc, bad, b"abcdefghij".to_vec()).await;
             assert_eq!(r.status(), 400, "Content-Range {bad:?}");
             assert_eq!(error_code(r).await, "BLOB_UPLOAD_INVALID", "Content-Range {bad:?}");
             assert_session_range(&s, &loc, "0-9").await;
@@ -625,15 +510,8 @@ both_backends! {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201);
-        assert_eq!(hdr(&r, "location"), Some(format!("/v2/up/mount-dst/blobs/{d}")));
-        assert_eq!(hdr(&r, "docker-content-digest").as_deref(), Some(d.as_str()));
-        assert_eq!(blob_bytes(&s, "up/mount-dst", &d).await, data);
-        let r = client()
-            .head(s.url(&format!("/v2/up/mount-dst/blobs/{d}")))
-            .send()
-            .await
-            .unwrap();
+        assert_blob_created(&s, &r, "up/mount-dst", &d, &data).await;
+        let r = head_blob(&s, "up/mount-dst", &d).await;
         assert_eq!(r.status(), 200);
         assert_eq!(hdr(&r, "content-length"), Some(data.len().to_string()));
         // The source keeps it; deleting from the target does not affect it.
@@ -700,16 +578,8 @@ both_backends! {
         // PATCH announcing the rest, then half of it, then the socket is dropped.
         let rest = total - first;
         let half = rest / 2;
-        let mut sock = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
-        let head = format!(
-            "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Range: {first}-{}\r\nContent-Length: {rest}\r\n\r\n",
-            s.addr,
-            total - 1
-        );
-        sock.write_all(head.as_bytes()).await.unwrap();
-        sock.write_all(&data[first..first + half]).await.unwrap();
-        sock.flush().await.unwrap();
-        drop(sock);
+        let headers = format!("Content-Type: application/octet-stream\r\nContent-Range: {first}-{}\r\n", total - 1);
+        drop(half_request(&s, "PATCH", &loc, &headers, rest, &data[first..first + half]).await);
 
         let have = first + half;
         wait_session_range(&s, &loc, &format!("0-{}", have - 1)).await;
@@ -719,13 +589,8 @@ both_backends! {
         let r = patch_chunk(&s, &loc, have, &data[have..have + 1000]).await;
         assert_eq!(r.status(), 202);
         assert_eq!(hdr(&r, "range"), Some(format!("0-{}", have + 1000 - 1)));
-        let r = client()
-            .put(s.url(&format!("{loc}?digest={d}")))
-            .header("Content-Range", format!("{}-{}", have + 1000, total - 1))
-            .body(data[have + 1000..].to_vec())
-            .send()
-            .await
-            .unwrap();
+        let range = format!("{}-{}", have + 1000, total - 1);
+        let r = send_range(&s, Method::PUT, &format!("{loc}?digest={d}"), &range, data[have + 1000..].to_vec()).await;
         assert_eq!(r.status(), 201, "{:?}", r.text().await);
         assert_eq!(blob_bytes(&s, "up/disconnect", &d).await, data);
     };
@@ -736,15 +601,8 @@ both_backends! {
         let d = sha256(&data);
         let loc = start_upload(&s, "up/disconnect0").await;
         let half = total / 2;
-        let mut sock = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
-        let head = format!(
-            "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {total}\r\n\r\n",
-            s.addr
-        );
-        sock.write_all(head.as_bytes()).await.unwrap();
-        sock.write_all(&data[..half]).await.unwrap();
-        sock.flush().await.unwrap();
-        drop(sock);
+        let headers = "Content-Type: application/octet-stream\r\n";
+        drop(half_request(&s, "PATCH", &loc, headers, total, &data[..half]).await);
 
         wait_session_range(&s, &loc, &format!("0-{}", half - 1)).await;
         let r = put_close(&s, &loc, &d, &data[half..]).await;
@@ -758,14 +616,8 @@ both_backends! {
         let d = sha256(&data);
         let loc = start_upload(&s, "up/halfclose").await;
         let half = total / 2;
-        let mut sock = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
-        let head = format!(
-            "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nContent-Range: 0-{}\r\nContent-Length: {total}\r\n\r\n",
-            s.addr,
-            total - 1
-        );
-        sock.write_all(head.as_bytes()).await.unwrap();
-        sock.write_all(&data[..half]).await.unwrap();
+        let headers = format!("Content-Range: 0-{}\r\n", total - 1);
+        let mut sock = half_request(&s, "PATCH", &loc, &headers, total, &data[..half]).await;
         sock.shutdown().await.unwrap();
         // Whatever the server answers (if anything), it is not a success.
         let mut resp = Vec::new();

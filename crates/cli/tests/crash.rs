@@ -5,40 +5,6 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
-/// Opens an upload session; returns its path (`/v2/.../uploads/<id>`).
-async fn open_session(s: &Server, repo: &str) -> String {
-    let r = client()
-        .post(s.url(&format!("/v2/{repo}/blobs/uploads/")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    r.headers()["location"].to_str().unwrap().to_string()
-}
-
-/// Sends the headers of a request and the first part of its body, then
-/// leaves the connection hanging (the caller decides its fate).
-async fn half_request(
-    s: &Server,
-    method: &str,
-    path: &str,
-    headers: &str,
-    total: usize,
-    part: &[u8],
-) -> TcpStream {
-    let mut c = TcpStream::connect(&s.addr).await.unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {total}\r\n{headers}\r\n",
-        s.addr
-    );
-    c.write_all(head.as_bytes()).await.unwrap();
-    c.write_all(part).await.unwrap();
-    c.flush().await.unwrap();
-    c
-}
 
 async fn upload_offset(s: &Server, location: &str) -> u64 {
     let r = client().get(s.url(location)).send().await.unwrap();
@@ -47,20 +13,6 @@ async fn upload_offset(s: &Server, location: &str) -> u64 {
     let end: u64 = range.trim_start_matches("0-").parse().unwrap();
     // "0-0" is ambiguous between 0 and 1 byte; sessions here always hold more.
     end + 1
-}
-
-async fn patch(s: &Server, location: &str, start: u64, data: &[u8]) -> reqwest::Response {
-    client()
-        .patch(s.url(location))
-        .header("Content-Type", "application/octet-stream")
-        .header(
-            "Content-Range",
-            format!("{}-{}", start, start + data.len() as u64 - 1),
-        )
-        .body(data.to_vec())
-        .send()
-        .await
-        .unwrap()
 }
 
 /// Waits until the server has written at least `want` bytes of a session.
@@ -75,19 +27,13 @@ async fn wait_offset(s: &Server, location: &str, want: u64) -> u64 {
     panic!("server never received {want} bytes");
 }
 
-fn data(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
 both_backends! {
     kill9_mid_upload_resumes_from_reported_offset => |mut s: Server| async move {
-        let blob = data(24 << 20, 1);
+        let blob = stepped_bytes(24 << 20, 1);
         let first = 1usize << 20;
         let sent = first + (12 << 20);
         let loc = open_session(&s, "crash/upload").await;
-        assert_eq!(patch(&s, &loc, 0, &blob[..first]).await.status(), 202);
+        assert_eq!(patch_chunk(&s, &loc, 0, &blob[..first]).await.status(), 202);
         // Second chunk: declared whole, only part sent, then the server dies.
         // Received bytes reach the file in batches, so wait until some did.
         let chunk = &blob[first..];
@@ -97,7 +43,7 @@ both_backends! {
         s.restart();
         let at = upload_offset(&s, &loc).await;
         assert!(at > first as u64 && at <= sent as u64, "offset {at} must lie within what was sent");
-        assert_eq!(patch(&s, &loc, at, &blob[at as usize..]).await.status(), 202);
+        assert_eq!(patch_chunk(&s, &loc, at as usize, &blob[at as usize..]).await.status(), 202);
         let d = sha256(&blob);
         let r = client().put(s.url(&format!("{loc}?digest={d}"))).send().await.unwrap();
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
@@ -112,7 +58,7 @@ both_backends! {
         let config = push_blob(&s, "crash/manifest", b"{\"new\":true}").await;
         let body = image_manifest((&config, 12), &[], "");
         let _conn = half_request(&s, "PUT", "/v2/crash/manifest/manifests/stable",
-            "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n", body.len(), &body[..body.len() / 2]).await;
+            &format!("Content-Type: {OCI_MANIFEST}\r\n"), body.len(), &body[..body.len() / 2]).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         s.restart();
         let r = client().get(s.url("/v2/crash/manifest/manifests/stable")).send().await.unwrap();
@@ -141,7 +87,7 @@ both_backends! {
                     let body = image_manifest((&config, 2), &[], &extra);
                     let tag = format!("w{w}-{i}");
                     let r = client().put(format!("{url}/v2/crash/load/manifests/{tag}"))
-                        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                        .header("Content-Type", OCI_MANIFEST)
                         .body(body.clone()).send().await;
                     match r {
                         Ok(r) if r.status() == 201 => acked.lock().unwrap().push((tag, sha256(&body))),
@@ -166,7 +112,7 @@ both_backends! {
     };
 
     sigterm_shuts_down_and_leaves_uploads_resumable => |mut s: Server| async move {
-        let blob = data(2 << 20, 9);
+        let blob = stepped_bytes(2 << 20, 9);
         let loc = open_session(&s, "crash/term").await;
         let hdrs = "Content-Type: application/octet-stream\r\n";
         let _conn = half_request(&s, "PATCH", &loc, hdrs, blob.len(), &blob[..500_000]).await;
@@ -178,7 +124,7 @@ both_backends! {
         s.restart();
         let at = upload_offset(&s, &loc).await;
         assert_eq!(at, 500_000);
-        assert_eq!(patch(&s, &loc, at, &blob[at as usize..]).await.status(), 202);
+        assert_eq!(patch_chunk(&s, &loc, at as usize, &blob[at as usize..]).await.status(), 202);
         let d = sha256(&blob);
         let r = client().put(s.url(&format!("{loc}?digest={d}"))).send().await.unwrap();
         assert_eq!(r.status(), 201);

@@ -59,13 +59,19 @@ pub fn fresh_postgres_db() -> Option<String> {
     Some(format!("{prefix}/{name}"))
 }
 
+/// A name unique across the tests of this process (a counter) and across
+/// processes (the pid), with the time for runs that reuse a cluster. Time and
+/// pid alone collided when two tests started in the same clock tick.
 fn uuid_hex() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{SystemTime, UNIX_EPOCH};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{:x}{:x}", t, std::process::id())
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{t:x}_{:x}_{n}", std::process::id())
 }
 
 /// A running registry.
@@ -211,20 +217,21 @@ impl Drop for Server {
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident => $body:expr;)*) => {
-        mod sqlite {
+        $crate::backend_tests!(sqlite, Sqlite, $($name => $body;)*);
+        $crate::backend_tests!(postgres, Postgres, $($name => $body;)*);
+    };
+}
+
+/// One module `$module` of tests that each run `body` on a server over `$backend`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($module:ident, $backend:ident, $($name:ident => $body:expr;)*) => {
+        mod $module {
             #[allow(unused_imports)]
             use super::*;
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                async fn $name() {
-                   if let Some(s) = $crate::common::Server::start($crate::common::Backend::Sqlite) { ($body)(s).await }
-               } )*
-        }
-        mod postgres {
-            #[allow(unused_imports)]
-            use super::*;
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() {
-                   if let Some(s) = $crate::common::Server::start($crate::common::Backend::Postgres) { ($body)(s).await }
+                   if let Some(s) = $crate::common::Server::start($crate::common::Backend::$backend) { ($body)(s).await }
                } )*
         }
     };
@@ -245,16 +252,21 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// Uploads `data` as a blob of `repo` (monolithic POST) and returns its digest.
-pub async fn push_blob(s: &Server, repo: &str, data: &[u8]) -> String {
-    let d = sha256(data);
-    let r = client()
-        .post(s.url(&format!("/v2/{repo}/blobs/uploads/?digest={d}")))
+/// Monolithic upload (POST `?digest=`) of `data` under an explicit digest string.
+pub async fn push_blob_as(s: &Server, repo: &str, digest: &str, data: &[u8]) -> reqwest::Response {
+    client()
+        .post(s.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
         .header("Content-Type", "application/octet-stream")
         .body(data.to_vec())
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Uploads `data` as a blob of `repo` (monolithic POST) and returns its digest.
+pub async fn push_blob(s: &Server, repo: &str, data: &[u8]) -> String {
+    let d = sha256(data);
+    let r = push_blob_as(s, repo, &d, data).await;
     assert_eq!(r.status(), 201, "push blob: {}", r.text().await.unwrap());
     d
 }
@@ -281,13 +293,7 @@ pub async fn push_image(s: &Server, repo: &str, tag: &str, seed: &str) -> String
     let cd = push_blob(s, repo, config.as_bytes()).await;
     let ld = push_blob(s, repo, layer.as_bytes()).await;
     let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())], "");
-    let r = client()
-        .put(s.url(&format!("/v2/{repo}/manifests/{tag}")))
-        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        .body(m.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = put_manifest(s, repo, tag, Some(OCI_MANIFEST), &m).await;
     assert_eq!(
         r.status(),
         201,
@@ -304,4 +310,228 @@ pub async fn error_code(r: reqwest::Response) -> String {
         .as_str()
         .expect("errors[0].code")
         .to_string()
+}
+
+/// Media type of an OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of an OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of the OCI empty JSON descriptor (`{}`).
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// A response header as a string (None when absent; panics when not visible ASCII).
+pub fn hdr(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().expect("visible ASCII header").to_string())
+}
+
+/// sha512 digest string of `data`.
+pub fn sha512(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha512:{}", hex::encode(sha2::Sha512::digest(data)))
+}
+
+/// Deterministic pseudo-random bytes: xorshift32 seeded from `seed` and `salt`, bytes `shift` bits down.
+pub fn xorshift_bytes(len: usize, seed: u32, salt: u32, shift: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(salt);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> shift) as u8
+        })
+        .collect()
+}
+
+/// Deterministic bytes with a short period: byte `i` is `i * 31 + seed` (wrapping).
+pub fn stepped_bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// The base64 alphabet (standard, not URL-safe).
+pub const BASE64_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (Go's `base64.StdEncoding.EncodeToString`).
+pub fn base64(data: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64_ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A request body sent with chunked transfer encoding (no Content-Length).
+pub fn streamed(parts: Vec<Vec<u8>>) -> reqwest::Body {
+    let items: Vec<Result<bytes::Bytes, std::io::Error>> = parts
+        .into_iter()
+        .map(|p| Ok(bytes::Bytes::from(p)))
+        .collect();
+    reqwest::Body::wrap_stream(futures::stream::iter(items))
+}
+
+/// A body-less `method` request to `path`.
+pub async fn request(s: &Server, method: reqwest::Method, path: &str) -> reqwest::Response {
+    client().request(method, s.url(path)).send().await.unwrap()
+}
+
+/// HEAD of blob `digest` in `repo`.
+pub async fn head_blob(s: &Server, repo: &str, digest: &str) -> reqwest::Response {
+    request(
+        s,
+        reqwest::Method::HEAD,
+        &format!("/v2/{repo}/blobs/{digest}"),
+    )
+    .await
+}
+
+/// GET of blob `digest` in `repo`, with an optional `Range` header.
+pub async fn get_blob(
+    s: &Server,
+    repo: &str,
+    digest: &str,
+    range: Option<&str>,
+) -> reqwest::Response {
+    let mut rq = client().get(s.url(&format!("/v2/{repo}/blobs/{digest}")));
+    if let Some(r) = range {
+        rq = rq.header("Range", r);
+    }
+    rq.send().await.unwrap()
+}
+
+/// Asserts HEAD and GET of a blob both answer 404, GET with BLOB_UNKNOWN.
+pub async fn assert_blob_absent(s: &Server, repo: &str, digest: &str) {
+    let r = head_blob(s, repo, digest).await;
+    assert_eq!(
+        r.status(),
+        404,
+        "HEAD {repo} {digest}: blob should be absent"
+    );
+    let r = get_blob(s, repo, digest, None).await;
+    assert_eq!(
+        r.status(),
+        404,
+        "GET {repo} {digest}: blob should be absent"
+    );
+    assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
+}
+
+/// PUT of manifest `reference` in `repo` with an optional Content-Type.
+pub async fn put_manifest(
+    s: &Server,
+    repo: &str,
+    reference: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> reqwest::Response {
+    let mut rq = client().put(s.url(&format!("/v2/{repo}/manifests/{reference}")));
+    if let Some(ct) = content_type {
+        rq = rq.header("Content-Type", ct);
+    }
+    rq.body(body.to_vec()).send().await.unwrap()
+}
+
+/// GET of manifest `reference` in `repo`.
+pub async fn get_manifest(s: &Server, repo: &str, reference: &str) -> reqwest::Response {
+    request(
+        s,
+        reqwest::Method::GET,
+        &format!("/v2/{repo}/manifests/{reference}"),
+    )
+    .await
+}
+
+/// HEAD of manifest `reference` in `repo`.
+pub async fn head_manifest(s: &Server, repo: &str, reference: &str) -> reqwest::Response {
+    request(
+        s,
+        reqwest::Method::HEAD,
+        &format!("/v2/{repo}/manifests/{reference}"),
+    )
+    .await
+}
+
+/// Opens an upload session (POST, asserts 202); returns its Location.
+pub async fn open_session(s: &Server, repo: &str) -> String {
+    let r = client()
+        .post(s.url(&format!("/v2/{repo}/blobs/uploads/")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// PATCH of a chunk (octet-stream) with Content-Range `start-end`.
+pub async fn patch_chunk(s: &Server, loc: &str, start: usize, data: &[u8]) -> reqwest::Response {
+    let end = start + data.len() - 1;
+    client()
+        .patch(s.url(loc))
+        .header("Content-Type", "application/octet-stream")
+        .header("Content-Range", format!("{start}-{end}"))
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A request to `url` (a path) with only `Content-Range: range` and `body` set.
+pub async fn send_range(
+    s: &Server,
+    method: reqwest::Method,
+    url: &str,
+    range: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    client()
+        .request(method, s.url(url))
+        .header("Content-Range", range)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Raw request announcing `total` body bytes but sending only `part`; the connection is left hanging.
+pub async fn half_request(
+    s: &Server,
+    method: &str,
+    path: &str,
+    headers: &str,
+    total: usize,
+    part: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut c = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {total}\r\n{headers}\r\n",
+        s.addr
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    c.write_all(part).await.unwrap();
+    c.flush().await.unwrap();
+    c
+}
+
+/// The status of a sent request, or its transport error as text (an early answer must not arrive as a reset).
+pub fn status_or_error(r: &reqwest::Result<reqwest::Response>) -> Result<u16, String> {
+    r.as_ref()
+        .map(|r| r.status().as_u16())
+        .map_err(|e| format!("{e:?}"))
 }
