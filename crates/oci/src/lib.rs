@@ -6,11 +6,13 @@
 
 pub mod digest;
 pub mod error_code;
+pub mod image_ref;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 pub use error_code::ErrorCode;
+pub use image_ref::{ImageRef, ImageRefError};
 pub use manifest::{Descriptor, ManifestError, ManifestInfo};
 pub use name::{NameError, Reference, ReferenceError, RepoName, Tag};
