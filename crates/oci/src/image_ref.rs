@@ -92,7 +92,9 @@ impl FromStr for ImageRef {
             None => (rest, None),
         };
         let (registry, path) = match name.split_once('/') {
-            Some((first, path)) if looks_like_registry(first) => (first.to_string(), path.to_string()),
+            Some((first, path)) if looks_like_registry(first) => {
+                (first.to_string(), path.to_string())
+            }
             _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
         };
         if registry.is_empty() || path.is_empty() {
@@ -156,7 +158,15 @@ mod tests {
 
     #[test]
     fn rejects() {
-        for bad in ["", "host:5000/", "a:b:c", "a/B", "x@sha256:abc", "h.io/r:", "h.io/r:-bad"] {
+        for bad in [
+            "",
+            "host:5000/",
+            "a:b:c",
+            "a/B",
+            "x@sha256:abc",
+            "h.io/r:",
+            "h.io/r:-bad",
+        ] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
         }
     }

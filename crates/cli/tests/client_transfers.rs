@@ -1,0 +1,186 @@
+//! The registry client against a real Pavilion and a real CNCF Distribution:
+//! files pushed read-once and hashed while sent, pulled as parallel ranges,
+//! interrupted pulls resumed, and nothing placed unless its digest matches.
+
+mod common;
+use common::*;
+use pavilion_client::{Client, ClientError, ClientOptions};
+use pavilion_oci::{Digest, ImageRef};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+fn client_for() -> Client {
+    Client::new(ClientOptions::default()).unwrap()
+}
+
+fn write_pattern(path: &Path, len: usize, seed: u32) -> Vec<u8> {
+    let data = xorshift_bytes(len, seed, 12345, 11);
+    std::fs::write(path, &data).unwrap();
+    data
+}
+
+async fn round_trip(registry: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("weights.bin");
+    // Not a multiple of the 32 MiB piece size, so the last range is short.
+    let data = write_pattern(&src, (70 << 20) + 12345, 7);
+    let r: ImageRef = format!("{registry}/client/model:v1").parse().unwrap();
+    let c = client_for();
+    let (digest, size) = c.push_blob_file(&r, &src).await.unwrap();
+    assert_eq!(digest.to_string(), sha256(&data));
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(c.blob_exists(&r, &digest).await.unwrap(), Some(size));
+    let dest = tmp.path().join("out.bin");
+    c.pull_blob_file(&r, &digest, size, &dest, 4).await.unwrap();
+    assert!(std::fs::read(&dest).unwrap() == data, "pulled bytes differ");
+    assert!(!tmp.path().join("out.bin.partial").exists());
+    assert!(!tmp.path().join("out.bin.partial.json").exists());
+
+    // A manifest referencing it, pushed and fetched byte-for-byte.
+    let config = c
+        .push_blob_bytes(&r, bytes::Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    let m = image_manifest(
+        (&config.to_string(), 2),
+        &[(&digest.to_string(), data.len())],
+        "",
+    );
+    let md = c
+        .put_manifest(&r, OCI_MANIFEST, bytes::Bytes::from(m.clone()))
+        .await
+        .unwrap();
+    let got = c.get_manifest(&r).await.unwrap();
+    assert_eq!(got.digest, md);
+    assert_eq!(got.media_type, OCI_MANIFEST);
+    assert_eq!(&got.bytes[..], &m[..]);
+    let pinned: ImageRef = format!("{registry}/client/model@{md}").parse().unwrap();
+    assert_eq!(c.get_manifest(&pinned).await.unwrap().bytes, got.bytes);
+}
+
+/// CNCF Distribution from Debian on a loopback port, or None when absent.
+struct Distribution {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Distribution {
+    fn start() -> Option<Distribution> {
+        let bin = std::env::var("PAVILION_TEST_DISTRIBUTION").ok();
+        require_peer(
+            "CNCF Distribution (PAVILION_TEST_DISTRIBUTION)",
+            bin.is_some(),
+        )?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin?)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        // Owned by the guard at once, so every path below kills and reaps it.
+        let guard = Distribution {
+            child,
+            addr,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&guard.addr).is_ok() {
+                return Some(guard);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("docker-registry did not start on {}", guard.addr);
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_pull_against_pavilion() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    round_trip(&s.addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_pull_against_cncf_distribution() {
+    let Some(d) = Distribution::start() else {
+        return;
+    };
+    round_trip(&d.addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_pull_fetches_only_missing_pieces_and_bad_pieces_are_never_placed() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("w.bin");
+    let data = write_pattern(&src, (64 << 20) + 5, 3);
+    let r: ImageRef = format!("{}/client/resume:v1", s.addr).parse().unwrap();
+    let c = client_for();
+    let (digest, size) = c.push_blob_file(&r, &src).await.unwrap();
+    let dest = tmp.path().join("w.out");
+    let partial = tmp.path().join("w.out.partial");
+    let record = tmp.path().join("w.out.partial.json");
+    let piece = 32u64 << 20;
+
+    // A previous run finished piece 0 only: the rest must be fetched and the
+    // result verify.
+    let mut half = vec![0u8; data.len()];
+    half[..piece as usize].copy_from_slice(&data[..piece as usize]);
+    std::fs::write(&partial, &half).unwrap();
+    let progress = serde_json::json!({"digest": digest.to_string(), "size": size, "piece": piece, "done": [0]});
+    std::fs::write(&record, progress.to_string()).unwrap();
+    c.pull_blob_file(&r, &digest, size, &dest, 2).await.unwrap();
+    assert!(std::fs::read(&dest).unwrap() == data);
+
+    // A record claiming a piece that is really garbage: the digest check
+    // refuses it and nothing lands at the destination.
+    let dest2 = tmp.path().join("x.out");
+    std::fs::write(tmp.path().join("x.out.partial"), vec![9u8; data.len()]).unwrap();
+    std::fs::write(tmp.path().join("x.out.partial.json"), progress.to_string()).unwrap();
+    let e = c
+        .pull_blob_file(&r, &digest, size, &dest2, 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::DigestMismatch { .. }), "{e}");
+    assert!(!dest2.exists());
+    assert!(
+        !tmp.path().join("x.out.partial").exists(),
+        "a corrupt partial file is discarded"
+    );
+
+    // A digest the registry does not have: a clear registry error.
+    let missing = Digest::sha256(b"not there");
+    let e = c
+        .pull_blob_file(&r, &missing, 10, &tmp.path().join("m"), 2)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Registry { status: 404, ref code, .. } if code == "BLOB_UNKNOWN"),
+        "{e}"
+    );
+    assert!(!tmp.path().join("m").exists());
+}

@@ -1,0 +1,192 @@
+//! The HTTP side: base URLs, authentication and retries of the challenge.
+
+use crate::auth::{parse_challenge, Challenge, Credentials};
+use crate::error::ClientError;
+use pavilion_oci::ImageRef;
+use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How to reach registries.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Use plain HTTP for every registry (loopback registries always do).
+    pub plain_http: bool,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
+    /// Credentials by registry host.
+    pub credentials: Credentials,
+}
+
+/// A client for OCI registries.
+pub struct Client {
+    pub(crate) http: reqwest::Client,
+    opts: ClientOptions,
+    /// Authorization header values by registry and scope, reused until a 401.
+    tokens: Mutex<HashMap<(String, String), String>>,
+}
+
+impl Client {
+    /// Builds a client. No total timeout: blobs of hundreds of GiB take long;
+    /// connecting is bounded and a stalled read fails through TCP keepalive.
+    pub fn new(opts: ClientOptions) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .tcp_keepalive(Duration::from_secs(30))
+            .danger_accept_invalid_certs(opts.insecure)
+            .user_agent(concat!("pavilion/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            opts,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `scheme://host` for a reference: plain HTTP for loopback registries
+    /// (as Docker does) or when asked; Docker Hub's API host for docker.io.
+    pub fn base_url(&self, r: &ImageRef) -> String {
+        let scheme = if self.opts.plain_http || r.is_loopback() {
+            "http"
+        } else {
+            "https"
+        };
+        let host = if r.registry == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            r.registry.as_str()
+        };
+        format!("{scheme}://{host}")
+    }
+
+    /// URL of `path` (starting with `/v2/`) or of a `Location` value.
+    pub(crate) fn url(&self, r: &ImageRef, path_or_location: &str) -> String {
+        if path_or_location.starts_with("http://") || path_or_location.starts_with("https://") {
+            path_or_location.to_string()
+        } else {
+            format!("{}{path_or_location}", self.base_url(r))
+        }
+    }
+
+    /// Sends a request built by `build`, answering one authentication
+    /// challenge if the registry asks. `build` runs again for the retry, so
+    /// requests with streaming bodies should come after a cheap request of
+    /// the same scope has obtained the token.
+    pub(crate) async fn send(
+        &self,
+        r: &ImageRef,
+        scope: &str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, ClientError> {
+        let key = (r.registry.clone(), scope.to_string());
+        let cached = self.tokens.lock().ok().and_then(|t| t.get(&key).cloned());
+        let mut req = build(&self.http);
+        if let Some(v) = &cached {
+            req = req.header(header::AUTHORIZATION, v);
+        }
+        let resp = req.send().await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let challenge = resp
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge)
+            .ok_or_else(|| {
+                ClientError::Auth(format!(
+                    "{} requires authentication but sent no usable challenge",
+                    r.registry
+                ))
+            })?;
+        let value = self.authorize(r, scope, &challenge).await?;
+        if let Ok(mut t) = self.tokens.lock() {
+            t.insert(key, value.clone());
+        }
+        let resp = build(&self.http)
+            .header(header::AUTHORIZATION, value)
+            .send()
+            .await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(ClientError::Auth(format!(
+                "{} refused the credentials",
+                r.registry
+            )));
+        }
+        Ok(resp)
+    }
+
+    /// The `Authorization` value answering `challenge`.
+    async fn authorize(
+        &self,
+        r: &ImageRef,
+        scope: &str,
+        challenge: &Challenge,
+    ) -> Result<String, ClientError> {
+        use base64::Engine as _;
+        let cred = self.opts.credentials.get(&r.registry);
+        match challenge {
+            Challenge::Basic => {
+                let c = cred.ok_or_else(|| {
+                    ClientError::Auth(format!(
+                        "no credentials for {} in docker config",
+                        r.registry
+                    ))
+                })?;
+                let raw = format!("{}:{}", c.username, c.password);
+                Ok(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ))
+            }
+            Challenge::Bearer {
+                realm,
+                service,
+                scope: offered,
+            } => {
+                let mut req = self.http.request(Method::GET, realm);
+                let mut query: Vec<(&str, &str)> = Vec::new();
+                if let Some(s) = service {
+                    query.push(("service", s));
+                }
+                query.push(("scope", offered.as_deref().unwrap_or(scope)));
+                req = req.query(&query);
+                if let Some(c) = cred {
+                    req = req.basic_auth(&c.username, Some(&c.password));
+                }
+                let resp = req.send().await?;
+                if !resp.status().is_success() {
+                    return Err(ClientError::Auth(format!(
+                        "token service {realm} answered {}",
+                        resp.status()
+                    )));
+                }
+                let v: serde_json::Value = resp.json().await?;
+                let token = v
+                    .get("token")
+                    .or_else(|| v.get("access_token"))
+                    .and_then(|t| t.as_str())
+                    .ok_or_else(|| {
+                        ClientError::Auth(format!("token service {realm} returned no token"))
+                    })?;
+                Ok(format!("Bearer {token}"))
+            }
+        }
+    }
+}
+
+/// The token scope for pulling from, or pushing to, a repository.
+pub(crate) fn scope(r: &ImageRef, push: bool) -> String {
+    let actions = if push { "pull,push" } else { "pull" };
+    format!("repository:{}:{actions}", r.repository)
+}
+
+/// Turns a non-success response into an error.
+pub(crate) async fn check(resp: Response) -> Result<Response, ClientError> {
+    if resp.status().is_success() {
+        Ok(resp)
+    } else {
+        Err(ClientError::from_response(resp).await)
+    }
+}

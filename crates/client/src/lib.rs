@@ -1,0 +1,20 @@
+//! Talks to any OCI registry (Pavilion, CNCF Distribution, cloud registries).
+//!
+//! - [`Client`]: HTTP with Docker's conventions: plain HTTP for loopback
+//!   registries, credentials from docker's `config.json`, and the Basic /
+//!   Bearer token challenge dance on 401.
+//! - [`Client::push_blob_file`]: a file is read once and hashed while it is
+//!   sent; an interrupted upload resumes from the registry's reported offset.
+//! - [`Client::pull_blob_file`]: parallel byte ranges written in place into
+//!   `FILE.partial`, verified, then renamed.
+
+pub mod auth;
+mod client;
+mod error;
+mod manifest;
+mod pull;
+mod push;
+
+pub use client::{Client, ClientOptions};
+pub use error::ClientError;
+pub use manifest::Manifest;

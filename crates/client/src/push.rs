@@ -1,0 +1,247 @@
+//! Blob upload: a file is read once and hashed while it is sent; an
+//! interrupted upload resumes from the offset the registry reports.
+
+use crate::client::{check, scope, Client};
+use crate::error::ClientError;
+use bytes::Bytes;
+use pavilion_oci::{Algorithm, Digest, Hasher, ImageRef};
+use reqwest::header;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use tokio::sync::mpsc;
+
+/// Read size for uploads.
+const READ_CHUNK: usize = 4 << 20;
+/// Attempts at sending the rest of a file before giving up.
+const MAX_ATTEMPTS: usize = 5;
+
+fn with_query(location: &str, key: &str, value: &str) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}{key}={value}")
+}
+
+fn location_of(resp: &reqwest::Response) -> Result<String, ClientError> {
+    resp.headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .ok_or_else(|| ClientError::Protocol("upload response without Location".into()))
+}
+
+/// Hashes `path[0..len)` (used only when resuming after a failure).
+fn hash_prefix(path: &Path, len: u64) -> std::io::Result<Hasher> {
+    let mut f = File::open(path)?.take(len);
+    let mut h = Algorithm::Sha256.hasher();
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h);
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+impl Client {
+    /// Size of a blob in the repository, or `None` if the registry lacks it.
+    pub async fn blob_exists(
+        &self,
+        r: &ImageRef,
+        digest: &Digest,
+    ) -> Result<Option<u64>, ClientError> {
+        let url = self.url(r, &format!("/v2/{}/blobs/{digest}", r.repository));
+        let resp = self.send(r, &scope(r, false), |c| c.head(&url)).await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = check(resp).await?;
+        // reqwest's content_length() is the body's size hint, 0 for HEAD.
+        Ok(resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()))
+    }
+
+    /// Uploads bytes already in memory (configs, small files); returns the digest.
+    pub async fn push_blob_bytes(&self, r: &ImageRef, data: Bytes) -> Result<Digest, ClientError> {
+        let digest = Digest::sha256(&data);
+        if self.blob_exists(r, &digest).await?.is_some() {
+            return Ok(digest);
+        }
+        let location = self.start_upload(r).await?;
+        let url = self.url(r, &with_query(&location, "digest", &digest.to_string()));
+        let resp = self
+            .send(r, &scope(r, true), |c| {
+                c.put(&url)
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(data.clone())
+            })
+            .await?;
+        check(resp).await?;
+        Ok(digest)
+    }
+
+    async fn start_upload(&self, r: &ImageRef) -> Result<String, ClientError> {
+        let url = self.url(r, &format!("/v2/{}/blobs/uploads/", r.repository));
+        let resp = self
+            .send(r, &scope(r, true), |c| {
+                c.post(&url).header(header::CONTENT_LENGTH, "0")
+            })
+            .await?;
+        let resp = check(resp).await?;
+        location_of(&resp)
+    }
+
+    /// Uploads a file, reading it once: each chunk goes to the socket and to
+    /// a hasher thread; the digest is given at the final `PUT`. A failed
+    /// transfer asks the registry how much it kept and sends the rest.
+    /// Returns the digest and size.
+    pub async fn push_blob_file(
+        &self,
+        r: &ImageRef,
+        path: &Path,
+    ) -> Result<(Digest, u64), ClientError> {
+        let size = std::fs::metadata(path)?.len();
+        let mut location = self.start_upload(r).await?;
+        let mut offset = 0u64;
+        let mut hasher = Algorithm::Sha256.hasher();
+        let mut attempt = 0;
+        while offset < size {
+            attempt += 1;
+            match self
+                .send_rest(r, &location, path, offset, size, hasher.clone())
+                .await
+            {
+                Ok((next, h)) => {
+                    location = next;
+                    hasher = h;
+                    offset = size;
+                }
+                Err(e) if attempt < MAX_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "upload interrupted; asking the registry where to resume");
+                    match self.upload_status(r, &location).await? {
+                        Some((loc, kept)) => {
+                            location = loc;
+                            offset = kept.min(size);
+                        }
+                        None => {
+                            // Nothing (or an ambiguous "0-0") kept: start over.
+                            location = self.start_upload(r).await?;
+                            offset = 0;
+                        }
+                    }
+                    let p = path.to_path_buf();
+                    hasher = tokio::task::spawn_blocking(move || hash_prefix(&p, offset))
+                        .await
+                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let digest = hasher.finish();
+        let url = self.url(r, &with_query(&location, "digest", &digest.to_string()));
+        let resp = self
+            .send(r, &scope(r, true), |c| {
+                c.put(&url).header(header::CONTENT_LENGTH, "0")
+            })
+            .await?;
+        check(resp).await?;
+        Ok((digest, size))
+    }
+
+    /// Bytes the registry holds for an upload session, and its new Location;
+    /// `None` when the session is gone or the answer cannot tell (no `Range`,
+    /// or `0-0`, which means either 0 or 1 byte).
+    async fn upload_status(
+        &self,
+        r: &ImageRef,
+        location: &str,
+    ) -> Result<Option<(String, u64)>, ClientError> {
+        let url = self.url(r, location);
+        let resp = self.send(r, &scope(r, true), |c| c.get(&url)).await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = check(resp).await?;
+        let loc = location_of(&resp).unwrap_or_else(|_| location.to_string());
+        let end = resp
+            .headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().trim_start_matches("bytes=").split_once('-'))
+            .and_then(|(_, end)| end.parse::<u64>().ok());
+        Ok(end.filter(|&e| e > 0).map(|e| (loc, e + 1)))
+    }
+
+    /// One PATCH carrying `path[offset..size)`, hashed as it is read.
+    async fn send_rest(
+        &self,
+        r: &ImageRef,
+        location: &str,
+        path: &Path,
+        offset: u64,
+        size: u64,
+        hasher: Hasher,
+    ) -> Result<(String, Hasher), ClientError> {
+        let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(4);
+        let file = File::open(path)?;
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut pos = offset;
+            while pos < size {
+                let want = READ_CHUNK.min((size - pos) as usize);
+                let mut buf = vec![0u8; want];
+                let res = file.read_exact_at(&mut buf, pos);
+                let chunk = match res {
+                    Ok(()) => Bytes::from(buf),
+                    Err(e) => {
+                        let _ = body_tx.blocking_send(Err(e));
+                        return;
+                    }
+                };
+                pos += want as u64;
+                if hash_tx.blocking_send(chunk.clone()).is_err()
+                    || body_tx.blocking_send(Ok(chunk)).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let hash_task = tokio::task::spawn_blocking(move || {
+            let mut h = hasher;
+            while let Some(c) = hash_rx.blocking_recv() {
+                h.update(&c);
+            }
+            h
+        });
+        let body_rx = std::sync::Mutex::new(Some(body_rx));
+        let url = self.url(r, location);
+        let resp = self
+            .send(r, &scope(r, true), |c| {
+                let mut req = c
+                    .patch(&url)
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .header(header::CONTENT_LENGTH, (size - offset).to_string())
+                    .header(header::CONTENT_RANGE, format!("{offset}-{}", size - 1));
+                // The body can be sent only once; a retry after an auth
+                // challenge sends nothing and fails on the length check.
+                if let Some(rx) = body_rx.lock().ok().and_then(|mut b| b.take()) {
+                    let stream = futures::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.map(|i| (i, rx))
+                    });
+                    req = req.body(reqwest::Body::wrap_stream(stream));
+                }
+                req
+            })
+            .await;
+        let _ = reader.await;
+        let hasher = hash_task
+            .await
+            .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
+        let resp = check(resp?).await?;
+        Ok((location_of(&resp)?, hasher))
+    }
+}
