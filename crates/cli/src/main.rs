@@ -22,12 +22,18 @@ struct Cli {
 enum Command {
     /// Run the OCI registry (Distribution v1.1) on the embedded default store.
     Serve(config::ServeArgs),
+    /// Push a model directory (CNCF ModelPack) or files (--artifact-type) to any registry.
+    Push(commands::push::PushArgs),
+    /// Pull a model's files into a directory, verified, without unpacking.
+    Pull(commands::pull::PullArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
+        Command::Push(args) => commands::push::run(args),
+        Command::Pull(args) => commands::pull::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

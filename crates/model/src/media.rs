@@ -1,0 +1,44 @@
+//! ModelPack media types and annotation keys, current and legacy.
+
+/// `artifactType` of a model manifest.
+pub const MODEL_MANIFEST: &str = "application/vnd.cncf.model.manifest.v1+json";
+/// Media type of the model config document.
+pub const MODEL_CONFIG: &str = "application/vnd.cncf.model.config.v1+json";
+/// Layer annotation: the file's path relative to the model root.
+pub const ANNOTATION_FILEPATH: &str = "org.cncf.model.filepath";
+/// Layer annotation: the file's metadata as a JSON string.
+pub const ANNOTATION_FILE_METADATA: &str = "org.cncf.model.file.metadata+json";
+/// The key ORAS and friends use to name a file.
+pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+/// What older tools wrote instead of [`ANNOTATION_FILEPATH`].
+pub const LEGACY_ANNOTATION_FILEPATH: &str = "org.cnai.model.filepath";
+
+/// Maps a legacy `vnd.cnai.model.*` media type to its `vnd.cncf.model.*` name.
+pub fn normalize(media_type: &str) -> String {
+    match media_type.strip_prefix("application/vnd.cnai.model.") {
+        Some(rest) => format!("application/vnd.cncf.model.{rest}"),
+        None => media_type.to_string(),
+    }
+}
+
+/// True for a layer whose blob is the file itself (not a tar).
+pub fn is_raw_layer(media_type: &str) -> bool {
+    let m = normalize(media_type);
+    m.starts_with("application/vnd.cncf.model.") && m.ends_with(".raw")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_names() {
+        assert_eq!(
+            normalize("application/vnd.cnai.model.weight.v1.raw"),
+            "application/vnd.cncf.model.weight.v1.raw"
+        );
+        assert!(is_raw_layer("application/vnd.cnai.model.doc.v1.raw"));
+        assert!(!is_raw_layer("application/vnd.cncf.model.weight.v1.tar"));
+        assert_eq!(normalize(MODEL_CONFIG), MODEL_CONFIG);
+    }
+}
