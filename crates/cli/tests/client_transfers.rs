@@ -7,7 +7,6 @@ use common::*;
 use pavilion_client::{Client, ClientError, ClientOptions};
 use pavilion_oci::{Digest, ImageRef};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -58,66 +57,6 @@ async fn round_trip(registry: &str) {
     assert_eq!(&got.bytes[..], &m[..]);
     let pinned: ImageRef = format!("{registry}/client/model@{md}").parse().unwrap();
     assert_eq!(c.get_manifest(&pinned).await.unwrap().bytes, got.bytes);
-}
-
-/// CNCF Distribution from Debian on a loopback port, or None when absent.
-struct Distribution {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Distribution {
-    fn start() -> Option<Distribution> {
-        let bin = std::env::var("PAVILION_TEST_DISTRIBUTION").ok();
-        require_peer(
-            "CNCF Distribution (PAVILION_TEST_DISTRIBUTION)",
-            bin.is_some(),
-        )?;
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(bin?)
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        // Owned by the guard at once, so every path below kills and reaps it.
-        let guard = Distribution {
-            child,
-            addr,
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(&guard.addr).is_ok() {
-                return Some(guard);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("docker-registry did not start on {}", guard.addr);
-    }
-}
-
-impl Drop for Distribution {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

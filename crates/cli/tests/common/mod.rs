@@ -535,3 +535,63 @@ pub fn status_or_error(r: &reqwest::Result<reqwest::Response>) -> Result<u16, St
         .map(|r| r.status().as_u16())
         .map_err(|e| format!("{e:?}"))
 }
+
+/// CNCF Distribution from Debian on a loopback port, or None when absent.
+pub struct Distribution {
+    child: std::process::Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Distribution {
+    pub fn start() -> Option<Distribution> {
+        let bin = std::env::var("PAVILION_TEST_DISTRIBUTION").ok();
+        require_peer(
+            "CNCF Distribution (PAVILION_TEST_DISTRIBUTION)",
+            bin.is_some(),
+        )?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new(bin?)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        // Owned by the guard at once, so every path below kills and reaps it.
+        let guard = Distribution {
+            child,
+            addr,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&guard.addr).is_ok() {
+                return Some(guard);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("docker-registry did not start on {}", guard.addr);
+    }
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

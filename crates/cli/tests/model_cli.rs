@@ -1,0 +1,376 @@
+//! `pavilion push` and `pavilion pull` end to end, as a user runs them,
+//! against a real Pavilion (and CNCF Distribution, and oras-py).
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn pavilion(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pavilion"))
+        .args(args)
+        .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
+        .output()
+        .expect("run pavilion")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "pavilion failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A small model directory: a safetensors weight, configs, code and docs.
+fn make_model(dir: &Path) {
+    std::fs::create_dir_all(dir.join("scripts")).unwrap();
+    let header = br#"{"__metadata__":{"format":"pt"},"w":{"dtype":"BF16","shape":[1024,1024],"data_offsets":[0,2097152]}}"#;
+    let mut st = (header.len() as u64).to_le_bytes().to_vec();
+    st.extend_from_slice(header);
+    st.extend(xorshift_bytes(2 << 20, 5, 1, 11));
+    std::fs::write(dir.join("model.safetensors"), st).unwrap();
+    std::fs::write(dir.join("config.json"), br#"{"model_type":"tiny"}"#).unwrap();
+    std::fs::write(dir.join("tokenizer.json"), br#"{"v":1}"#).unwrap();
+    std::fs::write(dir.join("README.md"), b"# tiny\n").unwrap();
+    std::fs::write(dir.join("scripts/run.py"), b"print('hi')\n").unwrap();
+    std::fs::write(dir.join(".hidden"), b"not packed").unwrap();
+}
+
+fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+async fn model_round_trip(registry: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("tiny-model");
+    make_model(&model);
+    let reference = format!("{registry}/models/tiny:v1");
+    let first = json(&ok(pavilion(&[
+        "push",
+        &reference,
+        model.to_str().unwrap(),
+        "--license",
+        "MIT",
+        "--output",
+        "json",
+    ])));
+    let again = json(&ok(pavilion(&[
+        "push",
+        &reference,
+        model.to_str().unwrap(),
+        "--license",
+        "MIT",
+        "--output",
+        "json",
+    ])));
+    assert_eq!(
+        first["digest"], again["digest"],
+        "packing the same directory twice gives the same digest"
+    );
+
+    let out = tmp.path().join("out");
+    ok(pavilion(&["pull", &reference, "-o", out.to_str().unwrap()]));
+    let mut expected = files_of(&model);
+    expected.retain(|(p, _)| p != ".hidden");
+    assert_eq!(
+        files_of(&out),
+        expected,
+        "every file lands in place, byte-identical"
+    );
+
+    // The manifest and config say what a ModelPack reader expects.
+    let r = client()
+        .get(format!("http://{registry}/v2/models/tiny/manifests/v1"))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    let m: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        m["artifactType"],
+        "application/vnd.cncf.model.manifest.v1+json"
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.cncf.model.config.v1+json"
+    );
+    let types: Vec<&str> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/vnd.cncf.model.weight.config.v1.raw",
+            "application/vnd.cncf.model.weight.config.v1.raw",
+            "application/vnd.cncf.model.weight.v1.raw",
+            "application/vnd.cncf.model.code.v1.raw",
+            "application/vnd.cncf.model.doc.v1.raw",
+        ]
+    );
+    let config_digest = m["config"]["digest"].as_str().unwrap();
+    let c: serde_json::Value = client()
+        .get(format!(
+            "http://{registry}/v2/models/tiny/blobs/{config_digest}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["descriptor"]["name"], "tiny-model");
+    assert_eq!(c["descriptor"]["licenses"], serde_json::json!(["MIT"]));
+    assert_eq!(c["config"]["format"], "safetensors");
+    assert_eq!(c["config"]["paramSize"], "1.0m");
+    assert_eq!(c["config"]["precision"], "bf16");
+    assert_eq!(c["modelfs"]["type"], "layers");
+    let layer_digests: Vec<&serde_json::Value> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["digest"])
+        .collect();
+    let diff_ids: Vec<&serde_json::Value> =
+        c["modelfs"]["diffIds"].as_array().unwrap().iter().collect();
+    assert_eq!(diff_ids, layer_digests);
+
+    // --include pulls only matching files.
+    let some = tmp.path().join("some");
+    ok(pavilion(&[
+        "pull",
+        &reference,
+        "-o",
+        some.to_str().unwrap(),
+        "--include",
+        "*.json",
+    ]));
+    let names: Vec<String> = files_of(&some).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(names, ["config.json", "tokenizer.json"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_push_pull_against_pavilion() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    model_round_trip(&s.addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_push_pull_against_cncf_distribution() {
+    let Some(d) = Distribution::start() else {
+        return;
+    };
+    model_round_trip(&d.addr).await;
+}
+
+/// Pushes a hand-made manifest whose one layer is named `path`.
+async fn push_named_layer(
+    s: &Server,
+    repo: &str,
+    tag: &str,
+    media_type: &str,
+    key: &str,
+    path: &str,
+) {
+    let config = push_blob(s, repo, b"{}").await;
+    let layer = push_blob(s, repo, b"payload").await;
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.cncf.model.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.cncf.model.config.v1+json", "digest": config, "size": 2},
+        "layers": [{"mediaType": media_type, "digest": layer, "size": 7, "annotations": {key: path}}],
+    });
+    let r = client()
+        .put(s.url(&format!("/v2/{repo}/manifests/{tag}")))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_refuses_escaping_paths_and_symlinks_before_writing() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = "application/vnd.cncf.model.weight.v1.raw";
+    for (tag, path) in [
+        ("up", "../escape.bin"),
+        ("abs", "/tmp/pavilion-abs-escape.bin"),
+        ("dots", "a/../../b"),
+    ] {
+        push_named_layer(&s, "bad/paths", tag, raw, "org.cncf.model.filepath", path).await;
+        let out = tmp.path().join(format!("out-{tag}"));
+        let res = pavilion(&[
+            "pull",
+            &format!("{}/bad/paths:{tag}", s.addr),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!res.status.success(), "{path} must be refused");
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(err.contains("not a plain relative path"), "{err}");
+        assert!(files_of(&out).is_empty(), "nothing written for {path}");
+    }
+    assert!(!tmp.path().join("escape.bin").exists());
+    assert!(!Path::new("/tmp/pavilion-abs-escape.bin").exists());
+
+    // A symlink already in the output directory is never written through.
+    push_named_layer(
+        &s,
+        "bad/paths",
+        "link",
+        raw,
+        "org.cncf.model.filepath",
+        "link/x.bin",
+    )
+    .await;
+    let out = tmp.path().join("out-link");
+    let target = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&target, out.join("link")).unwrap();
+    let res = pavilion(&[
+        "pull",
+        &format!("{}/bad/paths:link", s.addr),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("symbolic link"));
+    assert!(files_of(&target).is_empty());
+
+    // Legacy names that older tools write are understood.
+    push_named_layer(
+        &s,
+        "old/tools",
+        "v1",
+        "application/vnd.cnai.model.weight.v1.raw",
+        "org.cnai.model.filepath",
+        "w/legacy.bin",
+    )
+    .await;
+    let out = tmp.path().join("out-legacy");
+    ok(pavilion(&[
+        "pull",
+        &format!("{}/old/tools:v1", s.addr),
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read(out.join("w/legacy.bin")).unwrap(), b"payload");
+
+    // Bad references and missing models are one-line errors.
+    let res = pavilion(&["pull", "Not A Ref", "-o", out.to_str().unwrap()]);
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("invalid reference"));
+    let res = pavilion(&[
+        "pull",
+        &format!("{}/old/tools:missing", s.addr),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("MANIFEST_UNKNOWN"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_pushed_with_artifact_type_are_pulled_by_oras_py_and_back() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let py = std::env::var("PAVILION_TEST_ORAS_PYTHON").ok();
+    if require_peer("oras-py (PAVILION_TEST_ORAS_PYTHON)", py.is_some()).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("weights.gguf");
+    let b = tmp.path().join("notes.txt");
+    std::fs::write(&a, xorshift_bytes(300_000, 9, 2, 11)).unwrap();
+    std::fs::write(&b, b"hello").unwrap();
+    let reference = format!("{}/files/art:v1", s.addr);
+    ok(pavilion(&[
+        "push",
+        &reference,
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--artifact-type",
+        "application/vnd.example.bundle",
+    ]));
+    let out = tmp.path().join("oras-out");
+    let script = "import sys, oras.client\nc = oras.client.OrasClient(insecure=True)\nc.pull(target=sys.argv[1], outdir=sys.argv[2])\n";
+    let res = Command::new(py.unwrap())
+        .arg("-c")
+        .arg(script)
+        .arg(&reference)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(
+        std::fs::read(out.join("weights.gguf")).unwrap(),
+        std::fs::read(&a).unwrap()
+    );
+    assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"hello");
+    // And pavilion pulls the same artifact by the files' titles.
+    let back = tmp.path().join("back");
+    ok(pavilion(&[
+        "pull",
+        &reference,
+        "-o",
+        back.to_str().unwrap(),
+    ]));
+    assert_eq!(std::fs::read(back.join("notes.txt")).unwrap(), b"hello");
+    // Refused inputs: not a media type, a directory, two files of one name.
+    let res = pavilion(&[
+        "push",
+        &reference,
+        a.to_str().unwrap(),
+        "--artifact-type",
+        "nope",
+    ]);
+    assert!(String::from_utf8_lossy(&res.stderr).contains("not a media type"));
+    let res = pavilion(&[
+        "push",
+        &reference,
+        tmp.path().to_str().unwrap(),
+        "--artifact-type",
+        "a/b",
+    ]);
+    assert!(String::from_utf8_lossy(&res.stderr).contains("is not a file"));
+    let res = pavilion(&[
+        "push",
+        &reference,
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--artifact-type",
+        "a/b",
+    ]);
+    assert!(String::from_utf8_lossy(&res.stderr).contains("two files are named"));
+}
