@@ -1,16 +1,17 @@
 //! Blob download: byte ranges fetched in parallel and written at their
-//! offsets into `FILE.partial`, verified, then renamed into place. Finished
+//! offsets into `FILE.partial`, hashed in order as the written prefix grows,
+//! verified, then renamed into place. Finished
 //! pieces are recorded beside the partial file, so an interrupted pull
 //! fetches only what is missing.
 
 use crate::client::{check, scope, Client};
 use crate::error::ClientError;
 use futures::StreamExt;
-use pavilion_oci::{Digest, ImageRef};
+use pavilion_oci::{Algorithm, Digest, ImageRef};
 use reqwest::{header, StatusCode};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -37,17 +38,37 @@ fn io_join(e: tokio::task::JoinError) -> ClientError {
     ClientError::Io(std::io::Error::other(e))
 }
 
-fn hash_file(path: &Path, digest: &Digest) -> std::io::Result<Digest> {
-    let mut f = File::open(path)?;
-    let mut h = digest.algorithm().hasher();
+/// Hashes the partial file piece by piece in order, as soon as each piece
+/// (and every one before it) has been written, so verification overlaps the
+/// download and the bytes are read back while still in the page cache.
+/// `None` when the sender went away before every piece arrived.
+fn trailing_hash(
+    path: &Path,
+    alg: Algorithm,
+    size: u64,
+    done: std::sync::mpsc::Receiver<u64>,
+) -> std::io::Result<Option<Digest>> {
+    let f = File::open(path)?;
+    let mut h = alg.hasher();
+    let mut ready = BTreeSet::new();
     let mut buf = vec![0u8; 4 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finish());
+    for next in 0..size.div_ceil(PIECE) {
+        while !ready.contains(&next) {
+            match done.recv() {
+                Ok(i) => ready.insert(i),
+                Err(_) => return Ok(None),
+            };
         }
-        h.update(&buf[..n]);
+        let end = ((next + 1) * PIECE).min(size);
+        let mut pos = next * PIECE;
+        while pos < end {
+            let want = (buf.len() as u64).min(end - pos) as usize;
+            f.read_exact_at(&mut buf[..want], pos)?;
+            h.update(&buf[..want]);
+            pos += want as u64;
+        }
     }
+    Ok(Some(h.finish()))
 }
 
 impl Client {
@@ -93,11 +114,22 @@ impl Client {
         let pieces: Vec<u64> = (0..size.div_ceil(PIECE))
             .filter(|i| !done.contains(i))
             .collect();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<u64>();
+        for &i in &done {
+            let _ = done_tx.send(i);
+        }
+        let (p, alg) = (partial.clone(), digest.algorithm());
+        let hasher = tokio::task::spawn_blocking(move || trailing_hash(&p, alg, size, done_rx));
         let url = self.url(r, &format!("/v2/{}/blobs/{digest}", r.repository));
         let results: Vec<Result<(), ClientError>> = futures::stream::iter(pieces)
             .map(|i| {
-                let (file, url, progress, record) =
-                    (file.clone(), url.clone(), progress.clone(), record.clone());
+                let (file, url, progress, record, done_tx) = (
+                    file.clone(),
+                    url.clone(),
+                    progress.clone(),
+                    record.clone(),
+                    done_tx.clone(),
+                );
                 async move {
                     let start = i * PIECE;
                     let end = (start + PIECE).min(size) - 1;
@@ -110,17 +142,19 @@ impl Client {
                         serde_json::to_vec(&*p).unwrap_or_default()
                     };
                     std::fs::write(&record, snapshot)?;
+                    let _ = done_tx.send(i);
                     Ok(())
                 }
             })
             .buffer_unordered(parallel.max(1))
             .collect()
             .await;
+        drop(done_tx);
+        let hashed = hasher.await.map_err(io_join)?;
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
-        let (p, d) = (partial.clone(), digest.clone());
-        let actual = tokio::task::spawn_blocking(move || hash_file(&p, &d))
-            .await
-            .map_err(io_join)??;
+        let actual = hashed?.ok_or_else(|| {
+            ClientError::Protocol("download ended before every piece arrived".into())
+        })?;
         if &actual != digest {
             let _ = std::fs::remove_file(&partial);
             let _ = std::fs::remove_file(&record);
