@@ -66,28 +66,44 @@ async fn model_round_trip(registry: &str) {
     let model = tmp.path().join("tiny-model");
     make_model(&model);
     let reference = format!("{registry}/models/tiny:v1");
-    let first = json(&ok(pavilion(&[
-        "push",
-        &reference,
-        model.to_str().unwrap(),
-        "--license",
-        "MIT",
-        "--output",
-        "json",
-    ])));
-    let again = json(&ok(pavilion(&[
-        "push",
-        &reference,
-        model.to_str().unwrap(),
-        "--license",
-        "MIT",
-        "--output",
-        "json",
-    ])));
+    let cache = tmp.path().join("cache");
+    let push = |reference: &str, extra: &[&str]| {
+        let mut a = vec![
+            "push",
+            reference,
+            model.to_str().unwrap(),
+            "--license",
+            "MIT",
+            "--output",
+            "json",
+        ];
+        a.extend(["--cache-dir", cache.to_str().unwrap()]);
+        a.extend(extra);
+        json(&ok(pavilion(&a)))
+    };
+    let first = push(&reference, &[]);
+    assert_eq!(
+        (first["uploaded"].as_u64(), first["present"].as_u64()),
+        (Some(5), Some(0))
+    );
+    let again = push(&reference, &[]);
     assert_eq!(
         first["digest"], again["digest"],
         "packing the same directory twice gives the same digest"
     );
+    assert_eq!(
+        (again["uploaded"].as_u64(), again["present"].as_u64()),
+        (Some(0), Some(5)),
+        "unchanged files are not read or sent again"
+    );
+    // Another repository: every blob mounted from the first, none sent.
+    let other = format!("{registry}/models/tiny-copy:v1");
+    let mounted = push(&other, &["--from", "models/tiny"]);
+    assert_eq!(
+        (mounted["uploaded"].as_u64(), mounted["mounted"].as_u64()),
+        (Some(0), Some(5))
+    );
+    assert_eq!(mounted["digest"], first["digest"]);
 
     let out = tmp.path().join("out");
     ok(pavilion(&["pull", &reference, "-o", out.to_str().unwrap()]));

@@ -10,6 +10,7 @@
 
 pub mod auth;
 mod client;
+pub mod digest_cache;
 mod error;
 mod manifest;
 mod pull;

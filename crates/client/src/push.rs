@@ -65,6 +65,38 @@ impl Client {
             .and_then(|v| v.parse().ok()))
     }
 
+    /// Links blob `digest` from repository `from` into `r`'s repository
+    /// without transferring it; `false` when the registry would not.
+    pub async fn mount_blob(
+        &self,
+        r: &ImageRef,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<bool, ClientError> {
+        let url = self.url(
+            r,
+            &format!(
+                "/v2/{}/blobs/uploads/?mount={digest}&from={from}",
+                r.repository
+            ),
+        );
+        let resp = self
+            .send(r, &scope(r, true), |c| {
+                c.post(&url).header(header::CONTENT_LENGTH, "0")
+            })
+            .await?;
+        let resp = check(resp).await?;
+        if resp.status() == reqwest::StatusCode::CREATED {
+            return Ok(true);
+        }
+        // 202: the registry opened an upload session instead; give it back.
+        if let Ok(loc) = location_of(&resp) {
+            let url = self.url(r, &loc);
+            let _ = self.send(r, &scope(r, true), |c| c.delete(&url)).await;
+        }
+        Ok(false)
+    }
+
     /// Uploads bytes already in memory (configs, small files); returns the digest.
     pub async fn push_blob_bytes(&self, r: &ImageRef, data: Bytes) -> Result<Digest, ClientError> {
         let digest = Digest::sha256(&data);

@@ -6,11 +6,13 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
+use pavilion_client::digest_cache::{default_cache_dir, DigestCache};
 use pavilion_client::Client;
 use pavilion_model::media::ANNOTATION_TITLE;
 use pavilion_model::{pack_directory, ModelInfo};
-use pavilion_oci::{media_type, Digest, ImageRef};
+use pavilion_oci::{media_type, Digest, ImageRef, RepoName};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Arguments of `pavilion push`.
 #[derive(Args, Debug)]
@@ -50,6 +52,12 @@ pub struct PushArgs {
     /// Quantization such as Q4_K_M or awq.
     #[arg(long)]
     pub quantization: Option<String>,
+    /// Mount blobs the registry holds in this repository instead of uploading them.
+    #[arg(long, value_name = "REPO")]
+    pub from: Option<String>,
+    /// Where known file digests are remembered, so unchanged files are not re-read [default: ~/.cache/pavilion].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -62,31 +70,67 @@ struct Upload {
     annotations: std::collections::BTreeMap<String, String>,
 }
 
-/// Uploads files `concurrency` at a time, each read once; returns their
-/// digests in the input order.
+/// How a file reached the registry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Read, hashed and uploaded.
+    Uploaded,
+    /// Already there (known digest, answered by HEAD).
+    Present,
+    /// Linked from `--from` without a transfer.
+    Mounted,
+}
+
+/// Where and how to send the files.
+struct Target<'a> {
+    client: &'a Client,
+    r: &'a ImageRef,
+    from: Option<&'a str>,
+    cache: &'a Mutex<DigestCache>,
+}
+
+async fn upload_one(t: &Target<'_>, f: &Upload) -> Result<(Digest, Sent)> {
+    let meta =
+        std::fs::metadata(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
+    let known = t.cache.lock().ok().and_then(|c| c.get(&f.path, &meta));
+    if let Some(d) = known {
+        if t.client.blob_exists(t.r, &d).await? == Some(meta.len()) {
+            return Ok((d, Sent::Present));
+        }
+        if let Some(from) = t.from {
+            if t.client.mount_blob(t.r, &d, from).await? {
+                return Ok((d, Sent::Mounted));
+            }
+        }
+    }
+    let (d, size) = t
+        .client
+        .push_blob_file(t.r, &f.path)
+        .await
+        .with_context(|| format!("uploading {}", f.path.display()))?;
+    let after = std::fs::metadata(&f.path)?;
+    if size != f.size || after.len() != size || after.modified().ok() != meta.modified().ok() {
+        bail!("{} changed while it was being pushed", f.path.display());
+    }
+    if let Ok(mut c) = t.cache.lock() {
+        c.put(&f.path, &after, d.clone());
+    }
+    Ok((d, Sent::Uploaded))
+}
+
+/// Sends files `concurrency` at a time, each read at most once; returns
+/// their digests in the input order and how each one got there.
 async fn upload_all(
-    client: &Client,
-    r: &ImageRef,
+    t: &Target<'_>,
     files: &[Upload],
     concurrency: usize,
-) -> Result<Vec<Digest>> {
-    futures::stream::iter(files.iter())
-        .map(|f| async move {
-            let (d, size) = client
-                .push_blob_file(r, &f.path)
-                .await
-                .with_context(|| format!("uploading {}", f.path.display()))?;
-            if size != f.size {
-                bail!(
-                    "{} changed size while it was being pushed",
-                    f.path.display()
-                );
-            }
-            Ok(d)
-        })
+) -> Result<(Vec<Digest>, Vec<Sent>)> {
+    let done: Vec<(Digest, Sent)> = futures::stream::iter(files.iter())
+        .map(|f| upload_one(t, f))
         .buffered(concurrency)
         .try_collect()
-        .await
+        .await?;
+    Ok(done.into_iter().unzip())
 }
 
 /// Runs `pavilion push`.
@@ -95,21 +139,44 @@ pub fn run(args: PushArgs) -> Result<()> {
         .reference
         .parse()
         .with_context(|| format!("invalid reference {:?}", args.reference))?;
+    if let Some(from) = &args.from {
+        RepoName::new(from).with_context(|| format!("--from {from:?}"))?;
+    }
     let client = args.remote.client()?;
     let concurrency = usize::from(args.remote.concurrency);
     let output = args.remote.output;
-    runtime()?.block_on(async move {
-        let (manifest, files) = match &args.artifact_type {
-            Some(t) => push_files(&client, &r, t, &args.paths, concurrency).await?,
-            None => push_model(&client, &r, &args, concurrency).await?,
+    let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
+    let cache = Mutex::new(
+        cache_dir
+            .as_deref()
+            .map_or_else(DigestCache::in_memory, DigestCache::open),
+    );
+    runtime()?.block_on(async {
+        let target = Target {
+            client: &client,
+            r: &r,
+            from: args.from.as_deref(),
+            cache: &cache,
+        };
+        let (manifest, files, sent) = match &args.artifact_type {
+            Some(t) => push_files(&target, t, &args.paths, concurrency).await?,
+            None => push_model(&target, &args, concurrency).await?,
         };
         let digest = client
             .put_manifest(&r, media_type::OCI_MANIFEST, Bytes::from(manifest))
             .await
             .context("pushing the manifest")?;
+        if let Err(e) = cache.lock().map_err(|_| anyhow::anyhow!("cache lock"))?.save() {
+            eprintln!("warning: could not save the digest cache: {e}");
+        }
         let total: u64 = files.iter().map(|f| f.size).sum();
+        let count = |k: Sent| sent.iter().filter(|s| **s == k).count();
+        let (uploaded, present, mounted) = (count(Sent::Uploaded), count(Sent::Present), count(Sent::Mounted));
         match output {
-            Output::Text => println!("pushed {r}@{digest} ({} files, {total} bytes)", files.len()),
+            Output::Text => println!(
+                "pushed {r}@{digest} ({} files, {total} bytes: {uploaded} uploaded, {present} already present, {mounted} mounted)",
+                files.len()
+            ),
             Output::Json => println!(
                 "{}",
                 serde_json::json!({
@@ -117,6 +184,9 @@ pub fn run(args: PushArgs) -> Result<()> {
                     "digest": digest.to_string(),
                     "files": files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
                     "bytes": total,
+                    "uploaded": uploaded,
+                    "present": present,
+                    "mounted": mounted,
                 })
             ),
         }
@@ -125,11 +195,10 @@ pub fn run(args: PushArgs) -> Result<()> {
 }
 
 async fn push_model(
-    client: &Client,
-    r: &ImageRef,
+    t: &Target<'_>,
     args: &PushArgs,
     concurrency: usize,
-) -> Result<(Vec<u8>, Vec<Upload>)> {
+) -> Result<(Vec<u8>, Vec<Upload>, Vec<Sent>)> {
     let [dir] = args.paths.as_slice() else {
         bail!("a model push takes one directory (use --artifact-type to push files)");
     };
@@ -164,22 +233,21 @@ async fn push_model(
             annotations: l.annotations.clone(),
         })
         .collect();
-    let digests = upload_all(client, r, &files, concurrency).await?;
+    let (digests, sent) = upload_all(t, &files, concurrency).await?;
     let config = plan.config_json(&digests);
-    client
-        .push_blob_bytes(r, Bytes::from(config.clone()))
+    t.client
+        .push_blob_bytes(t.r, Bytes::from(config.clone()))
         .await
         .context("pushing the model config")?;
-    Ok((plan.manifest_json(&config, &digests), files))
+    Ok((plan.manifest_json(&config, &digests), files, sent))
 }
 
 async fn push_files(
-    client: &Client,
-    r: &ImageRef,
+    t: &Target<'_>,
     artifact_type: &str,
     paths: &[PathBuf],
     concurrency: usize,
-) -> Result<(Vec<u8>, Vec<Upload>)> {
+) -> Result<(Vec<u8>, Vec<Upload>, Vec<Sent>)> {
     if !media_type::is_valid(artifact_type) {
         bail!("--artifact-type {artifact_type:?} is not a media type (type/subtype)");
     }
@@ -206,9 +274,10 @@ async fn push_files(
             annotations: [(ANNOTATION_TITLE.to_string(), title.to_string())].into(),
         });
     }
-    let digests = upload_all(client, r, &files, concurrency).await?;
-    let empty = client
-        .push_blob_bytes(r, Bytes::from_static(b"{}"))
+    let (digests, sent) = upload_all(t, &files, concurrency).await?;
+    let empty = t
+        .client
+        .push_blob_bytes(t.r, Bytes::from_static(b"{}"))
         .await
         .context("pushing the empty config")?;
     let layers: Vec<_> = files
@@ -223,5 +292,5 @@ async fn push_files(
         "config": {"mediaType": media_type::OCI_EMPTY, "digest": empty, "size": 2, "data": "e30="},
         "layers": layers,
     });
-    Ok((manifest.to_string().into_bytes(), files))
+    Ok((manifest.to_string().into_bytes(), files, sent))
 }

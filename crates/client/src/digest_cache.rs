@@ -1,0 +1,105 @@
+//! Remembers the digest of files already hashed, keyed by what identifies
+//! an unchanged file (device, inode, size, modification time), so that a
+//! re-push can ask the registry for a blob before reading the file at all.
+
+use pavilion_oci::Digest;
+use std::collections::BTreeMap;
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A JSON file of file identity → digest.
+pub struct DigestCache {
+    path: PathBuf,
+    entries: BTreeMap<String, Digest>,
+}
+
+/// The default cache directory: `$XDG_CACHE_HOME/pavilion`, else `~/.cache/pavilion`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|x| !x.is_empty()) {
+        return Some(PathBuf::from(x).join("pavilion"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pavilion"))
+}
+
+fn key(path: &Path, meta: &Metadata) -> String {
+    format!(
+        "{}:{}:{}:{}.{}:{}",
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        path.display()
+    )
+}
+
+impl DigestCache {
+    /// Loads the cache in `dir` (an unreadable or corrupt cache starts empty:
+    /// it only saves work, it never decides correctness).
+    pub fn open(dir: &Path) -> Self {
+        let path = dir.join("digests.json");
+        let entries = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        DigestCache { path, entries }
+    }
+
+    /// A cache that is never written (no cache directory could be found).
+    pub fn in_memory() -> Self {
+        DigestCache {
+            path: PathBuf::new(),
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// The digest recorded for this exact file state.
+    pub fn get(&self, path: &Path, meta: &Metadata) -> Option<Digest> {
+        self.entries.get(&key(path, meta)).cloned()
+    }
+
+    /// Records a file's digest.
+    pub fn put(&mut self, path: &Path, meta: &Metadata, digest: Digest) {
+        self.entries.insert(key(path, meta), digest);
+    }
+
+    /// Writes the cache (atomically: temp file, then rename).
+    pub fn save(&self) -> std::io::Result<()> {
+        if self.path.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("digests.json.{}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(&self.entries).unwrap_or_default())?;
+        std::fs::rename(tmp, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("w");
+        std::fs::write(&f, b"abc").unwrap();
+        let mut c = DigestCache::open(dir.path());
+        let m = std::fs::metadata(&f).unwrap();
+        assert_eq!(c.get(&f, &m), None);
+        c.put(&f, &m, Digest::sha256(b"abc"));
+        c.save().unwrap();
+        let c = DigestCache::open(dir.path());
+        assert_eq!(c.get(&f, &m), Some(Digest::sha256(b"abc")));
+        std::fs::write(&f, b"abcd").unwrap();
+        assert_eq!(
+            c.get(&f, &std::fs::metadata(&f).unwrap()),
+            None,
+            "a changed file is hashed again"
+        );
+        std::fs::write(dir.path().join("digests.json"), b"garbage").unwrap();
+        assert_eq!(DigestCache::open(dir.path()).get(&f, &m), None);
+    }
+}
