@@ -5,12 +5,24 @@ use crate::error::ClientError;
 use pavilion_oci::ImageRef;
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Called with the number of bytes each time a blob transfer moves some.
+#[derive(Clone)]
+pub struct ProgressFn(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn")
+    }
+}
 
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
+    /// Told about every chunk of blob bytes sent or received (progress bars).
+    pub progress: Option<ProgressFn>,
     /// Use plain HTTP for every registry (loopback registries always do).
     pub plain_http: bool,
     /// Accept any TLS certificate.
@@ -22,7 +34,7 @@ pub struct ClientOptions {
 /// A client for OCI registries.
 pub struct Client {
     pub(crate) http: reqwest::Client,
-    opts: ClientOptions,
+    pub(crate) opts: ClientOptions,
     /// Authorization header values by registry and scope, reused until a 401.
     tokens: Mutex<HashMap<(String, String), String>>,
 }
@@ -42,6 +54,13 @@ impl Client {
             opts,
             tokens: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Reports `n` transferred bytes to the progress callback, if any.
+    pub(crate) fn progress(&self, n: u64) {
+        if let Some(p) = &self.opts.progress {
+            (p.0)(n);
+        }
     }
 
     /// `scheme://host` for a reference: plain HTTP for loopback registries

@@ -16,6 +16,6 @@ mod manifest;
 mod pull;
 mod push;
 
-pub use client::{Client, ClientOptions};
+pub use client::{Client, ClientOptions, ProgressFn};
 pub use error::ClientError;
 pub use manifest::Manifest;

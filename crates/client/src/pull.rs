@@ -205,6 +205,7 @@ impl Client {
             }
             let (f, at) = (file.clone(), pos);
             pos += chunk.len() as u64;
+            self.progress(chunk.len() as u64);
             tokio::task::spawn_blocking(move || f.write_all_at(&chunk, at))
                 .await
                 .map_err(io_join)??;

@@ -261,8 +261,16 @@ impl Client {
                 // The body can be sent only once; a retry after an auth
                 // challenge sends nothing and fails on the length check.
                 if let Some(rx) = body_rx.lock().ok().and_then(|mut b| b.take()) {
-                    let stream = futures::stream::unfold(rx, |mut rx| async move {
-                        rx.recv().await.map(|i| (i, rx))
+                    let progress = self.opts.progress.clone();
+                    let stream = futures::stream::unfold(rx, move |mut rx| {
+                        let progress = progress.clone();
+                        async move {
+                            let item = rx.recv().await?;
+                            if let (Ok(chunk), Some(p)) = (&item, &progress) {
+                                (p.0)(chunk.len() as u64);
+                            }
+                            Some((item, rx))
+                        }
                     });
                     req = req.body(reqwest::Body::wrap_stream(stream));
                 }

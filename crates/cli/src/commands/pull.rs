@@ -3,7 +3,7 @@
 //! verified before it gets its name. Paths are all checked before any byte
 //! is written.
 
-use super::transfer::{runtime, Output, RemoteArgs};
+use super::transfer::{progress_bar, runtime, Output, RemoteArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use pavilion_model::layer_path;
@@ -62,7 +62,8 @@ pub fn run(args: PullArgs) -> Result<()> {
         .reference
         .parse()
         .with_context(|| format!("invalid reference {:?}", args.reference))?;
-    let client = args.remote.client()?;
+    let bar = progress_bar(0, args.remote.output);
+    let client = args.remote.client_with_progress(&bar)?;
     let parallel = usize::from(args.remote.concurrency);
     runtime()?.block_on(async move {
         let manifest = client.get_manifest(&r).await.with_context(|| format!("fetching the manifest of {r}"))?;
@@ -95,6 +96,7 @@ pub fn run(args: PullArgs) -> Result<()> {
             }
             plan.push((rel.clone(), dest, layer.clone()));
         }
+        bar.set_length(plan.iter().map(|(_, _, l)| l.size).sum());
         let mut pulled = Vec::new();
         for (rel, dest, layer) in plan {
             if let Some(parent) = dest.parent() {
@@ -106,6 +108,7 @@ pub fn run(args: PullArgs) -> Result<()> {
                 .with_context(|| format!("pulling {rel}"))?;
             pulled.push((rel, layer.size));
         }
+        bar.finish_and_clear();
         match args.remote.output {
             Output::Text => {
                 for (rel, size) in &pulled {

@@ -1,7 +1,7 @@
 //! `pavilion push REF PATH...`: a model directory as a ModelPack artifact,
 //! or plain files as an ORAS-style artifact with `--artifact-type`.
 
-use super::transfer::{runtime, Output, RemoteArgs};
+use super::transfer::{progress_bar, runtime, Output, RemoteArgs};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
@@ -87,6 +87,7 @@ struct Target<'a> {
     r: &'a ImageRef,
     from: Option<&'a str>,
     cache: &'a Mutex<DigestCache>,
+    bar: &'a indicatif::ProgressBar,
 }
 
 async fn upload_one(t: &Target<'_>, f: &Upload) -> Result<(Digest, Sent)> {
@@ -95,10 +96,12 @@ async fn upload_one(t: &Target<'_>, f: &Upload) -> Result<(Digest, Sent)> {
     let known = t.cache.lock().ok().and_then(|c| c.get(&f.path, &meta));
     if let Some(d) = known {
         if t.client.blob_exists(t.r, &d).await? == Some(meta.len()) {
+            t.bar.inc(meta.len());
             return Ok((d, Sent::Present));
         }
         if let Some(from) = t.from {
             if t.client.mount_blob(t.r, &d, from).await? {
+                t.bar.inc(meta.len());
                 return Ok((d, Sent::Mounted));
             }
         }
@@ -125,6 +128,7 @@ async fn upload_all(
     files: &[Upload],
     concurrency: usize,
 ) -> Result<(Vec<Digest>, Vec<Sent>)> {
+    t.bar.set_length(files.iter().map(|f| f.size).sum());
     let done: Vec<(Digest, Sent)> = futures::stream::iter(files.iter())
         .map(|f| upload_one(t, f))
         .buffered(concurrency)
@@ -142,9 +146,10 @@ pub fn run(args: PushArgs) -> Result<()> {
     if let Some(from) = &args.from {
         RepoName::new(from).with_context(|| format!("--from {from:?}"))?;
     }
-    let client = args.remote.client()?;
-    let concurrency = usize::from(args.remote.concurrency);
     let output = args.remote.output;
+    let bar = progress_bar(0, output);
+    let client = args.remote.client_with_progress(&bar)?;
+    let concurrency = usize::from(args.remote.concurrency);
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
     let cache = Mutex::new(
         cache_dir
@@ -157,6 +162,7 @@ pub fn run(args: PushArgs) -> Result<()> {
             r: &r,
             from: args.from.as_deref(),
             cache: &cache,
+            bar: &bar,
         };
         let (manifest, files, sent) = match &args.artifact_type {
             Some(t) => push_files(&target, t, &args.paths, concurrency).await?,
@@ -166,6 +172,7 @@ pub fn run(args: PushArgs) -> Result<()> {
             .put_manifest(&r, media_type::OCI_MANIFEST, Bytes::from(manifest))
             .await
             .context("pushing the manifest")?;
+        bar.finish_and_clear();
         if let Err(e) = cache.lock().map_err(|_| anyhow::anyhow!("cache lock"))?.save() {
             eprintln!("warning: could not save the digest cache: {e}");
         }

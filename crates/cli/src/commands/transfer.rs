@@ -3,7 +3,8 @@
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use pavilion_client::auth::{docker_config_path, Credentials};
-use pavilion_client::{Client, ClientOptions};
+use pavilion_client::{Client, ClientOptions, ProgressFn};
+use std::sync::Arc;
 
 /// How results are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -32,9 +33,27 @@ pub struct RemoteArgs {
     pub output: Output,
 }
 
+/// A byte progress bar on stderr, shown only on a terminal (and hidden
+/// with `--output json`), with rate and ETA.
+pub fn progress_bar(total: u64, output: Output) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if output == Output::Json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 impl RemoteArgs {
-    /// A client with docker's credentials.
-    pub fn client(&self) -> Result<Client> {
+    /// A client with docker's credentials, reporting transferred bytes to `bar`.
+    pub fn client_with_progress(&self, bar: &indicatif::ProgressBar) -> Result<Client> {
+        let bar = bar.clone();
+        let progress = Some(ProgressFn(Arc::new(move |n| bar.inc(n))));
         let credentials = match docker_config_path() {
             Some(p) => Credentials::from_docker_config(&p).map_err(anyhow::Error::msg)?,
             None => Credentials::default(),
@@ -43,6 +62,7 @@ impl RemoteArgs {
             plain_http: self.plain_http,
             insecure: self.insecure,
             credentials,
+            progress,
         })
         .context("creating the registry client")
     }
