@@ -6,6 +6,7 @@
 
 use crate::client::{check, scope, Client};
 use crate::error::ClientError;
+use bytes::BytesMut;
 use futures::StreamExt;
 use pavilion_oci::{Algorithm, Digest, ImageRef};
 use reqwest::{header, StatusCode};
@@ -16,6 +17,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Bytes gathered from the network before one positioned write.
+const WRITE_BATCH: usize = 4 << 20;
 /// Size of one ranged request.
 const PIECE: u64 = 32 << 20;
 
@@ -195,20 +198,33 @@ impl Client {
             )));
         }
         let mut pos = start;
+        // Network reads are small; gather them so each blocking write (and
+        // thread hand-off) carries a few MiB.
+        let mut pending = BytesMut::new();
+        let mut pending_at = start;
         let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            if pos + chunk.len() as u64 > end + 1 {
-                return Err(ClientError::Protocol(format!(
-                    "registry sent more than {range}"
-                )));
+        loop {
+            let next = body.next().await.transpose()?;
+            if let Some(chunk) = &next {
+                if pos + chunk.len() as u64 > end + 1 {
+                    return Err(ClientError::Protocol(format!(
+                        "registry sent more than {range}"
+                    )));
+                }
+                pos += chunk.len() as u64;
+                self.progress(chunk.len() as u64);
+                pending.extend_from_slice(chunk);
             }
-            let (f, at) = (file.clone(), pos);
-            pos += chunk.len() as u64;
-            self.progress(chunk.len() as u64);
-            tokio::task::spawn_blocking(move || f.write_all_at(&chunk, at))
-                .await
-                .map_err(io_join)??;
+            if !pending.is_empty() && (next.is_none() || pending.len() >= WRITE_BATCH) {
+                let (f, at, data) = (file.clone(), pending_at, pending.split().freeze());
+                pending_at += data.len() as u64;
+                tokio::task::spawn_blocking(move || f.write_all_at(&data, at))
+                    .await
+                    .map_err(io_join)??;
+            }
+            if next.is_none() {
+                break;
+            }
         }
         if pos != end + 1 {
             return Err(ClientError::Protocol(format!(
