@@ -188,8 +188,9 @@ async fn finish(state: &AppState, name: &RepoName, id: &str, digest: &Digest) ->
     let size = match state.blobs.upload_commit(id, digest).await {
         Ok(size) => size,
         Err(e) => {
+            // On a mismatch the store has already discarded the bytes.
             if matches!(e, StoreError::DigestMismatch { .. }) {
-                end_session(state, id).await;
+                let _ = state.meta.delete_upload(id).await;
             }
             return Err(e.into());
         }

@@ -21,7 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedMutexGuard};
 
 /// Chunks in flight between the network task and each worker thread; bounds
 /// memory per upload to a few MiB whatever the blob size.
@@ -106,6 +106,17 @@ impl FsBlobStore {
                 Arc::new(tokio::sync::Mutex::new(Session { hasher }))
             })
             .clone()
+    }
+
+    /// Locks session `id` (one request at a time touches a session; the next
+    /// waits its turn) and returns the guard with the file's length as seen
+    /// under the lock.
+    async fn lock_session(&self, id: &str) -> Result<(OwnedMutexGuard<Session>, u64), StoreError> {
+        let gone = || StoreError::UploadNotFound(id.to_string());
+        let len = self.upload_len(id).await?.ok_or_else(gone)?;
+        let guard = self.session(id, len).lock_owned().await;
+        let len = self.upload_len(id).await?.ok_or_else(gone)?;
+        Ok((guard, len))
     }
 
     fn forget(&self, id: &str) {
@@ -276,18 +287,7 @@ impl BlobStore for FsBlobStore {
         declared: Option<u64>,
         mut body: ByteStream,
     ) -> Result<u64, StoreError> {
-        let len = self
-            .upload_len(id)
-            .await?
-            .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
-        let session = self.session(id, len);
-        // One writer per session at a time; a second request waits its turn
-        // and then sees the new length.
-        let mut s = session.lock().await;
-        let len = self
-            .upload_len(id)
-            .await?
-            .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
+        let (mut s, len) = self.lock_session(id).await?;
         if offset != len {
             return Err(StoreError::OffsetMismatch {
                 expected: len,
@@ -309,7 +309,7 @@ impl BlobStore for FsBlobStore {
             Ok::<u64, io::Error>(file.finish()? - offset)
         });
         let before = s.hasher.clone();
-        let (htx, hasher) = match s.hasher.clone() {
+        let (htx, hasher) = match before.clone() {
             Some(mut h) => {
                 let (htx, mut hrx) = mpsc::channel::<Batch>(PIPE_DEPTH);
                 let task = tokio::task::spawn_blocking(move || {
@@ -409,12 +409,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn upload_commit(&self, id: &str, digest: &Digest) -> Result<u64, StoreError> {
-        let len = self
-            .upload_len(id)
-            .await?
-            .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
-        let session = self.session(id, len);
-        let s = session.lock().await;
+        let (s, len) = self.lock_session(id).await?;
         let path = self.upload_path(id);
         let actual = match (&s.hasher, digest.algorithm()) {
             (Some(h), Algorithm::Sha256) => h.clone().finish(),
