@@ -1,8 +1,10 @@
-//! `pavilion`: one binary for the registry and, later, the model client.
-//! Each subcommand is a thin layer over the library crates; only `main` exits.
+//! `pavilion`: one binary for the registry and the model client.
+//! Each subcommand is a thin layer over the library crates; only `main`
+//! exits, with a code that tells failures apart (see `exit`).
 
 mod commands;
 mod config;
+mod exit;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +28,30 @@ enum Command {
     Push(commands::push::PushArgs),
     /// Pull a model's files into a directory, verified, without unpacking.
     Pull(commands::pull::PullArgs),
+    /// Copy an artifact between registries and OCI layouts (oci:PATH:TAG).
+    Copy(commands::copy::CopyArgs),
+    /// Give a manifest more tags.
+    Tag(commands::repo::TagArgs),
+    /// List the tags of a repository.
+    Tags(commands::repo::TagsArgs),
+    /// List the repositories of a registry.
+    Repos(commands::repo::ReposArgs),
+    /// Get, put or delete a manifest.
+    #[command(subcommand)]
+    Manifest(commands::manifest::ManifestCommand),
+    /// Get, put or delete a blob.
+    #[command(subcommand)]
+    Blob(commands::blob::BlobCommand),
+    /// Show the referrers (signatures, SBOMs, ...) of a manifest as a tree.
+    Discover(commands::discover::DiscoverArgs),
+    /// List the files of a model or artifact.
+    Ls(commands::inspect::RefArgs),
+    /// Summarise a manifest and its model configuration.
+    Inspect(commands::inspect::RefArgs),
+    /// Save credentials for a registry in docker's config.json.
+    Login(commands::login::LoginArgs),
+    /// Remove saved credentials for a registry.
+    Logout(commands::login::LogoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,12 +60,23 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(args),
         Command::Push(args) => commands::push::run(args),
         Command::Pull(args) => commands::pull::run(args),
+        Command::Copy(args) => commands::copy::run(args),
+        Command::Tag(args) => commands::repo::run_tag(args),
+        Command::Tags(args) => commands::repo::run_tags(args),
+        Command::Repos(args) => commands::repo::run_repos(args),
+        Command::Manifest(cmd) => commands::manifest::run(cmd),
+        Command::Blob(cmd) => commands::blob::run(cmd),
+        Command::Discover(args) => commands::discover::run(args),
+        Command::Ls(args) => commands::inspect::run_ls(args),
+        Command::Inspect(args) => commands::inspect::run_inspect(args),
+        Command::Login(args) => commands::login::run_login(args),
+        Command::Logout(args) => commands::login::run_logout(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::code(&e))
         }
     }
 }

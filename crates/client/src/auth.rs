@@ -21,10 +21,14 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// Credentials by registry host, read from a docker `config.json`.
+/// Credentials by registry host, read from a docker `config.json`: inline
+/// `auths` entries, and the credential helpers named by `credHelpers` (per
+/// host) and `credsStore` (everything else), asked only when needed.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     by_host: HashMap<String, Credential>,
+    helper_by_host: HashMap<String, String>,
+    default_helper: Option<String>,
 }
 
 /// Where docker keeps its config: `$DOCKER_CONFIG/config.json`, else
@@ -51,8 +55,7 @@ fn normalize_host(key: &str) -> String {
 }
 
 impl Credentials {
-    /// Reads `auths` from a docker config file; a missing file means none.
-    /// Credential helpers (`credsStore`) are not consulted yet.
+    /// Reads a docker config file; a missing file means none.
     pub fn from_docker_config(path: &Path) -> Result<Self, String> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -89,7 +92,32 @@ impl Credentials {
                 by_host.insert(normalize_host(key), cred);
             }
         }
-        Ok(Credentials { by_host })
+        let mut helper_by_host = HashMap::new();
+        if let Some(helpers) = v.get("credHelpers").and_then(|a| a.as_object()) {
+            for (key, name) in helpers {
+                if let Some(name) = name.as_str() {
+                    helper_by_host.insert(normalize_host(key), name.to_string());
+                }
+            }
+        }
+        let default_helper = v
+            .get("credsStore")
+            .and_then(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        Ok(Credentials {
+            by_host,
+            helper_by_host,
+            default_helper,
+        })
+    }
+
+    /// The credential helper that holds `host`'s secret, if one is configured.
+    pub fn helper_for(&self, host: &str) -> Option<&str> {
+        self.helper_by_host
+            .get(&normalize_host(host))
+            .or(self.default_helper.as_ref())
+            .map(String::as_str)
     }
 
     /// Adds or replaces the credential for `host`.
@@ -97,10 +125,164 @@ impl Credentials {
         self.by_host.insert(normalize_host(host), cred);
     }
 
-    /// The credential for `host`, if any.
-    pub fn get(&self, host: &str) -> Option<&Credential> {
-        self.by_host.get(&normalize_host(host))
+    /// The credential for `host`, if any: a per-host helper first, then an
+    /// inline entry, then the default store (docker's order). A helper that
+    /// fails or knows nothing is treated as no credential.
+    pub fn get(&self, host: &str) -> Option<Credential> {
+        let host = normalize_host(host);
+        if let Some(helper) = self.helper_by_host.get(&host) {
+            return helper_get(helper, &host).ok().flatten();
+        }
+        if let Some(c) = self.by_host.get(&host) {
+            return Some(c.clone());
+        }
+        let helper = self.default_helper.as_ref()?;
+        helper_get(helper, &host).ok().flatten()
     }
+}
+
+/// Docker Hub's key in `auths` and in credential helpers.
+pub fn server_key(host: &str) -> String {
+    match normalize_host(host).as_str() {
+        "docker.io" => "https://index.docker.io/v1/".to_string(),
+        h => h.to_string(),
+    }
+}
+
+/// Runs `docker-credential-<helper> <action>` with `input` on stdin.
+fn run_helper(helper: &str, action: &str, input: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    let program = format!("docker-credential-{helper}");
+    let mut child = std::process::Command::new(&program)
+        .arg(action)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| format!("{program} {action}: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{program} {action}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = if stdout.is_empty() {
+            stderr.trim()
+        } else {
+            &stdout
+        };
+        Err(format!("{program} {action} failed: {why}"))
+    }
+}
+
+/// Asks a credential helper for `host`'s credential; `None` when it has none.
+pub fn helper_get(helper: &str, host: &str) -> Result<Option<Credential>, String> {
+    let out = match run_helper(helper, "get", &server_key(host)) {
+        Ok(o) => o,
+        Err(e) if e.contains("credentials not found") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let v: serde_json::Value = serde_json::from_str(&out)
+        .map_err(|e| format!("docker-credential-{helper} get: not JSON: {e}"))?;
+    let field = |k: &str| v.get(k).and_then(|s| s.as_str()).unwrap_or("").to_string();
+    let (username, password) = (field("Username"), field("Secret"));
+    if password.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Credential { username, password }))
+}
+
+/// Stores a credential through a helper.
+pub fn helper_store(helper: &str, host: &str, cred: &Credential) -> Result<(), String> {
+    let input = serde_json::json!({
+        "ServerURL": server_key(host),
+        "Username": cred.username,
+        "Secret": cred.password,
+    })
+    .to_string();
+    run_helper(helper, "store", &input).map(|_| ())
+}
+
+/// Erases a credential from a helper.
+pub fn helper_erase(helper: &str, host: &str) -> Result<(), String> {
+    run_helper(helper, "erase", &server_key(host)).map(|_| ())
+}
+
+/// Writes (or, with `None`, removes) `host`'s credential in the docker config
+/// file at `path`, through its credential helper when one is configured,
+/// keeping every other setting. The file is replaced atomically, mode 0600.
+pub fn save_credential(path: &Path, host: &str, cred: Option<&Credential>) -> Result<(), String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "{}".to_string(),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| format!("{}: not a JSON object", path.display()))?;
+    let current = Credentials::from_docker_config(path)?;
+    let key = server_key(host);
+    if let Some(helper) = current.helper_for(host) {
+        match cred {
+            Some(c) => helper_store(helper, host, c)?,
+            None => helper_erase(helper, host)?,
+        }
+        // The helper holds the secret; docker leaves an empty entry in auths.
+        let auths = obj
+            .entry("auths")
+            .or_insert_with(|| serde_json::json!({}))
+            .as_object_mut()
+            .ok_or_else(|| format!("{}: auths is not an object", path.display()))?;
+        if cred.is_some() {
+            auths.insert(key, serde_json::json!({}));
+        } else {
+            auths.retain(|k, _| normalize_host(k) != normalize_host(host));
+        }
+    } else {
+        let auths = obj
+            .entry("auths")
+            .or_insert_with(|| serde_json::json!({}))
+            .as_object_mut()
+            .ok_or_else(|| format!("{}: auths is not an object", path.display()))?;
+        auths.retain(|k, _| normalize_host(k) != normalize_host(host));
+        if let Some(c) = cred {
+            let raw = format!("{}:{}", c.username, c.password);
+            auths.insert(
+                key,
+                serde_json::json!({ "auth": base64::engine::general_purpose::STANDARD.encode(raw) }),
+            );
+        }
+    }
+    let bytes = serde_json::to_vec_pretty(&v).map_err(|e| e.to_string())?;
+    write_private(path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Atomically replaces `path` with `bytes`, readable only by its owner.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// A parsed `WWW-Authenticate` challenge.
@@ -193,5 +375,29 @@ mod tests {
         assert!(Credentials::from_docker_config(&p)
             .unwrap_err()
             .contains("not base64"));
+    }
+
+    #[test]
+    fn save_and_remove_inline_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/config.json");
+        let alice = Credential {
+            username: "alice".into(),
+            password: "pw".into(),
+        };
+        save_credential(&p, "127.0.0.1:5000", Some(&alice)).unwrap();
+        save_credential(&p, "docker.io", Some(&alice)).unwrap();
+        let c = Credentials::from_docker_config(&p).unwrap();
+        assert_eq!(c.get("127.0.0.1:5000"), Some(alice.clone()));
+        assert_eq!(c.get("docker.io"), Some(alice.clone()));
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("https://index.docker.io/v1/"), "{text}");
+        save_credential(&p, "127.0.0.1:5000", None).unwrap();
+        let c = Credentials::from_docker_config(&p).unwrap();
+        assert_eq!(c.get("127.0.0.1:5000"), None);
+        assert_eq!(c.get("docker.io"), Some(alice));
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

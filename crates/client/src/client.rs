@@ -2,6 +2,7 @@
 
 use crate::auth::{parse_challenge, Challenge, Credentials};
 use crate::error::ClientError;
+use pavilion_oci::image_ref::is_loopback_host;
 use pavilion_oci::ImageRef;
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
 use std::collections::HashMap;
@@ -66,25 +67,35 @@ impl Client {
     /// `scheme://host` for a reference: plain HTTP for loopback registries
     /// (as Docker does) or when asked; Docker Hub's API host for docker.io.
     pub fn base_url(&self, r: &ImageRef) -> String {
-        let scheme = if self.opts.plain_http || r.is_loopback() {
+        self.host_url(&r.registry)
+    }
+
+    /// `scheme://host` for a registry host.
+    pub fn host_url(&self, registry: &str) -> String {
+        let scheme = if self.opts.plain_http || is_loopback_host(registry) {
             "http"
         } else {
             "https"
         };
-        let host = if r.registry == "docker.io" {
+        let host = if registry == "docker.io" {
             "registry-1.docker.io"
         } else {
-            r.registry.as_str()
+            registry
         };
         format!("{scheme}://{host}")
     }
 
     /// URL of `path` (starting with `/v2/`) or of a `Location` value.
     pub(crate) fn url(&self, r: &ImageRef, path_or_location: &str) -> String {
+        self.registry_url(&r.registry, path_or_location)
+    }
+
+    /// Like [`Client::url`], for a registry host.
+    pub(crate) fn registry_url(&self, registry: &str, path_or_location: &str) -> String {
         if path_or_location.starts_with("http://") || path_or_location.starts_with("https://") {
             path_or_location.to_string()
         } else {
-            format!("{}{path_or_location}", self.base_url(r))
+            format!("{}{path_or_location}", self.host_url(registry))
         }
     }
 
@@ -98,7 +109,17 @@ impl Client {
         scope: &str,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, ClientError> {
-        let key = (r.registry.clone(), scope.to_string());
+        self.send_to(&r.registry, scope, build).await
+    }
+
+    /// [`Client::send`] for a registry host rather than a repository.
+    pub(crate) async fn send_to(
+        &self,
+        registry: &str,
+        scope: &str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, ClientError> {
+        let key = (registry.to_string(), scope.to_string());
         let cached = self.tokens.lock().ok().and_then(|t| t.get(&key).cloned());
         let mut req = build(&self.http);
         if let Some(v) = &cached {
@@ -115,11 +136,10 @@ impl Client {
             .and_then(parse_challenge)
             .ok_or_else(|| {
                 ClientError::Auth(format!(
-                    "{} requires authentication but sent no usable challenge",
-                    r.registry
+                    "{registry} requires authentication but sent no usable challenge"
                 ))
             })?;
-        let value = self.authorize(r, scope, &challenge).await?;
+        let value = self.authorize(registry, scope, &challenge).await?;
         if let Ok(mut t) = self.tokens.lock() {
             t.insert(key, value.clone());
         }
@@ -129,8 +149,7 @@ impl Client {
             .await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(ClientError::Auth(format!(
-                "{} refused the credentials",
-                r.registry
+                "{registry} refused the credentials"
             )));
         }
         Ok(resp)
@@ -139,19 +158,16 @@ impl Client {
     /// The `Authorization` value answering `challenge`.
     async fn authorize(
         &self,
-        r: &ImageRef,
+        registry: &str,
         scope: &str,
         challenge: &Challenge,
     ) -> Result<String, ClientError> {
         use base64::Engine as _;
-        let cred = self.opts.credentials.get(&r.registry);
+        let cred = self.opts.credentials.get(registry);
         match challenge {
             Challenge::Basic => {
                 let c = cred.ok_or_else(|| {
-                    ClientError::Auth(format!(
-                        "no credentials for {} in docker config",
-                        r.registry
-                    ))
+                    ClientError::Auth(format!("no credentials for {registry} in docker config"))
                 })?;
                 let raw = format!("{}:{}", c.username, c.password);
                 Ok(format!(
@@ -169,7 +185,10 @@ impl Client {
                 if let Some(s) = service {
                     query.push(("service", s));
                 }
-                query.push(("scope", offered.as_deref().unwrap_or(scope)));
+                let wanted = offered.as_deref().unwrap_or(scope);
+                if !wanted.is_empty() {
+                    query.push(("scope", wanted));
+                }
                 req = req.query(&query);
                 if let Some(c) = cred {
                     req = req.basic_auth(&c.username, Some(&c.password));
@@ -192,6 +211,17 @@ impl Client {
                 Ok(format!("Bearer {token}"))
             }
         }
+    }
+}
+
+impl Client {
+    /// Checks that `registry` speaks the distribution API and accepts our
+    /// credentials for it (`GET /v2/`, answering any challenge): what
+    /// `login` verifies before saving a credential.
+    pub async fn ping(&self, registry: &str) -> Result<(), ClientError> {
+        let url = self.registry_url(registry, "/v2/");
+        check(self.send_to(registry, "", |c| c.get(&url)).await?).await?;
+        Ok(())
     }
 }
 

@@ -4,8 +4,8 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Transport failure (connection refused, TLS, reset...).
-    #[error("cannot reach registry: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error("{}", transport_message(.0))]
+    Http(reqwest::Error),
     /// The registry answered with an error.
     #[error("registry answered {status} {code}: {message}")]
     Registry {
@@ -35,9 +35,94 @@ pub enum ClientError {
     /// Local I/O.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The thing asked for does not exist (outside a registry answer).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request itself is wrong (a bad reference, an ambiguous layout).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        ClientError::Http(e)
+    }
+}
+
+/// One line for a transport failure: the URL and the innermost cause
+/// (reqwest repeats the URL at every level of its source chain).
+fn transport_message(e: &reqwest::Error) -> String {
+    let mut innermost = None;
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        innermost = Some(c.to_string());
+        cause = c.source();
+    }
+    let what = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        innermost.unwrap_or_else(|| e.to_string())
+    };
+    match e.url() {
+        Some(u) => format!(
+            "cannot reach {}://{}: {what} ({} {})",
+            u.scheme(),
+            u.authority(),
+            kind_of(e),
+            u.path()
+        ),
+        None => format!("cannot reach registry: {what}"),
+    }
+}
+
+fn kind_of(e: &reqwest::Error) -> &'static str {
+    if e.is_connect() {
+        "connecting for"
+    } else if e.is_body() || e.is_decode() {
+        "reading"
+    } else {
+        "requesting"
+    }
+}
+
+/// What kind of failure an error is, for exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user asked for something malformed.
+    Usage,
+    /// The reference, blob or repository does not exist.
+    NotFound,
+    /// Bytes or signatures did not verify.
+    Verification,
+    /// The registry could not be reached or broke the connection.
+    Network,
+    /// Credentials missing or refused.
+    Auth,
+    /// Anything else (local I/O, registry refusals).
+    Other,
 }
 
 impl ClientError {
+    /// Classifies the error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ClientError::Http(e) if e.is_decode() || e.is_builder() => ErrorKind::Other,
+            ClientError::Http(_) => ErrorKind::Network,
+            ClientError::Registry { status: 404, .. } => ErrorKind::NotFound,
+            ClientError::Registry {
+                status: 401 | 403, ..
+            } => ErrorKind::Auth,
+            ClientError::Registry { code, .. } if code.ends_with("_UNKNOWN") => ErrorKind::NotFound,
+            ClientError::Registry { .. } => ErrorKind::Other,
+            ClientError::Auth(_) => ErrorKind::Auth,
+            ClientError::DigestMismatch { .. } => ErrorKind::Verification,
+            ClientError::Protocol(_) => ErrorKind::Network,
+            ClientError::Io(_) => ErrorKind::Other,
+            ClientError::NotFound(_) => ErrorKind::NotFound,
+            ClientError::Usage(_) => ErrorKind::Usage,
+        }
+    }
+
     /// Builds a `Registry` error from a non-success response.
     pub async fn from_response(resp: reqwest::Response) -> Self {
         let status = resp.status().as_u16();

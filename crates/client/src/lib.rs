@@ -9,13 +9,20 @@
 //!   `FILE.partial`, verified, then renamed.
 
 pub mod auth;
+mod blob;
+pub mod blob_cache;
 mod client;
+pub mod copy;
 pub mod digest_cache;
 mod error;
+pub mod layout;
+mod listing;
 mod manifest;
 mod pull;
 mod push;
 
+pub use blob::ByteStream;
 pub use client::{Client, ClientOptions, ProgressFn};
-pub use error::ClientError;
+pub use error::{ClientError, ErrorKind};
+pub use listing::referrers_tag;
 pub use manifest::Manifest;

@@ -3,7 +3,7 @@
 use crate::client::{check, scope, Client};
 use crate::error::ClientError;
 use bytes::Bytes;
-use pavilion_oci::{media_type, Digest, ImageRef};
+use pavilion_oci::{media_type, Descriptor, Digest, ImageRef, ManifestInfo};
 use reqwest::header;
 
 /// A manifest as the registry holds it.
@@ -60,12 +60,109 @@ impl Client {
     }
 
     /// Pushes manifest bytes under `r`'s tag (or digest); returns the digest.
+    /// A manifest with a `subject` that the registry did not index (no
+    /// `OCI-Subject` in the answer) is added to the subject's fallback tag
+    /// index, as the distribution-spec asks of clients.
     pub async fn put_manifest(
         &self,
         r: &ImageRef,
         media_type: &str,
         bytes: Bytes,
     ) -> Result<Digest, ClientError> {
+        let (digest, acknowledged) = self
+            .put_manifest_inner(r, media_type, bytes.clone())
+            .await?;
+        if acknowledged {
+            return Ok(digest);
+        }
+        let Ok(info) = ManifestInfo::parse(&bytes, Some(media_type)) else {
+            return Ok(digest);
+        };
+        if let Some(subject) = &info.subject {
+            let me = Descriptor {
+                media_type: info.media_type.clone(),
+                digest: digest.clone(),
+                size: bytes.len() as u64,
+                artifact_type: info.artifact_type.clone(),
+                annotations: info.annotations.clone(),
+            };
+            self.add_fallback_referrer(r, &subject.digest, me).await?;
+        }
+        Ok(digest)
+    }
+
+    /// Pushes manifest bytes with no referrers bookkeeping.
+    pub(crate) async fn put_manifest_plain(
+        &self,
+        r: &ImageRef,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<Digest, ClientError> {
+        Ok(self.put_manifest_inner(r, media_type, bytes).await?.0)
+    }
+
+    /// Deletes the manifest `r` names (by digest, or the tag's target on
+    /// registries that accept it).
+    pub async fn delete_manifest(&self, r: &ImageRef) -> Result<(), ClientError> {
+        let url = self.url(
+            r,
+            &format!("/v2/{}/manifests/{}", r.repository, r.reference()),
+        );
+        check(self.send(r, &scope(r, true), |c| c.delete(&url)).await?).await?;
+        Ok(())
+    }
+
+    /// The digest, media type and size of the manifest `r` names, from a HEAD
+    /// (no body is transferred); `None` when the registry has no such manifest.
+    pub async fn head_manifest(
+        &self,
+        r: &ImageRef,
+    ) -> Result<Option<(Digest, String, u64)>, ClientError> {
+        let url = self.url(
+            r,
+            &format!("/v2/{}/manifests/{}", r.repository, r.reference()),
+        );
+        let accept = media_type::MANIFEST_TYPES.join(", ");
+        let resp = self
+            .send(r, &scope(r, false), |c| {
+                c.head(&url).header(header::ACCEPT, &accept)
+            })
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let resp = check(resp).await?;
+        let h = |k: &str| {
+            resp.headers()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let digest = match (h("docker-content-digest"), &r.digest) {
+            (Some(d), _) => d
+                .parse::<Digest>()
+                .map_err(|e| ClientError::Protocol(format!("bad Docker-Content-Digest: {e}")))?,
+            (None, Some(d)) => d.clone(),
+            // Without the header only the body can tell.
+            (None, None) => {
+                return Ok(Some(self.get_manifest(r).await.map(|m| {
+                    let len = m.bytes.len() as u64;
+                    (m.digest, m.media_type, len)
+                })?))
+            }
+        };
+        let size = h("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(Some((digest, h("content-type").unwrap_or_default(), size)))
+    }
+
+    async fn put_manifest_inner(
+        &self,
+        r: &ImageRef,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<(Digest, bool), ClientError> {
         let digest = Digest::sha256(&bytes);
         let url = self.url(
             r,
@@ -78,7 +175,7 @@ impl Client {
                     .body(bytes.clone())
             })
             .await?;
-        check(resp).await?;
-        Ok(digest)
+        let resp = check(resp).await?;
+        Ok((digest, resp.headers().contains_key("oci-subject")))
     }
 }

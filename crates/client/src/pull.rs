@@ -5,7 +5,7 @@
 //! fetches only what is missing.
 
 use crate::client::{check, scope, Client};
-use crate::error::ClientError;
+use crate::error::{ClientError, ErrorKind};
 use bytes::BytesMut;
 use futures::StreamExt;
 use pavilion_oci::{Algorithm, Digest, ImageRef};
@@ -21,6 +21,10 @@ use std::sync::{Arc, Mutex};
 const WRITE_BATCH: usize = 4 << 20;
 /// Size of one ranged request.
 const PIECE: u64 = 32 << 20;
+/// Tries of one range before the pull gives up (and can be resumed).
+const RANGE_ATTEMPTS: u32 = 5;
+/// First wait before retrying a range; doubled each time.
+const RETRY_BASE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What `FILE.partial.json` records about an unfinished pull.
 #[derive(Serialize, Deserialize, PartialEq, Eq, Debug)]
@@ -136,7 +140,8 @@ impl Client {
                 async move {
                     let start = i * PIECE;
                     let end = (start + PIECE).min(size) - 1;
-                    self.fetch_range(r, &url, start, end, &file).await?;
+                    self.fetch_range_retrying(r, &url, start, end, &file)
+                        .await?;
                     let snapshot = {
                         let mut p = progress
                             .lock()
@@ -171,6 +176,30 @@ impl Client {
         std::fs::rename(&partial, dest)?;
         let _ = std::fs::remove_file(&record);
         Ok(())
+    }
+
+    /// [`Client::fetch_range`], retried with exponential backoff when the
+    /// connection fails or drops mid-body (the piece is fetched again whole).
+    async fn fetch_range_retrying(
+        &self,
+        r: &ImageRef,
+        url: &str,
+        start: u64,
+        end: u64,
+        file: &Arc<File>,
+    ) -> Result<(), ClientError> {
+        let (mut delay, mut attempt) = (RETRY_BASE, 0);
+        loop {
+            attempt += 1;
+            match self.fetch_range(r, url, start, end, file).await {
+                Err(e) if attempt < RANGE_ATTEMPTS && e.kind() == ErrorKind::Network => {
+                    tracing::warn!(error = %e, attempt, start, "range failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// GETs bytes `start..=end` and writes them at their offsets.

@@ -17,7 +17,7 @@ const READ_CHUNK: usize = 4 << 20;
 /// Attempts at sending the rest of a file before giving up.
 const MAX_ATTEMPTS: usize = 5;
 
-fn with_query(location: &str, key: &str, value: &str) -> String {
+pub(crate) fn with_query(location: &str, key: &str, value: &str) -> String {
     let sep = if location.contains('?') { '&' } else { '?' };
     format!("{location}{sep}{key}={value}")
 }
@@ -116,7 +116,7 @@ impl Client {
         Ok(digest)
     }
 
-    async fn start_upload(&self, r: &ImageRef) -> Result<String, ClientError> {
+    pub(crate) async fn start_upload(&self, r: &ImageRef) -> Result<String, ClientError> {
         let url = self.url(r, &format!("/v2/{}/blobs/uploads/", r.repository));
         let resp = self
             .send(r, &scope(r, true), |c| {
@@ -135,6 +135,27 @@ impl Client {
         &self,
         r: &ImageRef,
         path: &Path,
+    ) -> Result<(Digest, u64), ClientError> {
+        self.push_blob_file_checked(r, path, None).await
+    }
+
+    /// [`Client::push_blob_file`] for a file that should hash to `expected`
+    /// (a blob of an OCI layout): on a mismatch the upload is cancelled and
+    /// nothing is committed.
+    pub async fn push_blob_file_as(
+        &self,
+        r: &ImageRef,
+        path: &Path,
+        expected: &Digest,
+    ) -> Result<(Digest, u64), ClientError> {
+        self.push_blob_file_checked(r, path, Some(expected)).await
+    }
+
+    async fn push_blob_file_checked(
+        &self,
+        r: &ImageRef,
+        path: &Path,
+        expected: Option<&Digest>,
     ) -> Result<(Digest, u64), ClientError> {
         let size = std::fs::metadata(path)?.len();
         let mut location = self.start_upload(r).await?;
@@ -174,6 +195,15 @@ impl Client {
             }
         }
         let digest = hasher.finish();
+        if let Some(e) = expected.filter(|e| **e != digest) {
+            let url = self.url(r, &location);
+            let _ = self.send(r, &scope(r, true), |c| c.delete(&url)).await;
+            return Err(ClientError::DigestMismatch {
+                path: path.display().to_string(),
+                expected: e.to_string(),
+                actual: digest.to_string(),
+            });
+        }
         let url = self.url(r, &with_query(&location, "digest", &digest.to_string()));
         let resp = self
             .send(r, &scope(r, true), |c| {

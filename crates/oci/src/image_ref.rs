@@ -58,12 +58,17 @@ impl ImageRef {
     /// True for registries that are this machine, where Docker also uses
     /// plain HTTP without being asked.
     pub fn is_loopback(&self) -> bool {
-        let host = match self.registry.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => self.registry.as_str(),
-        };
-        matches!(host, "localhost" | "[::1]") || host.starts_with("127.")
+        is_loopback_host(&self.registry)
     }
+}
+
+/// True for a registry host (with optional port) on this machine.
+pub fn is_loopback_host(registry: &str) -> bool {
+    let host = match registry.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => registry,
+    };
+    matches!(host, "localhost" | "[::1]") || host.starts_with("127.")
 }
 
 fn looks_like_registry(first: &str) -> bool {

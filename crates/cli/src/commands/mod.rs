@@ -1,6 +1,13 @@
-//! One module per subcommand.
+//! One module per subcommand (or family of subcommands).
 
+pub mod blob;
+pub mod copy;
+pub mod discover;
+pub mod inspect;
+pub mod login;
+pub mod manifest;
 pub mod pull;
 pub mod push;
+pub mod repo;
 pub mod serve;
 pub mod transfer;

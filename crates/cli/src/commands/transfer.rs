@@ -49,23 +49,59 @@ pub fn progress_bar(total: u64, output: Output) -> indicatif::ProgressBar {
     bar
 }
 
+/// Connection options of the commands that move no bulk data.
+#[derive(Args, Debug, Clone)]
+pub struct ConnArgs {
+    /// Use plain HTTP (automatic for localhost and 127.0.0.1).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Skip TLS certificate verification.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+impl ConnArgs {
+    /// A client with docker's credentials.
+    pub fn client(&self) -> Result<Client> {
+        make_client(self.plain_http, self.insecure, None)
+    }
+}
+
 impl RemoteArgs {
     /// A client with docker's credentials, reporting transferred bytes to `bar`.
     pub fn client_with_progress(&self, bar: &indicatif::ProgressBar) -> Result<Client> {
         let bar = bar.clone();
         let progress = Some(ProgressFn(Arc::new(move |n| bar.inc(n))));
-        let credentials = match docker_config_path() {
-            Some(p) => Credentials::from_docker_config(&p).map_err(anyhow::Error::msg)?,
-            None => Credentials::default(),
-        };
-        Client::new(ClientOptions {
-            plain_http: self.plain_http,
-            insecure: self.insecure,
-            credentials,
-            progress,
-        })
-        .context("creating the registry client")
+        make_client(self.plain_http, self.insecure, progress)
     }
+}
+
+fn make_client(plain_http: bool, insecure: bool, progress: Option<ProgressFn>) -> Result<Client> {
+    let credentials = match docker_config_path() {
+        Some(p) => Credentials::from_docker_config(&p).map_err(anyhow::Error::msg)?,
+        None => Credentials::default(),
+    };
+    Client::new(ClientOptions {
+        plain_http,
+        insecure,
+        credentials,
+        progress,
+    })
+    .context("creating the registry client")
+}
+
+/// Parses an image reference; a malformed one is a usage error.
+pub fn parse_ref(s: &str) -> Result<pavilion_oci::ImageRef> {
+    s.parse::<pavilion_oci::ImageRef>()
+        .map_err(|e| anyhow::Error::new(crate::exit::UsageError(e.to_string())))
+}
+
+/// Prints a JSON value on stdout.
+pub fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 /// A multi-threaded runtime for one command.

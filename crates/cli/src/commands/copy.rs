@@ -1,0 +1,63 @@
+//! `pavilion copy SRC DST`: between registries and OCI layout directories
+//! (`oci:PATH[:TAG]`), with `--recursive` carrying referrers along.
+
+use super::transfer::{print_json, progress_bar, runtime, Output, RemoteArgs};
+use crate::exit::UsageError;
+use anyhow::{Context, Result};
+use clap::Args;
+use pavilion_client::copy::{copy, CopyOptions, Endpoint};
+
+/// Arguments of `pavilion copy`.
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// Source: a registry reference, or oci:PATH[:TAG|@DIGEST].
+    pub source: String,
+    /// Destination: a registry reference, or oci:PATH[:TAG].
+    pub destination: String,
+    /// Also copy referrers (signatures, SBOMs, ...) and theirs.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+fn endpoint(s: &str) -> Result<Endpoint> {
+    s.parse::<Endpoint>()
+        .map_err(|e| anyhow::Error::new(UsageError(e.to_string())))
+}
+
+/// Runs `pavilion copy`.
+pub fn run(args: CopyArgs) -> Result<()> {
+    let src = endpoint(&args.source)?;
+    let dst = endpoint(&args.destination)?;
+    let bar = progress_bar(0, args.remote.output);
+    let client = args.remote.client_with_progress(&bar)?;
+    let opts = CopyOptions {
+        recursive: args.recursive,
+        concurrency: usize::from(args.remote.concurrency),
+    };
+    let report = runtime()?
+        .block_on(copy(&client, &src, &dst, opts))
+        .with_context(|| format!("copying {src} to {dst}"))?;
+    bar.finish_and_clear();
+    match args.remote.output {
+        Output::Text => {
+            println!("{}", report.digest);
+            eprintln!(
+                "copied {src} to {dst}: {} manifests, {} blobs ({} bytes) sent, {} already there, {} mounted{}",
+                report.manifests,
+                report.blobs_copied,
+                report.bytes,
+                report.blobs_skipped,
+                report.blobs_mounted,
+                if args.recursive {
+                    format!(", {} referrers", report.referrers)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Output::Json => print_json(&serde_json::to_value(&report)?),
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! `pavilion ls REF` (the files of a model or artifact) and `pavilion
+//! inspect REF` (its manifest summary and model configuration).
+
+use super::transfer::{parse_ref, print_json, runtime, ConnArgs, Output};
+use crate::exit::UsageError;
+use anyhow::{Context, Result};
+use clap::Args;
+use pavilion_model::media::{
+    self, ANNOTATION_FILEPATH, ANNOTATION_TITLE, LEGACY_ANNOTATION_FILEPATH,
+};
+use pavilion_oci::{Descriptor, ManifestInfo};
+
+/// Configs are read into memory up to this size.
+const CONFIG_LIMIT: u64 = 4 << 20;
+
+/// Arguments of `pavilion ls` and `pavilion inspect`.
+#[derive(Args, Debug)]
+pub struct RefArgs {
+    /// REPO:TAG or REPO@DIGEST.
+    pub reference: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// The file path a layer carries, if it is a file.
+pub fn layer_file(layer: &Descriptor) -> Option<&str> {
+    let ann = layer.annotations.as_ref()?;
+    [
+        ANNOTATION_FILEPATH,
+        LEGACY_ANNOTATION_FILEPATH,
+        ANNOTATION_TITLE,
+    ]
+    .iter()
+    .find_map(|k| ann.get(*k))
+    .map(String::as_str)
+}
+
+fn fetch(
+    args: &RefArgs,
+) -> Result<(
+    pavilion_client::Manifest,
+    ManifestInfo,
+    Option<serde_json::Value>,
+)> {
+    let r = parse_ref(&args.reference)?;
+    let client = args.conn.client()?;
+    runtime()?.block_on(async {
+        let m = client
+            .get_manifest(&r)
+            .await
+            .with_context(|| format!("fetching {r}"))?;
+        let info = ManifestInfo::parse(&m.bytes, Some(&m.media_type))
+            .map_err(|e| anyhow::anyhow!("{r}: {e}"))?;
+        let config = match info.blobs.first() {
+            Some(c)
+                if info.manifests.is_empty()
+                    && c.size <= CONFIG_LIMIT
+                    && c.media_type.ends_with("json") =>
+            {
+                let bytes = client
+                    .blob_bytes(&r, &c.digest, CONFIG_LIMIT)
+                    .await
+                    .with_context(|| format!("fetching the config of {r}"))?;
+                serde_json::from_slice(&bytes).ok()
+            }
+            _ => None,
+        };
+        Ok((m, info, config))
+    })
+}
+
+/// Runs `pavilion ls`.
+pub fn run_ls(args: RefArgs) -> Result<()> {
+    let (_, info, _) = fetch(&args)?;
+    if !info.manifests.is_empty() {
+        return Err(UsageError(format!(
+            "{} is an index; list one of its manifests",
+            args.reference
+        ))
+        .into());
+    }
+    let files: Vec<(&str, &Descriptor)> = info
+        .blobs
+        .iter()
+        .skip(1)
+        .filter_map(|l| layer_file(l).map(|p| (p, l)))
+        .collect();
+    match args.conn.output {
+        Output::Text => {
+            for (path, l) in &files {
+                println!("{}\t{path}\t{}", l.size, media::normalize(&l.media_type));
+            }
+        }
+        Output::Json => print_json(&serde_json::json!({
+            "files": files.iter().map(|(p, l)| serde_json::json!({
+                "path": p,
+                "size": l.size,
+                "mediaType": l.media_type,
+                "digest": l.digest.to_string(),
+            })).collect::<Vec<_>>(),
+        })),
+    }
+    Ok(())
+}
+
+/// Runs `pavilion inspect`.
+pub fn run_inspect(args: RefArgs) -> Result<()> {
+    let (m, info, config) = fetch(&args)?;
+    let layers: &[Descriptor] = info.blobs.get(1..).unwrap_or(&[]);
+    let total: u64 = layers.iter().map(|l| l.size).sum();
+    let summary = serde_json::json!({
+        "digest": m.digest.to_string(),
+        "mediaType": info.media_type,
+        "artifactType": info.artifact_type,
+        "size": total,
+        "layers": layers.len(),
+        "manifests": info.manifests.len(),
+        "subject": info.subject.as_ref().map(|s| s.digest.to_string()),
+        "annotations": info.annotations,
+        "config": config,
+    });
+    match args.conn.output {
+        Output::Json => print_json(&summary),
+        Output::Text => {
+            println!("Digest:        {}", m.digest);
+            println!("Media type:    {}", info.media_type);
+            if let Some(t) = &info.artifact_type {
+                println!("Artifact type: {t}");
+            }
+            if !info.manifests.is_empty() {
+                println!("Manifests:     {}", info.manifests.len());
+            } else {
+                println!("Files:         {} ({total} bytes)", layers.len());
+            }
+            if let Some(s) = &info.subject {
+                println!("Subject:       {}", s.digest);
+            }
+            if let Some(c) = &config {
+                let d = c.get("descriptor");
+                let cf = c.get("config");
+                let field = |v: Option<&serde_json::Value>, k: &str| {
+                    v.and_then(|v| v.get(k)).map(|x| match x {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                };
+                for (label, v) in [
+                    ("Name", field(d, "name")),
+                    ("Version", field(d, "version")),
+                    ("Family", field(d, "family")),
+                    ("Licenses", field(d, "licenses")),
+                    ("Architecture", field(cf, "architecture")),
+                    ("Format", field(cf, "format")),
+                    ("Parameters", field(cf, "paramSize")),
+                    ("Precision", field(cf, "precision")),
+                    ("Quantization", field(cf, "quantization")),
+                ] {
+                    if let Some(v) = v {
+                        println!("{:<15}{v}", format!("{label}:"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! `pavilion login` / `logout`: credentials in docker's config.json (or its
+//! credential helper), where docker, ORAS and notation also look.
+
+use super::transfer::runtime;
+use crate::exit::UsageError;
+use anyhow::{Context, Result};
+use clap::Args;
+use pavilion_client::auth::{docker_config_path, save_credential, Credential, Credentials};
+use pavilion_client::{Client, ClientOptions};
+use std::io::Read;
+
+/// Arguments of `pavilion login`.
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Registry host, e.g. registry.example.com or 127.0.0.1:5000.
+    pub registry: String,
+    /// User name.
+    #[arg(short = 'u', long)]
+    pub username: String,
+    /// Password (prefer --password-stdin: arguments are visible to others).
+    #[arg(short = 'p', long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Use plain HTTP (automatic for localhost and 127.0.0.1).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Skip TLS certificate verification.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// Arguments of `pavilion logout`.
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// Registry host.
+    pub registry: String,
+}
+
+fn config_path() -> Result<std::path::PathBuf> {
+    docker_config_path()
+        .ok_or_else(|| anyhow::anyhow!("no HOME or DOCKER_CONFIG to keep credentials in"))
+}
+
+fn host(s: &str) -> Result<String> {
+    let h = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    if h.is_empty() || h.contains('/') {
+        return Err(UsageError(format!("{s:?} is not a registry host")).into());
+    }
+    Ok(h.to_string())
+}
+
+/// Runs `pavilion login`: checks the credential against the registry, then saves it.
+pub fn run_login(args: LoginArgs) -> Result<()> {
+    let registry = host(&args.registry)?;
+    let password = match (args.password, args.password_stdin) {
+        (Some(p), _) => p,
+        (None, true) => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading the password")?;
+            s.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => {
+            return Err(UsageError("give --password-stdin or --password".into()).into())
+        }
+    };
+    if password.is_empty() {
+        return Err(UsageError("the password is empty".into()).into());
+    }
+    let cred = Credential {
+        username: args.username,
+        password,
+    };
+    let mut credentials = Credentials::default();
+    credentials.insert(&registry, cred.clone());
+    let client = Client::new(ClientOptions {
+        plain_http: args.plain_http,
+        insecure: args.insecure,
+        credentials,
+        progress: None,
+    })?;
+    runtime()?
+        .block_on(client.ping(&registry))
+        .with_context(|| format!("logging in to {registry}"))?;
+    let path = config_path()?;
+    save_credential(&path, &registry, Some(&cred)).map_err(anyhow::Error::msg)?;
+    eprintln!("Login Succeeded ({registry}, saved in {})", path.display());
+    Ok(())
+}
+
+/// Runs `pavilion logout`.
+pub fn run_logout(args: LogoutArgs) -> Result<()> {
+    let registry = host(&args.registry)?;
+    let path = config_path()?;
+    save_credential(&path, &registry, None).map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "Removed the credentials of {registry} from {}",
+        path.display()
+    );
+    Ok(())
+}

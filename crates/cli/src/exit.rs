@@ -1,0 +1,46 @@
+//! Exit codes, so scripts can tell failures apart:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | any other failure (local I/O, a refusal by the registry) |
+//! | 2 | usage error (bad flags, malformed reference) |
+//! | 3 | not found (reference, blob, repository, layout entry) |
+//! | 4 | verification failed (digest mismatch, unsafe path in an artifact) |
+//! | 5 | network failure (unreachable, dropped connection, protocol breach) |
+//! | 6 | authentication failed |
+
+use pavilion_client::{ClientError, ErrorKind};
+
+/// A request that cannot be carried out as written.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// An artifact that fails a safety or integrity check.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct VerificationError(pub String);
+
+/// The exit code for an error, from the first classifiable cause.
+pub fn code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<UsageError>() || cause.is::<pavilion_oci::ImageRefError>() {
+            return 2;
+        }
+        if cause.is::<VerificationError>() || cause.is::<pavilion_model::PathError>() {
+            return 4;
+        }
+        if let Some(c) = cause.downcast_ref::<ClientError>() {
+            return match c.kind() {
+                ErrorKind::Usage => 2,
+                ErrorKind::NotFound => 3,
+                ErrorKind::Verification => 4,
+                ErrorKind::Network => 5,
+                ErrorKind::Auth => 6,
+                ErrorKind::Other => 1,
+            };
+        }
+    }
+    1
+}
