@@ -38,7 +38,7 @@ impl LayoutRef {
             (p, None, Some(d))
         } else {
             match s.rsplit_once(':') {
-                Some((p, t)) if !t.contains('/') && !p.is_empty() => {
+                Some((p, t)) if !t.contains('/') => {
                     pavilion_oci::Tag::new(t).map_err(|e| bad(e.to_string()))?;
                     (p, Some(t.to_string()), None)
                 }
