@@ -31,6 +31,12 @@ pub fn code(e: &anyhow::Error) -> u8 {
         if cause.is::<VerificationError>() || cause.is::<pavilion_model::PathError>() {
             return 4;
         }
+        if let Some(
+            pavilion_model::UntarError::Unsupported(..) | pavilion_model::UntarError::Name(_),
+        ) = cause.downcast_ref::<pavilion_model::UntarError>()
+        {
+            return 4;
+        }
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             return match c.kind() {
                 ErrorKind::Usage => 2,

@@ -390,3 +390,166 @@ async fn files_pushed_with_artifact_type_are_pulled_by_oras_py_and_back() {
     ]);
     assert!(String::from_utf8_lossy(&res.stderr).contains("two files are named"));
 }
+
+/// Pushes `tar` (an archive made by GNU tar, as modctl's layers are) as a
+/// ModelPack tar layer named `path`; returns the manifest's tag reference.
+async fn push_tar_layer(s: &Server, repo: &str, tag: &str, tar: &[u8], path: &str) -> String {
+    let config = push_blob(s, repo, b"{}").await;
+    let layer = push_blob(s, repo, tar).await;
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.cncf.model.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.cncf.model.config.v1+json", "digest": config, "size": 2},
+        "layers": [{"mediaType": "application/vnd.cncf.model.weight.config.v1.tar", "digest": layer,
+                    "size": tar.len(), "annotations": {"org.cncf.model.filepath": path}}],
+    });
+    let r = client()
+        .put(s.url(&format!("/v2/{repo}/manifests/{tag}")))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    format!("{}/{repo}:{tag}", s.addr)
+}
+
+/// Runs GNU tar in `dir` with `args`, returning the archive bytes.
+fn gnu_tar(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("tar")
+        .current_dir(dir)
+        .args(["-cf", "-"])
+        .args(args)
+        .output()
+        .expect("run tar");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_extracts_tar_layers_and_refuses_links_in_them() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("tok")).unwrap();
+    std::fs::write(src.join("tok/vocab.json"), b"{\"a\":1}").unwrap();
+    std::fs::write(src.join("tok/merges.txt"), b"a b\n").unwrap();
+    let good = push_tar_layer(&s, "tar/model", "v1", &gnu_tar(&src, &["tok"]), "tok").await;
+    let out = tmp.path().join("out");
+    let report = json(&ok(pavilion(&[
+        "pull",
+        &good,
+        "-o",
+        out.to_str().unwrap(),
+        "--no-cache",
+        "--output",
+        "json",
+    ])));
+    assert_eq!(
+        std::fs::read(out.join("tok/vocab.json")).unwrap(),
+        b"{\"a\":1}"
+    );
+    assert_eq!(std::fs::read(out.join("tok/merges.txt")).unwrap(), b"a b\n");
+    assert_eq!(report["files"].as_array().unwrap().len(), 2, "{report}");
+    // No temporary archive is left beside the files.
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["tok".to_string()]);
+
+    // A symlink inside a tar layer is refused (exit 4) and nothing is written.
+    std::os::unix::fs::symlink("/etc/passwd", src.join("tok/evil")).unwrap();
+    let bad = push_tar_layer(&s, "tar/model", "evil", &gnu_tar(&src, &["tok"]), "tok").await;
+    let out2 = tmp.path().join("out2");
+    let res = pavilion(&["pull", &bad, "-o", out2.to_str().unwrap(), "--no-cache"]);
+    assert_eq!(
+        res.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(String::from_utf8_lossy(&res.stderr).contains("symbolic link"));
+    assert!(
+        !out2.join("tok").exists(),
+        "entries were written before the check"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_of_a_container_image_says_it_is_not_a_model() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    push_image(&s, "plain/image", "v1", "seed").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let res = pavilion(&[
+        "pull",
+        &format!("{}/plain/image:v1", s.addr),
+        "-o",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(res.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("not a model"), "{err}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+/// Whether this machine lets an unprivileged process mount a tmpfs in its
+/// own user and mount namespaces (how the full-disk test gets a tiny disk).
+fn can_unshare_mount() -> bool {
+    Command::new("unshare")
+        .args([
+            "-rm",
+            "sh",
+            "-c",
+            "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs \"$d\"",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_onto_a_full_disk_fails_clearly_and_places_nothing() {
+    if require_peer("unshare -rm with tmpfs mounts", can_unshare_mount()).is_none() {
+        return;
+    }
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    make_model(&model);
+    let reference = format!("{}/full/model:v1", s.addr);
+    ok(pavilion(&[
+        "push",
+        &reference,
+        model.to_str().unwrap(),
+        "--cache-dir",
+        tmp.path().join("c").to_str().unwrap(),
+    ]));
+    // A 1 MiB tmpfs cannot hold the 2 MiB weight file.
+    let disk = tmp.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs {d} && {bin} pull {reference} -o {d}/out --no-cache; echo \"rc=$?\"; ls -a {d}/out",
+        d = disk.display(),
+        bin = env!("CARGO_BIN_EXE_pavilion"),
+    );
+    let res = Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&res.stdout),
+        String::from_utf8_lossy(&res.stderr),
+    );
+    assert!(stdout.contains("rc=1"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        !stdout.lines().any(|l| l == "model.safetensors"),
+        "a partial file got the final name: {stdout}"
+    );
+}

@@ -13,7 +13,9 @@ pub mod inspect;
 pub mod media;
 pub mod pack;
 pub mod paths;
+pub mod untar;
 
 pub use classify::FileClass;
 pub use pack::{pack_directory, LayerPlan, ModelInfo, PackError, PackPlan};
 pub use paths::{layer_path, PathError};
+pub use untar::{extract_tar, Extracted, UntarError};

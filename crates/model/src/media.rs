@@ -27,6 +27,27 @@ pub fn is_raw_layer(media_type: &str) -> bool {
     m.starts_with("application/vnd.cncf.model.") && m.ends_with(".raw")
 }
 
+/// The file path a layer carries (ModelPack's annotation, its legacy name,
+/// or ORAS's title), if the layer is a file at all.
+pub fn layer_filepath(layer: &pavilion_oci::Descriptor) -> Option<&str> {
+    let ann = layer.annotations.as_ref()?;
+    [
+        ANNOTATION_FILEPATH,
+        LEGACY_ANNOTATION_FILEPATH,
+        ANNOTATION_TITLE,
+    ]
+    .iter()
+    .find_map(|k| ann.get(*k))
+    .map(String::as_str)
+}
+
+/// True for a layer whose blob is an uncompressed tar of files (the layout
+/// modctl writes by default).
+pub fn is_tar_layer(media_type: &str) -> bool {
+    let m = normalize(media_type);
+    m.starts_with("application/vnd.cncf.model.") && m.ends_with(".tar")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +60,10 @@ mod tests {
         );
         assert!(is_raw_layer("application/vnd.cnai.model.doc.v1.raw"));
         assert!(!is_raw_layer("application/vnd.cncf.model.weight.v1.tar"));
+        assert!(is_tar_layer("application/vnd.cnai.model.weight.v1.tar"));
+        assert!(!is_tar_layer(
+            "application/vnd.cncf.model.weight.v1.tar+gzip"
+        ));
         assert_eq!(normalize(MODEL_CONFIG), MODEL_CONFIG);
     }
 }

@@ -5,9 +5,7 @@ use super::transfer::{parse_ref, print_json, runtime, ConnArgs, Output};
 use crate::exit::UsageError;
 use anyhow::{Context, Result};
 use clap::Args;
-use pavilion_model::media::{
-    self, ANNOTATION_FILEPATH, ANNOTATION_TITLE, LEGACY_ANNOTATION_FILEPATH,
-};
+use pavilion_model::media;
 use pavilion_oci::{Descriptor, ManifestInfo};
 
 /// Configs are read into memory up to this size.
@@ -20,19 +18,6 @@ pub struct RefArgs {
     pub reference: String,
     #[command(flatten)]
     pub conn: ConnArgs,
-}
-
-/// The file path a layer carries, if it is a file.
-pub fn layer_file(layer: &Descriptor) -> Option<&str> {
-    let ann = layer.annotations.as_ref()?;
-    [
-        ANNOTATION_FILEPATH,
-        LEGACY_ANNOTATION_FILEPATH,
-        ANNOTATION_TITLE,
-    ]
-    .iter()
-    .find_map(|k| ann.get(*k))
-    .map(String::as_str)
 }
 
 fn fetch(
@@ -83,7 +68,7 @@ pub fn run_ls(args: RefArgs) -> Result<()> {
         .blobs
         .iter()
         .skip(1)
-        .filter_map(|l| layer_file(l).map(|p| (p, l)))
+        .filter_map(|l| media::layer_filepath(l).map(|p| (p, l)))
         .collect();
     match args.conn.output {
         Output::Text => {

@@ -6,10 +6,10 @@
 use super::transfer::{progress_bar, runtime, Output, RemoteArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use pavilion_model::layer_path;
-use pavilion_model::media::{
-    self, ANNOTATION_FILEPATH, ANNOTATION_TITLE, LEGACY_ANNOTATION_FILEPATH,
-};
+use pavilion_client::blob_cache::BlobCache;
+use pavilion_client::digest_cache::{default_cache_dir, DigestCache};
+use pavilion_model::media;
+use pavilion_model::{extract_tar, layer_path};
 use pavilion_oci::{ImageRef, ManifestInfo};
 use std::path::PathBuf;
 
@@ -29,6 +29,13 @@ pub struct PullArgs {
     /// Only files whose path matches this glob (`*`, `?`), repeatable.
     #[arg(long = "include", value_name = "GLOB")]
     pub include: Vec<String>,
+    /// Local content cache shared between pulls (files are placed from it by
+    /// reflink or hardlink) [default: ~/.cache/pavilion].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Neither use nor fill the local content cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -56,6 +63,66 @@ fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// Where a pulled file's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Downloaded from the registry.
+    Pulled,
+    /// Placed from the local content cache.
+    Cached,
+    /// The destination already held these exact bytes.
+    Present,
+}
+
+impl How {
+    fn as_str(self) -> &'static str {
+        match self {
+            How::Pulled => "registry",
+            How::Cached => "cache",
+            How::Present => "present",
+        }
+    }
+}
+
+/// Brings one layer to `dest`: nothing to do when the file there is known
+/// to hold the digest, a link from the content cache when it has the blob,
+/// else a verified download that is then added to the cache.
+async fn fetch_file(
+    client: &pavilion_client::Client,
+    r: &ImageRef,
+    layer: &pavilion_oci::Descriptor,
+    dest: &std::path::Path,
+    parallel: usize,
+    blobs: Option<&BlobCache>,
+    digests: &mut DigestCache,
+) -> Result<How> {
+    if let Ok(meta) = std::fs::symlink_metadata(dest) {
+        if meta.is_file() && digests.get(dest, &meta).as_ref() == Some(&layer.digest) {
+            return Ok(How::Present);
+        }
+    }
+    if let Some(cache) = blobs {
+        if cache
+            .place(&layer.digest, layer.size, dest, digests)
+            .is_some()
+        {
+            return Ok(How::Cached);
+        }
+    }
+    client
+        .pull_blob_file(r, &layer.digest, layer.size, dest, parallel)
+        .await?;
+    match blobs {
+        Some(cache) => cache.adopt(&layer.digest, dest, digests),
+        None => {
+            if let Ok(meta) = std::fs::metadata(dest) {
+                digests.put(dest, &meta, layer.digest.clone());
+            }
+        }
+    }
+    Ok(How::Pulled)
+}
+
 /// Runs `pavilion pull`.
 pub fn run(args: PullArgs) -> Result<()> {
     let r: ImageRef = args
@@ -76,52 +143,88 @@ pub fn run(args: PullArgs) -> Result<()> {
         // Decide every destination before writing anything.
         let mut plan = Vec::new();
         for layer in &info.blobs[1..] {
-            let ann = layer.annotations.clone().unwrap_or_default();
-            let Some(rel) = [ANNOTATION_FILEPATH, LEGACY_ANNOTATION_FILEPATH, ANNOTATION_TITLE]
-                .iter()
-                .find_map(|k| ann.get(*k))
-            else {
+            let Some(rel) = media::layer_filepath(layer) else {
                 continue; // not a file (e.g. an ORAS layer without a name)
             };
             let model_layer = media::normalize(&layer.media_type).starts_with("application/vnd.cncf.model.");
-            if model_layer && !media::is_raw_layer(&layer.media_type) {
-                bail!("{rel}: layer type {} (tar) is not supported yet; only raw layers", layer.media_type);
+            let tar = media::is_tar_layer(&layer.media_type);
+            if model_layer && !tar && !media::is_raw_layer(&layer.media_type) {
+                bail!("{rel}: layer type {} (compressed tar) is not supported yet", layer.media_type);
             }
-            if ann.contains_key("io.deis.oras.content.unpack") {
+            if layer.annotations.as_ref().is_some_and(|a| a.contains_key("io.deis.oras.content.unpack")) {
                 bail!("{rel}: packed directories (ORAS unpack layers) are not supported yet");
             }
+            // Checked even for tar layers, whose entries are checked again.
             let dest = layer_path(&args.dir, rel)?;
             if !args.include.is_empty() && !args.include.iter().any(|g| glob_match(g, rel)) {
                 continue;
             }
-            plan.push((rel.clone(), dest, layer.clone()));
+            let dest = if tar {
+                args.dir.join(format!(".pavilion-layer-{}.tar", layer.digest.hex()))
+            } else {
+                dest
+            };
+            plan.push((rel.to_string(), dest, layer.clone(), tar));
         }
-        bar.set_length(plan.iter().map(|(_, _, l)| l.size).sum());
+        if plan.is_empty() && args.include.is_empty() {
+            bail!("{r} is not a model or file artifact: none of its layers names a file");
+        }
+        bar.set_length(plan.iter().map(|(_, _, l, _)| l.size).sum());
+        let cache_dir = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
+        let mut digests = cache_dir.as_deref().map_or_else(DigestCache::in_memory, DigestCache::open);
+        let blobs = cache_dir.as_deref().map(BlobCache::new);
         let mut pulled = Vec::new();
-        for (rel, dest, layer) in plan {
+        for (rel, dest, layer, tar) in plan {
             if let Some(parent) = dest.parent() {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
             }
-            client
-                .pull_blob_file(&r, &layer.digest, layer.size, &dest, parallel)
+            let how = fetch_file(&client, &r, &layer, &dest, parallel, blobs.as_ref(), &mut digests)
                 .await
                 .with_context(|| format!("pulling {rel}"))?;
-            pulled.push((rel, layer.size));
+            if how != How::Pulled {
+                bar.inc(layer.size);
+            }
+            if tar {
+                let (archive, root) = (dest.clone(), args.dir.clone());
+                let files = tokio::task::spawn_blocking(move || extract_tar(&archive, &root))
+                    .await?
+                    .with_context(|| format!("extracting {rel} ({})", layer.media_type))?;
+                let _ = std::fs::remove_file(&dest);
+                for f in files {
+                    pulled.push((f.path, f.size, how));
+                }
+                continue;
+            }
+            pulled.push((rel, layer.size, how));
         }
         bar.finish_and_clear();
+        if let Err(e) = digests.save() {
+            eprintln!("warning: could not save the digest cache: {e}");
+        }
+        let count = |h: How| pulled.iter().filter(|p| p.2 == h).count();
         match args.remote.output {
             Output::Text => {
-                for (rel, size) in &pulled {
+                for (rel, size, _) in &pulled {
                     println!("{rel}\t{size}");
                 }
-                eprintln!("pulled {r}@{} ({} files) into {}", manifest.digest, pulled.len(), args.dir.display());
+                eprintln!(
+                    "pulled {}/{}@{} ({} files: {} downloaded, {} from the local cache, {} already in place) into {}",
+                    r.registry,
+                    r.repository,
+                    manifest.digest,
+                    pulled.len(),
+                    count(How::Pulled),
+                    count(How::Cached),
+                    count(How::Present),
+                    args.dir.display()
+                );
             }
             Output::Json => println!(
                 "{}",
                 serde_json::json!({
                     "reference": r.to_string(),
                     "digest": manifest.digest.to_string(),
-                    "files": pulled.iter().map(|(p, s)| serde_json::json!({"path": p, "size": s})).collect::<Vec<_>>(),
+                    "files": pulled.iter().map(|(p, s, h)| serde_json::json!({"path": p, "size": s, "source": h.as_str()})).collect::<Vec<_>>(),
                 })
             ),
         }
