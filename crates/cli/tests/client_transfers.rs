@@ -85,7 +85,7 @@ async fn interrupted_pull_fetches_only_missing_pieces_and_bad_pieces_are_never_p
     let dest = tmp.path().join("w.out");
     let partial = tmp.path().join("w.out.partial");
     let record = tmp.path().join("w.out.partial.json");
-    let piece = 32u64 << 20;
+    let piece = 16u64 << 20; // the client's PIECE
 
     // A previous run finished piece 0 only: the rest must be fetched and the
     // result verify.
@@ -126,15 +126,61 @@ async fn interrupted_pull_fetches_only_missing_pieces_and_bad_pieces_are_never_p
     assert!(!tmp.path().join("m").exists());
 }
 
-/// A loopback TCP proxy that cuts the first connection carrying more than
-/// `cut_after` bytes upstream, as a flaky network would.
-/// Returns the proxy's address and a flag that is set once it has cut.
-async fn cutting_proxy(upstream: String, cut_after: u64) -> (String, Arc<AtomicBool>) {
+/// Which way a cutting proxy counts bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// Client to registry (uploads).
+    Up,
+    /// Registry to client (downloads).
+    Down,
+}
+
+/// What a cutting proxy saw.
+#[derive(Clone, Default)]
+struct Cuts {
+    /// Set once the proxy has cut a connection.
+    cut: Arc<AtomicBool>,
+    /// Bytes carried in the counted direction, over all connections.
+    carried: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Copies `from` to `to`; when `count` is set, adds to its total and stops
+/// (returning `true`) once the first connection to pass `cut_after` does.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    count: Option<(Cuts, u64)>,
+) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut seen = 0u64;
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some((cuts, cut_after)) = &count {
+            seen += n as u64;
+            cuts.carried.fetch_add(n as u64, Ordering::SeqCst);
+            if seen > *cut_after && !cuts.cut.swap(true, Ordering::SeqCst) {
+                return true; // drops the socket mid-transfer
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+    false
+}
+
+/// A loopback TCP proxy that cuts the first connection carrying more than
+/// `cut_after` bytes in direction `way`, as a flaky network would.
+async fn cutting_proxy(upstream: String, cut_after: u64, way: Way) -> (String, Cuts) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let cut_done = Arc::new(AtomicBool::new(false));
-    let flag = cut_done.clone();
+    let cuts = Cuts::default();
+    let seen = cuts.clone();
     tokio::spawn(async move {
         // Bounded: a test makes a handful of connections.
         for _ in 0..64 {
@@ -144,39 +190,53 @@ async fn cutting_proxy(upstream: String, cut_after: u64) -> (String, Arc<AtomicB
             let Ok(outbound) = tokio::net::TcpStream::connect(&upstream).await else {
                 return;
             };
-            let cut_done = cut_done.clone();
+            let cuts = cuts.clone();
             tokio::spawn(async move {
-                let (mut ri, mut wi) = inbound.into_split();
-                let (mut ro, mut wo) = outbound.into_split();
-                let down = tokio::spawn(async move { tokio::io::copy(&mut ro, &mut wi).await });
-                let mut sent = 0u64;
-                let mut buf = vec![0u8; 64 << 10];
-                loop {
-                    let n = match ri.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    sent += n as u64;
-                    if sent > cut_after && !cut_done.swap(true, Ordering::SeqCst) {
-                        down.abort();
-                        return; // drops both sockets mid-request
-                    }
-                    if wo.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                let counted = |w| (way == w).then(|| (cuts.clone(), cut_after));
+                let mut up = tokio::spawn(pump(ri, wo, counted(Way::Up)));
+                let mut down = tokio::spawn(pump(ro, wi, counted(Way::Down)));
+                // Whichever side cuts takes the other down with it.
+                tokio::select! {
+                    r = &mut up => if matches!(r, Ok(true)) { down.abort() } else { let _ = down.await; },
+                    r = &mut down => if matches!(r, Ok(true)) { up.abort() } else { let _ = up.await; },
                 }
-                let _ = wo.shutdown().await;
-                let _ = down.await;
             });
         }
     });
-    (addr, flag)
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_cut_mid_range_retries_from_where_it_stopped() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("big.bin");
+    let data = write_pattern(&src, (40 << 20) + 3, 17);
+    let direct: ImageRef = format!("{}/client/cutpull:v1", s.addr).parse().unwrap();
+    let (digest, size) = client_for().push_blob_file(&direct, &src).await.unwrap();
+    let (proxy, cuts) = cutting_proxy(s.addr.clone(), 10 << 20, Way::Down).await;
+    let via: ImageRef = format!("{proxy}/client/cutpull:v1").parse().unwrap();
+    let dest = tmp.path().join("big.out");
+    client_for()
+        .pull_blob_file(&via, &digest, size, &dest, 1)
+        .await
+        .unwrap();
+    assert!(std::fs::read(&dest).unwrap() == data, "pulled bytes differ");
+    assert!(cuts.cut.load(Ordering::SeqCst), "the proxy must have cut");
+    // The retry asked for the rest of the range, not the whole blob again.
+    let carried = cuts.carried.load(Ordering::SeqCst);
+    assert!(
+        carried < size + (1 << 20),
+        "{carried} bytes carried for a {size}-byte blob"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_cut_mid_transfer_resumes_from_the_registry_offset() {
     let s = Server::start(Backend::Sqlite).unwrap();
-    let (proxy, cut) = cutting_proxy(s.addr.clone(), 20 << 20).await;
+    let (proxy, cuts) = cutting_proxy(s.addr.clone(), 20 << 20, Way::Up).await;
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("big.bin");
     let data = write_pattern(&src, 48 << 20, 11);
@@ -195,7 +255,7 @@ async fn upload_cut_mid_transfer_resumes_from_the_registry_offset() {
         .unwrap();
     assert!(got[..] == data[..], "resumed upload differs");
     assert!(
-        cut.load(Ordering::SeqCst),
+        cuts.cut.load(Ordering::SeqCst),
         "the proxy must have cut the first transfer"
     );
 }

@@ -33,6 +33,12 @@ fn sibling_tmp(dest: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Whether `path` is the file `meta` describes (same device and inode).
+fn same_file(meta: &std::fs::Metadata, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+}
+
 /// Clones `src` to a new file `dst` sharing its extents (btrfs, XFS, ...).
 fn reflink(src: &Path, dst: &Path) -> std::io::Result<()> {
     let from = std::fs::File::open(src)?;
@@ -78,6 +84,15 @@ impl BlobCache {
             tracing::warn!(path = %cached.display(), "cached blob changed since it was verified; dropping it");
             let _ = std::fs::remove_file(&cached);
             return None;
+        }
+        if same_file(&meta, dest) {
+            // Already this very file (a hardlink made by an earlier pull,
+            // perhaps named by another path): renaming onto it would do
+            // nothing and leave the temporary link behind.
+            if let Ok(m) = std::fs::metadata(dest) {
+                digests.put(dest, &m, d.clone());
+            }
+            return Some(Placed::Hardlink);
         }
         let tmp = sibling_tmp(dest);
         let _ = std::fs::remove_file(&tmp);

@@ -230,7 +230,11 @@ impl Copier<'_> {
             for child in &info.manifests {
                 self.copy_tree(child.clone(), None, false).await?;
             }
-            let blobs = info.blobs.clone();
+            // A manifest may list a blob twice (repeated empty layers): move
+            // each digest once, and never two writers on one temp file.
+            let mut blobs = info.blobs.clone();
+            let mut seen = HashSet::new();
+            blobs.retain(|b| seen.insert(b.digest.clone()));
             let results: Vec<Result<(), ClientError>> = futures::stream::iter(blobs)
                 .map(|b| async move { self.copy_blob(&b).await })
                 .buffer_unordered(self.opts.concurrency.max(1))
@@ -377,18 +381,21 @@ fn copy_verified(
     dst: &std::path::Path,
     digest: &Digest,
 ) -> Result<(), ClientError> {
-    let mut input = std::fs::File::open(src)?;
-    let tmp = dst.with_extension("partial");
-    let mut out = std::fs::File::create(&tmp)?;
+    let mut input = std::fs::File::open(src).map_err(|e| ClientError::io_at(src, e))?;
+    let tmp = crate::layout::unique_tmp(dst);
+    let mut out = std::fs::File::create(&tmp).map_err(|e| ClientError::io_at(&tmp, e))?;
     let mut h = digest.algorithm().hasher();
     let mut buf = vec![0u8; 4 << 20];
     loop {
-        let n = input.read(&mut buf)?;
+        let n = input
+            .read(&mut buf)
+            .map_err(|e| ClientError::io_at(src, e))?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
+        out.write_all(&buf[..n])
+            .map_err(|e| ClientError::io_at(&tmp, e))?;
     }
     let actual = h.finish();
     if &actual != digest {
@@ -399,7 +406,7 @@ fn copy_verified(
             actual: actual.to_string(),
         });
     }
-    out.sync_all()?;
-    std::fs::rename(&tmp, dst)?;
+    out.sync_all().map_err(|e| ClientError::io_at(&tmp, e))?;
+    std::fs::rename(&tmp, dst).map_err(|e| ClientError::io_at(dst, e))?;
     Ok(())
 }

@@ -34,13 +34,31 @@ pub enum ClientError {
     Protocol(String),
     /// Local I/O.
     #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The thing asked for does not exist (outside a registry answer).
     #[error("not found: {0}")]
     NotFound(String),
     /// The request itself is wrong (a bad reference, an ambiguous layout).
     #[error("{0}")]
     Usage(String),
+}
+
+/// Not `#[from]`: the io error is the message, and a source would make
+/// error chains print it twice.
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> Self {
+        ClientError::Io(e)
+    }
+}
+
+impl ClientError {
+    /// An I/O error that names the file it concerns.
+    pub fn io_at(path: &std::path::Path, e: std::io::Error) -> Self {
+        ClientError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
+    }
 }
 
 impl From<reqwest::Error> for ClientError {
@@ -85,6 +103,19 @@ fn kind_of(e: &reqwest::Error) -> &'static str {
     }
 }
 
+/// Whether a transport error is really a malformed JSON body (reqwest
+/// reports a body cut short as a decode error too, which is the network's).
+fn is_json_error(e: &reqwest::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<serde_json::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// What kind of failure an error is, for exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -106,7 +137,7 @@ impl ClientError {
     /// Classifies the error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ClientError::Http(e) if e.is_decode() || e.is_builder() => ErrorKind::Other,
+            ClientError::Http(e) if e.is_builder() || is_json_error(e) => ErrorKind::Other,
             ClientError::Http(_) => ErrorKind::Network,
             ClientError::Registry { status: 404, .. } => ErrorKind::NotFound,
             ClientError::Registry {

@@ -93,9 +93,19 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> ClientError {
     ClientError::Io(std::io::Error::other(format!("{}: {e}", path.display())))
 }
 
+/// A temporary name beside `path`, unique to this process and call, so
+/// concurrent writers of the same blob never share one.
+pub(crate) fn unique_tmp(path: &Path) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut s = path.as_os_str().to_os_string();
+    s.push(format!(".{}-{n}.tmp", std::process::id()));
+    std::path::PathBuf::from(s)
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    let tmp = path.with_extension("tmp");
+    let tmp = unique_tmp(path);
     let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
     f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
     f.sync_all().map_err(|e| io_err(&tmp, e))?;

@@ -13,42 +13,17 @@
 //! buffered 1 MiB reads of an uncached file ran at a third of it.
 
 use bytes::Bytes;
+use pavilion_dio::{AlignedBuf, ALIGN};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Alignment required for direct I/O offsets, lengths and memory.
-const ALIGN: usize = 4096;
 /// Bytes gathered before each direct write.
 const DIRECT_BUF: usize = 8 << 20;
 /// Bytes asked of the device per read; also the largest chunk sent out.
 const READ_BUF: usize = 4 << 20;
-
-/// A buffer whose usable part starts on an `ALIGN` boundary, obtained without
-/// unsafe code by over-allocating and skipping to the first aligned byte.
-struct AlignedBuf {
-    raw: Vec<u8>,
-    start: usize,
-}
-
-impl AlignedBuf {
-    fn new(len: usize) -> Self {
-        let raw = vec![0u8; len + ALIGN];
-        let start = raw.as_ptr().align_offset(ALIGN);
-        AlignedBuf { raw, start }
-    }
-
-    fn slice(&self, len: usize) -> &[u8] {
-        &self.raw[self.start..self.start + len]
-    }
-
-    fn slice_mut(&mut self) -> &mut [u8] {
-        let end = self.raw.len() - ALIGN + self.start;
-        &mut self.raw[self.start..end]
-    }
-}
 
 /// Read buffers a reader keeps for reuse: allocating (and zeroing, and
 /// faulting in) a fresh 4 MiB buffer per chunk costs as much as copying it.
@@ -68,7 +43,7 @@ impl AsRef<[u8]> for Lent {
     fn as_ref(&self) -> &[u8] {
         self.buf
             .as_ref()
-            .map_or(&[], |b| &b.raw[self.range.clone()])
+            .map_or(&[], |b| b.range(self.range.clone()))
     }
 }
 
@@ -245,7 +220,7 @@ impl RangeReader {
                 continue;
             }
             let take = (n - self.skip).min(self.left as usize);
-            let start = buf.start + self.skip;
+            let start = self.skip;
             self.skip = 0;
             self.left -= take as u64;
             if self.direct && !self.pos.is_multiple_of(ALIGN as u64) {

@@ -140,6 +140,9 @@ pub fn run(args: PullArgs) -> Result<()> {
             bail!("{r} is an index or has no files; pull one of its manifests");
         }
         std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+        // One spelling of every path, so the digest cache recognises files
+        // whichever relative or absolute name the directory was given by.
+        let dir = std::fs::canonicalize(&args.dir).with_context(|| format!("resolving {}", args.dir.display()))?;
         // Decide every destination before writing anything.
         let mut plan = Vec::new();
         for layer in &info.blobs[1..] {
@@ -155,12 +158,12 @@ pub fn run(args: PullArgs) -> Result<()> {
                 bail!("{rel}: packed directories (ORAS unpack layers) are not supported yet");
             }
             // Checked even for tar layers, whose entries are checked again.
-            let dest = layer_path(&args.dir, rel)?;
+            let dest = layer_path(&dir, rel)?;
             if !args.include.is_empty() && !args.include.iter().any(|g| glob_match(g, rel)) {
                 continue;
             }
             let dest = if tar {
-                args.dir.join(format!(".pavilion-layer-{}.tar", layer.digest.hex()))
+                dir.join(format!(".pavilion-layer-{}.tar", layer.digest.hex()))
             } else {
                 dest
             };
@@ -185,7 +188,7 @@ pub fn run(args: PullArgs) -> Result<()> {
                 bar.inc(layer.size);
             }
             if tar {
-                let (archive, root) = (dest.clone(), args.dir.clone());
+                let (archive, root) = (dest.clone(), dir.clone());
                 let files = tokio::task::spawn_blocking(move || extract_tar(&archive, &root))
                     .await?
                     .with_context(|| format!("extracting {rel} ({})", layer.media_type))?;

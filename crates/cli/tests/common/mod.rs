@@ -545,6 +545,12 @@ pub struct Distribution {
 
 impl Distribution {
     pub fn start() -> Option<Distribution> {
+        Self::start_with_htpasswd(None)
+    }
+
+    /// Starts Distribution; with `htpasswd` (a file of bcrypt lines from
+    /// `htpasswd -Bbn`), every request needs HTTP Basic credentials.
+    pub fn start_with_htpasswd(htpasswd: Option<&Path>) -> Option<Distribution> {
         let bin = std::env::var("PAVILION_TEST_DISTRIBUTION").ok();
         require_peer(
             "CNCF Distribution (PAVILION_TEST_DISTRIBUTION)",
@@ -561,8 +567,12 @@ impl Distribution {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-                dir.path().join("data").display()
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{}",
+                dir.path().join("data").display(),
+                htpasswd.map_or(String::new(), |p| format!(
+                    "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                    p.display()
+                ))
             ),
         )
         .unwrap();
