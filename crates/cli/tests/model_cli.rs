@@ -220,13 +220,14 @@ async fn push_named_layer(
         "config": {"mediaType": "application/vnd.cncf.model.config.v1+json", "digest": config, "size": 2},
         "layers": [{"mediaType": media_type, "digest": layer, "size": 7, "annotations": {key: path}}],
     });
-    let r = client()
-        .put(s.url(&format!("/v2/{repo}/manifests/{tag}")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = put_manifest(
+        s,
+        repo,
+        tag,
+        Some(OCI_MANIFEST),
+        body.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.status(), 201);
 }
 
@@ -404,13 +405,14 @@ async fn push_tar_layer(s: &Server, repo: &str, tag: &str, tar: &[u8], path: &st
         "layers": [{"mediaType": "application/vnd.cncf.model.weight.config.v1.tar", "digest": layer,
                     "size": tar.len(), "annotations": {"org.cncf.model.filepath": path}}],
     });
-    let r = client()
-        .put(s.url(&format!("/v2/{repo}/manifests/{tag}")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = put_manifest(
+        s,
+        repo,
+        tag,
+        Some(OCI_MANIFEST),
+        body.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(r.status(), 201);
     format!("{}/{repo}:{tag}", s.addr)
 }
