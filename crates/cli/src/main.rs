@@ -56,6 +56,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // Client commands report retries and resumptions on stderr;
+        // PAVILION_LOG (e.g. `debug`) says more. `serve` sets up its own.
+        let filter = std::env::var("PAVILION_LOG").unwrap_or_else(|_| "warn".to_string());
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_new(filter) {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .init();
+        }
+    }
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
         Command::Push(args) => commands::push::run(args),

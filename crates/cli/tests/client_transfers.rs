@@ -150,6 +150,7 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     count: Option<(Cuts, u64)>,
+    pace: Option<std::time::Duration>,
 ) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut seen = 0u64;
@@ -160,6 +161,9 @@ async fn pump(
             Ok(n) => n,
         };
         if let Some((cuts, cut_after)) = &count {
+            if let Some(p) = pace {
+                tokio::time::sleep(p).await;
+            }
             seen += n as u64;
             cuts.carried.fetch_add(n as u64, Ordering::SeqCst);
             if seen > *cut_after && !cuts.cut.swap(true, Ordering::SeqCst) {
@@ -177,6 +181,17 @@ async fn pump(
 /// A loopback TCP proxy that cuts the first connection carrying more than
 /// `cut_after` bytes in direction `way`, as a flaky network would.
 async fn cutting_proxy(upstream: String, cut_after: u64, way: Way) -> (String, Cuts) {
+    proxy(upstream, cut_after, way, None).await
+}
+
+/// [`cutting_proxy`] that also sleeps `pace` per read (of up to 64 KiB) in
+/// direction `way`, so that a transfer lasts long enough to be interrupted.
+async fn proxy(
+    upstream: String,
+    cut_after: u64,
+    way: Way,
+    pace: Option<std::time::Duration>,
+) -> (String, Cuts) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let cuts = Cuts::default();
@@ -195,8 +210,8 @@ async fn cutting_proxy(upstream: String, cut_after: u64, way: Way) -> (String, C
                 let (ri, wi) = inbound.into_split();
                 let (ro, wo) = outbound.into_split();
                 let counted = |w| (way == w).then(|| (cuts.clone(), cut_after));
-                let mut up = tokio::spawn(pump(ri, wo, counted(Way::Up)));
-                let mut down = tokio::spawn(pump(ro, wi, counted(Way::Down)));
+                let mut up = tokio::spawn(pump(ri, wo, counted(Way::Up), pace));
+                let mut down = tokio::spawn(pump(ro, wi, counted(Way::Down), pace));
                 // Whichever side cuts takes the other down with it.
                 tokio::select! {
                     r = &mut up => if matches!(r, Ok(true)) { down.abort() } else { let _ = down.await; },
@@ -257,5 +272,137 @@ async fn upload_cut_mid_transfer_resumes_from_the_registry_offset() {
     assert!(
         cuts.cut.load(Ordering::SeqCst),
         "the proxy must have cut the first transfer"
+    );
+}
+
+/// Runs `pavilion` with `args`; returns the child (stdout and stderr piped).
+fn spawn_pavilion(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pavilion"))
+        .args(args)
+        .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pavilion")
+}
+
+/// Waits (bounded) until `ready` holds, then kills `child` with SIGKILL.
+/// Fails the test if the command finished first.
+async fn kill_when(mut child: std::process::Child, what: &str, ready: impl Fn() -> bool) {
+    for _ in 0..3000 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} finished ({status}) before it could be interrupted");
+        }
+        if ready() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what}: the interruption point never came");
+}
+
+fn assert_success(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_push_and_pull_resume_when_run_again() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    let size: u64 = 96 << 20;
+    let data = write_pattern(&model.join("w.safetensors"), size as usize, 23);
+    let cache = tmp.path().join("cache");
+    let cache = cache.to_str().unwrap();
+
+    // Push through a slowed proxy; kill the process a third of the way in.
+    let pace = Some(std::time::Duration::from_millis(1));
+    let (up, cuts) = proxy(s.addr.clone(), u64::MAX, Way::Up, pace).await;
+    let reference = format!("{up}/resume/model:v1");
+    let child = spawn_pavilion(&[
+        "push",
+        &reference,
+        model.to_str().unwrap(),
+        "--cache-dir",
+        cache,
+    ]);
+    let carried = cuts.carried.clone();
+    kill_when(child, "push", || carried.load(Ordering::SeqCst) > size / 3).await;
+    let first = cuts.carried.load(Ordering::SeqCst);
+    assert!(
+        first < size,
+        "the first push sent everything ({first} bytes)"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pavilion"))
+        .args([
+            "push",
+            &reference,
+            model.to_str().unwrap(),
+            "--cache-dir",
+            cache,
+        ])
+        .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_success(out);
+    let second = cuts.carried.load(Ordering::SeqCst) - first;
+    assert!(
+        second < size - size / 4,
+        "the re-run sent {second} bytes of a {size}-byte file: it did not resume\n{log}"
+    );
+
+    // Pull through a slowed proxy; kill once some pieces are recorded.
+    let (down, cuts) = proxy(s.addr.clone(), u64::MAX, Way::Down, pace).await;
+    let reference = format!("{down}/resume/model:v1");
+    let out_dir = tmp.path().join("out");
+    let args = [
+        "pull",
+        reference.as_str(),
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--no-cache",
+        "--concurrency",
+        "2",
+    ];
+    let record = out_dir.join("w.safetensors.partial.json");
+    kill_when(spawn_pavilion(&args), "pull", || {
+        std::fs::read(&record)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["done"].as_array().is_some_and(|d| d.len() >= 2))
+    })
+    .await;
+    assert!(
+        !out_dir.join("w.safetensors").exists(),
+        "a killed pull left a final file"
+    );
+    let first = cuts.carried.load(Ordering::SeqCst);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pavilion"))
+        .args(args)
+        .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
+        .output()
+        .unwrap();
+    assert_success(out);
+    let second = cuts.carried.load(Ordering::SeqCst) - first;
+    assert!(
+        second < size - (16 << 20),
+        "the re-run fetched {second} bytes of a {size}-byte file: it did not resume"
+    );
+    assert!(std::fs::read(out_dir.join("w.safetensors")).unwrap() == data);
+    assert!(
+        !record.exists(),
+        "the piece record is removed once the file is complete"
     );
 }

@@ -555,3 +555,74 @@ async fn pull_onto_a_full_disk_fails_clearly_and_places_nothing() {
         "a partial file got the final name: {stdout}"
     );
 }
+
+/// SHA-256 of a file, read in pieces (the big file is not loaded whole).
+fn file_sha256(path: &Path) -> String {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut h = pavilion_oci::Algorithm::Sha256.hasher();
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return h.finish().to_string();
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// A model with a weight file over 1 GiB (sparse in the middle, random at
+/// both ends) and empty files, pushed and pulled byte-identically.
+async fn big_and_empty_round_trip(registry: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("big-model");
+    std::fs::create_dir_all(model.join("sub")).unwrap();
+    let big = model.join("big.gguf");
+    let len: u64 = (1 << 30) + 4097;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(len).unwrap();
+        f.write_all_at(&xorshift_bytes(1 << 20, 7, 3, 13), 0)
+            .unwrap();
+        f.write_all_at(&xorshift_bytes(1 << 20, 8, 5, 13), len - (1 << 20))
+            .unwrap();
+    }
+    std::fs::write(model.join("empty.txt"), b"").unwrap();
+    std::fs::write(model.join("sub/empty.json"), b"").unwrap();
+    std::fs::write(model.join("config.json"), b"{}").unwrap();
+    let reference = format!("{registry}/models/big:v1");
+    let cache = tmp.path().join("cache");
+    ok(pavilion(&[
+        "push",
+        &reference,
+        model.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]));
+    let out = tmp.path().join("out");
+    ok(pavilion(&[
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--no-cache",
+    ]));
+    assert_eq!(std::fs::metadata(out.join("big.gguf")).unwrap().len(), len);
+    assert_eq!(file_sha256(&out.join("big.gguf")), file_sha256(&big));
+    for f in ["empty.txt", "sub/empty.json"] {
+        let m = std::fs::metadata(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(m.len(), 0, "{f}");
+    }
+    assert_eq!(std::fs::read(out.join("config.json")).unwrap(), b"{}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_over_1_gib_and_empty_files_round_trip() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    big_and_empty_round_trip(&s.addr).await;
+    drop(s);
+    if let Some(d) = Distribution::start() {
+        big_and_empty_round_trip(&d.addr).await;
+    }
+}

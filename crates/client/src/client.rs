@@ -30,6 +30,8 @@ pub struct ClientOptions {
     pub insecure: bool,
     /// Credentials by registry host.
     pub credentials: Credentials,
+    /// Where open upload sessions are remembered between runs, if anywhere.
+    pub upload_journal: Option<Arc<crate::upload_journal::UploadJournal>>,
 }
 
 /// A client for OCI registries.

@@ -20,6 +20,7 @@ mod listing;
 mod manifest;
 mod pull;
 mod push;
+pub mod upload_journal;
 
 pub use blob::ByteStream;
 pub use client::{Client, ClientOptions, ProgressFn};

@@ -3,6 +3,7 @@
 
 use crate::client::{check, scope, Client};
 use crate::error::ClientError;
+use crate::upload_journal::UploadJournal;
 use bytes::Bytes;
 use pavilion_oci::{Algorithm, Digest, Hasher, ImageRef};
 use reqwest::header;
@@ -157,10 +158,19 @@ impl Client {
         path: &Path,
         expected: Option<&Digest>,
     ) -> Result<(Digest, u64), ClientError> {
-        let size = std::fs::metadata(path)?.len();
-        let mut location = self.start_upload(r).await?;
-        let mut offset = 0u64;
-        let mut hasher = Algorithm::Sha256.hasher();
+        let meta = std::fs::metadata(path).map_err(|e| ClientError::io_at(path, e))?;
+        let size = meta.len();
+        let journal = self.opts.upload_journal.as_deref();
+        let key = UploadJournal::key(r, path, &meta);
+        // A session a killed run left open continues where the registry
+        // says it stopped.
+        let (mut location, mut offset, mut hasher) = match journal.and_then(|j| j.get(&key)) {
+            Some(previous) => self.resume_point(r, path, &previous, size).await?,
+            None => (self.start_upload(r).await?, 0, Algorithm::Sha256.hasher()),
+        };
+        if let Some(j) = journal {
+            j.set(&key, Some(&self.url(r, &location)));
+        }
         let mut attempt = 0;
         while offset < size {
             attempt += 1;
@@ -175,24 +185,14 @@ impl Client {
                 }
                 Err(e) if attempt < MAX_ATTEMPTS => {
                     tracing::warn!(error = %e, attempt, "upload interrupted; asking the registry where to resume");
-                    match self.upload_status(r, &location).await? {
-                        Some((loc, kept)) => {
-                            location = loc;
-                            offset = kept.min(size);
-                        }
-                        None => {
-                            // Nothing (or an ambiguous "0-0") kept: start over.
-                            location = self.start_upload(r).await?;
-                            offset = 0;
-                        }
-                    }
-                    let p = path.to_path_buf();
-                    hasher = tokio::task::spawn_blocking(move || hash_prefix(&p, offset))
-                        .await
-                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                    (location, offset, hasher) =
+                        self.resume_point(r, path, &location, size).await?;
                 }
                 Err(e) => return Err(e),
             }
+        }
+        if let Some(j) = journal {
+            j.set(&key, None);
         }
         let digest = hasher.finish();
         if let Some(e) = expected.filter(|e| **e != digest) {
@@ -212,6 +212,28 @@ impl Client {
             .await?;
         check(resp).await?;
         Ok((digest, size))
+    }
+
+    /// Where to continue session `location`: its new Location, the offset
+    /// the registry reports and the hash of that prefix of the file (read
+    /// again locally); a fresh session when the registry holds nothing
+    /// usable or cannot say.
+    async fn resume_point(
+        &self,
+        r: &ImageRef,
+        path: &Path,
+        location: &str,
+        size: u64,
+    ) -> Result<(String, u64, Hasher), ClientError> {
+        let (location, offset) = match self.upload_status(r, location).await.ok().flatten() {
+            Some((loc, kept)) if kept <= size => (loc, kept),
+            _ => (self.start_upload(r).await?, 0),
+        };
+        let p = path.to_path_buf();
+        let hasher = tokio::task::spawn_blocking(move || hash_prefix(&p, offset))
+            .await
+            .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+        Ok((location, offset, hasher))
     }
 
     /// Bytes the registry holds for an upload session, and its new Location;

@@ -258,7 +258,7 @@ pub async fn status(state: &AppState, name: &str, id: &str) -> ApiResult {
     session(state, &name, id).await?;
     let len = state
         .blobs
-        .upload_len(id)
+        .upload_settled_len(id)
         .await?
         .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
     Ok(session_response(

@@ -54,6 +54,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Bytes received so far by a session, or `None` if it does not exist.
     async fn upload_len(&self, id: &str) -> Result<Option<u64>, StoreError>;
 
+    /// Bytes a session holds once an append still in progress on it has
+    /// finished (waiting a bounded time), which is what an upload status
+    /// must report: a client that lost its connection asks where to resume
+    /// while the server may still be writing out what that connection sent.
+    async fn upload_settled_len(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        self.upload_len(id).await
+    }
+
     /// Appends `body` at `offset`, which must equal the session's length.
     ///
     /// With `declared = Some(n)`, the body must be exactly `n` bytes; a longer

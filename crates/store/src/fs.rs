@@ -127,6 +127,9 @@ impl FsBlobStore {
     }
 }
 
+/// How long an upload status waits for an append in progress to finish.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Moves a verified file into place: fsync, rename, fsync the directory.
 fn install(src: &Path, dst: &Path) -> io::Result<()> {
     File::open(src)?.sync_all()?;
@@ -277,6 +280,18 @@ impl BlobStore for FsBlobStore {
             Ok(m) => Ok(Some(m.len())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn upload_settled_len(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        check_id(id)?;
+        match tokio::time::timeout(SETTLE_WAIT, self.lock_session(id)).await {
+            Ok(Ok((_guard, len))) => Ok(Some(len)),
+            Ok(Err(StoreError::UploadNotFound(_))) => Ok(None),
+            Ok(Err(e)) => Err(e),
+            // A writer that stays busy (a live, slow client): report what is
+            // on disk now; a PATCH at a stale offset gets 416 and asks again.
+            Err(_) => self.upload_len(id).await,
         }
     }
 

@@ -83,7 +83,7 @@ pub fn run_login(args: LoginArgs) -> Result<()> {
         plain_http: args.plain_http,
         insecure: args.insecure,
         credentials,
-        progress: None,
+        ..ClientOptions::default()
     })?;
     runtime()?
         .block_on(client.ping(&registry))

@@ -7,12 +7,13 @@ use bytes::Bytes;
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use pavilion_client::digest_cache::{default_cache_dir, DigestCache};
+use pavilion_client::upload_journal::UploadJournal;
 use pavilion_client::Client;
 use pavilion_model::media::ANNOTATION_TITLE;
 use pavilion_model::{pack_directory, ModelInfo};
 use pavilion_oci::{media_type, Digest, ImageRef, RepoName};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Arguments of `pavilion push`.
 #[derive(Args, Debug)]
@@ -148,9 +149,12 @@ pub fn run(args: PushArgs) -> Result<()> {
     }
     let output = args.remote.output;
     let bar = progress_bar(0, output);
-    let client = args.remote.client_with_progress(&bar)?;
-    let concurrency = usize::from(args.remote.concurrency);
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
+    let journal = cache_dir
+        .as_deref()
+        .map(|d| Arc::new(UploadJournal::open(d)));
+    let client = args.remote.client_with(&bar, journal)?;
+    let concurrency = usize::from(args.remote.concurrency);
     let cache = Mutex::new(
         cache_dir
             .as_deref()

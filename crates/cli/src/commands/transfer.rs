@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use pavilion_client::auth::{docker_config_path, Credentials};
+use pavilion_client::upload_journal::UploadJournal;
 use pavilion_client::{Client, ClientOptions, ProgressFn};
 use std::sync::Arc;
 
@@ -66,20 +67,35 @@ pub struct ConnArgs {
 impl ConnArgs {
     /// A client with docker's credentials.
     pub fn client(&self) -> Result<Client> {
-        make_client(self.plain_http, self.insecure, None)
+        make_client(self.plain_http, self.insecure, None, None)
     }
 }
 
 impl RemoteArgs {
     /// A client with docker's credentials, reporting transferred bytes to `bar`.
     pub fn client_with_progress(&self, bar: &indicatif::ProgressBar) -> Result<Client> {
+        self.client_with(bar, None)
+    }
+
+    /// [`RemoteArgs::client_with_progress`], remembering upload sessions in
+    /// `journal` so that an interrupted push resumes when re-run.
+    pub fn client_with(
+        &self,
+        bar: &indicatif::ProgressBar,
+        journal: Option<Arc<UploadJournal>>,
+    ) -> Result<Client> {
         let bar = bar.clone();
         let progress = Some(ProgressFn(Arc::new(move |n| bar.inc(n))));
-        make_client(self.plain_http, self.insecure, progress)
+        make_client(self.plain_http, self.insecure, progress, journal)
     }
 }
 
-fn make_client(plain_http: bool, insecure: bool, progress: Option<ProgressFn>) -> Result<Client> {
+fn make_client(
+    plain_http: bool,
+    insecure: bool,
+    progress: Option<ProgressFn>,
+    upload_journal: Option<Arc<UploadJournal>>,
+) -> Result<Client> {
     let credentials = match docker_config_path() {
         Some(p) => Credentials::from_docker_config(&p).map_err(anyhow::Error::msg)?,
         None => Credentials::default(),
@@ -89,6 +105,7 @@ fn make_client(plain_http: bool, insecure: bool, progress: Option<ProgressFn>) -
         insecure,
         credentials,
         progress,
+        upload_journal,
     })
     .context("creating the registry client")
 }
