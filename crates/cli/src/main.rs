@@ -52,6 +52,15 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Remove saved credentials for a registry.
     Logout(commands::login::LogoutArgs),
+    /// Sign a manifest the Notary Project way and push the signature as a referrer.
+    Sign(commands::sign::SignArgs),
+    /// Verify a manifest's Notary signatures against notation's trust policy.
+    Verify(commands::verify::VerifyArgs),
+    /// List a manifest's Notary signatures.
+    Signatures(commands::sign::SignaturesArgs),
+    /// Test certificates for signing.
+    #[command(subcommand)]
+    Cert(commands::cert::CertCommand),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +92,10 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run_inspect(args),
         Command::Login(args) => commands::login::run_login(args),
         Command::Logout(args) => commands::login::run_logout(args),
+        Command::Sign(args) => commands::sign::run_sign(args),
+        Command::Verify(args) => commands::verify::run(args),
+        Command::Signatures(args) => commands::sign::run_signatures(args),
+        Command::Cert(cmd) => commands::cert::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -274,10 +274,24 @@ impl OciLayout {
         write_atomic(&self.root.join("index.json"), &bytes)
     }
 
-    /// Manifests listed in `index.json` whose `subject` is `subject`.
+    /// Manifests whose `subject` is `subject`: those listed in `index.json`,
+    /// and those of the `sha256-<hex>` tag's index (the referrers tag schema,
+    /// which notation and ORAS also use in layouts).
     pub fn referrers(&self, subject: &Digest) -> Result<Vec<Descriptor>, ClientError> {
-        let mut out = Vec::new();
-        for m in self.manifests()? {
+        let mut out: Vec<Descriptor> = Vec::new();
+        let mut candidates = self.manifests()?;
+        let tag = crate::listing::referrers_tag(subject);
+        if let Some(fallback) = candidates.iter().find(|m| tag_of(m) == Some(tag.as_str())) {
+            if let Ok(bytes) = self.read_blob(&fallback.digest) {
+                if let Ok(info) = ManifestInfo::parse(&bytes, Some(&fallback.media_type)) {
+                    candidates.extend(info.manifests);
+                }
+            }
+        }
+        for m in candidates {
+            if out.iter().any(|o| o.digest == m.digest) {
+                continue;
+            }
             let Ok(bytes) = self.read_blob(&m.digest) else {
                 continue;
             };

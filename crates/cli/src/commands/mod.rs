@@ -1,6 +1,7 @@
 //! One module per subcommand (or family of subcommands).
 
 pub mod blob;
+pub mod cert;
 pub mod copy;
 pub mod discover;
 pub mod inspect;
@@ -10,4 +11,6 @@ pub mod pull;
 pub mod push;
 pub mod repo;
 pub mod serve;
+pub mod sign;
 pub mod transfer;
+pub mod verify;

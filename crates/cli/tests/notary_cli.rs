@@ -1,0 +1,378 @@
+//! `pavilion cert generate`, `sign`, `signatures` and `verify` end to end
+//! against a real Pavilion and CNCF Distribution, and notation's own signed
+//! artifacts (its e2e OCI layouts) verified after `pavilion copy -r`.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Notary {
+    xdg: tempfile::TempDir,
+}
+
+impl Notary {
+    fn new() -> Self {
+        Notary {
+            xdg: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_pavilion"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.xdg.path())
+            .env("XDG_CACHE_HOME", self.xdg.path().join("cache"))
+            .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
+            .output()
+            .expect("run pavilion")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        err
+    }
+
+    fn config(&self) -> PathBuf {
+        self.xdg.path().join("notation")
+    }
+
+    fn key(&self, name: &str) -> String {
+        self.config()
+            .join(format!("localkeys/{name}.key"))
+            .display()
+            .to_string()
+    }
+
+    fn cert(&self, name: &str) -> String {
+        self.config()
+            .join(format!("localkeys/{name}.crt"))
+            .display()
+            .to_string()
+    }
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
+}
+
+/// Pushes a small model and returns its reference.
+fn push_model(n: &Notary, registry: &str, repo: &str) -> String {
+    let dir = n
+        .xdg
+        .path()
+        .join(format!("model-{}", repo.replace('/', "-")));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("weights.gguf"), xorshift_bytes(64 << 10, 3, 1, 5)).unwrap();
+    std::fs::write(dir.join("README.md"), repo.as_bytes()).unwrap();
+    let reference = format!("{registry}/{repo}:v1");
+    n.ok(&["push", &reference, dir.to_str().unwrap()]);
+    reference
+}
+
+fn sign_verify_round_trip(registry: &str) {
+    let n = Notary::new();
+    let out = n.ok(&["cert", "generate", "alice"]);
+    assert!(out.contains("ca:alice"), "{out}");
+    assert!(n.config().join("trustpolicy.oci.json").exists());
+    let reference = push_model(&n, registry, "signed/model");
+    let (key, cert) = (n.key("alice"), n.cert("alice"));
+
+    // Unsigned: verification fails with exit 4.
+    let err = n.fails(4, &["verify", &reference]);
+    assert!(err.contains("no signature passes"), "{err}");
+
+    let jws = n.ok(&["sign", &reference, "--key", &key, "--cert", &cert]);
+    let cose = n.ok(&[
+        "sign",
+        &reference,
+        "--key",
+        &key,
+        "--cert",
+        &cert,
+        "--signature-format",
+        "cose",
+    ]);
+    assert_ne!(jws.trim(), cose.trim());
+    let list = json(&n.ok(&["signatures", &reference, "--output", "json"]));
+    let sigs = list["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 2, "{list}");
+    let formats: Vec<&str> = sigs.iter().map(|s| s["format"].as_str().unwrap()).collect();
+    assert!(formats.contains(&"application/jose+json") && formats.contains(&"application/cose"));
+    assert!(sigs.iter().all(|s| s["algorithm"] == "ES256"));
+    assert!(sigs
+        .iter()
+        .all(|s| s["signer"].as_str().unwrap().contains("CN=alice")));
+
+    let report = json(&n.ok(&["verify", &reference, "--output", "json"]));
+    assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["signatures"].as_array().unwrap().len(), 2);
+    for s in report["signatures"].as_array().unwrap() {
+        assert_eq!(s["verified"], true, "{s}");
+        let names: Vec<&str> = s["validations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["validation"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "integrity",
+                "authenticity",
+                "expiry",
+                "authenticTimestamp",
+                "revocation"
+            ]
+        );
+    }
+
+    // Another signer, not in the trust store: its artifact does not verify.
+    n.ok(&["cert", "generate", "mallory"]); // keeps alice's policy
+    let other = push_model(&n, registry, "signed/other");
+    n.ok(&[
+        "sign",
+        &other,
+        "--key",
+        &n.key("mallory"),
+        "--cert",
+        &n.cert("mallory"),
+    ]);
+    let report = json(&String::from_utf8_lossy(
+        &n.run(&["verify", &other, "--output", "json"]).stdout,
+    ));
+    assert_eq!(report["verified"], false, "{report}");
+    let steps = report["signatures"][0]["validations"].as_array().unwrap();
+    assert_eq!(steps[1]["validation"], "authenticity");
+    assert_eq!(steps[1]["outcome"]["result"], "failed", "{report}");
+    n.fails(4, &["verify", &other]);
+
+    // An expired signature fails under strict.
+    let short = push_model(&n, registry, "signed/short");
+    n.ok(&[
+        "sign", &short, "--key", &key, "--cert", &cert, "--expiry", "1s",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let report = json(&String::from_utf8_lossy(
+        &n.run(&["verify", &short, "--output", "json"]).stdout,
+    ));
+    let steps = report["signatures"][0]["validations"].as_array().unwrap();
+    assert_eq!(steps[2]["validation"], "expiry");
+    assert_eq!(steps[2]["outcome"]["result"], "failed", "{report}");
+    n.fails(4, &["verify", &short]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_and_verify_on_pavilion() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    sign_verify_round_trip(&s.addr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_and_verify_on_distribution_through_the_referrers_tag() {
+    let Some(d) = Distribution::start() else {
+        return;
+    };
+    sign_verify_round_trip(&d.addr);
+}
+
+fn e2e() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/notary-vectors/notation/test/e2e/testdata")
+}
+
+/// A trust store holding notation's e2e certificates, and a policy file.
+fn e2e_trust(dir: &Path, level: &str) -> (String, String) {
+    let store = dir.join("store/x509/ca/e2e");
+    std::fs::create_dir_all(&store).unwrap();
+    for c in ["e2e.crt", "expired_e2e.crt"] {
+        std::fs::copy(e2e().join("config/localkeys").join(c), store.join(c)).unwrap();
+    }
+    let policy = dir.join(format!("policy-{level}.json"));
+    std::fs::write(
+        &policy,
+        serde_json::json!({"version": "1.0", "trustPolicies": [{
+            "name": "e2e", "registryScopes": ["*"],
+            "signatureVerification": {"level": level},
+            "trustStores": ["ca:e2e"], "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    (
+        policy.display().to_string(),
+        dir.join("store").display().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notation_signatures_copied_into_pavilion_verify_as_notation_says() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let n = Notary::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let (strict, store) = e2e_trust(tmp.path(), "strict");
+    let (permissive, _) = e2e_trust(tmp.path(), "permissive");
+    for (layout, strict_ok, permissive_ok) in [
+        ("e2e-valid-signature", true, true),
+        ("e2e-valid-multiple-signatures", true, true),
+        ("e2e-expired-signature", false, true),
+        ("e2e-with-expired-cert", false, true),
+        ("e2e-invalid-signature", false, false),
+    ] {
+        // Copy the layout (read-only vectors) and push it with its referrers.
+        let src = e2e().join("registry/oci_layout").join(layout);
+        let copy = tmp.path().join(layout);
+        std::fs::create_dir_all(copy.join("blobs/sha256")).unwrap();
+        for f in ["oci-layout", "index.json"] {
+            std::fs::copy(src.join(f), copy.join(f)).unwrap();
+        }
+        for e in std::fs::read_dir(src.join("blobs/sha256")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), copy.join("blobs/sha256").join(e.file_name())).unwrap();
+        }
+        let reference = format!("{}/e2e/{layout}:v1", s.addr);
+        n.ok(&[
+            "copy",
+            "-r",
+            &format!("oci:{}:v1", copy.display()),
+            &reference,
+        ]);
+        for (policy, expected) in [(&strict, strict_ok), (&permissive, permissive_ok)] {
+            let out = n.run(&[
+                "verify",
+                &reference,
+                "--trust-policy",
+                policy,
+                "--trust-store",
+                &store,
+                "--output",
+                "json",
+            ]);
+            let report = json(&String::from_utf8_lossy(&out.stdout));
+            assert_eq!(
+                report["verified"], expected,
+                "{layout} with {policy}: {report}"
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(if expected { 0 } else { 4 }),
+                "{layout}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_keys_policies_and_references_get_clear_errors() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let n = Notary::new();
+    n.ok(&["cert", "generate", "alice"]);
+    n.ok(&["cert", "generate", "bob"]);
+    let reference = push_model(&n, &s.addr, "bad/model");
+    // A key that does not belong to the certificate: usage error, nothing pushed.
+    let err = n.fails(
+        2,
+        &[
+            "sign",
+            &reference,
+            "--key",
+            &n.key("bob"),
+            "--cert",
+            &n.cert("alice"),
+        ],
+    );
+    assert!(err.contains("does not belong"), "{err}");
+    let list = json(&n.ok(&["signatures", &reference, "--output", "json"]));
+    assert!(list["signatures"].as_array().unwrap().is_empty(), "{list}");
+    // Files that are not keys or certificates.
+    let junk = n.xdg.path().join("junk.pem");
+    std::fs::write(&junk, "not a pem").unwrap();
+    let junk = junk.display().to_string();
+    n.fails(
+        2,
+        &[
+            "sign",
+            &reference,
+            "--key",
+            &junk,
+            "--cert",
+            &n.cert("alice"),
+        ],
+    );
+    n.fails(
+        2,
+        &[
+            "sign",
+            &reference,
+            "--key",
+            &n.key("alice"),
+            "--cert",
+            &junk,
+        ],
+    );
+    n.fails(
+        2,
+        &[
+            "sign",
+            &reference,
+            "--key",
+            &n.key("alice"),
+            "--cert",
+            &n.cert("alice"),
+            "--expiry",
+            "soon",
+        ],
+    );
+    // A broken trust policy: a one-line error naming the file, exit 4.
+    let bad_policy = n.xdg.path().join("policy.json");
+    std::fs::write(
+        &bad_policy,
+        r#"{"version":"1.0","trustPolicies":[{"name":"x"}]}"#,
+    )
+    .unwrap();
+    n.ok(&[
+        "sign",
+        &reference,
+        "--key",
+        &n.key("alice"),
+        "--cert",
+        &n.cert("alice"),
+    ]);
+    let err = n.fails(
+        4,
+        &[
+            "verify",
+            &reference,
+            "--trust-policy",
+            bad_policy.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("policy.json"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Unknown artifacts: not found.
+    n.fails(3, &["verify", &format!("{}/bad/none:v1", s.addr)]);
+    n.fails(
+        3,
+        &[
+            "sign",
+            &format!("{}/bad/none:v1", s.addr),
+            "--key",
+            &n.key("alice"),
+            "--cert",
+            &n.cert("alice"),
+        ],
+    );
+    n.fails(2, &["cert", "generate", "../escape"]);
+}
