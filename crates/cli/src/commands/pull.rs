@@ -10,6 +10,7 @@ use pavilion_client::blob_cache::BlobCache;
 use pavilion_client::digest_cache::{default_cache_dir, DigestCache};
 use pavilion_model::media;
 use pavilion_model::{extract_tar, layer_path};
+use crate::exit::VerificationError;
 use pavilion_oci::{ImageRef, ManifestInfo};
 use std::path::PathBuf;
 
@@ -36,6 +37,16 @@ pub struct PullArgs {
     /// Neither use nor fill the local content cache.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+    /// Verify the artifact's Notary signatures against the trust policy
+    /// first; nothing is written unless verification passes.
+    #[arg(long)]
+    pub verify: bool,
+    /// Trust policy for --verify [default: notation's].
+    #[arg(long, value_name = "FILE", requires = "verify")]
+    pub trust_policy: Option<PathBuf>,
+    /// Trust store for --verify [default: notation's].
+    #[arg(long, value_name = "DIR", requires = "verify")]
+    pub trust_store: Option<PathBuf>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -133,6 +144,21 @@ pub fn run(args: PullArgs) -> Result<()> {
     let client = args.remote.client_with_progress(&bar)?;
     let parallel = usize::from(args.remote.concurrency);
     runtime()?.block_on(async move {
+        let mut r = r;
+        if args.verify {
+            // Verify the manifest digest, then pull exactly that digest, so a
+            // tag moved in between cannot slip other content in.
+            let v = super::verify::verify_artifact(&client, &r, args.trust_policy.as_deref(), args.trust_store.as_deref()).await?;
+            if !v.verified() {
+                return Err(VerificationError(format!(
+                    "{}: no signature passes the trust policy {:?}; nothing was written",
+                    v.reference, v.policy
+                ))
+                .into());
+            }
+            r = ImageRef { digest: Some(v.digest.clone()), ..r };
+            eprintln!("verified {} (trust policy {:?})", v.reference, v.policy);
+        }
         let manifest = client.get_manifest(&r).await.with_context(|| format!("fetching the manifest of {r}"))?;
         let info = ManifestInfo::parse(&manifest.bytes, Some(&manifest.media_type))
             .with_context(|| format!("{r} does not have a usable manifest"))?;

@@ -32,6 +32,8 @@ pub struct VerifyArgs {
 pub struct ArtifactVerification {
     /// The artifact, pinned.
     pub reference: String,
+    /// Its manifest digest.
+    pub digest: Digest,
     /// The policy that applied.
     pub policy: String,
     /// Each signature's report, with its manifest digest.
@@ -66,6 +68,7 @@ pub async fn verify_artifact(
         Resolved::Skip { policy } => {
             return Ok(ArtifactVerification {
                 reference: pinned,
+                digest: m.digest,
                 policy,
                 reports: Vec::new(),
                 skipped: true,
@@ -99,6 +102,7 @@ pub async fn verify_artifact(
         .collect();
     Ok(ArtifactVerification {
         reference: pinned,
+        digest: m.digest.clone(),
         policy,
         reports,
         skipped: false,
