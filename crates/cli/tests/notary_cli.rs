@@ -162,12 +162,24 @@ fn sign_verify_round_trip(registry: &str) {
 
     // pull --verify: files land only for a verified artifact.
     let good_dir = n.xdg.path().join("pulled-good");
-    n.ok(&["pull", &reference, "-o", good_dir.to_str().unwrap(), "--verify"]);
+    n.ok(&[
+        "pull",
+        &reference,
+        "-o",
+        good_dir.to_str().unwrap(),
+        "--verify",
+    ]);
     assert!(good_dir.join("weights.gguf").exists());
     let bad_dir = n.xdg.path().join("pulled-bad");
-    let err = n.fails(4, &["pull", &other, "-o", bad_dir.to_str().unwrap(), "--verify"]);
+    let err = n.fails(
+        4,
+        &["pull", &other, "-o", bad_dir.to_str().unwrap(), "--verify"],
+    );
     assert!(err.contains("nothing was written"), "{err}");
-    assert!(!bad_dir.exists(), "files were written for an unverified artifact");
+    assert!(
+        !bad_dir.exists(),
+        "files were written for an unverified artifact"
+    );
 
     // An expired signature fails under strict.
     let short = push_model(&n, registry, "signed/short");

@@ -4,13 +4,13 @@
 //! is written.
 
 use super::transfer::{progress_bar, runtime, Output, RemoteArgs};
+use crate::exit::VerificationError;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use pavilion_client::blob_cache::BlobCache;
 use pavilion_client::digest_cache::{default_cache_dir, DigestCache};
 use pavilion_model::media;
 use pavilion_model::{extract_tar, layer_path};
-use crate::exit::VerificationError;
 use pavilion_oci::{ImageRef, ManifestInfo};
 use std::path::PathBuf;
 
