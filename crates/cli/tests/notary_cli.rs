@@ -286,6 +286,13 @@ async fn notation_signatures_copied_into_pavilion_verify_as_notation_says() {
                 report["verified"], expected,
                 "{layout} with {policy}: {report}"
             );
+            // Every signature is reported, even one whose layer is no
+            // envelope at all: it fails integrity, as notation says.
+            let first = &report["signatures"][0]["validations"][0];
+            assert_eq!(first["validation"], "integrity", "{layout}: {report}");
+            if layout == "e2e-invalid-signature" {
+                assert_eq!(first["outcome"]["result"], "failed", "{report}");
+            }
             assert_eq!(
                 out.status.code(),
                 Some(if expected { 0 } else { 4 }),

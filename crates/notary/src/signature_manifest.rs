@@ -29,8 +29,10 @@ pub struct NotSignature(pub String);
 pub struct SignatureManifest {
     /// The envelope layer.
     pub envelope: Descriptor,
-    /// Its format.
-    pub format: Format,
+    /// Its format; `None` for a media type that is no envelope format,
+    /// which verification then reports as an integrity failure (as
+    /// notation does) rather than hiding the signature.
+    pub format: Option<Format>,
     /// The signed manifest.
     pub subject: Descriptor,
     /// Annotations.
@@ -65,9 +67,7 @@ impl SignatureManifest {
             )));
         }
         let envelope = layers[0].clone();
-        let format = Format::from_media_type(&envelope.media_type).ok_or_else(|| {
-            NotSignature(format!("envelope media type {:?}", envelope.media_type))
-        })?;
+        let format = Format::from_media_type(&envelope.media_type);
         let subject = info
             .subject
             .ok_or_else(|| NotSignature("no subject".into()))?;

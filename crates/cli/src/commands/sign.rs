@@ -252,7 +252,7 @@ pub fn run_signatures(args: SignaturesArgs) -> Result<()> {
                         let t = e.signed.signing_time.or(e.signed.authentic_signing_time);
                         serde_json::json!({
                             "digest": f.manifest.digest.to_string(),
-                            "format": f.parsed.format.media_type(),
+                            "format": f.parsed.envelope.media_type,
                             "algorithm": e.signed.alg.jws_name(),
                             "signer": signer,
                             "signingScheme": e.signed.signing_scheme.as_str(),
@@ -263,7 +263,7 @@ pub fn run_signatures(args: SignaturesArgs) -> Result<()> {
                     }
                     Err(err) => serde_json::json!({
                         "digest": f.manifest.digest.to_string(),
-                        "format": f.parsed.format.media_type(),
+                        "format": f.parsed.envelope.media_type,
                         "error": err.to_string(),
                     }),
                 }
