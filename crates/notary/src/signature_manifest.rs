@@ -154,7 +154,7 @@ mod tests {
         );
         assert_eq!(
             SignatureManifest::parse(&current, None).unwrap().format,
-            Format::Jws
+            Some(Format::Jws)
         );
         let legacy = make(None, SIGNATURE_ARTIFACT_TYPE, one.clone());
         assert!(SignatureManifest::parse(&legacy, None).is_ok());
