@@ -22,7 +22,9 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/pavilion"))
 }
 
-fn key(path: &Path, meta: &Metadata) -> String {
+/// What identifies an unchanged file: device, inode, size, modification
+/// time and the path it was seen under.
+pub(crate) fn file_identity(path: &Path, meta: &Metadata) -> String {
     format!(
         "{}:{}:{}:{}.{}:{}",
         meta.dev(),
@@ -56,12 +58,12 @@ impl DigestCache {
 
     /// The digest recorded for this exact file state.
     pub fn get(&self, path: &Path, meta: &Metadata) -> Option<Digest> {
-        self.entries.get(&key(path, meta)).cloned()
+        self.entries.get(&file_identity(path, meta)).cloned()
     }
 
     /// Records a file's digest.
     pub fn put(&mut self, path: &Path, meta: &Metadata, digest: Digest) {
-        self.entries.insert(key(path, meta), digest);
+        self.entries.insert(file_identity(path, meta), digest);
     }
 
     /// Writes the cache (atomically: temp file, then rename).
@@ -69,12 +71,19 @@ impl DigestCache {
         if self.path.as_os_str().is_empty() {
             return Ok(());
         }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("digests.json.{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec(&self.entries).unwrap_or_default())?;
-        std::fs::rename(tmp, &self.path)
+        save_json(&self.path, &self.entries)
     }
+}
+
+/// Writes `value` as JSON to `path` through a temporary file and a rename,
+/// creating the directory if needed (the caches' and journal's format).
+pub(crate) fn save_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec(value)?)?;
+    std::fs::rename(tmp, path)
 }
 
 #[cfg(test)]

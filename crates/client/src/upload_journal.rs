@@ -12,7 +12,6 @@
 use pavilion_oci::ImageRef;
 use std::collections::BTreeMap;
 use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -41,15 +40,10 @@ impl UploadJournal {
     /// The key of `path` (described by `meta`) uploaded to `r`'s repository.
     pub fn key(r: &ImageRef, path: &Path, meta: &Metadata) -> String {
         format!(
-            "{}/{} {}:{}:{}:{}.{}:{}",
+            "{}/{} {}",
             r.registry,
             r.repository,
-            meta.dev(),
-            meta.ino(),
-            meta.len(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-            path.display()
+            crate::digest_cache::file_identity(path, meta)
         )
     }
 

@@ -11,7 +11,6 @@
 
 use crate::crypto::{Alg, CryptoError};
 use crate::x509::Cert;
-use pavilion_oci::Digest;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
@@ -166,23 +165,9 @@ pub struct Envelope {
     pub signature: Vec<u8>,
 }
 
-/// The artifact a signature is about.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TargetArtifact {
-    /// Media type.
-    pub media_type: String,
-    /// Digest.
-    pub digest: Digest,
-    /// Size in bytes.
-    pub size: u64,
-    /// Artifact type, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
-    /// Annotations the signer added.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-}
+/// The artifact a signature is about: an OCI descriptor (media type,
+/// digest and size required; artifact type and annotations optional).
+pub type TargetArtifact = pavilion_oci::Descriptor;
 
 /// The Notary payload.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
