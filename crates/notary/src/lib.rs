@@ -15,6 +15,7 @@ pub mod jws;
 pub mod policy;
 pub mod signature_manifest;
 pub mod signer;
+pub mod timestamp;
 pub mod trust;
 pub mod truststore;
 pub mod verify;

@@ -249,3 +249,149 @@ fn integrity_failures_are_enforced_at_every_level() {
     );
     assert_eq!(failed_at(&r), Some(Validation::Integrity));
 }
+
+const TS_TARGET: &str = "sha256:c0669ef34cdc14332c0f1ab0c2c01acb91d96014b172f1a76f3a39e63d1f0bda";
+const GLOBALSIGN_ROOT: &str =
+    "notation-go/verifier/testdata/truststore/x509/tsa/test-timestamp/globalsignRoot.cer";
+
+/// A policy with a `tsa` store holding GlobalSign's root.
+fn with_tsa(level: &str, overrides: serde_json::Value, ca: Vec<Vec<u8>>) -> Requirements {
+    let doc = serde_json::json!({
+        "version": "1.0",
+        "trustPolicies": [{
+            "name": "ts", "registryScopes": ["*"],
+            "signatureVerification": {"level": level, "override": overrides},
+            "trustStores": ["ca:test", "tsa:test"], "trustedIdentities": ["*"],
+        }],
+    });
+    let policies = OciPolicies::from_json(doc.to_string().as_bytes()).unwrap();
+    Requirements {
+        policy: policies
+            .select("registry.example/any/repo")
+            .unwrap()
+            .clone(),
+        ca,
+        signing_authority: Vec::new(),
+        tsa: certs(GLOBALSIGN_ROOT),
+    }
+}
+
+fn timestamped(file: &str, media_type: &str, req: &Requirements) -> Report {
+    let bytes = std::fs::read(
+        vectors()
+            .join("notation-go/verifier/testdata/timestamp/sigEnv")
+            .join(file),
+    )
+    .unwrap();
+    let digest: Digest = TS_TARGET.parse().unwrap();
+    verify(
+        media_type,
+        &bytes,
+        &Expected {
+            digest: &digest,
+            media_type: DOCKER_MANIFEST,
+            size: 528,
+        },
+        req,
+        now(),
+    )
+}
+
+fn step(r: &Report, v: Validation) -> &Outcome {
+    &r.steps.iter().find(|s| s.validation == v).unwrap().outcome
+}
+
+#[test]
+fn timestamps_make_signatures_outlive_their_certificates() {
+    let jws = "application/jose+json";
+    let cose = "application/cose";
+    let expired_leaf = certs("derived/selfsigned-6381e2ac01a6.pem");
+    // The leaf was valid for 10 minutes in 2024; the GlobalSign timestamp
+    // proves the signature was made then. With the TSA chain's revocation
+    // skipped, strict passes.
+    let no_revocation = with_tsa(
+        "strict",
+        serde_json::json!({"revocation": "skip"}),
+        expired_leaf.clone(),
+    );
+    for (file, mt) in [
+        ("jwsExpiredWithTimestamp.sig", jws),
+        ("coseExpiredWithTimestamp.sig", cose),
+    ] {
+        let r = timestamped(file, mt, &no_revocation);
+        assert!(r.verified, "{file}: {r:#?}");
+        assert!(
+            matches!(step(&r, Validation::AuthenticTimestamp), Outcome::Passed(d) if d.contains("2024-06-18")),
+            "{r:#?}"
+        );
+    }
+    // Under plain strict, the TSA chain names OCSP/CRL services that are
+    // not checked: reported as such, and the signature fails (as notation
+    // fails offline); permissive only logs it.
+    let strict_tsa = with_tsa("strict", serde_json::json!({}), expired_leaf.clone());
+    let r = timestamped("jwsExpiredWithTimestamp.sig", jws, &strict_tsa);
+    assert!(!r.verified);
+    assert!(
+        matches!(
+            step(&r, Validation::AuthenticTimestamp),
+            Outcome::NotChecked(_)
+        ),
+        "{r:#?}"
+    );
+    assert!(
+        timestamped(
+            "jwsExpiredWithTimestamp.sig",
+            jws,
+            &with_tsa("permissive", serde_json::json!({}), expired_leaf.clone())
+        )
+        .verified
+    );
+    // Without a tsa store the expired leaf fails strict.
+    let r = timestamped(
+        "jwsExpiredWithTimestamp.sig",
+        jws,
+        &strict(expired_leaf, vec![]),
+    );
+    assert!(
+        matches!(step(&r, Validation::AuthenticTimestamp), Outcome::Failed(_)),
+        "{r:#?}"
+    );
+    // A timestamp outside the leaf's validity fails, even with revocation skipped.
+    for (file, mt, anchor) in [
+        ("timestampAfterNotAfter.sig", cose, None),
+        ("timestampBeforeNotBefore.sig", jws, Some("notation-go/verifier/testdata/truststore/x509/ca/valid-trust-store/TestTimestampNotYetValid.crt")),
+    ] {
+        let env = pavilion_notary::envelope::Envelope::parse(mt, &std::fs::read(vectors().join("notation-go/verifier/testdata/timestamp/sigEnv").join(file)).unwrap()).unwrap();
+        let anchor = match anchor {
+            Some(a) => certs(a),
+            None => vec![env.cert_chain[0].clone()],
+        };
+        let r = timestamped(file, mt, &with_tsa("strict", serde_json::json!({"revocation": "skip"}), anchor));
+        assert!(!r.verified, "{file}");
+        assert!(matches!(step(&r, Validation::AuthenticTimestamp), Outcome::Failed(_)), "{file}: {r:#?}");
+    }
+    // No token while the policy requires one (verifyTimestamp: always).
+    let plain = certs(
+        "notation-go/verifier/testdata/truststore/x509/ca/valid-trust-store/TestTimestamp.crt",
+    );
+    let r = timestamped(
+        "withoutTimestamp.sig",
+        jws,
+        &with_tsa(
+            "strict",
+            serde_json::json!({"revocation": "skip"}),
+            plain.clone(),
+        ),
+    );
+    assert!(
+        matches!(step(&r, Validation::AuthenticTimestamp), Outcome::Failed(d) if d.contains("none")),
+        "{r:#?}"
+    );
+    // A current leaf with a good timestamp passes.
+    let r = timestamped(
+        "jwsWithTimestamp.sig",
+        jws,
+        &with_tsa("strict", serde_json::json!({"revocation": "skip"}), plain),
+    );
+    assert!(r.verified, "{r:#?}");
+}
