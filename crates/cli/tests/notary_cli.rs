@@ -389,6 +389,45 @@ async fn bad_keys_policies_and_references_get_clear_errors() {
     );
     assert!(err.contains("policy.json"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // An oversized envelope is reported as an integrity failure, not fetched.
+    let repo = "bad/model";
+    let subject = json(&n.ok(&["manifest", "get", &reference, "--descriptor"]));
+    let big = push_blob(&s, repo, &vec![b'x'; (4 << 20) + 1]).await;
+    let config = push_blob(&s, repo, b"{}").await;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.cncf.notary.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+        "layers": [{"mediaType": "application/jose+json", "digest": big, "size": (4 << 20) + 1}],
+        "subject": subject,
+    })
+    .to_string();
+    let r = put_manifest(
+        &s,
+        repo,
+        &sha256(manifest.as_bytes()),
+        Some("application/vnd.oci.image.manifest.v1+json"),
+        manifest.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let out = n.run(&["verify", &reference, "--output", "json"]);
+    let report = json(&String::from_utf8_lossy(&out.stdout));
+    let refused = report["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["validations"][0]["outcome"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("over the"))
+        })
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(refused["verified"], false);
+    // The artifact still verifies through its good signature.
+    assert_eq!(report["verified"], true, "{report}");
+
     // Unknown artifacts: not found.
     n.fails(3, &["verify", &format!("{}/bad/none:v1", s.addr)]);
     n.fails(

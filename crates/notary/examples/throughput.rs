@@ -15,8 +15,12 @@ fn rsa_3072() -> (PrivateKey, Vec<Vec<u8>>) {
     use rsa::pkcs8::EncodePrivateKey;
     let mut rng = rsa::rand_core::OsRng;
     let key = rsa::RsaPrivateKey::new(&mut rng, 3072).expect("RSA key");
-    let pem = key.to_pkcs8_pem(Default::default()).expect("PKCS#8").to_string();
-    let kp = rcgen::KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA384).expect("key pair");
+    let pem = key
+        .to_pkcs8_pem(Default::default())
+        .expect("PKCS#8")
+        .to_string();
+    let kp =
+        rcgen::KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA384).expect("key pair");
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::CountryName, "US");
@@ -43,7 +47,10 @@ fn p256() -> (PrivateKey, Vec<Vec<u8>>) {
 }
 
 fn main() {
-    let secs: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let secs: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
     let target = TargetArtifact {
         media_type: "application/vnd.oci.image.manifest.v1+json".into(),
         digest: pavilion_oci::Digest::sha256(b"bench"),

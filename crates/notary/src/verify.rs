@@ -117,6 +117,23 @@ fn rfc3339(t: OffsetDateTime) -> String {
     crate::envelope::format_time(t)
 }
 
+impl Report {
+    /// The report of a signature refused before decoding (an oversized or
+    /// unreadable envelope): an integrity failure.
+    pub fn refused(why: String) -> Report {
+        Report {
+            steps: vec![Step {
+                validation: Validation::Integrity,
+                action: Action::Enforce,
+                outcome: Outcome::Failed(why),
+            }],
+            verified: false,
+            signer: None,
+            payload: None,
+        }
+    }
+}
+
 /// Verifies one envelope (`media_type`, `bytes`) for the `expected`
 /// artifact under `req`, at time `now`.
 pub fn verify(

@@ -110,6 +110,8 @@ pub struct FoundSignature {
     pub parsed: SignatureManifest,
     /// The envelope bytes.
     pub envelope: Vec<u8>,
+    /// Why the envelope was not fetched (too large), if it was not.
+    pub refused: Option<String>,
 }
 
 /// Every Notary signature of `subject` in `r`'s repository (current and
@@ -133,7 +135,20 @@ pub async fn find_signatures(
         let Ok(parsed) = SignatureManifest::parse(&m.bytes, Some(&m.media_type)) else {
             continue; // another kind of referrer with the same artifact type
         };
-        if parsed.subject.digest != *subject || parsed.envelope.size > ENVELOPE_LIMIT {
+        if parsed.subject.digest != *subject {
+            continue;
+        }
+        if parsed.envelope.size > ENVELOPE_LIMIT {
+            let why = format!(
+                "the signature envelope is {} bytes, over the {ENVELOPE_LIMIT}-byte limit",
+                parsed.envelope.size
+            );
+            out.push(FoundSignature {
+                manifest: d,
+                parsed,
+                envelope: Vec::new(),
+                refused: Some(why),
+            });
             continue;
         }
         let envelope = client
@@ -145,6 +160,7 @@ pub async fn find_signatures(
             manifest: d,
             parsed,
             envelope,
+            refused: None,
         });
     }
     Ok(out)
@@ -242,7 +258,11 @@ pub fn run_signatures(args: SignaturesArgs) -> Result<()> {
         let rows: Vec<serde_json::Value> = found
             .iter()
             .map(|f| {
-                let env = Envelope::parse(&f.parsed.envelope.media_type, &f.envelope);
+                let env = match &f.refused {
+                    Some(why) => Err(why.clone()),
+                    None => Envelope::parse(&f.parsed.envelope.media_type, &f.envelope)
+                        .map_err(|e| e.to_string()),
+                };
                 match env {
                     Ok(e) => {
                         let signer = e
@@ -264,7 +284,7 @@ pub fn run_signatures(args: SignaturesArgs) -> Result<()> {
                     Err(err) => serde_json::json!({
                         "digest": f.manifest.digest.to_string(),
                         "format": f.parsed.envelope.media_type,
-                        "error": err.to_string(),
+                        "error": err,
                     }),
                 }
             })

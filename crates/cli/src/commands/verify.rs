@@ -90,13 +90,16 @@ pub async fn verify_artifact(
                 media_type: &m.media_type,
                 size,
             };
-            let report = verify(
-                &f.parsed.envelope.media_type,
-                &f.envelope,
-                &expected,
-                &req,
-                now,
-            );
+            let report = match &f.refused {
+                Some(why) => Report::refused(why.clone()),
+                None => verify(
+                    &f.parsed.envelope.media_type,
+                    &f.envelope,
+                    &expected,
+                    &req,
+                    now,
+                ),
+            };
             (f.manifest.digest.clone(), report)
         })
         .collect();
