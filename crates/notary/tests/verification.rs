@@ -395,3 +395,78 @@ fn timestamps_make_signatures_outlive_their_certificates() {
     );
     assert!(r.verified, "{r:#?}");
 }
+
+/// The rest of the README's stated outcomes, one line each.
+#[test]
+fn every_remaining_vector_outcome_matches_the_readme() {
+    let root = certs(TEST_ROOT);
+    // B: signing-authority expired: strict fails at expiry, permissive passes.
+    let sa_strict = strict(vec![], root.clone());
+    let r = mock("sa_expired_sig_env.json", &sa_strict);
+    assert_eq!(failed_at(&r), Some(Validation::Expiry), "{r:#?}");
+    assert!(mock("sa_expired_sig_env.json", &permissive(vec![], root.clone())).verified);
+    // B: broken signatures and plugin requirements fail integrity.
+    for file in ["sa_invalid_sig_env.json", "sa_plugin_sig_env.json"] {
+        let r = mock(file, &permissive(vec![], root.clone()));
+        assert_eq!(failed_at(&r), Some(Validation::Integrity), "{file}: {r:#?}");
+    }
+    let wabbit = certs(
+        "notation-go/verifier/testdata/truststore/x509/ca/valid-trust-store/wabbit-networks.io.crt",
+    );
+    for file in [
+        "ca_compatible_pluginver_sig_env_1.0.0.json",
+        "ca_incompatible_pluginver_sig_env_1.0.1.json",
+    ] {
+        let bytes = std::fs::read(
+            vectors()
+                .join("notation-go/internal/mock/testdata")
+                .join(file),
+        )
+        .unwrap();
+        let env =
+            pavilion_notary::envelope::Envelope::parse("application/jose+json", &bytes).unwrap();
+        let target = env.verify_integrity().unwrap().target_artifact;
+        let r = verify(
+            "application/jose+json",
+            &bytes,
+            &Expected {
+                digest: &target.digest,
+                media_type: &target.media_type,
+                size: target.size,
+            },
+            &permissive(wabbit.clone(), vec![]),
+            now(),
+        );
+        assert_eq!(failed_at(&r), Some(Validation::Integrity), "{file}");
+        let why = format!("{:?}", r.steps[0].outcome);
+        assert!(why.contains("plugin"), "{file}: {why}");
+    }
+    // A: the COSE twin of jws_signature.sig passes strict.
+    let bytes =
+        std::fs::read(vectors().join("notation-go/internal/testdata/cose_signature.sig")).unwrap();
+    let digest: Digest = "sha256:19dbd2e48e921426ee8ace4dc892edfb2ecdc1d1a72d5416c83670c30acecef0"
+        .parse()
+        .unwrap();
+    let r = verify(
+        "application/cose",
+        &bytes,
+        &Expected {
+            digest: &digest,
+            media_type: "application/vnd.oci.image.manifest.v1+json",
+            size: 481,
+        },
+        &strict(certs("derived/selfsigned-9f5f5aecee24.pem"), vec![]),
+        now(),
+    );
+    assert!(r.verified, "{r:#?}");
+    // C: the COSE timestamped signature with a current leaf passes.
+    let plain = certs(
+        "notation-go/verifier/testdata/truststore/x509/ca/valid-trust-store/TestTimestamp.crt",
+    );
+    let r = timestamped(
+        "coseWithTimestamp.sig",
+        "application/cose",
+        &with_tsa("strict", serde_json::json!({"revocation": "skip"}), plain),
+    );
+    assert!(r.verified, "{r:#?}");
+}
