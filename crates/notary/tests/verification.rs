@@ -50,13 +50,26 @@ fn policy(
     ca: Vec<Vec<u8>>,
     sa: Vec<Vec<u8>>,
 ) -> Requirements {
+    let stores = ["ca:test", "signingAuthority:test"];
+    requirements(level, overrides, identities, &stores, (ca, sa, Vec::new()))
+}
+
+/// The statement for `registry.example/any/repo` of a one-statement
+/// document, with the given (ca, signingAuthority, tsa) certificates.
+fn requirements(
+    level: &str,
+    overrides: serde_json::Value,
+    identities: &[&str],
+    stores: &[&str],
+    (ca, signing_authority, tsa): (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>),
+) -> Requirements {
     let doc = serde_json::json!({
         "version": "1.0",
         "trustPolicies": [{
             "name": "test",
             "registryScopes": ["*"],
             "signatureVerification": {"level": level, "override": overrides},
-            "trustStores": ["ca:test", "signingAuthority:test"],
+            "trustStores": stores,
             "trustedIdentities": identities,
         }],
     });
@@ -67,8 +80,8 @@ fn policy(
             .unwrap()
             .clone(),
         ca,
-        signing_authority: sa,
-        tsa: Vec::new(),
+        signing_authority,
+        tsa,
     }
 }
 
@@ -256,24 +269,9 @@ const GLOBALSIGN_ROOT: &str =
 
 /// A policy with a `tsa` store holding GlobalSign's root.
 fn with_tsa(level: &str, overrides: serde_json::Value, ca: Vec<Vec<u8>>) -> Requirements {
-    let doc = serde_json::json!({
-        "version": "1.0",
-        "trustPolicies": [{
-            "name": "ts", "registryScopes": ["*"],
-            "signatureVerification": {"level": level, "override": overrides},
-            "trustStores": ["ca:test", "tsa:test"], "trustedIdentities": ["*"],
-        }],
-    });
-    let policies = OciPolicies::from_json(doc.to_string().as_bytes()).unwrap();
-    Requirements {
-        policy: policies
-            .select("registry.example/any/repo")
-            .unwrap()
-            .clone(),
-        ca,
-        signing_authority: Vec::new(),
-        tsa: certs(GLOBALSIGN_ROOT),
-    }
+    let stores = ["ca:test", "tsa:test"];
+    let tsa = certs(GLOBALSIGN_ROOT);
+    requirements(level, overrides, &["*"], &stores, (ca, Vec::new(), tsa))
 }
 
 fn timestamped(file: &str, media_type: &str, req: &Requirements) -> Report {
