@@ -222,6 +222,12 @@ fn e2e_trust(dir: &Path, level: &str) -> (String, String) {
     for c in ["e2e.crt", "expired_e2e.crt"] {
         std::fs::copy(e2e().join("config/localkeys").join(c), store.join(c)).unwrap();
     }
+    // The self-signed leaf of the timestamped e2e signature (testcert7).
+    std::fs::copy(
+        e2e().join("../../../../derived/selfsigned-1717fa9d18f7.pem"),
+        store.join("testcert7.pem"),
+    )
+    .unwrap();
     let policy = dir.join(format!("policy-{level}.json"));
     std::fs::write(
         &policy,
@@ -251,6 +257,9 @@ async fn notation_signatures_copied_into_pavilion_verify_as_notation_says() {
         ("e2e-expired-signature", false, true),
         ("e2e-with-expired-cert", false, true),
         ("e2e-invalid-signature", false, false),
+        // Expired signature and leaf, Microsoft TSA token (root not here):
+        // strict fails (expiry); permissive logs it and passes.
+        ("e2e-with-timestamped-signature", false, true),
     ] {
         // Copy the layout (read-only vectors) and push it with its referrers.
         let src = e2e().join("registry/oci_layout").join(layout);
