@@ -54,6 +54,9 @@ fn policy(
     requirements(level, overrides, identities, &stores, (ca, sa, Vec::new()))
 }
 
+/// DER certificates of one trust store.
+type Store = Vec<Vec<u8>>;
+
 /// The statement for `registry.example/any/repo` of a one-statement
 /// document, with the given (ca, signingAuthority, tsa) certificates.
 fn requirements(
@@ -61,7 +64,7 @@ fn requirements(
     overrides: serde_json::Value,
     identities: &[&str],
     stores: &[&str],
-    (ca, signing_authority, tsa): (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>),
+    (ca, signing_authority, tsa): (Store, Store, Store),
 ) -> Requirements {
     let doc = serde_json::json!({
         "version": "1.0",
