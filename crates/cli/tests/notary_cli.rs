@@ -211,8 +211,7 @@ async fn sign_and_verify_on_distribution_through_the_referrers_tag() {
 }
 
 fn e2e() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/notary-vectors/notation/test/e2e/testdata")
+    pavilion_notary::test_vectors::dir().join("notation/test/e2e/testdata")
 }
 
 /// A trust store holding notation's e2e certificates, and a policy file.
@@ -224,7 +223,7 @@ fn e2e_trust(dir: &Path, level: &str) -> (String, String) {
     }
     // The self-signed leaf of the timestamped e2e signature (testcert7).
     std::fs::copy(
-        e2e().join("../../../../derived/selfsigned-1717fa9d18f7.pem"),
+        pavilion_notary::test_vectors::dir().join("derived/selfsigned-1717fa9d18f7.pem"),
         store.join("testcert7.pem"),
     )
     .unwrap();

@@ -752,7 +752,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn vectors() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/notary-vectors")
+        crate::test_vectors::dir()
     }
 
     fn t(s: i64) -> OffsetDateTime {

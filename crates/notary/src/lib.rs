@@ -15,6 +15,8 @@ pub mod jws;
 pub mod policy;
 pub mod signature_manifest;
 pub mod signer;
+#[doc(hidden)]
+pub mod test_vectors;
 pub mod timestamp;
 pub mod trust;
 pub mod truststore;

@@ -9,7 +9,7 @@ use pavilion_notary::x509::{validate_chain, Purpose};
 use std::path::PathBuf;
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/notary-vectors")
+    pavilion_notary::test_vectors::dir()
 }
 
 fn summary() -> Vec<serde_json::Value> {

@@ -7,11 +7,10 @@ use pavilion_notary::envelope::{Envelope, Format, TargetArtifact};
 use pavilion_notary::policy::OciPolicies;
 use pavilion_notary::signer::{sign, PrivateKey, SignRequest};
 use pavilion_notary::verify::{verify, Expected, Requirements};
-use std::path::PathBuf;
 
 fn e2e(file: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/notary-vectors/notation/test/e2e/testdata/config/localkeys")
+    let p = pavilion_notary::test_vectors::dir()
+        .join("notation/test/e2e/testdata/config/localkeys")
         .join(file);
     std::fs::read_to_string(p).unwrap()
 }
@@ -170,8 +169,8 @@ fn weak_keys_and_broken_chains_are_refused() {
 /// as parsed fields, per the spec's field list, not bytes).
 #[test]
 fn envelopes_have_the_fields_notation_writes() {
-    let layouts = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/notary-vectors/notation/test/e2e/testdata/registry/oci_layout/e2e-valid-signature/blobs/sha256");
+    let layouts = pavilion_notary::test_vectors::dir()
+        .join("notation/test/e2e/testdata/registry/oci_layout/e2e-valid-signature/blobs/sha256");
     let notation_jws: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
             layouts.join("c9af07e038b2b1a463e648986ad7273157511ffeba0b689f33e5472bae471f50"),

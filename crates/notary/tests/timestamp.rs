@@ -14,7 +14,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/notary-vectors")
+    pavilion_notary::test_vectors::dir()
 }
 
 fn read(rel: &str) -> Vec<u8> {

@@ -23,7 +23,7 @@ use pavilion_notary::truststore::{StoreRefError, StoreType, TrustStore, TrustSto
 use std::path::{Path, PathBuf};
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/notary-vectors")
+    pavilion_notary::test_vectors::dir()
 }
 
 fn e2e_policies() -> PathBuf {

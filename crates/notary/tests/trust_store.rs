@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/notary-vectors")
+    pavilion_notary::test_vectors::dir()
 }
 
 fn notation_go_store() -> TrustStore {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/notary-vectors")
+    pavilion_notary::test_vectors::dir()
 }
 
 /// DER certificates of a PEM (or DER) file.
