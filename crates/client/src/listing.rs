@@ -29,6 +29,19 @@ fn next_link(resp: &reqwest::Response) -> Option<String> {
     })
 }
 
+/// Percent-encodes a query value: media types may hold `+`, which a query
+/// string would read as a space.
+fn query_escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The fallback tag under which a registry without the referrers API keeps
 /// an index of `subject`'s referrers (`sha256-<hex>`).
 pub fn referrers_tag(subject: &Digest) -> String {
@@ -93,7 +106,7 @@ impl Client {
     ) -> Result<Vec<Descriptor>, ClientError> {
         let mut path = format!("/v2/{}/referrers/{subject}", r.repository);
         if let Some(t) = artifact_type {
-            path.push_str(&format!("?artifactType={t}"));
+            path.push_str(&format!("?artifactType={}", query_escape(t)));
         }
         let mut list = Vec::new();
         for _ in 0..MAX_PAGES {
@@ -179,4 +192,16 @@ fn index_manifests(body: &[u8]) -> Result<Vec<Descriptor>, ClientError> {
     serde_json::from_slice::<Index>(body)
         .map(|i| i.manifests)
         .map_err(|e| ClientError::Protocol(format!("referrers list is not an image index: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn media_types_survive_the_query_string() {
+        assert_eq!(
+            super::query_escape("application/vnd.oci.image.manifest.v1+json"),
+            "application/vnd.oci.image.manifest.v1%2Bjson"
+        );
+        assert_eq!(super::query_escape("a b&c"), "a%20b%26c");
+    }
 }
