@@ -61,6 +61,9 @@ enum Command {
     /// Test certificates for signing.
     #[command(subcommand)]
     Cert(commands::cert::CertCommand),
+    /// Evaluate and test Rego policies (package pavilion.<point>: deny, warn).
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(args),
         Command::Signatures(args) => commands::sign::run_signatures(args),
         Command::Cert(cmd) => commands::cert::run(cmd),
+        Command::Policy(cmd) => commands::policy::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod discover;
 pub mod inspect;
 pub mod login;
 pub mod manifest;
+pub mod policy;
 pub mod pull;
 pub mod push;
 pub mod repo;
