@@ -45,6 +45,34 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or pavilion_registry=debug [default: info].
     #[arg(long, env = "PAVILION_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Directory of Rego policies (package pavilion.push decides manifest pushes, pavilion.admission admission reviews).
+    #[arg(long, env = "PAVILION_POLICY", value_name = "DIR")]
+    pub policy: Option<PathBuf>,
+    /// notation trust policy (trustpolicy.oci.json) signatures are verified against, at push (input.signature) and admission.
+    #[arg(long, env = "PAVILION_TRUST_POLICY", value_name = "FILE")]
+    pub trust_policy: Option<PathBuf>,
+    /// notation trust store directory (x509/{ca,signingAuthority,tsa}/NAME/) [default: notation's, when --trust-policy is given].
+    #[arg(long, env = "PAVILION_TRUST_STORE", value_name = "DIR")]
+    pub trust_store: Option<PathBuf>,
+    /// Seconds admission reuses an image's resolved digest and verification result; 0 disables the cache [default: 30].
+    #[arg(long, env = "PAVILION_VERIFICATION_CACHE_SECS", value_name = "SECS")]
+    pub verification_cache_secs: Option<u64>,
+    /// TLS certificate chain (PEM): serve HTTPS (needed for Kubernetes admission).
+    #[arg(
+        long,
+        env = "PAVILION_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM, PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "PAVILION_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The same keys as they appear in the TOML file.
@@ -61,6 +89,12 @@ pub struct FileConfig {
     upload_ttl_secs: Option<u64>,
     max_page: Option<i64>,
     log: Option<String>,
+    policy: Option<PathBuf>,
+    trust_policy: Option<PathBuf>,
+    trust_store: Option<PathBuf>,
+    verification_cache_secs: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// The merged configuration.
@@ -68,6 +102,12 @@ pub struct FileConfig {
 pub struct Settings {
     pub server: pavilion_registry::ServerConfig,
     pub log: String,
+    /// Rego policy directory.
+    pub policy: Option<PathBuf>,
+    /// Trust policy and store, when signatures are verified.
+    pub trust: Option<pavilion_enforce::TrustConfig>,
+    /// Admission cache lifetime.
+    pub verification_cache: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -113,7 +153,40 @@ impl ServeArgs {
             server.max_page = v;
         }
         let log = self.log.or(file.log).unwrap_or_else(|| "info".to_string());
-        Ok(Settings { server, log })
+        match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(c), Some(k)) => server.tls = Some((c, k)),
+            (None, None) => {}
+            _ => anyhow::bail!("tls_cert and tls_key go together: give both or neither"),
+        }
+        let trust_store = self.trust_store.or(file.trust_store);
+        let trust = match self.trust_policy.or(file.trust_policy) {
+            Some(p) => Some(pavilion_enforce::TrustConfig {
+                trust_policy: Some(p),
+                trust_store,
+            }),
+            None => {
+                anyhow::ensure!(
+                    trust_store.is_none(),
+                    "trust_store needs trust_policy (the policy says which stores to use)"
+                );
+                None
+            }
+        };
+        let verification_cache = std::time::Duration::from_secs(
+            self.verification_cache_secs
+                .or(file.verification_cache_secs)
+                .unwrap_or(30),
+        );
+        Ok(Settings {
+            server,
+            log,
+            policy: self.policy.or(file.policy),
+            trust,
+            verification_cache,
+        })
     }
 }
 

@@ -37,6 +37,11 @@ pub fn code(e: &anyhow::Error) -> u8 {
         {
             return 4;
         }
+        if let Some(pavilion_enforce::VerifyError::TrustPolicy(_)) =
+            cause.downcast_ref::<pavilion_enforce::VerifyError>()
+        {
+            return 4;
+        }
         if let Some(c) = cause.downcast_ref::<ClientError>() {
             return match c.kind() {
                 ErrorKind::Usage => 2,

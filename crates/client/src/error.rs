@@ -140,6 +140,16 @@ impl ClientError {
             ClientError::Http(e) if e.is_builder() || is_json_error(e) => ErrorKind::Other,
             ClientError::Http(_) => ErrorKind::Network,
             ClientError::Registry { status: 404, .. } => ErrorKind::NotFound,
+            // Pavilion's policy refusals (`serve --policy`) are 403 DENIED
+            // like an authorisation failure; their detail tells them apart,
+            // and new credentials would not help.
+            ClientError::Registry {
+                status: 403,
+                code,
+                message,
+            } if code == "DENIED" && message.contains("denied by policy") => {
+                ErrorKind::Verification
+            }
             ClientError::Registry {
                 status: 401 | 403, ..
             } => ErrorKind::Auth,

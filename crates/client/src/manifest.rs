@@ -176,6 +176,17 @@ impl Client {
             })
             .await?;
         let resp = check(resp).await?;
+        // Registry warnings (`Warning: 299 - "text"`, e.g. policy warnings)
+        // are for the user: show them.
+        for w in resp.headers().get_all(header::WARNING) {
+            if let Ok(text) = w.to_str() {
+                let text = text
+                    .strip_prefix("299 - ")
+                    .unwrap_or(text)
+                    .trim_matches('"');
+                tracing::warn!("{}: {text}", r.registry);
+            }
+        }
         Ok((digest, resp.headers().contains_key("oci-subject")))
     }
 }

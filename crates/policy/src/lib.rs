@@ -12,6 +12,9 @@
 //! Data: every `*.json` file of the directory is merged into `data`
 //! (objects at the top level).
 
+pub mod input;
+pub mod kubernetes;
+
 use std::path::{Path, PathBuf};
 
 /// Why a policy could not be loaded or evaluated. Messages are one line and

@@ -7,12 +7,15 @@
 pub mod blobs;
 pub mod body;
 pub mod error;
+pub mod gate;
 pub mod listing;
 pub mod manifests;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod uploads;
 
-pub use server::{serve, ServerConfig};
+pub use gate::{GateDecision, PushFacts, PushGate, StoredSignature};
+pub use server::{serve, Extensions, ServeError, ServerConfig};
 pub use state::AppState;

@@ -108,6 +108,7 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
         }
     }
     let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_string);
+    let host = header_str(req.headers(), header::HOST).map(str::to_string);
     let body = read_limited(req, state.limits.max_manifest_bytes).await?;
     let digest = match &reference {
         Reference::Digest(d) => {
@@ -128,6 +129,10 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
     let info = ManifestInfo::parse(&body, content_type.as_deref())
         .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
     check_references(state, &name, &info).await?;
+    let tag_names: Vec<String> = tags.iter().map(|t| t.as_str().to_string()).collect();
+    // Decided before anything is written: a denied push leaves no trace.
+    let warnings =
+        crate::gate::check_push(state, &name, &tag_names, &digest, &info, &body, host).await?;
 
     state.blobs.put(&digest, body.clone()).await?;
     let record = ManifestRecord {
@@ -141,14 +146,14 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
             .map(|a| serde_json::to_string(a).unwrap_or_default()),
     };
     let subject = info.subject.as_ref().map(|s| s.digest.clone());
-    let tag_names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
+    let tag_refs: Vec<&str> = tag_names.iter().map(String::as_str).collect();
     state
         .meta
         .put_manifest(&NewManifest {
             repo: name.as_str(),
             record,
             subject: subject.clone(),
-            tags: &tag_names,
+            tags: &tag_refs,
         })
         .await?;
     state.cache_manifest(&digest, body);
@@ -169,6 +174,9 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
         if let Ok(v) = s.to_string().parse() {
             resp.headers_mut().insert("oci-subject", v);
         }
+    }
+    for w in crate::gate::warning_headers(&warnings) {
+        resp.headers_mut().append(header::WARNING, w);
     }
     Ok(resp)
 }

@@ -2,6 +2,7 @@
 
 use crate::routes::dispatch;
 use crate::state::{AppState, Limits};
+use crate::tls;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -39,6 +40,34 @@ pub struct ServerConfig {
     pub max_page: i64,
     /// Upload sessions idle this long are discarded (`None` = kept forever).
     pub upload_ttl: Option<Duration>,
+    /// Certificate chain and private key (PEM files): serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// What the rest of Pavilion adds to the registry: a push policy and extra
+/// endpoints (admission), built once the state exists.
+#[derive(Default)]
+pub struct Extensions {
+    /// Decides manifest pushes.
+    pub gate: Option<Arc<dyn crate::gate::PushGate>>,
+    /// Builds routes served beside the registry API (they may record
+    /// decisions through the state's metadata store).
+    #[allow(clippy::type_complexity)]
+    pub routes: Option<Box<dyn FnOnce(Arc<AppState>) -> Router + Send>>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Storage or database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Listening socket.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The TLS certificate or key.
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl ServerConfig {
@@ -55,6 +84,7 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             max_page: 10_000,
             upload_ttl: Some(Duration::from_secs(7 * 24 * 3600)),
+            tls: None,
         }
     }
 
@@ -87,9 +117,20 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
     ))
 }
 
-/// The HTTP application.
-pub fn app(state: Arc<AppState>) -> Router {
-    Router::new().fallback(dispatch).with_state(state)
+/// The HTTP application: the decision log, any extra routes, and the
+/// distribution API for everything else.
+pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
+    let own = Router::new()
+        .route(
+            "/pavilion/v1/decisions",
+            axum::routing::get(crate::gate::list_decisions),
+        )
+        .fallback(dispatch)
+        .with_state(state);
+    match extra {
+        Some(r) => own.merge(r),
+        None => own,
+    }
 }
 
 /// Discards upload sessions idle for longer than `ttl`, at start and then every
@@ -124,13 +165,20 @@ async fn expire_uploads(state: Arc<AppState>, ttl: Duration) {
 /// resume from their reported offset. `ready` receives the bound address.
 pub async fn serve(
     cfg: ServerConfig,
+    ext: Extensions,
     shutdown: impl Future<Output = ()>,
     ready: impl FnOnce(SocketAddr),
-) -> Result<(), StoreError> {
-    let state = Arc::new(open_state(&cfg).await?);
+) -> Result<(), ServeError> {
+    let tls = match &cfg.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key).map_err(ServeError::Tls)?),
+        None => None,
+    };
+    let mut state = open_state(&cfg).await?;
+    state.gate = ext.gate;
+    let state = Arc::new(state);
     let listener = TcpListener::bind(cfg.addr).await?;
     ready(listener.local_addr()?);
-    let router = app(state.clone());
+    let router = app(state.clone(), ext.routes.map(|build| build(state.clone())));
     if let Some(ttl) = cfg.upload_ttl {
         tokio::spawn(expire_uploads(state.clone(), ttl));
     }
@@ -155,13 +203,39 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let svc = TowerToHyperService::new(router.clone());
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                match &tls {
+                    None => {
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        let conn = graceful.watch(conn.into_owned());
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        });
                     }
-                });
+                    Some(acceptor) => {
+                        // The handshake runs on the connection's own task so a
+                        // slow client cannot hold up the accept loop.
+                        let acceptor = acceptor.clone();
+                        let builder = builder.clone();
+                        let watcher = graceful.watcher();
+                        let idle = cfg.idle_timeout;
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(idle, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }

@@ -32,6 +32,8 @@ pub struct AppState {
     /// Fired when the server starts shutting down: request bodies end early
     /// so uploads write out what they received.
     pub shutdown: CancellationToken,
+    /// Decides manifest pushes, when a policy is configured.
+    pub gate: Option<Arc<dyn crate::gate::PushGate>>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
     /// cached entry is always right; the database still decides visibility.
     manifest_cache: RwLock<ManifestCache>,
@@ -54,6 +56,7 @@ impl AppState {
             meta,
             limits,
             shutdown: CancellationToken::new(),
+            gate: None,
             manifest_cache: RwLock::new(ManifestCache::default()),
         }
     }

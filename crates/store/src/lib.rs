@@ -9,12 +9,14 @@
 
 pub mod blob;
 pub mod conformance;
+pub mod decisions;
 pub mod direct;
 pub mod error;
 pub mod fs;
 pub mod meta;
 
 pub use blob::{BlobStore, ByteRange, ByteStream};
+pub use decisions::{Decision, DecisionQuery};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
 pub use meta::{ManifestRecord, MetaStore, NewManifest};

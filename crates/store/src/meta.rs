@@ -71,7 +71,7 @@ pub enum Engine {
 /// The metadata store.
 #[derive(Clone)]
 pub struct MetaStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     engine: Engine,
 }
 

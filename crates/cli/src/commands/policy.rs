@@ -25,8 +25,32 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub policy: PathBuf,
     /// Input document (JSON file, or - for standard input).
-    #[arg(long, value_name = "FILE")]
-    pub input: String,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "reference",
+        conflicts_with = "reference"
+    )]
+    pub input: Option<String>,
+    /// Build the input document from this artifact in its registry
+    /// (points push and pull), with its signature verification.
+    #[arg(long = "ref", value_name = "REF")]
+    pub reference: Option<String>,
+    /// Trust policy for the verification in --ref documents [default: notation's].
+    #[arg(long, value_name = "FILE", requires = "reference")]
+    pub trust_policy: Option<PathBuf>,
+    /// Trust store for --ref documents [default: notation's].
+    #[arg(long, value_name = "DIR", requires = "reference")]
+    pub trust_store: Option<PathBuf>,
+    /// Print the input document too (json output).
+    #[arg(long)]
+    pub show_input: bool,
+    /// Use plain HTTP for --ref (automatic for localhost and 127.0.0.1).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Skip TLS certificate verification for --ref.
+    #[arg(long)]
+    pub insecure: bool,
     /// Decision point: rules of package pavilion.<point>.
     #[arg(long, default_value = "push", value_parser = ["push", "pull", "admission"])]
     pub point: String,
@@ -61,19 +85,31 @@ fn eval(args: EvalArgs) -> Result<()> {
     let point = Point::parse(&args.point)
         .ok_or_else(|| UsageError(format!("unknown point {}", args.point)))?;
     let mut policy = load(&args.policy)?;
-    let text = super::manifest::read_input(&args.input)?;
-    let input: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|e| UsageError(format!("{}: not JSON: {e}", args.input)))?;
+    let input: serde_json::Value = match (&args.input, &args.reference) {
+        (Some(file), _) => {
+            let text = super::manifest::read_input(file)?;
+            serde_json::from_slice(&text)
+                .map_err(|e| UsageError(format!("{file}: not JSON: {e}")))?
+        }
+        (None, Some(reference)) => remote_document(point, reference, &args)?,
+        (None, None) => return Err(UsageError("give --input or --ref".into()).into()),
+    };
     let decision = policy
         .decide(point, &input)
         .with_context(|| format!("evaluating {}", args.policy.display()))?;
     match args.output {
-        Output::Json => print_json(&serde_json::json!({
-            "point": point.name(),
-            "allowed": decision.allowed(),
-            "deny": decision.deny,
-            "warn": decision.warn,
-        })),
+        Output::Json => {
+            let mut out = serde_json::json!({
+                "point": point.name(),
+                "allowed": decision.allowed(),
+                "deny": decision.deny,
+                "warn": decision.warn,
+            });
+            if args.show_input {
+                out["input"] = input.clone();
+            }
+            print_json(&out)
+        }
         Output::Text => {
             println!(
                 "{}",
@@ -101,6 +137,34 @@ fn eval(args: EvalArgs) -> Result<()> {
         ))
         .into())
     }
+}
+
+/// The input document of a registry artifact at `point`.
+fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> Result<serde_json::Value> {
+    if point == Point::Admission {
+        return Err(UsageError(
+            "--ref builds push and pull documents; an admission document comes from an AdmissionReview (--input)".into(),
+        )
+        .into());
+    }
+    let r = super::transfer::parse_ref(reference)?;
+    let client = super::transfer::make_client(args.plain_http, args.insecure, None, None)?;
+    let trust = pavilion_enforce::TrustConfig {
+        trust_policy: args.trust_policy.clone(),
+        trust_store: args.trust_store.clone(),
+    };
+    super::transfer::runtime()?.block_on(async {
+        let manifest = client
+            .get_manifest(&r)
+            .await
+            .with_context(|| format!("fetching {r}"))?;
+        let info = pavilion_oci::ManifestInfo::parse(&manifest.bytes, Some(&manifest.media_type))
+            .with_context(|| format!("{r} does not have a usable manifest"))?;
+        Ok(super::pull::artifact_document(
+            point, &client, &r, reference, &manifest, &info, None, &trust,
+        )
+        .await)
+    })
 }
 
 fn test(args: TestArgs) -> Result<()> {

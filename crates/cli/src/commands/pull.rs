@@ -4,14 +4,18 @@
 //! is written.
 
 use super::transfer::{progress_bar, runtime, Output, RemoteArgs};
-use crate::exit::VerificationError;
+use crate::exit::{UsageError, VerificationError};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use pavilion_client::blob_cache::BlobCache;
 use pavilion_client::digest_cache::{default_cache_dir, DigestCache};
+use pavilion_enforce::verification::{verify_remote, verify_remote_manifest};
+use pavilion_enforce::{ArtifactVerification, TrustConfig};
 use pavilion_model::media;
 use pavilion_model::{extract_tar, layer_path};
 use pavilion_oci::{ImageRef, ManifestInfo};
+use pavilion_policy::input::{self, Verification};
+use pavilion_policy::{Point, Policy};
 use std::path::PathBuf;
 
 /// Arguments of `pavilion pull`.
@@ -41,12 +45,16 @@ pub struct PullArgs {
     /// first; nothing is written unless verification passes.
     #[arg(long)]
     pub verify: bool,
-    /// Trust policy for --verify [default: notation's].
-    #[arg(long, value_name = "FILE", requires = "verify")]
+    /// Trust policy for --verify and --policy [default: notation's].
+    #[arg(long, value_name = "FILE")]
     pub trust_policy: Option<PathBuf>,
-    /// Trust store for --verify [default: notation's].
-    #[arg(long, value_name = "DIR", requires = "verify")]
+    /// Trust store for --verify and --policy [default: notation's].
+    #[arg(long, value_name = "DIR")]
     pub trust_store: Option<PathBuf>,
+    /// Rego policies (package pavilion.pull) decided before any file is
+    /// written; the input carries the signature verification result.
+    #[arg(long, value_name = "DIR")]
+    pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -134,6 +142,65 @@ async fn fetch_file(
     Ok(How::Pulled)
 }
 
+/// The `pull` (or `push`, for `policy eval --ref`) input document of a
+/// remote artifact: the manifest, its config when small JSON, and the
+/// verification (the one `--verify` made, else made now; a failure to
+/// verify is recorded in it, for the rules to judge).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn artifact_document(
+    point: Point,
+    client: &pavilion_client::Client,
+    r: &ImageRef,
+    asked: &str,
+    manifest: &pavilion_client::Manifest,
+    info: &ManifestInfo,
+    verified: Option<&ArtifactVerification>,
+    trust: &TrustConfig,
+) -> serde_json::Value {
+    let config = match info.blobs.first() {
+        Some(c) if c.size <= 1 << 20 && c.media_type.ends_with("json") => client
+            .blob_bytes(r, &c.digest, 1 << 20)
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()),
+        _ => None,
+    };
+    let signature = match verified {
+        Some(v) => v.to_input(),
+        None => match verify_remote_manifest(
+            client,
+            r,
+            &manifest.digest,
+            &manifest.media_type,
+            manifest.bytes.len() as u64,
+            trust,
+        )
+        .await
+        {
+            Ok(v) => v.to_input(),
+            Err(e) => Verification {
+                error: Some(format!("{:#}", anyhow::Error::from(e))),
+                ..Default::default()
+            },
+        },
+    };
+    let digest = manifest.digest.to_string();
+    let artifact = input::Artifact {
+        repository: r.repository.as_str(),
+        digest: &digest,
+        media_type: &manifest.media_type,
+        manifest: serde_json::from_slice(&manifest.bytes).unwrap_or(serde_json::Value::Null),
+        config,
+    };
+    match point {
+        Point::Push => {
+            let tags: Vec<String> = r.tag.iter().map(|t| t.to_string()).collect();
+            input::push(&artifact, &tags, None, &signature)
+        }
+        _ => input::pull(asked, &artifact, Some(&signature)),
+    }
+}
+
 /// Runs `pavilion pull`.
 pub fn run(args: PullArgs) -> Result<()> {
     let r: ImageRef = args
@@ -145,10 +212,18 @@ pub fn run(args: PullArgs) -> Result<()> {
     let parallel = usize::from(args.remote.concurrency);
     runtime()?.block_on(async move {
         let mut r = r;
+        let asked = r.to_string();
+        let trust = TrustConfig { trust_policy: args.trust_policy.clone(), trust_store: args.trust_store.clone() };
+        // Loaded first: a broken policy fails before any network traffic.
+        let policy = match &args.policy {
+            Some(d) => Some(Policy::load(d).map_err(|e| UsageError(e.to_string()))?),
+            None => None,
+        };
+        let mut verified = None;
         if args.verify {
             // Verify the manifest digest, then pull exactly that digest, so a
             // tag moved in between cannot slip other content in.
-            let v = super::verify::verify_artifact(&client, &r, args.trust_policy.as_deref(), args.trust_store.as_deref()).await?;
+            let v = verify_remote(&client, &r, &trust).await?;
             if !v.verified() {
                 return Err(VerificationError(format!(
                     "{}: no signature passes the trust policy {:?}; nothing was written",
@@ -158,12 +233,28 @@ pub fn run(args: PullArgs) -> Result<()> {
             }
             r = ImageRef { digest: Some(v.digest.clone()), ..r };
             eprintln!("verified {} (trust policy {:?})", v.reference, v.policy);
+            verified = Some(v);
         }
         let manifest = client.get_manifest(&r).await.with_context(|| format!("fetching the manifest of {r}"))?;
         let info = ManifestInfo::parse(&manifest.bytes, Some(&manifest.media_type))
             .with_context(|| format!("{r} does not have a usable manifest"))?;
         if !info.manifests.is_empty() || info.blobs.is_empty() {
             bail!("{r} is an index or has no files; pull one of its manifests");
+        }
+        if let Some(mut policy) = policy {
+            let doc = artifact_document(Point::Pull, &client, &r, &asked, &manifest, &info, verified.as_ref(), &trust).await;
+            let decision = policy.decide(Point::Pull, &doc).map_err(|e| UsageError(e.to_string()))?;
+            for w in &decision.warn {
+                eprintln!("policy warning: {w}");
+            }
+            if !decision.allowed() {
+                return Err(VerificationError(format!(
+                    "{asked}: denied by policy {}: {}; nothing was written",
+                    args.policy.as_deref().unwrap_or(std::path::Path::new("")).display(),
+                    decision.deny.join("; ")
+                ))
+                .into());
+            }
         }
         std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
         // One spelling of every path, so the digest cache recognises files

@@ -7,13 +7,10 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use pavilion_client::Client;
 use pavilion_notary::envelope::{Envelope, Format, TargetArtifact};
-use pavilion_notary::signature_manifest::{self, SignatureManifest, SIGNATURE_ARTIFACT_TYPE};
+use pavilion_notary::signature_manifest;
 use pavilion_notary::signer::{sign, PrivateKey, SignRequest};
 use pavilion_oci::{Descriptor, Digest, ImageRef};
 use std::path::PathBuf;
-
-/// Largest envelope read from a registry.
-const ENVELOPE_LIMIT: u64 = 4 << 20;
 
 /// Envelope formats on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -100,70 +97,6 @@ async fn resolve(client: &Client, r: &ImageRef) -> Result<Descriptor> {
         artifact_type: None,
         annotations: None,
     })
-}
-
-/// A signature found in a registry.
-pub struct FoundSignature {
-    /// The signature manifest's descriptor.
-    pub manifest: Descriptor,
-    /// The signature manifest, read.
-    pub parsed: SignatureManifest,
-    /// The envelope bytes.
-    pub envelope: Vec<u8>,
-    /// Why the envelope was not fetched (too large), if it was not.
-    pub refused: Option<String>,
-}
-
-/// Every Notary signature of `subject` in `r`'s repository (current and
-/// legacy forms: the referrers API reports both with the signature
-/// artifact type).
-pub async fn find_signatures(
-    client: &Client,
-    r: &ImageRef,
-    subject: &Digest,
-) -> Result<Vec<FoundSignature>> {
-    let list = client
-        .referrers(r, subject, Some(SIGNATURE_ARTIFACT_TYPE))
-        .await
-        .with_context(|| format!("listing the signatures of {subject}"))?;
-    let mut out = Vec::new();
-    for d in list {
-        let m = client
-            .get_manifest(&pinned(r, &d.digest))
-            .await
-            .with_context(|| format!("fetching signature manifest {}", d.digest))?;
-        let Ok(parsed) = SignatureManifest::parse(&m.bytes, Some(&m.media_type)) else {
-            continue; // another kind of referrer with the same artifact type
-        };
-        if parsed.subject.digest != *subject {
-            continue;
-        }
-        if parsed.envelope.size > ENVELOPE_LIMIT {
-            let why = format!(
-                "the signature envelope is {} bytes, over the {ENVELOPE_LIMIT}-byte limit",
-                parsed.envelope.size
-            );
-            out.push(FoundSignature {
-                manifest: d,
-                parsed,
-                envelope: Vec::new(),
-                refused: Some(why),
-            });
-            continue;
-        }
-        let envelope = client
-            .blob_bytes(r, &parsed.envelope.digest, ENVELOPE_LIMIT)
-            .await
-            .with_context(|| format!("fetching signature envelope {}", parsed.envelope.digest))?
-            .to_vec();
-        out.push(FoundSignature {
-            manifest: d,
-            parsed,
-            envelope,
-            refused: None,
-        });
-    }
-    Ok(out)
 }
 
 /// Runs `pavilion sign`.
@@ -254,7 +187,8 @@ pub fn run_signatures(args: SignaturesArgs) -> Result<()> {
     let client = args.conn.client()?;
     runtime()?.block_on(async {
         let subject = resolve(&client, &r).await?;
-        let found = find_signatures(&client, &r, &subject.digest).await?;
+        let found =
+            pavilion_enforce::verification::find_signatures(&client, &r, &subject.digest).await?;
         let rows: Vec<serde_json::Value> = found
             .iter()
             .map(|f| {

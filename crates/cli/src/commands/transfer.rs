@@ -90,7 +90,7 @@ impl RemoteArgs {
     }
 }
 
-fn make_client(
+pub fn make_client(
     plain_http: bool,
     insecure: bool,
     progress: Option<ProgressFn>,

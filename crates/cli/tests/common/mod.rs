@@ -78,6 +78,8 @@ fn uuid_hex() -> String {
 pub struct Server {
     child: Option<Child>,
     pub addr: String,
+    /// http, or https when started with --tls-cert.
+    pub scheme: String,
     pub data: PathBuf,
     pub database_url: Option<String>,
     pub extra_args: Vec<String>,
@@ -101,6 +103,7 @@ impl Server {
         let mut s = Server {
             child: None,
             addr: String::new(),
+            scheme: "http".into(),
             data: tmp.path().join("data"),
             database_url,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
@@ -130,9 +133,9 @@ impl Server {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent {
-                    if let Some(rest) = line.strip_prefix("pavilion listening on http://") {
-                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                        let _ = tx.send(addr);
+                    if let Some(rest) = line.strip_prefix("pavilion listening on ") {
+                        let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(url);
                         sent = true;
                         continue;
                     }
@@ -140,16 +143,18 @@ impl Server {
                 eprintln!("[server] {line}");
             }
         });
-        let addr = rx
+        let url = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("server did not report its address");
-        self.addr = addr;
+        let (scheme, addr) = url.split_once("://").expect("scheme://addr");
+        self.scheme = scheme.to_string();
+        self.addr = addr.to_string();
         self.child = Some(child);
     }
 
     /// Base URL, e.g. `http://127.0.0.1:1234`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
     /// Sends SIGKILL and waits.

@@ -1,0 +1,409 @@
+//! Notary verification of an artifact's signatures, wherever they are:
+//! fetched from a registry (`pavilion verify`, `pull --verify`, admission)
+//! or already stored in Pavilion's own repository (push-time tag guards).
+//! Both go through [`verify_signatures`], so a signature is judged the same
+//! way at every door.
+
+use pavilion_client::{Client, ClientError};
+use pavilion_notary::signature_manifest::{SignatureManifest, SIGNATURE_ARTIFACT_TYPE};
+use pavilion_notary::trust::{load_requirements, Resolved};
+use pavilion_notary::verify::{verify, Expected, Outcome, Report, Requirements};
+use pavilion_oci::{Descriptor, Digest, ImageRef};
+use pavilion_policy::input::{SignatureResult, Verification};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Largest envelope read from a registry.
+pub const ENVELOPE_LIMIT: u64 = 4 << 20;
+
+/// Why verification could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The registry could not be asked (the cause is the client's error).
+    #[error("{context}")]
+    Registry {
+        /// What was being done.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: ClientError,
+    },
+    /// The trust policy or trust store is unusable, or names no statement
+    /// for the artifact.
+    #[error("trust policy: {0}")]
+    TrustPolicy(String),
+}
+
+fn registry(context: String) -> impl FnOnce(ClientError) -> VerifyError {
+    move |source| VerifyError::Registry { context, source }
+}
+
+/// A signature of the artifact.
+#[derive(Debug, Clone)]
+pub struct FoundSignature {
+    /// The signature manifest's descriptor.
+    pub manifest: Descriptor,
+    /// The signature manifest, read.
+    pub parsed: SignatureManifest,
+    /// The envelope bytes.
+    pub envelope: Vec<u8>,
+    /// Why the envelope was not fetched (too large), if it was not.
+    pub refused: Option<String>,
+}
+
+/// The outcome of verifying an artifact's signatures.
+#[derive(Debug, Clone)]
+pub struct ArtifactVerification {
+    /// The artifact, pinned (`registry/repo@digest`).
+    pub reference: String,
+    /// Its manifest digest.
+    pub digest: Digest,
+    /// The trust policy statement that applied.
+    pub policy: String,
+    /// Each signature's report, with its manifest digest.
+    pub reports: Vec<(Digest, Report)>,
+    /// Whether the policy skips verification.
+    pub skipped: bool,
+}
+
+impl ArtifactVerification {
+    /// Verified when the policy skips, or one signature passes (notation's rule).
+    pub fn verified(&self) -> bool {
+        self.skipped || self.reports.iter().any(|(_, r)| r.verified)
+    }
+
+    /// The verification as policy input documents carry it.
+    pub fn to_input(&self) -> Verification {
+        Verification {
+            verified: self.verified(),
+            skipped: self.skipped,
+            trust_policy: Some(self.policy.clone()),
+            signatures: self
+                .reports
+                .iter()
+                .map(|(d, r)| SignatureResult {
+                    digest: d.to_string(),
+                    verified: r.verified,
+                    signer: r.signer.clone(),
+                    failures: failures(r),
+                })
+                .collect(),
+            error: None,
+        }
+    }
+
+    /// One line saying why it failed, for a denial message.
+    pub fn reason(&self) -> String {
+        if self.verified() {
+            return "verified".into();
+        }
+        if self.reports.is_empty() {
+            return format!("no signature (trust policy {:?})", self.policy);
+        }
+        let why: Vec<String> = self.reports.iter().flat_map(|(_, r)| failures(r)).collect();
+        format!(
+            "no signature passes the trust policy {:?}: {}",
+            self.policy,
+            why.join("; ")
+        )
+    }
+}
+
+/// The failed validations of a report, one line each.
+fn failures(r: &Report) -> Vec<String> {
+    r.steps
+        .iter()
+        .filter_map(|s| match &s.outcome {
+            Outcome::Failed(d) => Some(format!("{}: {d}", s.validation.name())),
+            Outcome::NotChecked(d) => Some(format!("{}: not checked: {d}", s.validation.name())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Where the trust policy and trust store come from (`None`: notation's own
+/// files), and how long results are remembered.
+#[derive(Debug, Clone, Default)]
+pub struct TrustConfig {
+    /// trustpolicy.oci.json (or the legacy trustpolicy.json).
+    pub trust_policy: Option<PathBuf>,
+    /// The trust store directory (x509/{ca,signingAuthority,tsa}/NAME/).
+    pub trust_store: Option<PathBuf>,
+}
+
+impl TrustConfig {
+    /// What the trust policy says for `scope` (`registry/repository`).
+    pub fn requirements(&self, scope: &str) -> Result<Resolved, VerifyError> {
+        load_requirements(
+            self.trust_policy.as_deref(),
+            self.trust_store.as_deref(),
+            scope,
+        )
+        .map_err(VerifyError::TrustPolicy)
+    }
+}
+
+/// Judges each signature of the artifact `expected` under `req`.
+pub fn verify_signatures(
+    found: &[FoundSignature],
+    expected: &Expected<'_>,
+    req: &Requirements,
+) -> Vec<(Digest, Report)> {
+    let now = time::OffsetDateTime::now_utc();
+    found
+        .iter()
+        .map(|f| {
+            let report = match &f.refused {
+                Some(why) => Report::refused(why.clone()),
+                None => verify(
+                    &f.parsed.envelope.media_type,
+                    &f.envelope,
+                    expected,
+                    req,
+                    now,
+                ),
+            };
+            (f.manifest.digest.clone(), report)
+        })
+        .collect()
+}
+
+/// Verifies signatures already in hand for the artifact (`digest`,
+/// `media_type`, `size`) at `scope`.
+pub fn verify_local(
+    trust: &TrustConfig,
+    scope: &str,
+    expected: &Expected<'_>,
+    found: &[FoundSignature],
+) -> Result<ArtifactVerification, VerifyError> {
+    let reference = format!("{scope}@{}", expected.digest);
+    let (policy, req) = match trust.requirements(scope)? {
+        Resolved::Skip { policy } => {
+            return Ok(ArtifactVerification {
+                reference,
+                digest: expected.digest.clone(),
+                policy,
+                reports: Vec::new(),
+                skipped: true,
+            })
+        }
+        Resolved::Verify {
+            policy,
+            requirements,
+        } => (policy, requirements),
+    };
+    Ok(ArtifactVerification {
+        reference,
+        digest: expected.digest.clone(),
+        policy,
+        reports: verify_signatures(found, expected, &req),
+        skipped: false,
+    })
+}
+
+fn pinned(r: &ImageRef, d: &Digest) -> ImageRef {
+    ImageRef {
+        tag: None,
+        digest: Some(d.clone()),
+        ..r.clone()
+    }
+}
+
+/// Every Notary signature of `subject` in `r`'s repository (current and
+/// legacy forms: the referrers API reports both with the signature
+/// artifact type).
+pub async fn find_signatures(
+    client: &Client,
+    r: &ImageRef,
+    subject: &Digest,
+) -> Result<Vec<FoundSignature>, VerifyError> {
+    let list = client
+        .referrers(r, subject, Some(SIGNATURE_ARTIFACT_TYPE))
+        .await
+        .map_err(registry(format!("listing the signatures of {subject}")))?;
+    let mut out = Vec::new();
+    for d in list {
+        let m = client
+            .get_manifest(&pinned(r, &d.digest))
+            .await
+            .map_err(registry(format!(
+                "fetching signature manifest {}",
+                d.digest
+            )))?;
+        let Ok(parsed) = SignatureManifest::parse(&m.bytes, Some(&m.media_type)) else {
+            continue; // another kind of referrer with the same artifact type
+        };
+        if parsed.subject.digest != *subject {
+            continue;
+        }
+        if parsed.envelope.size > ENVELOPE_LIMIT {
+            let why = format!(
+                "the signature envelope is {} bytes, over the {ENVELOPE_LIMIT}-byte limit",
+                parsed.envelope.size
+            );
+            out.push(FoundSignature {
+                manifest: d,
+                parsed,
+                envelope: Vec::new(),
+                refused: Some(why),
+            });
+            continue;
+        }
+        let envelope = client
+            .blob_bytes(r, &parsed.envelope.digest, ENVELOPE_LIMIT)
+            .await
+            .map_err(registry(format!(
+                "fetching signature envelope {}",
+                parsed.envelope.digest
+            )))?
+            .to_vec();
+        out.push(FoundSignature {
+            manifest: d,
+            parsed,
+            envelope,
+            refused: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Resolves `r` and verifies its signatures in its registry.
+pub async fn verify_remote(
+    client: &Client,
+    r: &ImageRef,
+    trust: &TrustConfig,
+) -> Result<ArtifactVerification, VerifyError> {
+    let m = client
+        .get_manifest(r)
+        .await
+        .map_err(registry(format!("fetching {r}")))?;
+    verify_remote_manifest(
+        client,
+        r,
+        &m.digest,
+        &m.media_type,
+        m.bytes.len() as u64,
+        trust,
+    )
+    .await
+}
+
+/// Verifies the signatures of the manifest `digest` (already resolved) in
+/// `r`'s repository.
+pub async fn verify_remote_manifest(
+    client: &Client,
+    r: &ImageRef,
+    digest: &Digest,
+    media_type: &str,
+    size: u64,
+    trust: &TrustConfig,
+) -> Result<ArtifactVerification, VerifyError> {
+    let scope = format!("{}/{}", r.registry, r.repository);
+    let reference = format!("{scope}@{digest}");
+    let (policy, req) = match trust.requirements(&scope)? {
+        Resolved::Skip { policy } => {
+            return Ok(ArtifactVerification {
+                reference,
+                digest: digest.clone(),
+                policy,
+                reports: Vec::new(),
+                skipped: true,
+            })
+        }
+        Resolved::Verify {
+            policy,
+            requirements,
+        } => (policy, requirements),
+    };
+    let found = find_signatures(client, r, digest).await?;
+    let expected = Expected {
+        digest,
+        media_type,
+        size,
+    };
+    Ok(ArtifactVerification {
+        reference,
+        digest: digest.clone(),
+        policy,
+        reports: verify_signatures(&found, &expected, &req),
+        skipped: false,
+    })
+}
+
+/// Results remembered for a while, keyed by what they depend on. A TTL of
+/// zero remembers nothing. Entries past their time are dropped when the map
+/// grows past its bound, so memory stays bounded whatever the traffic.
+pub struct TtlCache<K, V> {
+    ttl: Duration,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+/// Most entries a cache keeps before sweeping expired ones (and, if still
+/// full, starting over).
+const CACHE_BOUND: usize = 10_000;
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
+    /// A cache keeping entries for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        TtlCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The value for `k`, if still fresh.
+    pub fn get(&self, k: &K) -> Option<V> {
+        let map = self.entries.lock().ok()?;
+        let (at, v) = map.get(k)?;
+        (at.elapsed() < self.ttl).then(|| v.clone())
+    }
+
+    /// Remembers `v` for `k`.
+    pub fn put(&self, k: K, v: V) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() >= CACHE_BOUND {
+                let ttl = self.ttl;
+                map.retain(|_, (at, _)| at.elapsed() < ttl);
+                if map.len() >= CACHE_BOUND {
+                    map.clear();
+                }
+            }
+            map.insert(k, (Instant::now(), v));
+        }
+    }
+}
+
+/// Shared verification results by (scope, digest).
+pub type VerificationCache = TtlCache<(String, Digest), Arc<ArtifactVerification>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_cache_expires_and_zero_keeps_nothing() {
+        let c: TtlCache<u32, u32> = TtlCache::new(Duration::from_millis(50));
+        c.put(1, 10);
+        assert_eq!(c.get(&1), Some(10));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(c.get(&1), None);
+        let z: TtlCache<u32, u32> = TtlCache::new(Duration::ZERO);
+        z.put(1, 10);
+        assert_eq!(z.get(&1), None);
+    }
+
+    #[test]
+    fn ttl_cache_stays_bounded() {
+        let c: TtlCache<usize, usize> = TtlCache::new(Duration::from_secs(60));
+        for i in 0..(CACHE_BOUND + 5) {
+            c.put(i, i);
+        }
+        assert!(c.entries.lock().unwrap().len() <= CACHE_BOUND);
+        assert_eq!(c.get(&(CACHE_BOUND + 4)), Some(CACHE_BOUND + 4));
+    }
+}
