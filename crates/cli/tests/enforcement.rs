@@ -317,6 +317,30 @@ async fn push_enforcement(backend: Backend) {
     assert!(denied
         .iter()
         .any(|d| d["repository"] == "team/bad" && d["allowed"] == false));
+    // A tag guard's verdict can be queried later; nothing is recorded.
+    let report = |path: String| {
+        let url = s.url(&format!("/pavilion/v1/policy/{path}"));
+        async move {
+            let r = client().get(url).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (st, v) = report("team/model/manifests/prod".into()).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["allowed"], true);
+    assert_eq!(v["detail"]["signature"]["verified"], true);
+    assert_eq!(v["digest"], all[0]["detail"]["digest"]);
+    let (st, v) = report("team/app/manifests/v1".into()).await;
+    assert_eq!((st, v["allowed"].clone()), (200, json!(true)));
+    assert_eq!(v["detail"]["signature"]["verified"], false);
+    let (st, v) = report("team/model/manifests/nope".into()).await;
+    assert_eq!(st, 404);
+    assert_eq!(v["errors"][0]["code"], "MANIFEST_UNKNOWN");
+    assert_eq!(
+        decisions(&s, "?repository=team/model").await.len(),
+        all.len()
+    );
     for bad_query in ["?n=0", "?n=x", "?point=nope", "?before=x", "?other=1"] {
         let r = client()
             .get(s.url(&format!("/pavilion/v1/decisions{bad_query}")))
@@ -809,4 +833,52 @@ fn serve_refuses_broken_policies_and_tls_files_clearly() {
     );
     let out = run(&["--tls-cert", not_pem.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "--tls-cert needs --tls-key");
+}
+
+/// The `*.rego` block scalars of a ConfigMap manifest (`  name.rego: |`,
+/// then lines indented by four spaces).
+fn configmap_rego(yaml: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in yaml.lines() {
+        if let Some(name) = line
+            .strip_prefix("  ")
+            .and_then(|l| l.strip_suffix(": |"))
+            .filter(|n| n.ends_with(".rego"))
+        {
+            out.extend(current.take());
+            current = Some((name.to_string(), String::new()));
+        } else if let Some((_, text)) = current.as_mut() {
+            if line.is_empty() || line.starts_with("    ") {
+                text.push_str(line.get(4..).unwrap_or(""));
+                text.push('\n');
+            } else {
+                out.extend(current.take());
+            }
+        }
+    }
+    out.extend(current);
+    out
+}
+
+#[test]
+fn the_kubernetes_example_policy_passes_its_own_tests() {
+    let yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes/policy-configmap.yaml"),
+    )
+    .unwrap();
+    let files = configmap_rego(&yaml);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in &files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_pavilion"))
+        .args(["policy", "test"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("5 passed, 0 failed"), "{text}");
 }

@@ -134,6 +134,11 @@ fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, PolicyError> {
             why: e.to_string(),
         })?;
         for e in entries.flatten() {
+            // Hidden entries are skipped: a Kubernetes ConfigMap volume holds
+            // every file twice more under `..data` and `..<timestamp>`.
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
@@ -388,6 +393,20 @@ test_wrong_expectation if {
             .decide(Point::Pull, &serde_json::json!({}))
             .unwrap()
             .allowed());
+    }
+
+    #[test]
+    fn hidden_entries_are_skipped_as_in_a_configmap_volume() {
+        let d = dir(&[
+            ("..2026_11_24/push.rego", PUSH),
+            ("..data/push.rego", PUSH),
+            (".hidden.rego", "not rego at all"),
+            ("push.rego", PUSH),
+            ("limits.json", r#"{"limits": {"max_params": 1}}"#),
+        ]);
+        // The hidden file does not parse: loading succeeds only if skipped.
+        let mut p = Policy::load(d.path()).unwrap();
+        assert_eq!(p.run_tests().len(), 3);
     }
 
     #[test]

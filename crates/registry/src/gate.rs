@@ -130,6 +130,37 @@ async fn signatures(
     Ok(out)
 }
 
+/// Everything the gate is told about a manifest.
+async fn gather(
+    state: &AppState,
+    repo: &RepoName,
+    tags: &[String],
+    digest: &Digest,
+    info: &ManifestInfo,
+    body: &Bytes,
+    host: Option<String>,
+) -> ApiResult<PushFacts> {
+    Ok(PushFacts {
+        repository: repo.to_string(),
+        tags: tags.to_vec(),
+        digest: digest.clone(),
+        media_type: info.media_type.clone(),
+        manifest: body.clone(),
+        config: config_bytes(state, info).await,
+        host,
+        identity: None,
+        signatures: signatures(state, repo, digest).await?,
+    })
+}
+
+/// The gate's decision; a policy that fails to evaluate refuses.
+fn decide(gate: &dyn PushGate, facts: &PushFacts) -> GateDecision {
+    gate.decide_push(facts).unwrap_or_else(|e| GateDecision {
+        deny: vec![format!("policy evaluation failed: {e}")],
+        ..Default::default()
+    })
+}
+
 /// Passes a manifest PUT through the gate, when there is one, and records
 /// the decision. `Ok(warnings)` lets it through; a denial is 403 `DENIED`
 /// with the rules' messages in the detail.
@@ -146,24 +177,8 @@ pub async fn check_push(
     let Some(gate) = state.gate.clone() else {
         return Ok(Vec::new());
     };
-    let facts = PushFacts {
-        repository: repo.to_string(),
-        tags: tags.to_vec(),
-        digest: digest.clone(),
-        media_type: info.media_type.clone(),
-        manifest: body.clone(),
-        config: config_bytes(state, info).await,
-        host,
-        identity: None,
-        signatures: signatures(state, repo, digest).await?,
-    };
-    let decision = match gate.decide_push(&facts) {
-        Ok(d) => d,
-        Err(e) => GateDecision {
-            deny: vec![format!("policy evaluation failed: {e}")],
-            ..Default::default()
-        },
-    };
+    let facts = gather(state, repo, tags, digest, info, body, host).await?;
+    let decision = decide(gate.as_ref(), &facts);
     let allowed = decision.deny.is_empty();
     let mut detail = serde_json::json!({ "digest": digest.to_string(), "tags": tags });
     if !decision.detail.is_null() {
@@ -196,6 +211,62 @@ pub async fn check_push(
             format!("denied by policy: {}", decision.deny.join("; ")),
         ))
     }
+}
+
+/// `GET /pavilion/v1/policy/<name>/manifests/<reference>`: the push rules
+/// evaluated now for a stored manifest (for a tag, as if that tag were set
+/// again), so a tag guard's verdict can be queried after the fact: a
+/// signature that expired or a certificate removed from the trust store
+/// shows here. Nothing is recorded or changed.
+pub async fn policy_report(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(rest): axum::extract::Path<String>,
+    headers: http::HeaderMap,
+) -> Response {
+    let result: ApiResult = async {
+        let Some(gate) = state.gate.clone() else {
+            return Err(ApiError::new(
+                ErrorCode::Unsupported,
+                "no push policy is configured (serve --policy)",
+            )
+            .with_status(http::StatusCode::NOT_FOUND));
+        };
+        let (name, reference) = rest.rsplit_once("/manifests/").ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NameInvalid,
+                "expected /pavilion/v1/policy/<name>/manifests/<reference>",
+            )
+            .with_status(http::StatusCode::NOT_FOUND)
+        })?;
+        let repo = crate::routes::repo(name)?;
+        let rec = crate::manifests::resolve(&state, &repo, reference).await?;
+        let body = state.blobs.read_all(&rec.digest).await?;
+        let info = ManifestInfo::parse(&body, Some(&rec.media_type))
+            .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+        let tags: Vec<String> = match pavilion_oci::Reference::parse(reference) {
+            Ok(pavilion_oci::Reference::Tag(t)) => vec![t.as_str().to_string()],
+            _ => Vec::new(),
+        };
+        let host = crate::body::header_str(&headers, header::HOST).map(str::to_string);
+        let facts = gather(&state, &repo, &tags, &rec.digest, &info, &body, host).await?;
+        let d = decide(gate.as_ref(), &facts);
+        let report = serde_json::json!({
+            "repository": repo.as_str(),
+            "reference": reference,
+            "digest": rec.digest.to_string(),
+            "allowed": d.deny.is_empty(),
+            "deny": d.deny,
+            "warn": d.warn,
+            "detail": d.detail,
+        });
+        Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            report.to_string(),
+        )
+            .into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `Warning` header values for policy warnings (`299 - "text"`, as the

@@ -20,7 +20,12 @@ fn unknown(name: &RepoName, reference: &str) -> ApiError {
     )
 }
 
-async fn resolve(state: &AppState, name: &RepoName, reference: &str) -> ApiResult<ManifestRecord> {
+/// The manifest a tag or digest names in `name`, or `MANIFEST_UNKNOWN`.
+pub async fn resolve(
+    state: &AppState,
+    name: &RepoName,
+    reference: &str,
+) -> ApiResult<ManifestRecord> {
     // A reference that is not even well formed names nothing: 404, as the
     // conformance suite expects for GET/HEAD/DELETE.
     let found = match Reference::parse(reference) {

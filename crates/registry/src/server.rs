@@ -125,6 +125,10 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
             "/pavilion/v1/decisions",
             axum::routing::get(crate::gate::list_decisions),
         )
+        .route(
+            "/pavilion/v1/policy/{*rest}",
+            axum::routing::get(crate::gate::policy_report),
+        )
         .fallback(dispatch)
         .with_state(state);
     match extra {
