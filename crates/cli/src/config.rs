@@ -21,6 +21,12 @@ pub struct ServeArgs {
     /// Data directory for blobs, upload sessions and the embedded SQLite database [default: ./pavilion-data].
     #[arg(long, env = "PAVILION_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Where blobs live: file://DIR, s3://BUCKET/PREFIX, az://CONTAINER/PREFIX or gs://BUCKET/PREFIX (settings from AWS_*/AZURE_*/GOOGLE_* variables or ?key=value pairs, e.g. ?endpoint=...&region=...; part_size=BYTES) [default: the data directory].
+    #[arg(long, env = "PAVILION_STORAGE", value_name = "URL")]
+    pub storage: Option<String>,
+    /// Answer blob GETs with a 307 redirect to a presigned object storage URL (valid 15 minutes), so bytes bypass the registry.
+    #[arg(long, env = "PAVILION_REDIRECT_BLOBS")]
+    pub redirect_blobs: bool,
     /// Metadata database: postgres://user@host:port/db for PostgreSQL [default: SQLite in the data directory].
     #[arg(long, env = "PAVILION_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
@@ -82,6 +88,8 @@ pub struct FileConfig {
     addr: Option<SocketAddr>,
     data: Option<PathBuf>,
     database_url: Option<String>,
+    storage: Option<String>,
+    redirect_blobs: Option<bool>,
     max_manifest_bytes: Option<usize>,
     chunk_min_length: Option<u64>,
     idle_timeout_secs: Option<u64>,
@@ -132,6 +140,10 @@ impl ServeArgs {
             .unwrap_or_else(|| PathBuf::from("pavilion-data"));
         let mut server = pavilion_registry::ServerConfig::new(addr, data);
         server.database_url = self.database_url.or(file.database_url);
+        server.storage = self.storage.or(file.storage);
+        if self.redirect_blobs || file.redirect_blobs == Some(true) {
+            server.redirect_blobs = Some(std::time::Duration::from_secs(15 * 60));
+        }
         if let Some(v) = self.max_manifest_bytes.or(file.max_manifest_bytes) {
             server.max_manifest_bytes = v;
         }

@@ -86,6 +86,19 @@ pub async fn get(
     let name = repo(name)?;
     let digest = blob_digest(digest)?;
     let size = size_in_repo(state, name.as_str(), &digest).await?;
+    // The bytes bypass the registry: the client fetches them (with its
+    // Range header) from the storage service. HEAD never needs the bytes.
+    if let (false, Some(ttl)) = (head, state.limits.redirect_blobs) {
+        if let Some(url) = state.blobs.presigned_get(&digest, ttl).await? {
+            return Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header(header::LOCATION, url)
+                .header("Docker-Content-Digest", digest.to_string())
+                .header(header::CONTENT_LENGTH, 0)
+                .body(Body::empty())
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()));
+        }
+    }
     let range_header = req
         .headers()
         .get(header::RANGE)

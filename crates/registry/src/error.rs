@@ -89,6 +89,7 @@ impl From<StoreError> for ApiError {
             StoreError::Io(_)
             | StoreError::Db(_)
             | StoreError::Migrate(_)
+            | StoreError::Backend(_)
             | StoreError::Corrupt(_) => {
                 tracing::error!(error = %detail, "storage failure");
                 ApiError::new(ErrorCode::Internal, detail)

@@ -8,7 +8,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use pavilion_store::{FsBlobStore, MetaStore, StoreError};
+use pavilion_store::{BlobStore, FsBlobStore, MetaStore, StoreError};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +42,11 @@ pub struct ServerConfig {
     pub upload_ttl: Option<Duration>,
     /// Certificate chain and private key (PEM files): serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where blobs live: `None` or `file://DIR` for local files (the data
+    /// directory by default), `s3://`, `az://`, `gs://` for object storage.
+    pub storage: Option<String>,
+    /// Redirect blob GETs to presigned URLs valid this long (object storage).
+    pub redirect_blobs: Option<Duration>,
 }
 
 /// What the rest of Pavilion adds to the registry: a push policy and extra
@@ -85,6 +90,8 @@ impl ServerConfig {
             max_page: 10_000,
             upload_ttl: Some(Duration::from_secs(7 * 24 * 3600)),
             tls: None,
+            storage: None,
+            redirect_blobs: None,
         }
     }
 
@@ -100,19 +107,60 @@ impl ServerConfig {
     }
 }
 
+/// Who the metadata database is, without credentials, to pair it with an
+/// object store: SQLite files are named with the host they live on.
+fn database_identity(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let path = rest.split('?').next().unwrap_or(rest);
+        return format!("sqlite://{}{path}", host.trim());
+    }
+    // postgres://user:secret@host:port/db?opts -> postgres://host:port/db
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    format!("{scheme}://{}", rest.split('?').next().unwrap_or(rest))
+}
+
+/// Opens the blob store `cfg.storage` names.
+async fn open_blobs(cfg: &ServerConfig, database: &str) -> Result<Arc<dyn BlobStore>, StoreError> {
+    match cfg.storage.as_deref() {
+        None => Ok(Arc::new(FsBlobStore::open(cfg.data_dir.clone())?)),
+        Some(u) if u.starts_with("file://") => {
+            let dir = PathBuf::from(&u["file://".len()..]);
+            std::fs::create_dir_all(&dir)?;
+            Ok(Arc::new(FsBlobStore::open(dir)?))
+        }
+        Some(u) => {
+            let store = pavilion_store::object_url::open(u)?;
+            let shown = pavilion_store::object_url::StorageUrl::parse(u)?.display();
+            // A first request at start: a wrong key or a missing bucket
+            // stops the server here with the reason, not at the first push.
+            store.claim(database).await.map_err(|e| {
+                StoreError::Backend(format!(
+                    "storage {shown}: {}",
+                    e.to_string().trim_start_matches("object store: ")
+                ))
+            })?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 /// Opens the stores described by `cfg`.
 pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
     std::fs::create_dir_all(&cfg.data_dir)?;
-    let blobs = FsBlobStore::open(cfg.data_dir.clone())?;
-    let meta = MetaStore::connect(&cfg.effective_database_url()?).await?;
+    let url = cfg.effective_database_url()?;
+    let blobs = open_blobs(cfg, &database_identity(&url)).await?;
+    let meta = MetaStore::connect(&url).await?;
     Ok(AppState::new(
-        Arc::new(blobs),
+        blobs,
         meta,
         Limits {
             max_manifest_bytes: cfg.max_manifest_bytes,
             chunk_min_length: cfg.chunk_min_length,
             body_idle_timeout: cfg.idle_timeout,
             max_page: cfg.max_page,
+            redirect_blobs: cfg.redirect_blobs,
         },
     ))
 }

@@ -19,6 +19,9 @@ pub struct Limits {
     pub body_idle_timeout: Duration,
     /// Largest page of tags, repositories or referrers.
     pub max_page: i64,
+    /// Answer blob GETs with a 307 to a presigned storage URL valid this
+    /// long, when the store can sign one.
+    pub redirect_blobs: Option<Duration>,
 }
 
 /// Everything a handler may touch.

@@ -82,4 +82,23 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Discards a session; `false` if it did not exist.
     async fn upload_abort(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// A URL the blob's bytes can be fetched from directly, valid for
+    /// `ttl`, when the store can sign one (object storage); `None` otherwise.
+    async fn presigned_get(
+        &self,
+        _digest: &Digest,
+        _ttl: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// Upload ids become file and object names: only the characters of a UUID
+/// are accepted, so no id can name anything outside the upload area.
+pub(crate) fn check_id(id: &str) -> Result<(), StoreError> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(StoreError::UploadNotFound(id.to_string()));
+    }
+    Ok(())
 }

@@ -53,6 +53,9 @@ pub enum StoreError {
     /// A database migration failure.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The object store failed or refused (unreachable, credentials, bucket).
+    #[error("object store: {0}")]
+    Backend(String),
     /// Stored data could not be read back.
     #[error("corrupt metadata: {0}")]
     Corrupt(String),

@@ -51,14 +51,7 @@ fn blocking_err(e: tokio::task::JoinError) -> StoreError {
     StoreError::Io(io::Error::other(e))
 }
 
-/// Upload ids become file names: only accept the characters of a UUID so no
-/// id can name anything outside `uploads/`.
-fn check_id(id: &str) -> Result<(), StoreError> {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        return Err(StoreError::UploadNotFound(id.to_string()));
-    }
-    Ok(())
-}
+use crate::blob::check_id;
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

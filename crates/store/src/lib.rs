@@ -14,12 +14,16 @@ pub mod direct;
 pub mod error;
 pub mod fs;
 pub mod meta;
+pub mod object;
+pub mod object_url;
+pub mod resumable_sha256;
 
 pub use blob::{BlobStore, ByteRange, ByteStream};
 pub use decisions::{Decision, DecisionQuery};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
 pub use meta::{ManifestRecord, MetaStore, NewManifest};
+pub use object::ObjectBlobStore;
 
 /// Milliseconds since the Unix epoch, for timestamps in metadata.
 pub fn now_millis() -> i64 {

@@ -13,6 +13,35 @@ use std::time::Duration;
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// Blobs in Ceph's radosgw (S3), metadata in PostgreSQL.
+    S3,
+    /// Blobs in Azurite (Azure Blob Storage), metadata in PostgreSQL.
+    Azure,
+}
+
+/// The `--storage` URL of a fresh prefix for `backend`, or None when its
+/// server is missing (and peers are not required).
+fn object_storage(backend: Backend) -> Option<Option<String>> {
+    let prefix = uuid_hex();
+    match backend {
+        Backend::Sqlite | Backend::Postgres => Some(None),
+        Backend::S3 => {
+            let endpoint = std::env::var("PAVILION_TEST_S3_ENDPOINT").ok();
+            require_peer("radosgw (PAVILION_TEST_S3_ENDPOINT)", endpoint.is_some())?;
+            Some(Some(format!(
+                "s3://pavilion-test/{prefix}?endpoint={}&region=default&allow_http=true&part_size=5242880",
+                endpoint?
+            )))
+        }
+        Backend::Azure => {
+            let present = std::env::var_os("AZURITE_BLOB_STORAGE_URL").is_some();
+            require_peer("Azurite (AZURITE_BLOB_STORAGE_URL)", present)?;
+            // Small parts, so tests of a few MiB cross part boundaries.
+            Some(Some(format!(
+                "az://pavilion-test/{prefix}?use_emulator=true&part_size=5242880"
+            )))
+        }
+    }
 }
 
 /// True when the test command asked for every peer to be present.
@@ -83,6 +112,9 @@ pub struct Server {
     pub data: PathBuf,
     pub database_url: Option<String>,
     pub extra_args: Vec<String>,
+    /// Whether dropping this server drops its database (replicas share the
+    /// first one's).
+    owns_database: bool,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -95,10 +127,15 @@ impl Server {
 
     /// Starts a server with extra `serve` arguments.
     pub fn start_with(backend: Backend, extra: &[&str]) -> Option<Server> {
+        let storage = object_storage(backend)?;
         let database_url = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => Some(fresh_postgres_db()?),
+            _ => Some(fresh_postgres_db()?),
         };
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(url) = storage {
+            extra.extend(["--storage".to_string(), url]);
+        }
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut s = Server {
             child: None,
@@ -106,11 +143,30 @@ impl Server {
             scheme: "http".into(),
             data: tmp.path().join("data"),
             database_url,
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            extra_args: extra,
+            owns_database: true,
             _tmp: Some(tmp),
         };
         s.spawn("127.0.0.1:0");
         Some(s)
+    }
+
+    /// Another replica of this server: same storage, same database, its
+    /// own process, port and data directory.
+    pub fn replica(&self) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut s = Server {
+            child: None,
+            addr: String::new(),
+            scheme: "http".into(),
+            data: tmp.path().join("data"),
+            database_url: self.database_url.clone(),
+            extra_args: self.extra_args.clone(),
+            owns_database: false,
+            _tmp: Some(tmp),
+        };
+        s.spawn("127.0.0.1:0");
+        s
     }
 
     fn spawn(&mut self, addr: &str) {
@@ -201,6 +257,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
         // Leave the shared test cluster as we found it.
+        if !self.owns_database {
+            return;
+        }
         if let (Some(url), Ok(base)) = (
             &self.database_url,
             std::env::var("PAVILION_TEST_POSTGRES_URL"),
@@ -218,12 +277,16 @@ impl Drop for Server {
     }
 }
 
-/// Runs `body` against both metadata backends as two tests.
+/// Runs `body` against every storage backend as four tests: local files
+/// with SQLite and with PostgreSQL, radosgw (S3) and Azurite (Azure Blob)
+/// with PostgreSQL.
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident => $body:expr;)*) => {
         $crate::backend_tests!(sqlite, Sqlite, $($name => $body;)*);
         $crate::backend_tests!(postgres, Postgres, $($name => $body;)*);
+        $crate::backend_tests!(s3, S3, $($name => $body;)*);
+        $crate::backend_tests!(azure, Azure, $($name => $body;)*);
     };
 }
 
