@@ -102,6 +102,10 @@ pub struct ObjectBlobStore {
     no_conditional_update: AtomicBool,
     /// Signs URLs for direct downloads (`serve --redirect-blobs`).
     signer: Option<Arc<dyn Signer>>,
+    /// One lock per session in this process: chunks for one session on one
+    /// replica run one after the other (the second then finds the offset
+    /// moved: 416), whatever the store's conditional writes are worth.
+    sessions: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn backend_err(e: object_store::Error) -> StoreError {
@@ -135,7 +139,23 @@ impl ObjectBlobStore {
             no_conditional: AtomicBool::new(false),
             no_conditional_update: AtomicBool::new(false),
             signer: None,
+            sessions: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    async fn lock_session(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(id.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    fn forget_session(&self, id: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// The same store, able to hand out presigned download URLs.
@@ -397,6 +417,51 @@ impl ObjectBlobStore {
         Ok(state.len)
     }
 
+    /// Commit, under the session's lock.
+    async fn commit_locked(&self, id: &str, digest: &Digest) -> Result<u64, StoreError> {
+        let (mut state, _) = self
+            .load(id)
+            .await?
+            .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
+        if digest.algorithm() == Algorithm::Sha256 {
+            let actual = state.sha256.finish();
+            if &actual != digest {
+                self.discard(id, &state).await;
+                return Err(StoreError::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
+        }
+        let size = match self.assemble(id, &mut state).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.discard(id, &state).await;
+                return Err(e);
+            }
+        };
+        let data = Self::data_path(id);
+        if digest.algorithm() != Algorithm::Sha256 {
+            let actual = self.hash_object(&data, digest.algorithm()).await?;
+            if &actual != digest {
+                let _ = self.store.delete(&self.path(&data)).await;
+                state.multipart = None;
+                self.discard(id, &state).await;
+                return Err(StoreError::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                });
+            }
+        }
+        if !self.create_entry(digest, &data, size).await? {
+            // The same content was committed by another session first.
+            let _ = self.store.delete(&self.path(&data)).await;
+        }
+        state.multipart = None;
+        self.discard(id, &state).await;
+        Ok(size)
+    }
+
     /// Checks the store is reachable and records which metadata database
     /// goes with it (`pavilion.json` under the prefix). Blobs without
     /// their metadata are unreachable, so a store already paired with
@@ -562,6 +627,8 @@ impl BlobStore for ObjectBlobStore {
         declared: Option<u64>,
         mut body: ByteStream,
     ) -> Result<u64, StoreError> {
+        check_id(id)?;
+        let _guard = self.lock_session(id).await;
         let (before, version) = self
             .load(id)
             .await?
@@ -656,47 +723,11 @@ impl BlobStore for ObjectBlobStore {
     }
 
     async fn upload_commit(&self, id: &str, digest: &Digest) -> Result<u64, StoreError> {
-        let (mut state, _) = self
-            .load(id)
-            .await?
-            .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
-        if digest.algorithm() == Algorithm::Sha256 {
-            let actual = state.sha256.finish();
-            if &actual != digest {
-                self.discard(id, &state).await;
-                return Err(StoreError::DigestMismatch {
-                    expected: digest.clone(),
-                    actual,
-                });
-            }
-        }
-        let size = match self.assemble(id, &mut state).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.discard(id, &state).await;
-                return Err(e);
-            }
-        };
-        let data = Self::data_path(id);
-        if digest.algorithm() != Algorithm::Sha256 {
-            let actual = self.hash_object(&data, digest.algorithm()).await?;
-            if &actual != digest {
-                let _ = self.store.delete(&self.path(&data)).await;
-                state.multipart = None;
-                self.discard(id, &state).await;
-                return Err(StoreError::DigestMismatch {
-                    expected: digest.clone(),
-                    actual,
-                });
-            }
-        }
-        if !self.create_entry(digest, &data, size).await? {
-            // The same content was committed by another session first.
-            let _ = self.store.delete(&self.path(&data)).await;
-        }
-        state.multipart = None;
-        self.discard(id, &state).await;
-        Ok(size)
+        check_id(id)?;
+        let _guard = self.lock_session(id).await;
+        let result = self.commit_locked(id, digest).await;
+        self.forget_session(id);
+        result
     }
 
     async fn presigned_get(
@@ -718,6 +749,9 @@ impl BlobStore for ObjectBlobStore {
     }
 
     async fn upload_abort(&self, id: &str) -> Result<bool, StoreError> {
+        check_id(id)?;
+        let _guard = self.lock_session(id).await;
+        self.forget_session(id);
         match self.load(id).await? {
             Some((state, _)) => {
                 self.discard(id, &state).await;
