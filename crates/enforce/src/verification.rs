@@ -170,6 +170,30 @@ pub fn verify_signatures(
         .collect()
 }
 
+/// What the trust policy asks for one artifact.
+enum Needed {
+    /// Nothing: the statement's level is `skip` (the verification is done).
+    Skip(ArtifactVerification),
+    /// Signatures, under this statement.
+    Verify(String, Box<Requirements>),
+}
+
+fn needed(trust: &TrustConfig, scope: &str, digest: &Digest) -> Result<Needed, VerifyError> {
+    Ok(match trust.requirements(scope)? {
+        Resolved::Skip { policy } => Needed::Skip(ArtifactVerification {
+            reference: format!("{scope}@{digest}"),
+            digest: digest.clone(),
+            policy,
+            reports: Vec::new(),
+            skipped: true,
+        }),
+        Resolved::Verify {
+            policy,
+            requirements,
+        } => Needed::Verify(policy, requirements),
+    })
+}
+
 /// Verifies signatures already in hand for the artifact (`digest`,
 /// `media_type`, `size`) at `scope`.
 pub fn verify_local(
@@ -178,24 +202,12 @@ pub fn verify_local(
     expected: &Expected<'_>,
     found: &[FoundSignature],
 ) -> Result<ArtifactVerification, VerifyError> {
-    let reference = format!("{scope}@{}", expected.digest);
-    let (policy, req) = match trust.requirements(scope)? {
-        Resolved::Skip { policy } => {
-            return Ok(ArtifactVerification {
-                reference,
-                digest: expected.digest.clone(),
-                policy,
-                reports: Vec::new(),
-                skipped: true,
-            })
-        }
-        Resolved::Verify {
-            policy,
-            requirements,
-        } => (policy, requirements),
+    let (policy, req) = match needed(trust, scope, expected.digest)? {
+        Needed::Skip(v) => return Ok(v),
+        Needed::Verify(policy, req) => (policy, req),
     };
     Ok(ArtifactVerification {
-        reference,
+        reference: format!("{scope}@{}", expected.digest),
         digest: expected.digest.clone(),
         policy,
         reports: verify_signatures(found, expected, &req),
@@ -301,21 +313,9 @@ pub async fn verify_remote_manifest(
     trust: &TrustConfig,
 ) -> Result<ArtifactVerification, VerifyError> {
     let scope = format!("{}/{}", r.registry, r.repository);
-    let reference = format!("{scope}@{digest}");
-    let (policy, req) = match trust.requirements(&scope)? {
-        Resolved::Skip { policy } => {
-            return Ok(ArtifactVerification {
-                reference,
-                digest: digest.clone(),
-                policy,
-                reports: Vec::new(),
-                skipped: true,
-            })
-        }
-        Resolved::Verify {
-            policy,
-            requirements,
-        } => (policy, requirements),
+    let (policy, req) = match needed(trust, &scope, digest)? {
+        Needed::Skip(v) => return Ok(v),
+        Needed::Verify(policy, req) => (policy, req),
     };
     let found = find_signatures(client, r, digest).await?;
     let expected = Expected {
@@ -324,7 +324,7 @@ pub async fn verify_remote_manifest(
         size,
     };
     Ok(ArtifactVerification {
-        reference,
+        reference: format!("{scope}@{digest}"),
         digest: digest.clone(),
         policy,
         reports: verify_signatures(&found, &expected, &req),

@@ -184,6 +184,21 @@ fn check_type(
     }
 }
 
+/// The `request` member of a review or provider request, an object.
+fn request_object<'a>(
+    doc: &'a Map<String, Value>,
+    what: &str,
+) -> Result<&'a Map<String, Value>, WireError> {
+    match doc.get("request") {
+        None | Some(Value::Null) => Err(WireError(format!("{what}: request missing"))),
+        Some(Value::Object(r)) => Ok(r),
+        Some(other) => Err(WireError(format!(
+            "{what}: request is {}, expected an object",
+            type_name(other)
+        ))),
+    }
+}
+
 /// Parses an AdmissionReview request body.
 ///
 /// Required: a JSON object with `kind: AdmissionReview`, `apiVersion:
@@ -208,16 +223,7 @@ pub fn parse_review(body: &[u8]) -> Result<Review, WireError> {
         }
     }
     let api_version = check_type(&doc, WHAT, "AdmissionReview", &[ADMISSION_V1])?;
-    let request = match doc.get("request") {
-        None | Some(Value::Null) => return Err(WireError(format!("{WHAT}: request missing"))),
-        Some(Value::Object(r)) => r,
-        Some(other) => {
-            return Err(WireError(format!(
-                "{WHAT}: request is {}, expected an object",
-                type_name(other)
-            )))
-        }
-    };
+    let request = request_object(&doc, WHAT)?;
     let uid = match opt_string(request, "uid", WHAT, "request.uid")? {
         None => return Err(WireError(format!("{WHAT}: request.uid missing"))),
         Some(u) if u.is_empty() => return Err(WireError(format!("{WHAT}: request.uid is empty"))),
@@ -435,16 +441,7 @@ pub fn parse_provider_request(body: &[u8]) -> Result<Vec<String>, WireError> {
         "ProviderRequest",
         &[EXTERNAL_DATA_V1BETA1, EXTERNAL_DATA_V1ALPHA1],
     )?;
-    let request = match doc.get("request") {
-        None | Some(Value::Null) => return Err(WireError(format!("{WHAT}: request missing"))),
-        Some(Value::Object(r)) => r,
-        Some(other) => {
-            return Err(WireError(format!(
-                "{WHAT}: request is {}, expected an object",
-                type_name(other)
-            )))
-        }
-    };
+    let request = request_object(&doc, WHAT)?;
     let keys = match request.get("keys") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(a)) => a,

@@ -102,3 +102,15 @@ pub(crate) fn check_id(id: &str) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// Refuses bytes that do not hash to `digest` (a blob given whole).
+pub(crate) fn check_digest(digest: &Digest, data: &[u8]) -> Result<(), StoreError> {
+    let actual = Digest::compute(digest.algorithm(), data);
+    if &actual != digest {
+        return Err(StoreError::DigestMismatch {
+            expected: digest.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}

@@ -51,7 +51,7 @@ fn blocking_err(e: tokio::task::JoinError) -> StoreError {
     StoreError::Io(io::Error::other(e))
 }
 
-use crate::blob::check_id;
+use crate::blob::{check_digest, check_id};
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -220,13 +220,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn put(&self, digest: &Digest, data: Bytes) -> Result<(), StoreError> {
-        let actual = Digest::compute(digest.algorithm(), &data);
-        if &actual != digest {
-            return Err(StoreError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            });
-        }
+        check_digest(digest, &data)?;
         if self.stat(digest).await?.is_some() {
             return Ok(());
         }

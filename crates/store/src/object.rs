@@ -30,7 +30,7 @@
 //! a concurrent duplicate commit then leaves an unreferenced data object,
 //! never a wrong blob.
 
-use crate::blob::{check_id, BlobStore, ByteRange, ByteStream};
+use crate::blob::{check_digest, check_id, BlobStore, ByteRange, ByteStream};
 use crate::error::StoreError;
 use crate::resumable_sha256::ResumableSha256;
 use async_trait::async_trait;
@@ -568,13 +568,7 @@ impl BlobStore for ObjectBlobStore {
     }
 
     async fn put(&self, digest: &Digest, data: Bytes) -> Result<(), StoreError> {
-        let actual = Digest::compute(digest.algorithm(), &data);
-        if &actual != digest {
-            return Err(StoreError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            });
-        }
+        check_digest(digest, &data)?;
         if self.entry(digest).await?.is_some() {
             return Ok(());
         }

@@ -94,13 +94,14 @@ pub fn open(url: &str) -> Result<ObjectBlobStore, StoreError> {
     let u = StorageUrl::parse(url)?;
     let mut part_size = DEFAULT_PART_SIZE;
     let unknown = |k: &str| bad(url, &format!("unknown option {k:?}"));
-    let (backend, signer): (Arc<dyn Backend>, Arc<dyn Signer>) = match u.scheme.as_str() {
-        "s3" => {
-            let mut b = AmazonS3Builder::from_env().with_bucket_name(&u.bucket);
+    // The three builders differ only in their types: the same steps each.
+    macro_rules! build {
+        ($builder:expr, $key:ty) => {{
+            let mut b = $builder;
             for (k, v) in &u.options {
                 if k == "part_size" {
                     part_size = parse_size(url, v)?;
-                } else if let Ok(key) = AmazonS3ConfigKey::from_str(k) {
+                } else if let Ok(key) = <$key>::from_str(k) {
                     b = b.with_config(key, v);
                 } else if let Ok(key) = ClientConfigKey::from_str(k) {
                     b = b.with_client_options(client_option(key, v));
@@ -109,40 +110,22 @@ pub fn open(url: &str) -> Result<ObjectBlobStore, StoreError> {
                 }
             }
             let store = Arc::new(b.build().map_err(|e| bad(url, &e.to_string()))?);
-            (store.clone(), store)
-        }
-        "az" => {
-            let mut b = MicrosoftAzureBuilder::from_env().with_container_name(&u.bucket);
-            for (k, v) in &u.options {
-                if k == "part_size" {
-                    part_size = parse_size(url, v)?;
-                } else if let Ok(key) = AzureConfigKey::from_str(k) {
-                    b = b.with_config(key, v);
-                } else if let Ok(key) = ClientConfigKey::from_str(k) {
-                    b = b.with_client_options(client_option(key, v));
-                } else {
-                    return Err(unknown(k));
-                }
-            }
-            let store = Arc::new(b.build().map_err(|e| bad(url, &e.to_string()))?);
-            (store.clone(), store)
-        }
-        _ => {
-            let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&u.bucket);
-            for (k, v) in &u.options {
-                if k == "part_size" {
-                    part_size = parse_size(url, v)?;
-                } else if let Ok(key) = GoogleConfigKey::from_str(k) {
-                    b = b.with_config(key, v);
-                } else if let Ok(key) = ClientConfigKey::from_str(k) {
-                    b = b.with_client_options(client_option(key, v));
-                } else {
-                    return Err(unknown(k));
-                }
-            }
-            let store = Arc::new(b.build().map_err(|e| bad(url, &e.to_string()))?);
-            (store.clone(), store)
-        }
+            (store.clone() as Arc<dyn Backend>, store as Arc<dyn Signer>)
+        }};
+    }
+    let (backend, signer) = match u.scheme.as_str() {
+        "s3" => build!(
+            AmazonS3Builder::from_env().with_bucket_name(&u.bucket),
+            AmazonS3ConfigKey
+        ),
+        "az" => build!(
+            MicrosoftAzureBuilder::from_env().with_container_name(&u.bucket),
+            AzureConfigKey
+        ),
+        _ => build!(
+            GoogleCloudStorageBuilder::from_env().with_bucket_name(&u.bucket),
+            GoogleConfigKey
+        ),
     };
     Ok(ObjectBlobStore::new(backend, &u.prefix, part_size).with_signer(signer))
 }
