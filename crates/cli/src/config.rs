@@ -234,4 +234,21 @@ mod tests {
         .unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
     }
+
+    #[test]
+    fn the_scale_out_examples_are_valid_configurations() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/scale-out");
+        for name in ["s3-postgres.toml", "azure-postgres.toml"] {
+            let s = ServeArgs {
+                config: Some(dir.join(name)),
+                ..Default::default()
+            }
+            .settings()
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let storage = s.server.storage.as_deref().unwrap();
+            pavilion_store::object_url::StorageUrl::parse(storage).unwrap();
+            assert!(s.server.database_url.unwrap().starts_with("postgres://"));
+            assert!(s.server.redirect_blobs.is_some());
+        }
+    }
 }
