@@ -86,10 +86,16 @@ impl From<StoreError> for ApiError {
             StoreError::RangeNotSatisfiable { .. } => ApiError::new(ErrorCode::SizeInvalid, detail)
                 .with_status(StatusCode::RANGE_NOT_SATISFIABLE),
             StoreError::Body(_) => ApiError::new(ErrorCode::BlobUploadInvalid, detail),
+            // The object store is unreachable or failing: a temporary
+            // condition clients may retry, not a fault of the request.
+            StoreError::Backend(_) => {
+                tracing::error!(error = %detail, "object store failure");
+                ApiError::new(ErrorCode::Internal, detail)
+                    .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            }
             StoreError::Io(_)
             | StoreError::Db(_)
             | StoreError::Migrate(_)
-            | StoreError::Backend(_)
             | StoreError::Corrupt(_) => {
                 tracing::error!(error = %detail, "storage failure");
                 ApiError::new(ErrorCode::Internal, detail)
