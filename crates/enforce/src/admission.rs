@@ -129,7 +129,8 @@ impl Admission {
     ) -> Option<serde_json::Value> {
         let c = manifest.get("config")?;
         let media_type = c.get("mediaType")?.as_str()?;
-        if input::model_summary(manifest, None).is_null() || !media_type.ends_with("json") {
+        // ModelPack config types end in +json: no other check needed.
+        if !input::is_model_config(media_type) {
             return None;
         }
         let digest: Digest = c.get("digest")?.as_str()?.parse().ok()?;

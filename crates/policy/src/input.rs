@@ -74,12 +74,18 @@ fn get<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
     path.iter().try_fold(v, |v, k| v.get(k))
 }
 
+/// Whether a config media type is a ModelPack model config (v1 or the
+/// CNAI draft).
+pub fn is_model_config(media_type: &str) -> bool {
+    MODEL_CONFIGS.contains(&media_type)
+}
+
 /// The summary of a ModelPack model (Null for anything else): name, version,
 /// licenses, format, parameter size, precision, architecture, and the files
 /// with their sizes and media types.
 pub fn model_summary(manifest: &Value, config: Option<&Value>) -> Value {
     let config_type = get(manifest, &["config", "mediaType"]).and_then(Value::as_str);
-    if !config_type.is_some_and(|t| MODEL_CONFIGS.contains(&t)) {
+    if !config_type.is_some_and(is_model_config) {
         return Value::Null;
     }
     let empty = Value::Null;
