@@ -93,6 +93,13 @@ impl From<StoreError> for ApiError {
                 ApiError::new(ErrorCode::Internal, detail)
                     .with_status(StatusCode::SERVICE_UNAVAILABLE)
             }
+            // The metadata database is restarting or out of reach: also
+            // temporary, and nothing was changed by the failed request.
+            StoreError::Db(_) if e.is_database_unavailable() => {
+                tracing::error!(error = %detail, "metadata database unavailable");
+                ApiError::new(ErrorCode::Internal, format!("metadata {detail}"))
+                    .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            }
             StoreError::Io(_)
             | StoreError::Db(_)
             | StoreError::Migrate(_)

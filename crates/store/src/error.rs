@@ -60,3 +60,46 @@ pub enum StoreError {
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
 }
+
+impl StoreError {
+    /// Whether the failure is the metadata database being out of reach
+    /// (restarting, connections cut, pool exhausted) rather than a fault in
+    /// what was asked: the registry answers these 503 so clients retry.
+    pub fn is_database_unavailable(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // SQLSTATE classes 08 (connection exception), 53 (insufficient
+            // resources, e.g. too many connections) and 57P (the server
+            // shutting down or starting up).
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
+            }),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_connection_failures_count_as_database_unavailable() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(StoreError::Db(sqlx::Error::Io(refused)).is_database_unavailable());
+        assert!(StoreError::Db(sqlx::Error::PoolTimedOut).is_database_unavailable());
+        assert!(!StoreError::Db(sqlx::Error::RowNotFound).is_database_unavailable());
+        assert!(!StoreError::Corrupt("x".into()).is_database_unavailable());
+        assert!(
+            !StoreError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+                .is_database_unavailable()
+        );
+    }
+}

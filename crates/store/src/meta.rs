@@ -107,7 +107,11 @@ impl MetaStore {
         };
         let options = AnyPoolOptions::new()
             .max_connections(if engine == Engine::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(30));
+            // While the database restarts, a request waits this long for a
+            // connection (the pool keeps reconnecting) before it is answered
+            // 503; long enough to ride out a restart, short enough that
+            // clients are not left hanging behind an outage.
+            .acquire_timeout(Duration::from_secs(10));
         let options = if engine == Engine::Sqlite {
             options.after_connect(|conn, _meta| {
                 Box::pin(async move {

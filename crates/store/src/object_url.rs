@@ -3,7 +3,11 @@
 //! usual environment variables of each cloud (`AWS_*`, `AZURE_*`,
 //! `GOOGLE_*`, read by `object_store`'s builders) and from query pairs
 //! named like object_store's configuration keys (`?endpoint=...&region=...`,
-//! `?use_emulator=true`, `?allow_http=true`); `part_size` (bytes) is ours.
+//! `?use_emulator=true`, `?allow_http=true`). Ours: `part_size` (bytes),
+//! and `max_retries` / `retry_timeout_secs`, how long a failing request to
+//! the store (a part upload answered 5xx or cut) is retried before the
+//! registry gives up and answers 503 (object_store's defaults: 10 tries
+//! within 180 s).
 
 use crate::error::StoreError;
 use crate::object::{Backend, ObjectBlobStore};
@@ -11,7 +15,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::signer::Signer;
-use object_store::ClientConfigKey;
+use object_store::{ClientConfigKey, RetryConfig};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -93,6 +97,7 @@ fn percent_decode(s: &str) -> String {
 pub fn open(url: &str) -> Result<ObjectBlobStore, StoreError> {
     let u = StorageUrl::parse(url)?;
     let mut part_size = DEFAULT_PART_SIZE;
+    let mut retry = RetryConfig::default();
     let unknown = |k: &str| bad(url, &format!("unknown option {k:?}"));
     // The three builders differ only in their types: the same steps each.
     macro_rules! build {
@@ -101,6 +106,10 @@ pub fn open(url: &str) -> Result<ObjectBlobStore, StoreError> {
             for (k, v) in &u.options {
                 if k == "part_size" {
                     part_size = parse_size(url, v)?;
+                } else if k == "max_retries" {
+                    retry.max_retries = parse_count(url, k, v)? as usize;
+                } else if k == "retry_timeout_secs" {
+                    retry.retry_timeout = std::time::Duration::from_secs(parse_count(url, k, v)?);
                 } else if let Ok(key) = <$key>::from_str(k) {
                     b = b.with_config(key, v);
                 } else if let Ok(key) = ClientConfigKey::from_str(k) {
@@ -109,7 +118,11 @@ pub fn open(url: &str) -> Result<ObjectBlobStore, StoreError> {
                     return Err(unknown(k));
                 }
             }
-            let store = Arc::new(b.build().map_err(|e| bad(url, &e.to_string()))?);
+            let store = Arc::new(
+                b.with_retry(retry.clone())
+                    .build()
+                    .map_err(|e| bad(url, &e.to_string()))?,
+            );
             (store.clone() as Arc<dyn Backend>, store as Arc<dyn Signer>)
         }};
     }
@@ -132,6 +145,11 @@ pub fn open(url: &str) -> Result<ObjectBlobStore, StoreError> {
 
 fn client_option(key: ClientConfigKey, v: &str) -> object_store::ClientOptions {
     object_store::ClientOptions::new().with_config(key, v)
+}
+
+fn parse_count(url: &str, key: &str, v: &str) -> Result<u64, StoreError> {
+    v.parse::<u64>()
+        .map_err(|_| bad(url, &format!("{key} must be a whole number, not {v:?}")))
 }
 
 fn parse_size(url: &str, v: &str) -> Result<u64, StoreError> {
@@ -170,6 +188,13 @@ mod tests {
         assert!(e.contains("unknown option \"nonsense\""), "{e}");
         let e = open("az://c?part_size=10").err().unwrap().to_string();
         assert!(e.contains("part_size"), "{e}");
+        let e = open("s3://b?max_retries=-1").err().unwrap().to_string();
+        assert!(e.contains("max_retries must be a whole number"), "{e}");
+        let e = open("s3://b?retry_timeout_secs=soon")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("retry_timeout_secs"), "{e}");
         assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
     }
 }

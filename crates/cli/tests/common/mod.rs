@@ -546,6 +546,15 @@ pub async fn open_session(s: &Server, repo: &str) -> String {
     r.headers()["location"].to_str().unwrap().to_string()
 }
 
+/// The offset an upload session has reached, asked of `s` (GET on its
+/// Location; asserts the session is there).
+pub async fn session_offset(s: &Server, loc: &str) -> u64 {
+    let r = client().get(s.url(loc)).send().await.unwrap();
+    assert_eq!(r.status(), 204, "the upload session must be there");
+    let range = hdr(&r, "range").unwrap();
+    range.trim_start_matches("0-").parse::<u64>().unwrap() + 1
+}
+
 /// PATCH of a chunk (octet-stream) with Content-Range `start-end`.
 pub async fn patch_chunk(s: &Server, loc: &str, start: usize, data: &[u8]) -> reqwest::Response {
     let end = start + data.len() - 1;
