@@ -209,37 +209,50 @@ impl ObjectBlobStore {
 
     /// Creates the entry of `d` for `data`; `false` when one already exists.
     async fn create_entry(&self, d: &Digest, data: &str, size: u64) -> Result<bool, StoreError> {
-        let path = self.path(&Self::entry_path(d));
         let body = serde_json::to_vec(&Entry {
             data: data.to_string(),
             size,
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.put_if_absent(&self.path(&Self::entry_path(d)), body)
+            .await
+    }
+
+    /// Writes `path` only if nothing is there; `false` when something was.
+    /// A conditional create (`If-None-Match: *`) where the store has one;
+    /// otherwise a check, then the write (two writers can both get through:
+    /// callers only write objects whose contents are interchangeable).
+    async fn put_if_absent(&self, path: &Path, body: Vec<u8>) -> Result<bool, StoreError> {
         if !self.no_conditional.load(Ordering::Relaxed) {
             let opts = PutOptions {
                 mode: PutMode::Create,
                 ..Default::default()
             };
-            match self.store.put_opts(&path, body.clone().into(), opts).await {
+            match self.store.put_opts(path, body.clone().into(), opts).await {
                 Ok(_) => return Ok(true),
                 Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
-                Err(e) if unsupported(&e) => {
-                    tracing::warn!(
-                        "object store has no conditional create; committing after a check instead"
-                    );
-                    self.no_conditional.store(true, Ordering::Relaxed);
-                }
+                Err(e) if unsupported(&e) => self.without_conditional_create(),
                 Err(e) => return Err(backend_err(e)),
             }
         }
-        if self.entry(d).await?.is_some() {
-            return Ok(false);
+        match self.store.head(path).await {
+            Ok(_) => return Ok(false),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(backend_err(e)),
         }
         self.store
-            .put(&path, body.into())
+            .put(path, body.into())
             .await
             .map_err(backend_err)?;
         Ok(true)
+    }
+
+    fn without_conditional_create(&self) {
+        if !self.no_conditional.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "object store has no conditional create (If-None-Match); committing after a check instead"
+            );
+        }
     }
 
     async fn load(&self, id: &str) -> Result<Option<(SessionState, UpdateVersion)>, StoreError> {
@@ -468,30 +481,55 @@ impl ObjectBlobStore {
     /// another database is refused: replicas sharing a bucket must share
     /// one PostgreSQL database, and two SQLite files never can.
     pub async fn claim(&self, database: &str) -> Result<(), StoreError> {
+        self.probe_conditional_create().await?;
         let path = self.path("pavilion.json");
-        match self.store.get(&path).await {
-            Ok(got) => {
-                let bytes = got.bytes().await.map_err(backend_err)?;
-                let v: serde_json::Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| StoreError::Corrupt(format!("{path}: {e}")))?;
-                let theirs = v["database"].as_str().unwrap_or("");
-                if theirs != database {
-                    return Err(StoreError::Backend(format!(
-                        "this storage is used with the metadata database {theirs}, not {database}; \
-                         replicas sharing object storage must share one PostgreSQL database (--database-url postgres://...)"
-                    )));
-                }
-                Ok(())
+        let body = serde_json::json!({ "database": database })
+            .to_string()
+            .into_bytes();
+        // Replicas starting together on a new bucket race to create the
+        // claim; the losers read the winner's.
+        if !self.put_if_absent(&path, body.clone()).await? {
+            let got = self.store.get(&path).await.map_err(backend_err)?;
+            let bytes = got.bytes().await.map_err(backend_err)?;
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("{path}: {e}")))?;
+            let theirs = v["database"].as_str().unwrap_or("");
+            if theirs != database {
+                return Err(StoreError::Backend(format!(
+                    "this storage is used with the metadata database {theirs}, not {database}; \
+                     replicas sharing object storage must share one PostgreSQL database (--database-url postgres://...)"
+                )));
             }
-            Err(e) if is_not_found(&e) => {
-                let body = serde_json::json!({ "database": database }).to_string();
-                self.store
-                    .put(&path, body.into())
-                    .await
-                    .map_err(backend_err)?;
-                Ok(())
+        }
+        Ok(())
+    }
+
+    /// Asks the store whether it honours `If-None-Match: *`: a second
+    /// conditional create of the same object must be refused. A store that
+    /// lets it through (Garage does) gets the check-then-write fallback
+    /// from here on, before the claim relies on it.
+    async fn probe_conditional_create(&self) -> Result<(), StoreError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = self.path(&format!("probe-{}-{nanos:x}", std::process::id()));
+        let opts = || PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        for attempt in 0..2 {
+            match self.store.put_opts(&path, "probe".into(), opts()).await {
+                Ok(_) if attempt == 1 => self.without_conditional_create(),
+                Ok(_) => continue,
+                Err(object_store::Error::AlreadyExists { .. }) if attempt == 1 => {}
+                Err(e) if unsupported(&e) => self.without_conditional_create(),
+                Err(e) => return Err(backend_err(e)),
             }
-            Err(e) => Err(backend_err(e)),
+            break;
+        }
+        match self.store.delete(&path).await {
+            Err(e) if !is_not_found(&e) => Err(backend_err(e)),
+            _ => Ok(()),
         }
     }
 
@@ -857,5 +895,124 @@ mod tests {
         assert!(total >= 5 << 40, "{total}");
         assert!((0..MAX_PARTS).all(|i| s.part_len(i) as u64 <= MAX_PART));
         assert_eq!(s.part_len(0), 64 << 20);
+    }
+
+    /// An in-memory store that, like Garage, ignores `If-None-Match`: a
+    /// conditional create overwrites.
+    #[derive(Debug, Default)]
+    struct IgnoresIfNoneMatch(object_store::memory::InMemory);
+
+    impl std::fmt::Display for IgnoresIfNoneMatch {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "IgnoresIfNoneMatch")
+        }
+    }
+
+    type OsResult<T> = object_store::Result<T>;
+
+    #[async_trait]
+    impl ObjectStore for IgnoresIfNoneMatch {
+        async fn put_opts(
+            &self,
+            p: &Path,
+            data: PutPayload,
+            mut opts: PutOptions,
+        ) -> OsResult<object_store::PutResult> {
+            if matches!(opts.mode, PutMode::Create) {
+                opts.mode = PutMode::Overwrite;
+            }
+            self.0.put_opts(p, data, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            p: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> OsResult<Box<dyn object_store::MultipartUpload>> {
+            self.0.put_multipart_opts(p, opts).await
+        }
+        async fn get_opts(
+            &self,
+            p: &Path,
+            opts: object_store::GetOptions,
+        ) -> OsResult<object_store::GetResult> {
+            self.0.get_opts(p, opts).await
+        }
+        async fn delete(&self, p: &Path) -> OsResult<()> {
+            self.0.delete(p).await
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures::stream::BoxStream<'static, OsResult<object_store::ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> OsResult<object_store::ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy(&self, from: &Path, to: &Path) -> OsResult<()> {
+            self.0.copy(from, to).await
+        }
+        async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> OsResult<()> {
+            self.0.copy_if_not_exists(from, to).await
+        }
+    }
+
+    #[async_trait]
+    impl MultipartStore for IgnoresIfNoneMatch {
+        async fn create_multipart(&self, p: &Path) -> OsResult<object_store::MultipartId> {
+            self.0.create_multipart(p).await
+        }
+        async fn put_part(
+            &self,
+            p: &Path,
+            id: &object_store::MultipartId,
+            i: usize,
+            data: PutPayload,
+        ) -> OsResult<PartId> {
+            self.0.put_part(p, id, i, data).await
+        }
+        async fn complete_multipart(
+            &self,
+            p: &Path,
+            id: &object_store::MultipartId,
+            parts: Vec<PartId>,
+        ) -> OsResult<object_store::PutResult> {
+            self.0.complete_multipart(p, id, parts).await
+        }
+        async fn abort_multipart(&self, p: &Path, id: &object_store::MultipartId) -> OsResult<()> {
+            self.0.abort_multipart(p, id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_ignores_if_none_match_is_found_out_at_claim() {
+        let honest = mem(5 << 20);
+        honest.claim("postgres://db").await.unwrap();
+        assert!(!honest.no_conditional.load(Ordering::Relaxed));
+
+        let backend: Arc<dyn Backend> = Arc::new(IgnoresIfNoneMatch::default());
+        let s = ObjectBlobStore::new(backend.clone(), "p", 5 << 20);
+        s.claim("postgres://db").await.unwrap();
+        assert!(
+            s.no_conditional.load(Ordering::Relaxed),
+            "the second create got through: commits must check first"
+        );
+        // The claim is intact and still guards the bucket.
+        let other = ObjectBlobStore::new(backend, "p", 5 << 20);
+        let e = other.claim("sqlite://elsewhere").await.unwrap_err();
+        assert!(e.to_string().contains("postgres://db"), "{e}");
+        // A second commit of the same digest finds the first.
+        crate::conformance::run_all(&s).await;
+        assert!(s
+            .create_entry(&Digest::sha256(b"x"), "data/a", 1)
+            .await
+            .unwrap());
+        assert!(!s
+            .create_entry(&Digest::sha256(b"x"), "data/b", 1)
+            .await
+            .unwrap());
     }
 }
