@@ -278,7 +278,7 @@ async fn failing_part_uploads_are_retried_or_refused_and_never_corrupt_a_blob() 
     assert_eq!(session_offset(&s, &loc).await, 17 << 20);
     assert_blob_absent(&s, repo, &sha256(&blob)).await;
 
-    // Healed: the client resends from the offset and the blob is whole.
+    // Healed: the client resends from the offset.
     proxy.always.store(false, Ordering::SeqCst);
     assert_eq!(
         patch_chunk(&s, &loc, 17 << 20, &blob[17 << 20..])
@@ -286,6 +286,18 @@ async fn failing_part_uploads_are_retried_or_refused_and_never_corrupt_a_blob() 
             .status(),
         202
     );
+    // The commit sends the last part (2 MiB): failing, it is refused with
+    // 503 and the session kept; the PUT sent again completes the blob whole.
+    proxy.always.store(true, Ordering::SeqCst);
+    let r = client()
+        .put(s.url(&format!("{loc}?digest={}", sha256(&blob))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(session_offset(&s, &loc).await, 27 << 20);
+    assert_blob_absent(&s, repo, &sha256(&blob)).await;
+    proxy.always.store(false, Ordering::SeqCst);
     commit_and_compare(&s, repo, &loc, &blob).await;
 }
 

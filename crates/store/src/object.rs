@@ -88,6 +88,12 @@ struct Entry {
     size: u64,
 }
 
+/// A part on its way to the store.
+struct SendingPart {
+    task: tokio::task::JoinHandle<object_store::Result<PartId>>,
+    size: u64,
+}
+
 /// Blobs and upload sessions in an object store.
 pub struct ObjectBlobStore {
     store: Arc<dyn Backend>,
@@ -355,7 +361,21 @@ impl ObjectBlobStore {
         state: &mut SessionState,
         data: Bytes,
     ) -> Result<(), StoreError> {
-        if state.parts.len() >= MAX_PARTS {
+        let sending = self.send_part(id, state, 0, data).await?;
+        Self::record_part(state, sending).await
+    }
+
+    /// Starts sending `data` as part number `parts.len() + queued` in the
+    /// background (creating the multipart upload first if needed).
+    async fn send_part(
+        &self,
+        id: &str,
+        state: &mut SessionState,
+        queued: usize,
+        data: Bytes,
+    ) -> Result<SendingPart, StoreError> {
+        let idx = state.parts.len() + queued;
+        if idx >= MAX_PARTS {
             return Err(StoreError::Backend(format!(
                 "upload {id} reached {MAX_PARTS} parts; raise the part size"
             )));
@@ -374,12 +394,19 @@ impl ObjectBlobStore {
             }
         };
         let size = data.len() as u64;
-        let part = self
-            .store
-            .put_part(&path, &mp, state.parts.len(), data.into())
+        let store = self.store.clone();
+        let task = tokio::spawn(async move { store.put_part(&path, &mp, idx, data.into()).await });
+        Ok(SendingPart { task, size })
+    }
+
+    /// Waits for a part being sent and adds it to the session's parts.
+    async fn record_part(state: &mut SessionState, sending: SendingPart) -> Result<(), StoreError> {
+        let part = sending
+            .task
             .await
+            .map_err(|e| StoreError::Backend(format!("part upload task: {e}")))?
             .map_err(backend_err)?;
-        state.parts.push((part.content_id, size));
+        state.parts.push((part.content_id, sending.size));
         Ok(())
     }
 
@@ -448,6 +475,9 @@ impl ObjectBlobStore {
         }
         let size = match self.assemble(id, &mut state).await {
             Ok(s) => s,
+            // The store failed or is out of reach: the session stays as it
+            // was saved, so the client can send its PUT again.
+            Err(e @ StoreError::Backend(_)) => return Err(e),
             Err(e) => {
                 self.discard(id, &state).await;
                 return Err(e);
@@ -681,41 +711,68 @@ impl BlobStore for ObjectBlobStore {
         let mut old_tail = before.tail.clone();
         let mut received: u64 = 0;
         let mut failed = None;
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    failed = Some(e.to_string());
-                    break;
+        // One part is sent while the next fills, so the store and the
+        // client both keep moving (memory: two parts). A part is recorded,
+        // and the state saved, before the next one is hashed: the saved
+        // hash and parts always cover exactly what the store holds.
+        let mut sending: Option<SendingPart> = None;
+        let receiving = async {
+            while let Some(chunk) = body.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                };
+                received += chunk.len() as u64;
+                if let Some(d) = declared.filter(|d| received > *d) {
+                    // Not recorded (unless parts were already saved, which
+                    // the session's length then reports). Parts sent since
+                    // are replaced by the next ones with the same numbers.
+                    return Err(StoreError::LengthMismatch {
+                        declared: d,
+                        got: received,
+                    });
                 }
-            };
-            received += chunk.len() as u64;
-            if let Some(d) = declared.filter(|d| received > *d) {
-                // Not recorded (unless parts were already saved, which the
-                // session's length then reports). Parts sent since are
-                // replaced by the next ones with the same numbers.
-                return Err(StoreError::LengthMismatch {
-                    declared: d,
-                    got: received,
-                });
-            }
-            buf.extend_from_slice(&chunk);
-            while buf.len() >= self.part_len(state.parts.len()) {
-                let part = buf.split_to(self.part_len(state.parts.len())).freeze();
-                state.sha256.update(&part[prehashed.min(part.len())..]);
-                prehashed = prehashed.saturating_sub(part.len());
-                self.put_part(id, &mut state, part).await?;
-                // Saved after every part: a long body cut off (or a replica
-                // killed) loses at most one part.
-                state.tail = None;
-                state.tail_len = 0;
-                state.len = state.parts.iter().map(|(_, n)| n).sum();
-                version = self.save(id, &state, version).await?;
-                if let Some(t) = old_tail.take() {
-                    let _ = self.store.delete(&self.path(&t)).await;
+                buf.extend_from_slice(&chunk);
+                loop {
+                    let queued = usize::from(sending.is_some());
+                    let len = self.part_len(state.parts.len() + queued);
+                    if buf.len() < len {
+                        break;
+                    }
+                    let part = buf.split_to(len).freeze();
+                    if let Some(previous) = sending.take() {
+                        Self::record_part(&mut state, previous).await?;
+                        // Saved after every part: a long body cut off (or a
+                        // replica killed) loses at most the parts in flight.
+                        state.tail = None;
+                        state.tail_len = 0;
+                        state.len = state.parts.iter().map(|(_, n)| n).sum();
+                        version = self.save(id, &state, version.take()).await?;
+                        if let Some(t) = old_tail.take() {
+                            let _ = self.store.delete(&self.path(&t)).await;
+                        }
+                    }
+                    state.sha256.update(&part[prehashed.min(part.len())..]);
+                    prehashed = prehashed.saturating_sub(part.len());
+                    let queued = usize::from(sending.is_some());
+                    sending = Some(self.send_part(id, &mut state, queued, part).await?);
                 }
             }
+            Ok(())
         }
+        .await;
+        // Whatever happened, the part in flight is waited for: a part
+        // still arriving at the store later could overwrite the same part
+        // number sent by the session's next request.
+        let sent = match sending.take() {
+            Some(part) => Self::record_part(&mut state, part).await,
+            None => Ok(()),
+        };
+        receiving?;
+        sent?;
         if failed.is_none() {
             if let Some(d) = declared.filter(|d| *d != received) {
                 return Err(StoreError::LengthMismatch {
