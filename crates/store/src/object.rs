@@ -19,7 +19,9 @@
 //!   (under the 5 MiB minimum of S3 parts); at most that much is read back
 //!   when the next chunk arrives.
 //!
-//! Memory per upload is bounded by one part. Parts are `part_size` bytes
+//! Memory per upload is bounded by two parts: one on its way to the store
+//! while the next fills (sending and receiving overlap; with one part,
+//! the client stalled for every part's upload). Parts are `part_size` bytes
 //! (doubling every 1000 parts, at most 5 GiB) so that the 10,000 parts S3
 //! allows reach its 5 TiB object limit; a chunk's remainder of at least
 //! 5 MiB becomes a shorter part (parts may differ in size).
