@@ -79,6 +79,12 @@ fn found(s: &StoredSignature) -> Option<FoundSignature> {
 }
 
 impl PushGate for PushPolicy {
+    /// Without a trust policy nothing is verified: the registry need not
+    /// read the stored signatures.
+    fn uses_signatures(&self) -> bool {
+        self.trust.is_some()
+    }
+
     fn decide_push(&self, f: &PushFacts) -> Result<GateDecision, String> {
         let manifest = serde_json::from_slice(&f.manifest).unwrap_or(serde_json::Value::Null);
         let config = f

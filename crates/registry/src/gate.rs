@@ -79,6 +79,12 @@ pub trait PushGate: Send + Sync {
     /// The decision for `facts`; an `Err` is a policy failure (refused,
     /// reported as such, never stored).
     fn decide_push(&self, facts: &PushFacts) -> Result<GateDecision, String>;
+
+    /// Whether the gate looks at `PushFacts::signatures`; when it does not,
+    /// the registry does not read them (a query and up to 64 blob reads).
+    fn uses_signatures(&self) -> bool {
+        true
+    }
 }
 
 /// Reads the config blob when it is small JSON.
@@ -131,8 +137,10 @@ async fn signatures(
 }
 
 /// Everything the gate is told about a manifest.
+#[allow(clippy::too_many_arguments)]
 async fn gather(
     state: &AppState,
+    gate: &dyn PushGate,
     repo: &RepoName,
     tags: &[String],
     digest: &Digest,
@@ -149,7 +157,11 @@ async fn gather(
         config: config_bytes(state, info).await,
         host,
         identity: None,
-        signatures: signatures(state, repo, digest).await?,
+        signatures: if gate.uses_signatures() {
+            signatures(state, repo, digest).await?
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -177,7 +189,7 @@ pub async fn check_push(
     let Some(gate) = state.gate.clone() else {
         return Ok(Vec::new());
     };
-    let facts = gather(state, repo, tags, digest, info, body, host).await?;
+    let facts = gather(state, gate.as_ref(), repo, tags, digest, info, body, host).await?;
     let decision = decide(gate.as_ref(), &facts);
     let allowed = decision.deny.is_empty();
     let mut detail = serde_json::json!({ "digest": digest.to_string(), "tags": tags });
@@ -248,7 +260,17 @@ pub async fn policy_report(
             _ => Vec::new(),
         };
         let host = crate::body::header_str(&headers, header::HOST).map(str::to_string);
-        let facts = gather(&state, &repo, &tags, &rec.digest, &info, &body, host).await?;
+        let facts = gather(
+            &state,
+            gate.as_ref(),
+            &repo,
+            &tags,
+            &rec.digest,
+            &info,
+            &body,
+            host,
+        )
+        .await?;
         let d = decide(gate.as_ref(), &facts);
         let report = serde_json::json!({
             "repository": repo.as_str(),
