@@ -93,7 +93,8 @@ struct Entry {
 /// A part on its way to the store.
 struct SendingPart {
     task: tokio::task::JoinHandle<object_store::Result<PartId>>,
-    size: u64,
+    /// The part's bytes, kept to reuse their buffer once sent.
+    data: Bytes,
 }
 
 /// Blobs and upload sessions in an object store.
@@ -364,7 +365,7 @@ impl ObjectBlobStore {
         data: Bytes,
     ) -> Result<(), StoreError> {
         let sending = self.send_part(id, state, 0, data).await?;
-        Self::record_part(state, sending).await
+        Self::record_part(state, sending).await.map(drop)
     }
 
     /// Starts sending `data` as part number `parts.len() + queued` in the
@@ -395,21 +396,31 @@ impl ObjectBlobStore {
                 m
             }
         };
-        let size = data.len() as u64;
         let store = self.store.clone();
-        let task = tokio::spawn(async move { store.put_part(&path, &mp, idx, data.into()).await });
-        Ok(SendingPart { task, size })
+        let payload = data.clone();
+        let task =
+            tokio::spawn(async move { store.put_part(&path, &mp, idx, payload.into()).await });
+        Ok(SendingPart { task, data })
     }
 
-    /// Waits for a part being sent and adds it to the session's parts.
-    async fn record_part(state: &mut SessionState, sending: SendingPart) -> Result<(), StoreError> {
+    /// Waits for a part being sent and adds it to the session's parts;
+    /// returns its buffer, emptied, when nothing else holds it.
+    async fn record_part(
+        state: &mut SessionState,
+        sending: SendingPart,
+    ) -> Result<Option<BytesMut>, StoreError> {
         let part = sending
             .task
             .await
             .map_err(|e| StoreError::Backend(format!("part upload task: {e}")))?
             .map_err(backend_err)?;
-        state.parts.push((part.content_id, sending.size));
-        Ok(())
+        state
+            .parts
+            .push((part.content_id, sending.data.len() as u64));
+        Ok(sending.data.try_into_mut().ok().map(|mut b| {
+            b.clear();
+            b
+        }))
     }
 
     /// Removes a session's objects (state, tail, multipart upload).
@@ -709,6 +720,9 @@ impl BlobStore for ObjectBlobStore {
         // already covers; bytes are hashed as they leave `buf` for a part
         // or a tail, so the hash saved always covers exactly `len` bytes.
         let mut buf = self.read_tail(&state).await?;
+        let first = self.part_len(state.parts.len());
+        let expected = declared.map_or(first, |d| buf.len().saturating_add(d as usize));
+        buf.reserve(expected.min(first).saturating_sub(buf.len()));
         let mut prehashed = buf.len();
         let mut old_tail = before.tail.clone();
         let mut received: u64 = 0;
@@ -737,16 +751,24 @@ impl BlobStore for ObjectBlobStore {
                         got: received,
                     });
                 }
-                buf.extend_from_slice(&chunk);
-                loop {
+                // Each buffer fills to exactly one part, never past it, so
+                // it is allocated once and reused for the part after next
+                // (fresh 64 MiB buffers cost more in page faults and zeroing
+                // than hashing them).
+                let mut chunk = chunk;
+                while !chunk.is_empty() {
                     let queued = usize::from(sending.is_some());
                     let len = self.part_len(state.parts.len() + queued);
+                    let room = len.saturating_sub(buf.len());
+                    buf.extend_from_slice(&chunk.split_to(room.min(chunk.len())));
                     if buf.len() < len {
                         break;
                     }
-                    let part = buf.split_to(len).freeze();
+                    let part = std::mem::take(&mut buf).freeze();
                     if let Some(previous) = sending.take() {
-                        Self::record_part(&mut state, previous).await?;
+                        buf = Self::record_part(&mut state, previous)
+                            .await?
+                            .unwrap_or_default();
                         // Saved after every part: a long body cut off (or a
                         // replica killed) loses at most the parts in flight.
                         state.tail = None;
@@ -757,10 +779,10 @@ impl BlobStore for ObjectBlobStore {
                             let _ = self.store.delete(&self.path(&t)).await;
                         }
                     }
+                    buf.reserve(self.part_len(state.parts.len() + 1));
                     state.sha256.update(&part[prehashed.min(part.len())..]);
                     prehashed = prehashed.saturating_sub(part.len());
-                    let queued = usize::from(sending.is_some());
-                    sending = Some(self.send_part(id, &mut state, queued, part).await?);
+                    sending = Some(self.send_part(id, &mut state, 0, part).await?);
                 }
             }
             Ok(())
@@ -770,7 +792,7 @@ impl BlobStore for ObjectBlobStore {
         // still arriving at the store later could overwrite the same part
         // number sent by the session's next request.
         let sent = match sending.take() {
-            Some(part) => Self::record_part(&mut state, part).await,
+            Some(part) => Self::record_part(&mut state, part).await.map(drop),
             None => Ok(()),
         };
         receiving?;
