@@ -406,3 +406,45 @@ async fn killed_push_and_pull_resume_when_run_again() {
         "the piece record is removed once the file is complete"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_retries_ranges_a_balancer_answers_503() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("big.bin");
+    let data = write_pattern(&src, (20 << 20) + 5, 23);
+    let direct: ImageRef = format!("{}/client/unavailable:v1", s.addr).parse().unwrap();
+    let (digest, size) = client_for().push_blob_file(&direct, &src).await.unwrap();
+    // The first two blob GETs meet a replica that lost its storage, as a
+    // balancer without health checks passes it on.
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hook: ProxyHook = {
+        let refused = refused.clone();
+        Arc::new(move |method, path| {
+            let blob_get = method == reqwest::Method::GET && path.contains("/blobs/");
+            if blob_get
+                && refused
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                        (n < 2).then_some(n + 1)
+                    })
+                    .is_ok()
+            {
+                ProxyAction::Refuse(
+                    503,
+                    r#"{"errors":[{"code":"UNKNOWN","message":"object store unreachable"}]}"#,
+                )
+            } else {
+                ProxyAction::Forward
+            }
+        })
+    };
+    let proxy = http_proxy(format!("http://{}", s.addr), hook).await;
+    let via: ImageRef = format!("{proxy}/client/unavailable:v1").parse().unwrap();
+    let dest = tmp.path().join("big.out");
+    client_for()
+        .pull_blob_file(&via, &digest, size, &dest, 2)
+        .await
+        .unwrap();
+    assert_eq!(refused.load(Ordering::SeqCst), 2, "both 503s were met");
+    assert!(std::fs::read(&dest).unwrap() == data, "pulled bytes differ");
+}

@@ -132,105 +132,43 @@ struct PartFaults {
     parts_seen: Arc<AtomicUsize>,
 }
 
-#[derive(Clone)]
-struct FaultState {
-    upstream: String,
-    http: reqwest::Client,
-    transient: Arc<AtomicUsize>,
-    always: Arc<AtomicBool>,
-    injected: Arc<AtomicUsize>,
-    parts_seen: Arc<AtomicUsize>,
-    last_failed: Arc<AtomicBool>,
-}
-
 async fn part_faults(upstream: String) -> PartFaults {
-    use axum::body::Body;
-    use axum::extract::{Request, State};
-    use axum::http::StatusCode;
-    use axum::response::Response;
-
-    async fn forward(State(st): State<FaultState>, req: Request) -> Response {
-        let (parts, body) = req.into_parts();
-        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let is_part = parts.method == axum::http::Method::PUT && path.contains("partNumber=");
-        let mut fail = None;
-        if is_part {
-            st.parts_seen.fetch_add(1, Ordering::SeqCst);
-            let take_turn = !st.last_failed.load(Ordering::SeqCst)
-                && st
-                    .transient
+    let (transient, always) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (injected, parts_seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let last_failed = AtomicBool::new(false);
+    let hook: ProxyHook = {
+        let (transient, always) = (transient.clone(), always.clone());
+        let (injected, parts_seen) = (injected.clone(), parts_seen.clone());
+        Arc::new(move |method, path| {
+            if method != reqwest::Method::PUT || !path.contains("partNumber=") {
+                return ProxyAction::Forward;
+            }
+            parts_seen.fetch_add(1, Ordering::SeqCst);
+            let take_turn = !last_failed.load(Ordering::SeqCst)
+                && transient
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                     .is_ok();
-            if st.always.load(Ordering::SeqCst) || take_turn {
-                let n = st.injected.fetch_add(1, Ordering::SeqCst);
-                fail = Some(n % 2 == 0);
+            let fail = always.load(Ordering::SeqCst) || take_turn;
+            last_failed.store(fail, Ordering::SeqCst);
+            if !fail {
+                ProxyAction::Forward
+            } else if injected.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                ProxyAction::Refuse(503, "<Error><Code>SlowDown</Code></Error>")
+            } else {
+                ProxyAction::ForwardThenFail(500, "<Error><Code>InternalError</Code></Error>")
             }
-            st.last_failed.store(fail.is_some(), Ordering::SeqCst);
-        }
-        if fail == Some(true) {
-            // Refused before anything reached the store.
-            return Response::builder()
-                .status(StatusCode::SERVICE_UNAVAILABLE)
-                .body(Body::from("<Error><Code>SlowDown</Code></Error>"))
-                .unwrap();
-        }
-        // The Host header is kept: the request's signature covers it.
-        let mut out = st
-            .http
-            .request(parts.method.clone(), format!("{}{path}", st.upstream))
-            .body(body);
-        for (k, v) in &parts.headers {
-            out = out.header(k, v);
-        }
-        let Ok(r) = out.send().await else {
-            return Response::builder()
-                .status(StatusCode::BAD_GATEWAY)
-                .body(Body::empty())
-                .unwrap();
-        };
-        if fail == Some(false) {
-            // Stored, but the answer never arrives.
-            return Response::builder()
-                .status(StatusCode::INTERNAL_SERVER_ERROR)
-                .body(Body::from("<Error><Code>InternalError</Code></Error>"))
-                .unwrap();
-        }
-        let mut resp = Response::builder().status(r.status().as_u16());
-        for (k, v) in r.headers() {
-            if k != "transfer-encoding" && k != "connection" {
-                resp = resp.header(k, v);
-            }
-        }
-        resp.body(Body::from(r.bytes().await.unwrap_or_default()))
-            .unwrap()
+        })
+    };
+    PartFaults {
+        addr: http_proxy(upstream, hook).await,
+        transient,
+        always,
+        injected,
+        parts_seen,
     }
-
-    let st = FaultState {
-        upstream,
-        http: reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        transient: Arc::default(),
-        always: Arc::default(),
-        injected: Arc::default(),
-        parts_seen: Arc::default(),
-        last_failed: Arc::default(),
-    };
-    let faults = PartFaults {
-        addr: String::new(),
-        transient: st.transient.clone(),
-        always: st.always.clone(),
-        injected: st.injected.clone(),
-        parts_seen: st.parts_seen.clone(),
-    };
-    let app = axum::Router::new().fallback(forward).with_state(st);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    PartFaults { addr, ..faults }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

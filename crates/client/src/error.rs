@@ -134,6 +134,16 @@ pub enum ErrorKind {
 }
 
 impl ClientError {
+    /// Whether trying again may succeed: the network failed, or the
+    /// registry (or a balancer in front of it) said it is unavailable for
+    /// now (502, 503, 504, 429), e.g. a replica that lost its storage.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            ClientError::Registry { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            e => e.kind() == ErrorKind::Network,
+        }
+    }
+
     /// Classifies the error.
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -13,7 +13,7 @@
 //! back, except the pieces a previous run left (resume).
 
 use crate::client::{check, scope, Client};
-use crate::error::{ClientError, ErrorKind};
+use crate::error::ClientError;
 use futures::{StreamExt, TryStreamExt};
 use pavilion_dio::{open_direct, write_at, AlignedBuf};
 use pavilion_oci::{Algorithm, Digest, ImageRef};
@@ -272,7 +272,8 @@ impl Client {
     }
 
     /// Downloads piece `i`, retrying with exponential backoff from where it
-    /// stopped when the connection fails or drops mid-body.
+    /// stopped when the connection fails or drops mid-body, or the registry
+    /// answers that it is unavailable for now.
     async fn fetch_piece(&self, s: &Shared<'_>, i: u64) -> Result<(), ClientError> {
         let start = i * PIECE;
         let end = (start + PIECE).min(s.size); // exclusive
@@ -291,7 +292,7 @@ impl Client {
         loop {
             attempt += 1;
             match self.fetch_range(s, &mut fill, end).await {
-                Err(e) if attempt < RANGE_ATTEMPTS && e.kind() == ErrorKind::Network => {
+                Err(e) if attempt < RANGE_ATTEMPTS && e.is_temporary() => {
                     tracing::warn!(error = %e, attempt, start, "range failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
