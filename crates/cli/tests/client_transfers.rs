@@ -223,14 +223,26 @@ async fn proxy(
     (addr, seen)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pull_cut_mid_range_retries_from_where_it_stopped() {
+/// A fresh server holding a `len`-byte pattern blob pushed under
+/// `repo_tag`; returns it with the temp dir, the bytes, digest and size.
+async fn pushed_pattern(
+    repo_tag: &str,
+    len: usize,
+    seed: u32,
+) -> (Server, tempfile::TempDir, Vec<u8>, Digest, u64) {
     let s = Server::start(Backend::Sqlite).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("big.bin");
-    let data = write_pattern(&src, (40 << 20) + 3, 17);
-    let direct: ImageRef = format!("{}/client/cutpull:v1", s.addr).parse().unwrap();
+    let data = write_pattern(&src, len, seed);
+    let direct: ImageRef = format!("{}/{repo_tag}", s.addr).parse().unwrap();
     let (digest, size) = client_for().push_blob_file(&direct, &src).await.unwrap();
+    (s, tmp, data, digest, size)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_cut_mid_range_retries_from_where_it_stopped() {
+    let (s, tmp, data, digest, size) =
+        pushed_pattern("client/cutpull:v1", (40 << 20) + 3, 17).await;
     let (proxy, cuts) = cutting_proxy(s.addr.clone(), 10 << 20, Way::Down).await;
     let via: ImageRef = format!("{proxy}/client/cutpull:v1").parse().unwrap();
     let dest = tmp.path().join("big.out");
@@ -409,12 +421,8 @@ async fn killed_push_and_pull_resume_when_run_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_retries_ranges_a_balancer_answers_503() {
-    let s = Server::start(Backend::Sqlite).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("big.bin");
-    let data = write_pattern(&src, (20 << 20) + 5, 23);
-    let direct: ImageRef = format!("{}/client/unavailable:v1", s.addr).parse().unwrap();
-    let (digest, size) = client_for().push_blob_file(&direct, &src).await.unwrap();
+    let (s, tmp, data, digest, size) =
+        pushed_pattern("client/unavailable:v1", (20 << 20) + 5, 23).await;
     // The first two blob GETs meet a replica that lost its storage, as a
     // balancer without health checks passes it on.
     let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -52,7 +52,6 @@ async fn replicas_share_one_registry(backend: Backend) {
     // A replica killed mid-chunk: the client carries on through another
     // from the offset that one reports.
     let blob = stepped_bytes(20 << 20, 9);
-    let d = sha256(&blob);
     let loc = open_session(&r2, "scale/two").await;
     let hdrs = format!(
         "Content-Range: 0-{}\r\nContent-Type: application/octet-stream\r\n",
@@ -78,18 +77,7 @@ async fn replicas_share_one_registry(backend: Backend) {
             .status(),
         202
     );
-    let r = client()
-        .put(r1.url(&format!("{loc}?digest={d}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    let got = get_blob(&r3, "scale/two", &d, None)
-        .await
-        .bytes()
-        .await
-        .unwrap();
-    assert!(got[..] == blob[..], "resumed blob differs");
+    commit_and_compare(&r1, &r3, "scale/two", &loc, &blob).await;
 
     // Concurrent pushes of one tag from two replicas: every replica then
     // gives the same answer, one of the two manifests.

@@ -555,6 +555,30 @@ pub async fn session_offset(s: &Server, loc: &str) -> u64 {
     range.trim_start_matches("0-").parse::<u64>().unwrap() + 1
 }
 
+/// Closes upload `loc` on `commit_on` with `blob`'s digest (asserts 201)
+/// and checks that `read_from` serves exactly `blob`.
+pub async fn commit_and_compare(
+    commit_on: &Server,
+    read_from: &Server,
+    repo: &str,
+    loc: &str,
+    blob: &[u8],
+) {
+    let d = sha256(blob);
+    let r = client()
+        .put(commit_on.url(&format!("{loc}?digest={d}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let got = get_blob(read_from, repo, &d, None)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert!(got[..] == blob[..], "the stored blob is the bytes sent");
+}
+
 /// PATCH of a chunk (octet-stream) with Content-Range `start-end`.
 pub async fn patch_chunk(s: &Server, loc: &str, start: usize, data: &[u8]) -> reqwest::Response {
     let end = start + data.len() - 1;
