@@ -282,7 +282,9 @@ impl OwnPostgres {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// `tool` from the server's binaries, run as the cluster's owner
+    /// (`postgres` when we are root: initdb refuses root).
+    fn command(&self, tool: &str) -> std::process::Command {
         let exe = self.bin.join(tool);
         let mut cmd = if is_root() {
             let mut c = std::process::Command::new("runuser");
@@ -291,7 +293,12 @@ impl OwnPostgres {
         } else {
             std::process::Command::new(exe)
         };
-        let out = cmd.args(args).current_dir("/").output().unwrap();
+        cmd.current_dir("/");
+        cmd
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self.command(tool).args(args).output().unwrap();
         assert!(
             out.status.success(),
             "{tool} {args:?}: {}",
@@ -322,11 +329,9 @@ impl OwnPostgres {
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let _ = std::process::Command::new(if is_root() { "runuser" } else { "true" })
-            .args(["-u", "postgres", "--"])
-            .arg(self.bin.join("pg_ctl"))
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
-            .current_dir("/")
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
