@@ -48,6 +48,24 @@ pub struct ServeArgs {
     /// Largest page of tags, repositories or referrers [default: 10000].
     #[arg(long, env = "PAVILION_MAX_PAGE", value_name = "N")]
     pub max_page: Option<i64>,
+    /// Most upload sessions open at once (counted in the metadata database, so across replicas); a POST beyond gets 429 TOOMANYREQUESTS until sessions finish, are cancelled or expire [default: 10000].
+    #[arg(long, env = "PAVILION_MAX_UPLOAD_SESSIONS", value_name = "N")]
+    pub max_upload_sessions: Option<u64>,
+    /// Most client connections served at once; requests on connections beyond get 429 TOOMANYREQUESTS and the connection is closed (keep the open-files limit above this) [default: 1024].
+    #[arg(long, env = "PAVILION_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Largest request head (request line and headers) in bytes; larger gets 431 [default: 65536].
+    #[arg(long, env = "PAVILION_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Most policy decisions kept in the decision log; the oldest go first [default: 100000].
+    #[arg(long, env = "PAVILION_DECISION_RETENTION_COUNT", value_name = "N")]
+    pub decision_retention_count: Option<u64>,
+    /// Days a policy decision is kept in the decision log; 0 keeps them whatever their age [default: 30].
+    #[arg(long, env = "PAVILION_DECISION_RETENTION_DAYS", value_name = "DAYS")]
+    pub decision_retention_days: Option<u64>,
+    /// Most bytes of decisions kept in the decision log (each decision counts its texts plus 64, at most 64 KiB); 0 = no size limit (the count still applies) [default: 268435456, 256 MiB].
+    #[arg(long, env = "PAVILION_DECISION_RETENTION_BYTES", value_name = "BYTES")]
+    pub decision_retention_bytes: Option<u64>,
     /// Log filter, e.g. info or pavilion_registry=debug [default: info].
     #[arg(long, env = "PAVILION_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -63,6 +81,37 @@ pub struct ServeArgs {
     /// Seconds admission reuses an image's resolved digest and verification result; 0 disables the cache [default: 30].
     #[arg(long, env = "PAVILION_VERIFICATION_CACHE_SECS", value_name = "SECS")]
     pub verification_cache_secs: Option<u64>,
+    /// A public name this registry is known by (host or host:port, as clients write it in references), repeatable; the trust policy statements for signatures checked at push and pull are chosen by these names, never by the request's Host header; with several, a signature must pass the statement of every one [default: the listen address as bound].
+    #[arg(
+        long = "name",
+        env = "PAVILION_NAMES",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub names: Vec<String>,
+    /// A registry the admission and Gatekeeper endpoints may look images up in (host or host:port, exactly as references write it; docker.io for Docker Hub), repeatable; an image anywhere else is denied without a request [default: this registry's names].
+    #[arg(
+        long = "admission-registries",
+        env = "PAVILION_ADMISSION_REGISTRIES",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub admission_registries: Vec<String>,
+    /// Bearer token callers of the admission and Gatekeeper endpoints must send (Authorization: Bearer TOKEN); prefer --admission-token-file. Without a token or --admission-client-ca the endpoints refuse every call (403).
+    #[arg(long, env = "PAVILION_ADMISSION_TOKEN", value_name = "TOKEN")]
+    pub admission_token: Option<String>,
+    /// File holding the admission bearer token (trailing newline ignored), e.g. a mounted Secret.
+    #[arg(long, env = "PAVILION_ADMISSION_TOKEN_FILE", value_name = "FILE")]
+    pub admission_token_file: Option<PathBuf>,
+    /// CA certificates (PEM) a client certificate is verified against; a verified one authenticates callers of the admission and Gatekeeper endpoints (the API server's or Gatekeeper's). Needs --tls-cert; other clients need no certificate.
+    #[arg(long, env = "PAVILION_ADMISSION_CLIENT_CA", value_name = "FILE")]
+    pub admission_client_ca: Option<PathBuf>,
+    /// Accept callers of the admission and Gatekeeper endpoints without credentials: only where the API server cannot be configured to authenticate (managed control planes) and a NetworkPolicy limits who reaches the port. Conflicts with the token and client CA keys.
+    #[arg(long, env = "PAVILION_ADMISSION_UNAUTHENTICATED")]
+    pub admission_unauthenticated: bool,
+    /// Seconds all image lookups of one admission review or Gatekeeper request may take; past it the images not yet answered are denied. Keep it under the webhook's timeoutSeconds (10 by default) [default: 8].
+    #[arg(long, env = "PAVILION_ADMISSION_TIMEOUT_SECS", value_name = "SECS")]
+    pub admission_timeout_secs: Option<u64>,
     /// TLS certificate chain (PEM): serve HTTPS (needed for Kubernetes admission).
     #[arg(
         long,
@@ -96,11 +145,24 @@ pub struct FileConfig {
     shutdown_grace_secs: Option<u64>,
     upload_ttl_secs: Option<u64>,
     max_page: Option<i64>,
+    max_upload_sessions: Option<u64>,
+    max_connections: Option<usize>,
+    max_header_bytes: Option<usize>,
+    decision_retention_count: Option<u64>,
+    decision_retention_days: Option<u64>,
+    decision_retention_bytes: Option<u64>,
     log: Option<String>,
     policy: Option<PathBuf>,
     trust_policy: Option<PathBuf>,
     trust_store: Option<PathBuf>,
     verification_cache_secs: Option<u64>,
+    names: Option<Vec<String>>,
+    admission_registries: Option<Vec<String>>,
+    admission_token: Option<String>,
+    admission_token_file: Option<PathBuf>,
+    admission_client_ca: Option<PathBuf>,
+    admission_unauthenticated: Option<bool>,
+    admission_timeout_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -116,6 +178,119 @@ pub struct Settings {
     pub trust: Option<pavilion_enforce::TrustConfig>,
     /// Admission cache lifetime.
     pub verification_cache: std::time::Duration,
+    /// The names this registry is known by (empty: the bound address).
+    pub names: Vec<String>,
+    /// Who may call the admission endpoints and what they may look up.
+    pub admission: AdmissionSettings,
+}
+
+/// The admission and Gatekeeper endpoints' settings.
+#[derive(Debug, Default)]
+pub struct AdmissionSettings {
+    /// Registries images may be looked up in (empty: this registry's names).
+    pub registries: Vec<String>,
+    /// The bearer token callers must send, if any.
+    pub token: Option<String>,
+    /// Whether a verified client certificate authenticates (the CA file is
+    /// in `server.client_ca`).
+    pub client_certificate: bool,
+    /// The deadline of one request's lookups.
+    pub timeout: std::time::Duration,
+    /// Callers without credentials are accepted (explicit opt-out).
+    pub unauthenticated: bool,
+}
+
+/// Checks a configured registry name: a host with an optional port, as
+/// in an image reference, nothing more.
+fn check_name(n: &str) -> Result<()> {
+    let host = n.rsplit_once(':').map_or(n, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() {
+            h
+        } else {
+            n
+        }
+    });
+    let ok = !host.is_empty()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    anyhow::ensure!(
+        ok,
+        "name {n:?} is not a registry host[:port] (no scheme, path or spaces)"
+    );
+    Ok(())
+}
+
+/// The admission keys from one source (flags/env, or the file).
+struct AdmissionArgs {
+    registries: Vec<String>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    unauthenticated: bool,
+    timeout_secs: Option<u64>,
+}
+
+/// Merges the admission keys (flags over file) and checks them; the client
+/// CA goes to the server's TLS setup.
+fn admission_settings(
+    flags: AdmissionArgs,
+    file: AdmissionArgs,
+    server: &mut pavilion_registry::ServerConfig,
+) -> Result<AdmissionSettings> {
+    let registries = if flags.registries.is_empty() {
+        file.registries
+    } else {
+        flags.registries
+    };
+    for r in &registries {
+        check_name(r).context("admission_registries")?;
+    }
+    // A token on the command line wins over a file from the config file.
+    let token = match (flags.token, flags.token_file) {
+        (Some(t), _) => Some(t),
+        (None, Some(f)) => Some(read_token(&f)?),
+        (None, None) => match (file.token, file.token_file) {
+            (Some(t), _) => Some(t),
+            (None, Some(f)) => Some(read_token(&f)?),
+            (None, None) => None,
+        },
+    };
+    if let Some(t) = &token {
+        anyhow::ensure!(
+            !t.trim().is_empty() && !t.contains(char::is_whitespace),
+            "admission_token must be one word, not empty"
+        );
+    }
+    server.client_ca = flags.client_ca.or(file.client_ca);
+    anyhow::ensure!(
+        server.client_ca.is_none() || server.tls.is_some(),
+        "admission_client_ca needs tls_cert and tls_key (client certificates come with TLS)"
+    );
+    let unauthenticated = flags.unauthenticated || file.unauthenticated;
+    anyhow::ensure!(
+        !unauthenticated || (token.is_none() && server.client_ca.is_none()),
+        "admission_unauthenticated conflicts with admission_token, admission_token_file \
+         and admission_client_ca: choose whether callers authenticate"
+    );
+    let secs = flags.timeout_secs.or(file.timeout_secs).unwrap_or(8);
+    anyhow::ensure!(
+        (1..=30).contains(&secs),
+        "admission_timeout_secs must be between 1 and 30 (Kubernetes waits at most 30 s)"
+    );
+    Ok(AdmissionSettings {
+        registries,
+        token,
+        client_certificate: server.client_ca.is_some(),
+        timeout: std::time::Duration::from_secs(secs),
+        unauthenticated,
+    })
+}
+
+/// Reads a token file: its content without surrounding whitespace.
+fn read_token(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading admission_token_file {}", path.display()))?;
+    Ok(text.trim().to_string())
 }
 
 impl ServeArgs {
@@ -164,6 +339,42 @@ impl ServeArgs {
             anyhow::ensure!(v > 0, "max_page must be at least 1");
             server.max_page = v;
         }
+        if let Some(v) = self.max_upload_sessions.or(file.max_upload_sessions) {
+            anyhow::ensure!(v > 0, "max_upload_sessions must be at least 1");
+            server.max_upload_sessions = v;
+        }
+        if let Some(v) = self.max_connections.or(file.max_connections) {
+            anyhow::ensure!(v > 0, "max_connections must be at least 1");
+            server.max_connections = v;
+        }
+        if let Some(v) = self.max_header_bytes.or(file.max_header_bytes) {
+            anyhow::ensure!(
+                v >= 1024,
+                "max_header_bytes must be at least 1024 (clients send several hundred bytes of headers)"
+            );
+            server.max_header_bytes = v;
+        }
+        let retention = &mut server.decision_retention;
+        if let Some(v) = self
+            .decision_retention_count
+            .or(file.decision_retention_count)
+        {
+            anyhow::ensure!(v > 0, "decision_retention_count must be at least 1");
+            retention.max_count = v;
+        }
+        if let Some(v) = self
+            .decision_retention_days
+            .or(file.decision_retention_days)
+        {
+            retention.max_age =
+                (v > 0).then(|| std::time::Duration::from_secs(v.saturating_mul(24 * 3600)));
+        }
+        if let Some(v) = self
+            .decision_retention_bytes
+            .or(file.decision_retention_bytes)
+        {
+            retention.max_bytes = (v > 0).then_some(v);
+        }
         let log = self.log.or(file.log).unwrap_or_else(|| "info".to_string());
         match (
             self.tls_cert.or(file.tls_cert),
@@ -192,7 +403,36 @@ impl ServeArgs {
                 .or(file.verification_cache_secs)
                 .unwrap_or(30),
         );
+        let names = if self.names.is_empty() {
+            file.names.unwrap_or_default()
+        } else {
+            self.names
+        };
+        for n in &names {
+            check_name(n)?;
+        }
+        let admission = admission_settings(
+            AdmissionArgs {
+                registries: self.admission_registries,
+                token: self.admission_token,
+                token_file: self.admission_token_file,
+                client_ca: self.admission_client_ca,
+                unauthenticated: self.admission_unauthenticated,
+                timeout_secs: self.admission_timeout_secs,
+            },
+            AdmissionArgs {
+                registries: file.admission_registries.unwrap_or_default(),
+                token: file.admission_token,
+                token_file: file.admission_token_file,
+                client_ca: file.admission_client_ca,
+                unauthenticated: file.admission_unauthenticated == Some(true),
+                timeout_secs: file.admission_timeout_secs,
+            },
+            &mut server,
+        )?;
         Ok(Settings {
+            admission,
+            names,
             server,
             log,
             policy: self.policy.or(file.policy),
@@ -233,6 +473,64 @@ mod tests {
         .settings()
         .unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+
+    #[test]
+    fn admission_keys_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "  t0ken\n").unwrap();
+        let s = ServeArgs {
+            admission_token_file: Some(token),
+            admission_registries: vec!["ghcr.io".into(), "r.example:5000".into()],
+            ..Default::default()
+        }
+        .settings()
+        .unwrap();
+        assert_eq!(s.admission.token.as_deref(), Some("t0ken"));
+        assert_eq!(s.admission.registries, ["ghcr.io", "r.example:5000"]);
+        assert_eq!(s.admission.timeout, std::time::Duration::from_secs(8));
+        assert!(!s.admission.client_certificate && !s.admission.unauthenticated);
+        let fails = |args: ServeArgs, want: &str| {
+            let e = format!("{:#}", args.settings().unwrap_err());
+            assert!(e.contains(want), "{e}");
+        };
+        fails(
+            ServeArgs {
+                admission_client_ca: Some("ca.pem".into()),
+                ..Default::default()
+            },
+            "admission_client_ca needs tls_cert",
+        );
+        fails(
+            ServeArgs {
+                admission_unauthenticated: true,
+                admission_token: Some("t".into()),
+                ..Default::default()
+            },
+            "admission_unauthenticated conflicts",
+        );
+        fails(
+            ServeArgs {
+                admission_timeout_secs: Some(0),
+                ..Default::default()
+            },
+            "admission_timeout_secs must be between 1 and 30",
+        );
+        fails(
+            ServeArgs {
+                admission_token: Some("two words".into()),
+                ..Default::default()
+            },
+            "admission_token must be one word",
+        );
+        fails(
+            ServeArgs {
+                admission_registries: vec!["http://127.0.0.1:5199/x".into()],
+                ..Default::default()
+            },
+            "admission_registries",
+        );
     }
 
     #[test]

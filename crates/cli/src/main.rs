@@ -23,7 +23,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the OCI registry (Distribution v1.1) on the embedded default store.
-    Serve(config::ServeArgs),
+    // Boxed: many more keys than any other command has.
+    Serve(Box<config::ServeArgs>),
     /// Push a model directory (CNCF ModelPack) or files (--artifact-type) to any registry.
     Push(commands::push::PushArgs),
     /// Pull a model's files into a directory, verified, without unpacking.
@@ -81,7 +82,7 @@ fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
-        Command::Serve(args) => commands::serve::run(args),
+        Command::Serve(args) => commands::serve::run(*args),
         Command::Push(args) => commands::push::run(args),
         Command::Pull(args) => commands::pull::run(args),
         Command::Copy(args) => commands::copy::run(args),

@@ -12,7 +12,7 @@
 //! (PASS / FAIL / SKIP on stderr) and the test fails at the end with the list
 //! of failed specs. Environment as in a default run: all four workflows on,
 //! setups on, `OCI_DELETE_MANIFEST_BEFORE_BLOBS` unset (manifests first),
-//! `OCI_AUTOMATIC_CROSSMOUNT` unset, `OCI_CROSSMOUNT_NAMESPACE` unset (a
+//! `OCI_AUTOMATIC_CROSSMOUNT=1` (Pavilion mounts without `from`), `OCI_CROSSMOUNT_NAMESPACE` unset (a
 //! brand-new `conformance-<uuid>` repository).
 //!
 //! Client behaviour copied from reggie/resty/Go net/http: Location headers
@@ -854,7 +854,7 @@ struct Ctx {
     crossmount: String,
     d: Data,
     seed: u64,
-    /// `OCI_AUTOMATIC_CROSSMOUNT` is set at all (it is not).
+    /// `OCI_AUTOMATIC_CROSSMOUNT` is set at all (it is).
     run_automatic_crossmount_test: bool,
     /// Its boolean value.
     automatic_crossmount_enabled: bool,
@@ -870,8 +870,8 @@ impl Ctx {
         let mut rng = Rng::new(seed);
         let d = Data::new(&mut rng, seed);
         let crossmount = format!("conformance-{}", rng.uuid());
-        // OCI_AUTOMATIC_CROSSMOUNT unset: LookupEnv says "not set", and the
-        // value parses as false.
+        // OCI_AUTOMATIC_CROSSMOUNT=1: LookupEnv says "set", and the value
+        // parses as true (the registry mounts without `from`).
         Ctx {
             backend,
             base: s.url(""),
@@ -880,8 +880,8 @@ impl Ctx {
             crossmount,
             d,
             seed,
-            run_automatic_crossmount_test: false,
-            automatic_crossmount_enabled: false,
+            run_automatic_crossmount_test: true,
+            automatic_crossmount_enabled: true,
             results: Vec::new(),
             previous: std::sync::Mutex::new(String::new()),
         }

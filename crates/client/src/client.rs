@@ -32,6 +32,12 @@ pub struct ClientOptions {
     pub credentials: Credentials,
     /// Where open upload sessions are remembered between runs, if anywhere.
     pub upload_journal: Option<Arc<crate::upload_journal::UploadJournal>>,
+    /// Longest wait for a connection to open [default: 30 s].
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for the next bytes of an answer [default: none, TCP
+    /// keepalive notices a dead peer]. Callers with a deadline (admission)
+    /// set it so a registry that accepts and never answers gives up.
+    pub read_timeout: Option<Duration>,
 }
 
 /// A client for OCI registries.
@@ -46,12 +52,15 @@ impl Client {
     /// Builds a client. No total timeout: blobs of hundreds of GiB take long;
     /// connecting is bounded and a stalled read fails through TCP keepalive.
     pub fn new(opts: ClientOptions) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout.unwrap_or(Duration::from_secs(30)))
             .tcp_keepalive(Duration::from_secs(30))
             .danger_accept_invalid_certs(opts.insecure)
-            .user_agent(concat!("pavilion/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("pavilion/", env!("CARGO_PKG_VERSION")));
+        if let Some(t) = opts.read_timeout {
+            builder = builder.read_timeout(t);
+        }
+        let http = builder.build()?;
         Ok(Client {
             http,
             opts,

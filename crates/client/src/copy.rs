@@ -339,9 +339,9 @@ impl Copier<'_> {
                     let bytes = self.client.blob_bytes(s, &b.digest, SMALL_BLOB).await?;
                     layout.write_blob(&b.digest, &bytes)?;
                 } else {
-                    let path = layout.prepare_blob_dir(&b.digest)?;
+                    let (dir, name) = layout.blob_target(&b.digest)?;
                     self.client
-                        .pull_blob_file(s, &b.digest, b.size, &path, self.opts.concurrency)
+                        .pull_blob_into(s, &b.digest, b.size, &dir, &name, self.opts.concurrency)
                         .await?;
                 }
             }
@@ -357,9 +357,9 @@ impl Copier<'_> {
                 }
             }
             (Side::Layout(from, _), Side::Layout(to, _)) => {
-                let (src, dst) = (from.blob_path(&b.digest), to.prepare_blob_dir(&b.digest)?);
+                let (src, dst) = (from.blob_path(&b.digest), to.blob_target(&b.digest)?);
                 let digest = b.digest.clone();
-                tokio::task::spawn_blocking(move || copy_verified(&src, &dst, &digest))
+                tokio::task::spawn_blocking(move || copy_verified(&src, &dst.0, &dst.1, &digest))
                     .await
                     .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
             }
@@ -375,15 +375,38 @@ fn parse(bytes: &[u8], media_type: &str, what: &str) -> Result<ManifestInfo, Cli
         .map_err(|e| ClientError::Protocol(format!("{what}: {e}")))
 }
 
-/// Copies a file, hashing it on the way; the copy appears only if it matches.
+/// Copies a file to `name` in `dir`, hashing it on the way; the copy
+/// appears only if it matches (through a new temporary file and a rename).
 fn copy_verified(
     src: &std::path::Path,
-    dst: &std::path::Path,
+    dir: &pavilion_dio::Dir,
+    name: &std::ffi::OsStr,
     digest: &Digest,
 ) -> Result<(), ClientError> {
     let mut input = std::fs::File::open(src).map_err(|e| ClientError::io_at(src, e))?;
-    let tmp = crate::layout::unique_tmp(dst);
-    let mut out = std::fs::File::create(&tmp).map_err(|e| ClientError::io_at(&tmp, e))?;
+    let tmp = crate::layout::unique_tmp(name);
+    let mut out = dir
+        .create_new(&tmp)
+        .map_err(|e| ClientError::io_at(&dir.join(&tmp), e))?;
+    let result = copy_hashed(src, &mut input, dir, &tmp, &mut out, digest);
+    if result.is_err() {
+        let _ = dir.remove_file(&tmp);
+        return result;
+    }
+    dir.rename(&tmp, dir, name).map_err(ClientError::Io)
+}
+
+/// The copy itself: bytes from `input` to `out` (the temporary `tmp`),
+/// synced only if they hash to `digest`.
+fn copy_hashed(
+    src: &std::path::Path,
+    input: &mut std::fs::File,
+    dir: &pavilion_dio::Dir,
+    tmp: &std::ffi::OsStr,
+    out: &mut std::fs::File,
+    digest: &Digest,
+) -> Result<(), ClientError> {
+    let tmp = dir.join(tmp);
     let mut h = digest.algorithm().hasher();
     let mut buf = vec![0u8; 4 << 20];
     loop {
@@ -399,14 +422,11 @@ fn copy_verified(
     }
     let actual = h.finish();
     if &actual != digest {
-        let _ = std::fs::remove_file(&tmp);
         return Err(ClientError::DigestMismatch {
             path: src.display().to_string(),
             expected: digest.to_string(),
             actual: actual.to_string(),
         });
     }
-    out.sync_all().map_err(|e| ClientError::io_at(&tmp, e))?;
-    std::fs::rename(&tmp, dst).map_err(|e| ClientError::io_at(dst, e))?;
-    Ok(())
+    out.sync_all().map_err(|e| ClientError::io_at(&tmp, e))
 }

@@ -75,15 +75,32 @@ impl DigestCache {
     }
 }
 
-/// Writes `value` as JSON to `path` through a temporary file and a rename,
-/// creating the directory if needed (the caches' and journal's format).
+/// Writes `value` as JSON to `path` through a new temporary file (`O_EXCL`
+/// under a unique name: nothing planted there is written through) and a
+/// rename, creating the directory if needed (the caches' and journal's
+/// format).
 pub(crate) fn save_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec(value)?)?;
-    std::fs::rename(tmp, path)
+    use std::io::Write as _;
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(std::io::Error::other(format!(
+            "{}: not a file path",
+            path.display()
+        )));
+    };
+    let parent = Some(parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let dir = pavilion_dio::Dir::open(parent)?;
+    let tmp = crate::layout::unique_tmp(name);
+    let write = || -> std::io::Result<()> {
+        let mut f = dir.create_new(&tmp)?;
+        f.write_all(&serde_json::to_vec(value)?)?;
+        dir.rename(&tmp, &dir, name)
+    };
+    write().inspect_err(|_| {
+        let _ = dir.remove_file(&tmp);
+    })
 }
 
 #[cfg(test)]

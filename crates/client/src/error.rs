@@ -54,6 +54,10 @@ impl From<std::io::Error> for ClientError {
 impl ClientError {
     /// An I/O error that names the file it concerns.
     pub fn io_at(path: &std::path::Path, e: std::io::Error) -> Self {
+        if pavilion_dio::refused(&e).is_some() {
+            // Already names the link; kept whole so it is classified.
+            return ClientError::Io(e);
+        }
         ClientError::Io(std::io::Error::new(
             e.kind(),
             format!("{}: {e}", path.display()),
@@ -168,6 +172,9 @@ impl ClientError {
             ClientError::Auth(_) => ErrorKind::Auth,
             ClientError::DigestMismatch { .. } => ErrorKind::Verification,
             ClientError::Protocol(_) => ErrorKind::Network,
+            // A symlink where a file is written: an unsafe path, like one
+            // in an artifact.
+            ClientError::Io(e) if pavilion_dio::refused(e).is_some() => ErrorKind::Verification,
             ClientError::Io(_) => ErrorKind::Other,
             ClientError::NotFound(_) => ErrorKind::NotFound,
             ClientError::Usage(_) => ErrorKind::Usage,

@@ -5,10 +5,17 @@
 //! and `index.json` lists the manifests reachable by tag (the
 //! `org.opencontainers.image.ref.name` annotation) plus untagged ones such as
 //! referrers, which is how ORAS keeps signatures in a layout.
+//!
+//! Writes go through directory handles ([`pavilion_dio::Dir`]): below the
+//! layout's root no symlink is followed (a symlinked `blobs/` is refused),
+//! and files are created with `O_EXCL` under unique temporary names, then
+//! renamed into place.
 
 use crate::error::ClientError;
+use pavilion_dio::dir::with_suffix;
+use pavilion_dio::Dir;
 use pavilion_oci::{media_type, Descriptor, Digest, ManifestInfo};
-use std::fs::File;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -73,6 +80,8 @@ impl std::fmt::Display for LayoutRef {
 #[derive(Debug)]
 pub struct OciLayout {
     root: PathBuf,
+    /// The root, opened once: every write is relative to it.
+    dir: Dir,
     /// Serialises read-modify-write of `index.json` within this process.
     index_lock: Mutex<()>,
 }
@@ -93,23 +102,30 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> ClientError {
     ClientError::Io(std::io::Error::other(format!("{}: {e}", path.display())))
 }
 
-/// A temporary name beside `path`, unique to this process and call, so
-/// concurrent writers of the same blob never share one.
-pub(crate) fn unique_tmp(path: &Path) -> std::path::PathBuf {
+/// A temporary name beside `name`, unique to this process and call, so
+/// concurrent writers of the same blob never share one (and, created with
+/// `O_EXCL`, nothing planted there is used).
+pub(crate) fn unique_tmp(name: &OsStr) -> OsString {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut s = path.as_os_str().to_os_string();
-    s.push(format!(".{}-{n}.tmp", std::process::id()));
-    std::path::PathBuf::from(s)
+    with_suffix(name, &format!(".{}-{n}.tmp", std::process::id()))
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    let tmp = unique_tmp(path);
-    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
-    f.sync_all().map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+/// Writes `bytes` to `name` in `dir` through a new temporary file and a
+/// rename (which replaces, never follows, whatever is at `name`).
+fn write_atomic(dir: &Dir, name: &str, bytes: &[u8]) -> Result<(), ClientError> {
+    let name = OsStr::new(name);
+    let tmp = unique_tmp(name);
+    let write = || -> std::io::Result<()> {
+        let mut f = dir.create_new(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        dir.rename(&tmp, dir, name)
+    };
+    write().map_err(|e| {
+        let _ = dir.remove_file(&tmp);
+        ClientError::io_at(&dir.join(name), e)
+    })
 }
 
 impl OciLayout {
@@ -125,6 +141,7 @@ impl OciLayout {
         }
         Ok(OciLayout {
             root: root.to_path_buf(),
+            dir: Dir::open(root).map_err(ClientError::Io)?,
             index_lock: Mutex::new(()),
         })
     }
@@ -134,19 +151,23 @@ impl OciLayout {
         if root.join("oci-layout").exists() {
             return Self::open(root);
         }
-        std::fs::create_dir_all(root.join("blobs")).map_err(|e| io_err(root, e))?;
-        write_atomic(
-            &root.join("oci-layout"),
-            br#"{"imageLayoutVersion":"1.0.0"}"#,
-        )?;
-        if !root.join("index.json").exists() {
+        std::fs::create_dir_all(root).map_err(|e| io_err(root, e))?;
+        let dir = Dir::open(root).map_err(ClientError::Io)?;
+        dir.subdir(Path::new("blobs"), Some(&mut Vec::new()))
+            .map_err(ClientError::Io)?;
+        write_atomic(&dir, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        if dir
+            .metadata(OsStr::new("index.json"))
+            .map_err(ClientError::Io)?
+            .is_none()
+        {
             let empty = Index {
                 schema_version: 2,
                 media_type: Some(media_type::OCI_INDEX.to_string()),
                 ..Default::default()
             };
             let bytes = serde_json::to_vec(&empty).map_err(|e| io_err(root, e))?;
-            write_atomic(&root.join("index.json"), &bytes)?;
+            write_atomic(&dir, "index.json", &bytes)?;
         }
         Self::open(root)
     }
@@ -161,7 +182,7 @@ impl OciLayout {
 
     /// Whether the layout holds blob `d` with `size` bytes.
     pub fn has_blob(&self, d: &Digest, size: u64) -> bool {
-        std::fs::metadata(self.blob_path(d)).is_ok_and(|m| m.len() == size)
+        std::fs::symlink_metadata(self.blob_path(d)).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 
     /// Reads a whole blob (manifests, configs), checking its digest.
@@ -189,21 +210,20 @@ impl OciLayout {
                 actual: actual.to_string(),
             });
         }
-        let p = self.blob_path(d);
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        }
-        write_atomic(&p, bytes)
+        let (dir, _) = self.blob_target(d)?;
+        write_atomic(&dir, d.hex(), bytes)
     }
 
-    /// Prepares the directory of blob `d` (for writers that fill the path
-    /// themselves, such as a parallel download).
-    pub fn prepare_blob_dir(&self, d: &Digest) -> Result<PathBuf, ClientError> {
-        let p = self.blob_path(d);
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        }
-        Ok(p)
+    /// The directory of blob `d` (made if missing, walked without following
+    /// a symlink below the root) and the blob's file name in it, for writers
+    /// that fill the file themselves, such as a parallel download.
+    pub fn blob_target(&self, d: &Digest) -> Result<(Dir, OsString), ClientError> {
+        let rel = Path::new("blobs").join(d.algorithm().as_str());
+        let dir = self
+            .dir
+            .subdir(&rel, Some(&mut Vec::new()))
+            .map_err(ClientError::Io)?;
+        Ok((dir, OsString::from(d.hex())))
     }
 
     fn read_index(&self) -> Result<Index, ClientError> {
@@ -271,7 +291,7 @@ impl OciLayout {
         index.manifests.push(entry);
         index.schema_version = 2;
         let bytes = serde_json::to_vec(&index).map_err(|e| io_err(&self.root, e))?;
-        write_atomic(&self.root.join("index.json"), &bytes)
+        write_atomic(&self.dir, "index.json", &bytes)
     }
 
     /// Manifests whose `subject` is `subject`: those listed in `index.json`,

@@ -3,6 +3,12 @@
 //! verified, then renamed into place. Finished pieces are recorded beside
 //! the partial file, so an interrupted pull fetches only what is missing.
 //!
+//! Every name is created, opened and renamed relative to a directory handle
+//! without following a symlink ([`pavilion_dio::Dir`]): a symlink planted
+//! at `FILE.partial`, `FILE.partial.json` or `FILE` is refused. A failed
+//! pull removes its partial file and record, except after a network
+//! failure once some pieces are recorded (a rerun resumes from them).
+//!
 //! Bytes are gathered into aligned 4 MiB buffers. Each buffer is written
 //! with direct I/O (no page-cache copy, which costs more CPU than hashing on
 //! the machines measured) and handed to one hasher thread, which hashes the
@@ -15,14 +21,17 @@
 use crate::client::{check, scope, Client};
 use crate::error::ClientError;
 use futures::{StreamExt, TryStreamExt};
-use pavilion_dio::{open_direct, write_at, AlignedBuf};
+use pavilion_dio::dir::{same_file, with_suffix};
+use pavilion_dio::{write_at, AlignedBuf, Dir};
 use pavilion_oci::{Algorithm, Digest, ImageRef};
 use reqwest::{header, StatusCode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -44,11 +53,8 @@ struct Progress {
     done: Vec<u64>,
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_os_string();
-    s.push(suffix);
-    PathBuf::from(s)
-}
+/// A progress record larger than this is not ours: it is ignored.
+const RECORD_LIMIT: u64 = 1 << 20;
 
 fn io_join(e: tokio::task::JoinError) -> ClientError {
     ClientError::Io(std::io::Error::other(e))
@@ -108,7 +114,7 @@ impl Target {
 /// through `hashed` (which the downloaders use as their window). `None`
 /// when the senders went away before every byte arrived.
 fn ordered_hash(
-    path: &Path,
+    file: File,
     alg: Algorithm,
     size: u64,
     parts: mpsc::Receiver<(u64, Part)>,
@@ -118,7 +124,6 @@ fn ordered_hash(
     let mut h = alg.hasher();
     let mut waiting: BTreeMap<u64, Part> = BTreeMap::new();
     let mut pos = 0u64;
-    let mut file: Option<File> = None;
     while pos < size {
         match waiting.remove(&pos) {
             Some(Part::Memory(buf, len)) => {
@@ -127,10 +132,7 @@ fn ordered_hash(
                 pool.give(buf);
             }
             Some(Part::OnDisk(len)) => {
-                let f = match &file {
-                    Some(f) => f,
-                    None => file.insert(File::open(path)?),
-                };
+                let f = &file;
                 let mut buf = pool.take();
                 let end = pos + len;
                 while pos < end {
@@ -164,14 +166,95 @@ struct Shared<'a> {
     parts: mpsc::Sender<(u64, Part)>,
     hashed: tokio::sync::watch::Receiver<u64>,
     window: u64,
-    progress: Mutex<Progress>,
-    record: PathBuf,
+    /// The record and its open file, written together under the lock.
+    progress: Mutex<(Progress, File)>,
+}
+
+/// Replaces the record's contents with `p`.
+fn write_record(f: &File, p: &Progress) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(p).map_err(std::io::Error::other)?;
+    f.write_all_at(&bytes, 0)?;
+    f.set_len(bytes.len() as u64)
+}
+
+/// What a pull created beside its destination, removed if it fails.
+struct Leftovers<'a> {
+    dir: &'a Dir,
+    partial: Option<&'a OsStr>,
+    record: Option<&'a OsStr>,
+    /// Some pieces are recorded: worth keeping after a temporary failure.
+    resumable: bool,
+}
+
+impl Leftovers<'_> {
+    fn clean(&self, e: &ClientError) {
+        if self.resumable && e.is_temporary() {
+            return;
+        }
+        for name in [self.partial, self.record].into_iter().flatten() {
+            let _ = self.dir.remove_file(name);
+        }
+    }
+}
+
+/// The progress a previous run recorded for this blob, if it matches.
+/// A symlink at the record's name is refused.
+fn previous_progress(
+    dir: &Dir,
+    record: &OsStr,
+    digest: &Digest,
+    size: u64,
+) -> Result<Option<Progress>, ClientError> {
+    let f = match dir.open_file(record, false) {
+        Ok(f) => f,
+        Err(e) if pavilion_dio::refused(&e).is_some() => return Err(ClientError::Io(e)),
+        Err(_) => return Ok(None),
+    };
+    let mut bytes = Vec::new();
+    if f.take(RECORD_LIMIT).read_to_end(&mut bytes).is_err() {
+        return Ok(None);
+    }
+    // Pieces must exist and be listed once: the record is only a file on
+    // disk, and a stray index would point past the end of the blob.
+    let pieces = size.div_ceil(PIECE);
+    Ok(serde_json::from_slice::<Progress>(&bytes).ok().filter(|p| {
+        let distinct: std::collections::BTreeSet<&u64> = p.done.iter().collect();
+        p.digest == digest.to_string()
+            && p.size == size
+            && p.piece == PIECE
+            && distinct.len() == p.done.len()
+            && p.done.iter().all(|&i| i < pieces)
+    }))
+}
+
+/// Refuses a declared size no file here could hold, before creating one:
+/// a manifest may claim any size.
+fn check_room(dir: &Dir, name: &OsStr, size: u64) -> Result<(), ClientError> {
+    let dest = dir.join(name);
+    let full = |why: String| {
+        ClientError::Io(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("{}: {why} (No space left on device)", dest.display()),
+        ))
+    };
+    if i64::try_from(size).is_err() {
+        return Err(full(format!(
+            "the manifest declares {size} bytes, more than any file can hold"
+        )));
+    }
+    match dir.available() {
+        Some(free) if size > free => Err(full(format!(
+            "the manifest declares {size} bytes, but only {free} bytes are free on its filesystem"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 impl Client {
     /// Downloads blob `digest` of `size` bytes to `dest` with up to
     /// `parallel` ranged requests at a time. Nothing appears at `dest`
-    /// unless the bytes match the digest.
+    /// unless the bytes match the digest. `dest`'s directory is the
+    /// caller's; nothing in it is followed (see [`Client::pull_blob_into`]).
     pub async fn pull_blob_file(
         &self,
         r: &ImageRef,
@@ -180,28 +263,117 @@ impl Client {
         dest: &Path,
         parallel: usize,
     ) -> Result<(), ClientError> {
+        let Some(name) = dest.file_name() else {
+            return Err(ClientError::Usage(format!(
+                "{} does not name a file",
+                dest.display()
+            )));
+        };
+        let parent = dest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = Dir::open(parent).map_err(ClientError::Io)?;
+        self.pull_blob_into(r, digest, size, &dir, name, parallel)
+            .await
+    }
+
+    /// Downloads blob `digest` of `size` bytes to file `name` of `dir`,
+    /// through `name.partial` and the record `name.partial.json`, all
+    /// opened relative to `dir` without following a symlink (one at any of
+    /// the three names is refused). On failure both are removed, except
+    /// after a temporary (network) failure with pieces recorded, which a
+    /// rerun resumes.
+    pub async fn pull_blob_into(
+        &self,
+        r: &ImageRef,
+        digest: &Digest,
+        size: u64,
+        dir: &Dir,
+        name: &OsStr,
+        parallel: usize,
+    ) -> Result<(), ClientError> {
+        let partial = with_suffix(name, ".partial");
+        let record = with_suffix(name, ".partial.json");
+        let mut left = Leftovers {
+            dir,
+            partial: None,
+            record: None,
+            resumable: false,
+        };
+        let result = self
+            .pull_blob_inner(
+                r,
+                digest,
+                size,
+                dir,
+                name,
+                (&partial, &record),
+                parallel,
+                &mut left,
+            )
+            .await;
+        if let Err(e) = &result {
+            left.clean(e);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pull_blob_inner<'a>(
+        &self,
+        r: &ImageRef,
+        digest: &Digest,
+        size: u64,
+        dir: &'a Dir,
+        name: &OsStr,
+        (partial, record): (&'a OsString, &'a OsString),
+        parallel: usize,
+        left: &mut Leftovers<'a>,
+    ) -> Result<(), ClientError> {
         let parallel = parallel.max(1);
-        let partial = with_suffix(dest, ".partial");
-        let record = with_suffix(dest, ".partial.json");
-        let previous: Option<Progress> = std::fs::read(&record)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .filter(|p: &Progress| {
-                p.digest == digest.to_string() && p.size == size && p.piece == PIECE
-            });
+        let io = |e: std::io::Error| ClientError::io_at(&dir.join(partial), e);
+        if dir
+            .metadata(name)
+            .map_err(ClientError::Io)?
+            .is_some_and(|m| m.file_type().is_symlink())
+        {
+            return Err(ClientError::Io(std::io::Error::other(
+                pavilion_dio::SymlinkRefused {
+                    path: dir.join(name),
+                },
+            )));
+        }
+        let previous = previous_progress(dir, record, digest, size)?;
+        let on_disk = dir.metadata(partial).map_err(ClientError::Io)?;
+        if on_disk.as_ref().is_some_and(|m| m.file_type().is_symlink()) {
+            return Err(ClientError::Io(std::io::Error::other(
+                pavilion_dio::SymlinkRefused {
+                    path: dir.join(partial),
+                },
+            )));
+        }
         let resumable =
-            previous.is_some() && std::fs::metadata(&partial).is_ok_and(|m| m.len() == size);
-        let buffered = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(!resumable)
-            .open(&partial)
-            .map_err(|e| ClientError::io_at(&partial, e))?;
-        buffered
-            .set_len(size)
-            .map_err(|e| ClientError::io_at(&partial, e))?;
+            previous.is_some() && on_disk.is_some_and(|m| m.is_file() && m.len() == size);
+        let buffered = if resumable {
+            let f = dir.open_file(partial, true).map_err(io)?;
+            left.partial = Some(partial.as_os_str());
+            f
+        } else {
+            check_room(dir, name, size)?;
+            let f = dir.create_replacing(partial).map_err(io)?;
+            left.partial = Some(partial.as_os_str());
+            f.set_len(size).map_err(io)?;
+            f
+        };
+        let direct = dir.open_direct(partial).filter(|d| {
+            // The same file, or not used at all: the name could have been
+            // swapped between the two opens.
+            matches!((d.metadata(), buffered.metadata()), (Ok(a), Ok(b)) if same_file(&a, &b))
+        });
+        let reader = buffered.try_clone().map_err(io)?;
         let target = Arc::new(Target {
-            direct: open_direct(&partial, OpenOptions::new().write(true)),
+            direct,
             buffered,
             direct_ok: AtomicBool::new(true),
         });
@@ -210,6 +382,19 @@ impl Client {
         } else {
             Vec::new()
         };
+        let progress = Progress {
+            digest: digest.to_string(),
+            size,
+            piece: PIECE,
+            done: done.clone(),
+        };
+        let record_file = dir
+            .create_replacing(record)
+            .map_err(|e| ClientError::io_at(&dir.join(record), e))?;
+        left.record = Some(record.as_os_str());
+        write_record(&record_file, &progress)
+            .map_err(|e| ClientError::io_at(&dir.join(record), e))?;
+        left.resumable = !done.is_empty();
         let pool = Pool::default();
         let (parts_tx, parts_rx) = mpsc::channel::<(u64, Part)>();
         for &i in &done {
@@ -217,9 +402,9 @@ impl Client {
             let _ = parts_tx.send((start, Part::OnDisk((start + PIECE).min(size) - start)));
         }
         let (hashed_tx, hashed_rx) = tokio::sync::watch::channel(0u64);
-        let (p, alg, hp) = (partial.clone(), digest.algorithm(), pool.clone());
+        let (alg, hp) = (digest.algorithm(), pool.clone());
         let hasher = tokio::task::spawn_blocking(move || {
-            ordered_hash(&p, alg, size, parts_rx, hashed_tx, hp)
+            ordered_hash(reader, alg, size, parts_rx, hashed_tx, hp)
         });
         let shared = Shared {
             r,
@@ -230,13 +415,7 @@ impl Client {
             parts: parts_tx,
             hashed: hashed_rx,
             window: (parallel as u64 + 1) * PIECE,
-            progress: Mutex::new(Progress {
-                digest: digest.to_string(),
-                size,
-                piece: PIECE,
-                done: done.clone(),
-            }),
-            record: record.clone(),
+            progress: Mutex::new((progress, record_file)),
         };
         let pieces: Vec<u64> = (0..size.div_ceil(PIECE))
             .filter(|i| !done.contains(i))
@@ -247,6 +426,7 @@ impl Client {
             .buffer_unordered(parallel)
             .try_collect()
             .await;
+        left.resumable = shared.progress.lock().is_ok_and(|p| !p.0.done.is_empty());
         drop(shared);
         let hashed = hasher.await.map_err(io_join)?;
         fetched?;
@@ -254,20 +434,18 @@ impl Client {
             ClientError::Protocol("download ended before every piece arrived".into())
         })?;
         if &actual != digest {
-            let _ = std::fs::remove_file(&partial);
-            let _ = std::fs::remove_file(&record);
+            left.resumable = false;
             return Err(ClientError::DigestMismatch {
-                path: dest.display().to_string(),
+                path: dir.join(name).display().to_string(),
                 expected: digest.to_string(),
                 actual: actual.to_string(),
             });
         }
-        target
-            .buffered
-            .sync_all()
-            .map_err(|e| ClientError::io_at(&partial, e))?;
-        std::fs::rename(&partial, dest).map_err(|e| ClientError::io_at(dest, e))?;
-        let _ = std::fs::remove_file(&record);
+        target.buffered.sync_all().map_err(io)?;
+        dir.rename(partial, dir, name).map_err(ClientError::Io)?;
+        left.partial = None;
+        let _ = dir.remove_file(record);
+        left.record = None;
         Ok(())
     }
 
@@ -306,15 +484,14 @@ impl Client {
         }
         self.flush(s, &mut fill).await?;
         s.pool.give(fill.buf);
-        let snapshot = {
-            let mut p = s
-                .progress
-                .lock()
-                .map_err(|_| ClientError::Protocol("progress lock poisoned".into()))?;
-            p.done.push(i);
-            serde_json::to_vec(&*p).unwrap_or_default()
-        };
-        std::fs::write(&s.record, snapshot).map_err(|e| ClientError::io_at(&s.record, e))?;
+        let mut p = s
+            .progress
+            .lock()
+            .map_err(|_| ClientError::Protocol("progress lock poisoned".into()))?;
+        let (progress, file) = &mut *p;
+        progress.done.push(i);
+        // A small write, under the lock so records never interleave.
+        write_record(file, progress)?;
         Ok(())
     }
 

@@ -70,14 +70,7 @@ impl UploadJournal {
         if self.path.as_os_str().is_empty() {
             return Ok(());
         }
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self
-            .path
-            .with_extension(format!("{}.tmp", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec(entries)?)?;
-        std::fs::rename(&tmp, &self.path)
+        crate::digest_cache::save_json(&self.path, entries)
     }
 }
 

@@ -7,6 +7,10 @@
 //! aligned to [`ALIGN`]; callers fall back to ordinary I/O where it is
 //! refused (tmpfs, some filesystems) or where a piece is unaligned.
 
+pub mod dir;
+
+pub use dir::{refused, Dir, SymlinkRefused};
+
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;

@@ -6,20 +6,36 @@
 //! resolved to a digest in its registry and its Notary signatures verified
 //! under the trust policy; then the `admission` Rego rules see it all.
 //!
-//! Built-in rule, before any Rego: an image that cannot be resolved, or
-//! whose signatures do not pass the trust policy, is denied (the trust
-//! policy's `skip` level is how a scope opts out). Failing closed is what a
-//! supply-chain gate must do; Rego adds rules, it cannot loosen these.
+//! Built-in rules, before any Rego: a review that cannot be interpreted
+//! (an unknown kind, a field of the wrong type) is denied naming the field;
+//! an image in a registry not allowed for lookups ([`outbound`]), or that
+//! cannot be resolved within the deadline, or whose signatures do not pass
+//! the trust policy, is denied (the trust policy's `skip` level is how a
+//! scope opts out). Failing closed is what a supply-chain gate must do;
+//! Rego adds rules, it cannot loosen these.
+//!
+//! Bounds: callers authenticate ([`caller`]); a body is at most
+//! [`REVIEW_LIMIT`] bytes; a review names at most [`IMAGES_LIMIT`] images
+//! and a Gatekeeper request at most [`KEYS_LIMIT`] keys; distinct
+//! references are looked up [`LOOKUP_CONCURRENCY`] at a time, all within
+//! one deadline (`serve --admission-timeout-secs`) shorter than
+//! Kubernetes' webhook timeout, so a registry that never answers costs a
+//! denial, not a hung review.
+
+pub mod caller;
+pub mod outbound;
+mod wire;
 
 use crate::policies::PolicySet;
 use crate::verification::{verify_remote_manifest, ArtifactVerification, TrustConfig, TtlCache};
-use axum::body::{to_bytes, Body};
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Request, State};
+use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
-use futures::future::join_all;
-use http::{header, StatusCode};
+use caller::{CallerAuth, Refusal};
+use futures::StreamExt;
+use http::StatusCode;
+use outbound::AllowedRegistries;
 use pavilion_client::Client;
 use pavilion_oci::{Digest, ImageRef};
 use pavilion_policy::input::{self, AdmissionImage};
@@ -29,14 +45,21 @@ use pavilion_policy::kubernetes::{
 };
 use pavilion_policy::Point;
 use pavilion_registry::AppState;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use wire::{error, json_response};
 
 /// Largest review accepted (etcd's object limit is 1.5 MiB; a review
 /// carries the object and possibly its old version).
-const REVIEW_LIMIT: usize = 4 << 20;
-/// Most keys in one external data request.
-const KEYS_LIMIT: usize = 1000;
+pub const REVIEW_LIMIT: usize = 4 << 20;
+/// Most image uses (containers, init and ephemeral containers, image
+/// volumes) one review may name; more is denied.
+pub const IMAGES_LIMIT: usize = 256;
+/// Most keys in one external data request; more is a system error.
+pub const KEYS_LIMIT: usize = 256;
+/// Distinct references of one request looked up at once.
+pub const LOOKUP_CONCURRENCY: usize = 8;
 /// Longest a model config is allowed to be for its summary.
 const CONFIG_LIMIT: u64 = 1 << 20;
 
@@ -58,11 +81,15 @@ pub struct Admission {
     resolved: TtlCache<String, Result<Resolution, String>>,
     verified: TtlCache<(String, Digest), Result<Arc<ArtifactVerification>, String>>,
     registry: Arc<AppState>,
+    registries: AllowedRegistries,
+    auth: CallerAuth,
+    timeout: Duration,
 }
 
 /// What the admission endpoints need.
 pub struct AdmissionConfig {
-    /// How registries are reached (credentials of the server's user).
+    /// How registries are reached (credentials of the server's user; its
+    /// connect and read timeouts should sit within `timeout`).
     pub client: Client,
     /// The trust policy (`None`: signatures are not required).
     pub trust: Option<TrustConfig>,
@@ -70,6 +97,12 @@ pub struct AdmissionConfig {
     pub policies: Option<Arc<PolicySet>>,
     /// How long resolutions and verification results are reused (0: never).
     pub cache_ttl: Duration,
+    /// The registries images may be looked up in.
+    pub registries: AllowedRegistries,
+    /// Who may call the endpoints.
+    pub auth: CallerAuth,
+    /// The deadline of all lookups of one request.
+    pub timeout: Duration,
 }
 
 impl Admission {
@@ -82,6 +115,9 @@ impl Admission {
             resolved: TtlCache::new(cfg.cache_ttl),
             verified: TtlCache::new(cfg.cache_ttl),
             registry,
+            registries: cfg.registries,
+            auth: cfg.auth,
+            timeout: cfg.timeout,
         });
         Router::new()
             .route("/admission", post(admission))
@@ -100,9 +136,11 @@ impl Admission {
                 .get_manifest(r)
                 .await
                 .map_err(|e| format!("cannot resolve: {e}"))?;
-            let manifest: serde_json::Value =
-                serde_json::from_slice(&m.bytes).unwrap_or(serde_json::Value::Null);
-            let config = self.model_config(r, &manifest).await;
+            // A manifest that does not parse is refused, never summarised
+            // as null (rules about its files would see nothing).
+            let manifest = pavilion_oci::json::parse_strict(&m.bytes)
+                .map_err(|e| format!("manifest {} unreadable: {e}", m.digest))?;
+            let config = self.model_config(r, &manifest).await?;
             let artifact_type = manifest
                 .get("artifactType")
                 .or_else(|| manifest.get("config").and_then(|c| c.get("mediaType")))
@@ -121,25 +159,38 @@ impl Admission {
         result
     }
 
-    /// A ModelPack config, fetched for the model summary.
+    /// A ModelPack config, fetched for the model summary; `None` when the
+    /// manifest does not declare one. Declared but unreadable is an error:
+    /// the model summary is what rules about models look at.
     async fn model_config(
         &self,
         r: &ImageRef,
         manifest: &serde_json::Value,
-    ) -> Option<serde_json::Value> {
-        let c = manifest.get("config")?;
-        let media_type = c.get("mediaType")?.as_str()?;
+    ) -> Result<Option<serde_json::Value>, String> {
+        let Some(c) = manifest.get("config") else {
+            return Ok(None);
+        };
+        let Some(media_type) = c.get("mediaType").and_then(|m| m.as_str()) else {
+            return Ok(None);
+        };
         // ModelPack config types end in +json: no other check needed.
         if !input::is_model_config(media_type) {
-            return None;
+            return Ok(None);
         }
-        let digest: Digest = c.get("digest")?.as_str()?.parse().ok()?;
+        let digest: Digest = c
+            .get("digest")
+            .and_then(|d| d.as_str())
+            .ok_or("model config has no digest")?
+            .parse()
+            .map_err(|e| format!("model config digest: {e}"))?;
         let bytes = self
             .client
             .blob_bytes(r, &digest, CONFIG_LIMIT)
             .await
-            .ok()?;
-        serde_json::from_slice(&bytes).ok()
+            .map_err(|e| format!("model config {digest} unreadable: {}", error_line(&e)))?;
+        pavilion_oci::json::parse_strict(&bytes)
+            .map(Some)
+            .map_err(|e| format!("model config {digest} unreadable: {e}"))
     }
 
     async fn verify(
@@ -170,12 +221,11 @@ impl Admission {
         result
     }
 
-    /// Resolves and verifies one image.
-    async fn image(&self, reference: &str, path: &str, source: &str) -> AdmissionImage {
+    /// Resolves and verifies one image, if its registry may be contacted,
+    /// within `deadline`.
+    async fn image(&self, reference: &str, deadline: tokio::time::Instant) -> AdmissionImage {
         let mut img = AdmissionImage {
             reference: reference.to_string(),
-            path: path.to_string(),
-            source: source.to_string(),
             ..Default::default()
         };
         let r: ImageRef = match reference.parse() {
@@ -185,7 +235,57 @@ impl Admission {
                 return img;
             }
         };
-        let res = match self.resolve(&r).await {
+        if !self.registries.allows(&r.registry) {
+            img.error = Some(self.registries.refusal(&r.registry));
+            return img;
+        }
+        match tokio::time::timeout_at(deadline, self.lookup(img.clone(), &r)).await {
+            Ok(img) => img,
+            Err(_) => {
+                img.error = Some(format!(
+                    "no answer from {} within the {} s admission deadline",
+                    r.registry,
+                    self.timeout.as_secs_f64()
+                ));
+                img
+            }
+        }
+    }
+
+    /// Every distinct reference of `refs` looked up once, a few at a time,
+    /// all within one deadline; answers in the order of `refs`.
+    async fn images(&self, refs: &[&str]) -> Vec<AdmissionImage> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut distinct: Vec<String> = Vec::new();
+        for r in refs {
+            if !distinct.iter().any(|d| d == r) {
+                distinct.push(r.to_string());
+            }
+        }
+        // Owned strings: a stream of futures borrowing &str trips the
+        // compiler's Send inference for the handler.
+        let found: HashMap<String, AdmissionImage> = futures::stream::iter(distinct)
+            .map(|r| async move {
+                let img = self.image(&r, deadline).await;
+                (r, img)
+            })
+            .buffer_unordered(LOOKUP_CONCURRENCY)
+            .collect()
+            .await;
+        refs.iter()
+            .map(|r| {
+                found.get(*r).cloned().unwrap_or_else(|| AdmissionImage {
+                    reference: r.to_string(),
+                    error: Some("not looked up".into()),
+                    ..Default::default()
+                })
+            })
+            .collect()
+    }
+
+    /// Resolves and verifies `r` into `img`.
+    async fn lookup(&self, mut img: AdmissionImage, r: &ImageRef) -> AdmissionImage {
+        let res = match self.resolve(r).await {
             Ok(res) => res,
             Err(e) => {
                 img.error = Some(e);
@@ -196,7 +296,7 @@ impl Admission {
         img.artifact_type = res.artifact_type.clone();
         img.model = res.model.clone();
         if let Some(trust) = &self.trust {
-            match self.verify(&r, &res, trust).await {
+            match self.verify(r, &res, trust).await {
                 Ok(v) => img.verification = Some(v.to_input()),
                 Err(e) => img.error = Some(e),
             }
@@ -247,64 +347,79 @@ fn error_line(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn json_response(status: StatusCode, v: &serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        v.to_string(),
-    )
-        .into_response()
-}
-
-fn bad_request(msg: String) -> Response {
-    json_response(
-        StatusCode::BAD_REQUEST,
-        &serde_json::json!({ "error": msg }),
-    )
+/// The caller's credentials checked; the body read within the limit.
+async fn authenticated_body(
+    a: &Admission,
+    req: Request,
+    what: &str,
+) -> Result<bytes::Bytes, Response> {
+    let (parts, body) = req.into_parts();
+    if let Err(refusal) = a.auth.check(&parts) {
+        let resp = match refusal {
+            Refusal::NotConfigured(m) => error(StatusCode::FORBIDDEN, &m),
+            Refusal::Unauthenticated(m) => {
+                let mut resp = error(StatusCode::UNAUTHORIZED, &m);
+                resp.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"pavilion-admission\""),
+                );
+                resp
+            }
+        };
+        return Err(wire::drained(body, resp).await);
+    }
+    wire::read_limited(body, REVIEW_LIMIT, what).await
 }
 
 /// `POST /admission`: an AdmissionReview in, an AdmissionReview out.
-async fn admission(State(a): State<Arc<Admission>>, body: Body) -> Response {
-    let bytes = match to_bytes(body, REVIEW_LIMIT).await {
+async fn admission(State(a): State<Arc<Admission>>, req: Request) -> Response {
+    let bytes = match authenticated_body(&a, req, "AdmissionReview").await {
         Ok(b) => b,
-        Err(e) => {
-            return bad_request(format!(
-                "AdmissionReview body unreadable or over {REVIEW_LIMIT} bytes: {e}"
-            ))
-        }
+        Err(resp) => return resp,
     };
     let review = match parse_review(&bytes) {
         Ok(r) => r,
-        Err(e) => return bad_request(e.to_string()),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let images = join_all(
-        review
-            .images
-            .iter()
-            .map(|u| a.image(&u.reference, &u.path, u.source)),
-    )
-    .await;
-    let mut deny: Vec<String> = images
-        .iter()
-        .filter_map(Admission::builtin_denials)
-        .collect();
+    let mut deny: Vec<String> = Vec::new();
     let mut warn = Vec::new();
-    if let Some(p) = &a.policies {
-        let doc = input::admission(
-            &review.request,
-            &review.kind,
-            &review.operation,
-            review.namespace.as_deref(),
-            review.name.as_deref(),
-            review.dry_run,
-            &images,
-        );
-        match p.decide(Point::Admission, &doc) {
-            Ok(d) => {
-                deny.extend(d.deny);
-                warn = d.warn;
+    let mut images = Vec::new();
+    if let Some(why) = &review.invalid {
+        // What cannot be read cannot have been checked.
+        deny.push(format!("cannot interpret the review: {why}"));
+    } else if review.images.len() > IMAGES_LIMIT {
+        deny.push(format!(
+            "{} images, more than the {IMAGES_LIMIT} a review may name",
+            review.images.len()
+        ));
+    } else {
+        let refs: Vec<&str> = review.images.iter().map(|u| u.reference.as_str()).collect();
+        images = a.images(&refs).await;
+        for (img, u) in images.iter_mut().zip(&review.images) {
+            img.path = u.path.clone();
+            img.source = u.source.to_string();
+        }
+        deny = images
+            .iter()
+            .filter_map(Admission::builtin_denials)
+            .collect();
+        if let Some(p) = &a.policies {
+            let doc = input::admission(
+                &review.request,
+                &review.kind,
+                &review.operation,
+                review.namespace.as_deref(),
+                review.name.as_deref(),
+                review.dry_run,
+                &images,
+            );
+            match p.decide(Point::Admission, &doc) {
+                Ok(d) => {
+                    deny.extend(d.deny);
+                    warn = d.warn;
+                }
+                Err(e) => deny.push(format!("policy evaluation failed: {e}")),
             }
-            Err(e) => deny.push(format!("policy evaluation failed: {e}")),
         }
     }
     deny.dedup();
@@ -352,10 +467,10 @@ async fn admission(State(a): State<Arc<Admission>>, body: Body) -> Response {
 /// `POST /pavilion/v1/gatekeeper/verify`: Gatekeeper's external data
 /// provider protocol, one item per image reference, each valued like
 /// Ratify's verification result.
-async fn gatekeeper(State(a): State<Arc<Admission>>, body: Body) -> Response {
-    let bytes = match to_bytes(body, REVIEW_LIMIT).await {
+async fn gatekeeper(State(a): State<Arc<Admission>>, req: Request) -> Response {
+    let bytes = match authenticated_body(&a, req, "ProviderRequest").await {
         Ok(b) => b,
-        Err(e) => return bad_request(format!("ProviderRequest body unreadable: {e}")),
+        Err(resp) => return resp,
     };
     let keys = match parse_provider_request(&bytes) {
         Ok(k) if k.len() <= KEYS_LIMIT => k,
@@ -371,9 +486,13 @@ async fn gatekeeper(State(a): State<Arc<Admission>>, body: Body) -> Response {
                 ),
             )
         }
-        Err(e) => return bad_request(e.to_string()),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let images = join_all(keys.iter().map(|k| a.image(k, "", "key"))).await;
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut images = a.images(&refs).await;
+    for img in &mut images {
+        img.source = "key".into();
+    }
     let items: Vec<ProviderItem> = images
         .iter()
         .map(|img| {

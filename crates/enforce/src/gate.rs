@@ -1,32 +1,65 @@
-//! The registry's push gate: `pavilion serve --policy DIR` turns every
-//! manifest PUT into a `push` input document (with the verification of the
-//! Notary signatures already stored for the manifest, so a rule can guard
-//! tags such as `prod` behind a valid signature) and asks the Rego rules.
+//! The registry's gate: `pavilion serve --policy DIR` turns every manifest
+//! PUT into a `push` input document, and (when the rules have a
+//! `pavilion.pull` package) every manifest GET or HEAD into a `pull`
+//! document, each with the verification of the Notary signatures stored
+//! for the manifest, and asks the Rego rules.
+//!
+//! The trust policy statement is chosen from the names this registry is
+//! known by (configuration, `serve --name`), never from the request: a
+//! client cannot pick a looser statement by sending another `Host`. With
+//! several names, a signature must pass the statement of every one.
 
 use crate::policies::PolicySet;
-use crate::verification::{verify_local, FoundSignature, TrustConfig};
-use pavilion_notary::signature_manifest::SignatureManifest;
+use crate::verification::{trusted_thumbprints, verify_local, FoundSignature, TrustConfig};
+use pavilion_notary::signature_manifest::{SignatureManifest, THUMBPRINT_ANNOTATION};
 use pavilion_notary::verify::Expected;
 use pavilion_oci::Descriptor;
 use pavilion_policy::input::{self, Artifact, Verification};
 use pavilion_policy::Point;
-use pavilion_registry::{GateDecision, PushFacts, PushGate, StoredSignature};
-use std::sync::Arc;
+use pavilion_registry::facts::SIGNATURES_CHECKED;
+use pavilion_registry::{Gate, GateDecision, GateFacts, StoredSignature};
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 
-/// Rego rules plus, optionally, the trust policy signatures are checked against.
+/// Rego rules plus, optionally, the trust policy signatures are checked
+/// against under this registry's names.
 pub struct PushPolicy {
     policies: Arc<PolicySet>,
     trust: Option<TrustConfig>,
+    /// `registry` parts of the trust policy scopes: the names this registry
+    /// is known by, from configuration (set once the listener is bound when
+    /// they default to its address; unset, nothing verifies).
+    names: Arc<OnceLock<Vec<String>>>,
+    pulls: bool,
 }
 
 impl PushPolicy {
     /// A gate over `policies`; without `trust`, `input.signature.verified`
     /// is always false and says why.
-    pub fn new(policies: Arc<PolicySet>, trust: Option<TrustConfig>) -> Self {
-        PushPolicy { policies, trust }
+    pub fn new(
+        policies: Arc<PolicySet>,
+        trust: Option<TrustConfig>,
+        names: Arc<OnceLock<Vec<String>>>,
+    ) -> Self {
+        let pulls = policies.has_point(Point::Pull);
+        PushPolicy {
+            policies,
+            trust,
+            names,
+            pulls,
+        }
     }
 
-    fn signature(&self, f: &PushFacts) -> Verification {
+    fn scopes(&self, repository: &str) -> Vec<String> {
+        self.names
+            .get()
+            .into_iter()
+            .flatten()
+            .map(|n| format!("{n}/{repository}"))
+            .collect()
+    }
+
+    fn signature(&self, f: &GateFacts) -> Verification {
         let Some(trust) = &self.trust else {
             return Verification {
                 error: Some("no trust policy configured (serve --trust-policy)".into()),
@@ -34,27 +67,67 @@ impl PushPolicy {
             };
         };
         let found: Vec<FoundSignature> = f.signatures.iter().filter_map(found).collect();
-        // The scope a client signing this repository used: the host it
-        // addressed, then the repository.
-        let host = f.host.as_deref().unwrap_or("localhost");
-        let scope = format!("{host}/{}", f.repository);
         let expected = Expected {
             digest: &f.digest,
             media_type: &f.media_type,
             size: f.manifest.len() as u64,
         };
-        match verify_local(trust, &scope, &expected, &found) {
+        let mut v = match verify_local(trust, &self.scopes(&f.repository), &expected, &found) {
             Ok(v) => v.to_input(),
             Err(e) => Verification {
                 error: Some(e.to_string()),
                 ..Default::default()
             },
+        };
+        if !v.verified && f.signatures_unchecked > 0 && v.error.is_none() {
+            v.error = Some(format!(
+                "{} more stored signature(s) were not checked: at most {SIGNATURES_CHECKED} \
+                 are checked per decision, those whose certificate thumbprints are in the trust \
+                 store first",
+                f.signatures_unchecked
+            ));
         }
+        v
+    }
+
+    fn artifact<'a>(&self, f: &'a GateFacts, digest: &'a str) -> Artifact<'a> {
+        Artifact {
+            repository: &f.repository,
+            digest,
+            media_type: &f.media_type,
+            manifest: f.document.clone(),
+            config: f.config.clone(),
+        }
+    }
+
+    fn decide(
+        &self,
+        point: Point,
+        doc: &serde_json::Value,
+        signature: &Verification,
+    ) -> Result<GateDecision, String> {
+        let d = self
+            .policies
+            .decide(point, doc)
+            .map_err(|e| e.to_string())?;
+        Ok(GateDecision {
+            deny: d.deny,
+            warn: d.warn,
+            detail: serde_json::json!({
+                "signature": {
+                    "verified": signature.verified,
+                    "trustPolicy": signature.trust_policy,
+                    "error": signature.error,
+                }
+            }),
+        })
     }
 }
 
 /// A stored signature in the form verification takes; `None` when its
-/// manifest is not a Notary signature manifest after all.
+/// manifest is not a Notary signature manifest after all (another referrer
+/// with the same artifact type: leaving it out can only make the artifact
+/// less verified, never more).
 fn found(s: &StoredSignature) -> Option<FoundSignature> {
     let parsed = SignatureManifest::parse(&s.manifest, Some(&s.media_type)).ok()?;
     let (envelope, refused) = match &s.envelope {
@@ -78,43 +151,98 @@ fn found(s: &StoredSignature) -> Option<FoundSignature> {
     })
 }
 
-impl PushGate for PushPolicy {
+/// Whether a signature manifest's annotations name, in notation's
+/// thumbprint annotation, a certificate of `trusted`.
+fn names_trusted(annotations: Option<&str>, trusted: &HashSet<String>) -> bool {
+    let Some(map) = annotations
+        .and_then(|a| serde_json::from_str::<std::collections::BTreeMap<String, String>>(a).ok())
+    else {
+        return false;
+    };
+    let Some(list) = map
+        .get(THUMBPRINT_ANNOTATION)
+        .and_then(|t| serde_json::from_str::<Vec<String>>(t).ok())
+    else {
+        return false;
+    };
+    list.iter()
+        .any(|t| trusted.contains(&t.to_ascii_lowercase()))
+}
+
+impl Gate for PushPolicy {
     /// Without a trust policy nothing is verified: the registry need not
     /// read the stored signatures.
     fn uses_signatures(&self) -> bool {
         self.trust.is_some()
     }
 
-    fn decide_push(&self, f: &PushFacts) -> Result<GateDecision, String> {
-        let manifest = serde_json::from_slice(&f.manifest).unwrap_or(serde_json::Value::Null);
-        let config = f
-            .config
-            .as_ref()
-            .and_then(|c| serde_json::from_slice(c).ok());
-        let digest = f.digest.to_string();
-        let artifact = Artifact {
-            repository: &f.repository,
-            digest: &digest,
-            media_type: &f.media_type,
-            manifest,
-            config,
+    fn decides_pulls(&self) -> bool {
+        self.pulls
+    }
+
+    /// Signatures whose thumbprint annotation names a certificate of the
+    /// trust stores first: junk signatures (anyone may push referrers)
+    /// cannot crowd out a valid one. The annotation is unsigned, so it only
+    /// orders the work; verification still reads the envelope's own chain.
+    fn signature_order(&self, annotations: &[Option<&str>]) -> Vec<usize> {
+        let trusted = match &self.trust {
+            Some(t) => trusted_thumbprints(t, &self.scopes("")),
+            None => HashSet::new(),
         };
+        let (mut first, mut rest): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+        for (i, a) in annotations.iter().enumerate() {
+            if names_trusted(*a, &trusted) {
+                first.push(i);
+            } else {
+                rest.push(i);
+            }
+        }
+        first.extend(rest);
+        first
+    }
+
+    fn decide_push(&self, f: &GateFacts) -> Result<GateDecision, String> {
+        let digest = f.digest.to_string();
         let signature = self.signature(f);
-        let doc = input::push(&artifact, &f.tags, f.identity.as_deref(), &signature);
-        let d = self
-            .policies
-            .decide(Point::Push, &doc)
-            .map_err(|e| e.to_string())?;
-        Ok(GateDecision {
-            deny: d.deny,
-            warn: d.warn,
-            detail: serde_json::json!({
-                "signature": {
-                    "verified": signature.verified,
-                    "trustPolicy": signature.trust_policy,
-                    "error": signature.error,
-                }
-            }),
-        })
+        let doc = input::push(
+            &self.artifact(f, &digest),
+            &f.tags,
+            f.identity.as_deref(),
+            &signature,
+        );
+        self.decide(Point::Push, &doc, &signature)
+    }
+
+    fn decide_pull(&self, f: &GateFacts, reference: &str) -> Result<GateDecision, String> {
+        let digest = f.digest.to_string();
+        let signature = self.signature(f);
+        // As `pavilion pull` would name it: this registry's first name.
+        let name = self
+            .names
+            .get()
+            .and_then(|n| n.first())
+            .map_or("", String::as_str);
+        let doc = input::pull(
+            &format!("{name}/{reference}"),
+            &self.artifact(f, &digest),
+            Some(&signature),
+        );
+        self.decide(Point::Pull, &doc, &signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprint_annotation_orders_only_when_it_names_a_trusted_cert() {
+        let trusted: HashSet<String> = ["ab".to_string()].into();
+        let ann = |t: &str| serde_json::json!({ THUMBPRINT_ANNOTATION: t }).to_string();
+        assert!(names_trusted(Some(&ann(r#"["cd","AB"]"#)), &trusted));
+        assert!(!names_trusted(Some(&ann(r#"["cd"]"#)), &trusted));
+        assert!(!names_trusted(Some(&ann("not json")), &trusted));
+        assert!(!names_trusted(Some("{"), &trusted));
+        assert!(!names_trusted(None, &trusted));
     }
 }

@@ -14,6 +14,8 @@ pub mod gate;
 pub mod policies;
 pub mod verification;
 
+pub use admission::caller::CallerAuth;
+pub use admission::outbound::AllowedRegistries;
 pub use admission::{Admission, AdmissionConfig};
 pub use gate::PushPolicy;
 pub use policies::PolicySet;

@@ -33,6 +33,13 @@ impl PolicySet {
         &self.dir
     }
 
+    /// Whether the rules have a package for `point` (`pavilion.<point>`).
+    pub fn has_point(&self, point: Point) -> bool {
+        self.engines
+            .first()
+            .is_some_and(|e| e.lock().is_ok_and(|p| p.has_point(point)))
+    }
+
     /// The decision at `point` for `input`.
     pub fn decide(&self, point: Point, input: &serde_json::Value) -> Result<Decision, PolicyError> {
         for e in &self.engines {

@@ -10,7 +10,7 @@ use pavilion_notary::trust::{load_requirements, Resolved};
 use pavilion_notary::verify::{verify, Expected, Outcome, Report, Requirements};
 use pavilion_oci::{Descriptor, Digest, ImageRef};
 use pavilion_policy::input::{SignatureResult, Verification};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -195,24 +195,65 @@ fn needed(trust: &TrustConfig, scope: &str, digest: &Digest) -> Result<Needed, V
 }
 
 /// Verifies signatures already in hand for the artifact (`digest`,
-/// `media_type`, `size`) at `scope`.
+/// `media_type`, `size`) under the statement of every scope it is known by
+/// (one per registry name). Each distinct statement is applied once; the
+/// artifact is verified only when every one passes, so no name can choose
+/// a looser statement than another. The result returned is a failing one
+/// if any, else one that verified signatures, else a skip.
 pub fn verify_local(
     trust: &TrustConfig,
-    scope: &str,
+    scopes: &[String],
     expected: &Expected<'_>,
     found: &[FoundSignature],
 ) -> Result<ArtifactVerification, VerifyError> {
-    let (policy, req) = match needed(trust, scope, expected.digest)? {
-        Needed::Skip(v) => return Ok(v),
-        Needed::Verify(policy, req) => (policy, req),
-    };
-    Ok(ArtifactVerification {
-        reference: format!("{scope}@{}", expected.digest),
-        digest: expected.digest.clone(),
-        policy,
-        reports: verify_signatures(found, expected, &req),
-        skipped: false,
-    })
+    let mut seen = std::collections::HashSet::new();
+    let mut results = Vec::new();
+    for scope in scopes {
+        match needed(trust, scope, expected.digest)? {
+            Needed::Skip(v) => {
+                if seen.insert(v.policy.clone()) {
+                    results.push(v);
+                }
+            }
+            Needed::Verify(policy, req) => {
+                if seen.insert(policy.clone()) {
+                    results.push(ArtifactVerification {
+                        reference: format!("{scope}@{}", expected.digest),
+                        digest: expected.digest.clone(),
+                        policy,
+                        reports: verify_signatures(found, expected, &req),
+                        skipped: false,
+                    });
+                }
+            }
+        }
+    }
+    // false sorts first: failures, then verified signatures, then skips.
+    results.sort_by_key(|v| (v.verified(), v.skipped));
+    results
+        .into_iter()
+        .next()
+        .ok_or_else(|| VerifyError::TrustPolicy("no registry name to choose a statement by".into()))
+}
+
+/// SHA-256 thumbprints (lowercase hex, notation's form) of the `ca` and
+/// `signingAuthority` certificates the statements for `scopes` trust. A
+/// trust policy that cannot be read gives none: this only orders work,
+/// verification reports the error itself.
+pub fn trusted_thumbprints(trust: &TrustConfig, scopes: &[String]) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for scope in scopes {
+        if let Ok(Resolved::Verify { requirements, .. }) = trust.requirements(scope) {
+            for der in requirements
+                .ca
+                .iter()
+                .chain(&requirements.signing_authority)
+            {
+                out.insert(Digest::sha256(der).hex().to_string());
+            }
+        }
+    }
+    out
 }
 
 fn pinned(r: &ImageRef, d: &Digest) -> ImageRef {

@@ -17,5 +17,5 @@ pub mod untar;
 
 pub use classify::FileClass;
 pub use pack::{pack_directory, LayerPlan, ModelInfo, PackError, PackPlan};
-pub use paths::{layer_path, PathError};
-pub use untar::{extract_tar, Extracted, UntarError};
+pub use paths::{layer_path, PathError, PathSet};
+pub use untar::{extract_tar, list_tar, Extracted, TarEntry, UntarError};

@@ -1,6 +1,8 @@
 //! Where a pulled layer may be written: a relative path inside the output
-//! directory, checked before any byte is written.
+//! directory, checked before any byte is written, and named only once in
+//! an artifact.
 
+use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 /// Why a layer's file path was refused.
@@ -12,6 +14,65 @@ pub enum PathError {
     /// An existing component of the path is a symbolic link.
     #[error("layer file path {0:?} would write through the symbolic link {1}")]
     ThroughSymlink(String, String),
+    /// Two layers (or tar entries) of one artifact name the same file.
+    #[error("layer file path {0:?} appears more than once in the artifact (the later would replace the earlier)")]
+    Duplicate(String),
+    /// One layer names a file where another puts a directory.
+    #[error("layer file path {0:?} is both a file and a directory in the artifact")]
+    FileAndDirectory(String),
+}
+
+/// The files and directories one artifact writes. A path named twice is
+/// refused (the later layer would silently replace the earlier), and so is
+/// a path that is a file for one layer and a directory for another.
+#[derive(Debug, Default)]
+pub struct PathSet {
+    files: BTreeSet<String>,
+    dirs: BTreeSet<String>,
+}
+
+/// `rel` spelled one way (`a//b/` is `a/b`), with its proper ancestors.
+fn normalized(rel: &str) -> (String, Vec<String>) {
+    let parts: Vec<&str> = Path::new(rel)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => n.to_str(),
+            _ => None,
+        })
+        .collect();
+    let ancestors = (1..parts.len()).map(|i| parts[..i].join("/")).collect();
+    (parts.join("/"), ancestors)
+}
+
+impl PathSet {
+    /// Adds the file `rel` (a path [`layer_path`] accepted).
+    pub fn add_file(&mut self, rel: &str) -> Result<(), PathError> {
+        let (key, ancestors) = normalized(rel);
+        if self.files.contains(&key) {
+            return Err(PathError::Duplicate(key));
+        }
+        if self.dirs.contains(&key) {
+            return Err(PathError::FileAndDirectory(key));
+        }
+        self.add_ancestors(ancestors)?;
+        self.files.insert(key);
+        Ok(())
+    }
+
+    /// Adds the directory `rel` (a tar layer's directory entry).
+    pub fn add_dir(&mut self, rel: &str) -> Result<(), PathError> {
+        let (key, mut ancestors) = normalized(rel);
+        ancestors.push(key);
+        self.add_ancestors(ancestors)
+    }
+
+    fn add_ancestors(&mut self, dirs: Vec<String>) -> Result<(), PathError> {
+        if let Some(file) = dirs.iter().find(|d| self.files.contains(*d)) {
+            return Err(PathError::FileAndDirectory(file.clone()));
+        }
+        self.dirs.extend(dirs);
+        Ok(())
+    }
 }
 
 /// The destination of layer file `rel` under `root`, refusing paths that
@@ -72,6 +133,31 @@ mod tests {
         assert_eq!(
             layer_path(dir.path(), "a/b").unwrap(),
             dir.path().join("a/b")
+        );
+    }
+
+    #[test]
+    fn a_path_is_named_once() {
+        let mut s = PathSet::default();
+        s.add_file("a/b.bin").unwrap();
+        s.add_dir("a").unwrap();
+        s.add_dir("a/c").unwrap();
+        s.add_file("a/c/d").unwrap();
+        assert_eq!(
+            s.add_file("a//b.bin/"),
+            Err(PathError::Duplicate("a/b.bin".into()))
+        );
+        assert_eq!(
+            s.add_file("a"),
+            Err(PathError::FileAndDirectory("a".into()))
+        );
+        assert_eq!(
+            s.add_file("a/b.bin/x"),
+            Err(PathError::FileAndDirectory("a/b.bin".into()))
+        );
+        assert_eq!(
+            s.add_dir("a/b.bin"),
+            Err(PathError::FileAndDirectory("a/b.bin".into()))
         );
     }
 }

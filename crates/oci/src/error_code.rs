@@ -38,6 +38,9 @@ pub enum ErrorCode {
     PaginationNumberInvalid,
     /// a server-side failure that is not the client's fault
     Internal,
+    /// the registry's storage (disk, quota, database) is full: a server
+    /// condition (507), not the client's fault, so outside the spec's 4xx table
+    StorageFull,
 }
 
 impl ErrorCode {
@@ -61,6 +64,7 @@ impl ErrorCode {
             ErrorCode::TagInvalid => "TAG_INVALID",
             ErrorCode::PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             ErrorCode::Internal => "UNKNOWN",
+            ErrorCode::StorageFull => "STORAGE_FULL",
         }
     }
 
@@ -84,6 +88,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => 415,
             ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
+            ErrorCode::StorageFull => 507,
         }
     }
 
@@ -109,6 +114,7 @@ impl ErrorCode {
             ErrorCode::TagInvalid => "invalid tag",
             ErrorCode::PaginationNumberInvalid => "invalid pagination parameter",
             ErrorCode::Internal => "internal server error",
+            ErrorCode::StorageFull => "the registry's storage is full",
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod digest;
 pub mod error_code;
 pub mod image_ref;
+pub mod json;
 pub mod manifest;
 pub mod media_type;
 pub mod name;

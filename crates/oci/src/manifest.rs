@@ -44,6 +44,12 @@ pub enum ManifestError {
         /// Content-Type header.
         header: String,
     },
+    /// Nested deeper than [`crate::json::MAX_DEPTH`] levels.
+    #[error(
+        "manifest nests deeper than the {} levels allowed",
+        crate::json::MAX_DEPTH
+    )]
+    TooDeep,
     /// A structural rule of the image-spec is broken.
     #[error("{0}")]
     Invalid(String),
@@ -59,12 +65,19 @@ pub struct ManifestInfo {
     pub artifact_type: Option<String>,
     /// Blobs referenced: config then layers (image manifests only).
     pub blobs: Vec<Descriptor>,
+    /// For each entry of `blobs`: whether it is a non-distributable layer
+    /// that carries `urls` (its bytes are fetched from there), which a
+    /// registry may accept without holding. Never true for the config.
+    pub external: Vec<bool>,
     /// Manifests referenced (indexes only).
     pub manifests: Vec<Descriptor>,
     /// The `subject` descriptor, if any.
     pub subject: Option<Descriptor>,
     /// Manifest annotations (reported by the referrers API).
     pub annotations: Option<BTreeMap<String, String>>,
+    /// The whole document, parsed once (strictly: see [`crate::json`]);
+    /// policy inputs are built from it, never from a second parse.
+    pub document: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -74,10 +87,27 @@ struct RawManifest {
     media_type: Option<String>,
     artifact_type: Option<String>,
     config: Option<Descriptor>,
-    layers: Option<Vec<Descriptor>>,
+    layers: Option<Vec<RawLayer>>,
     manifests: Option<Vec<Descriptor>>,
     subject: Option<Descriptor>,
     annotations: Option<BTreeMap<String, String>>,
+}
+
+/// A layer descriptor with the `urls` the registry looks at (and only for
+/// non-distributable layers); `Descriptor` stays without it.
+#[derive(Deserialize)]
+struct RawLayer {
+    #[serde(flatten)]
+    descriptor: Descriptor,
+    #[serde(default)]
+    urls: Option<Vec<String>>,
+}
+
+impl RawLayer {
+    fn is_external(&self) -> bool {
+        media_type::is_non_distributable(&self.descriptor.media_type)
+            && self.urls.as_ref().is_some_and(|u| !u.is_empty())
+    }
 }
 
 /// Strips parameters (`; charset=...`) from a Content-Type value.
@@ -94,8 +124,12 @@ impl ManifestInfo {
     /// assert!(ManifestInfo::parse(br#"{"schemaVersion":2}"#, Some("text/plain")).is_err());
     /// ```
     pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Self, ManifestError> {
-        let raw: RawManifest =
-            serde_json::from_slice(body).map_err(|e| ManifestError::Json(e.to_string()))?;
+        let document = crate::json::parse_strict(body).map_err(|e| match e {
+            crate::json::JsonError::TooDeep => ManifestError::TooDeep,
+            crate::json::JsonError::Syntax(s) => ManifestError::Json(s),
+        })?;
+        let raw =
+            RawManifest::deserialize(&document).map_err(|e| ManifestError::Json(e.to_string()))?;
         let header = content_type.map(bare_type).filter(|s| !s.is_empty());
         let media_type = match (&raw.media_type, header) {
             (Some(body), Some(header)) if body != header => {
@@ -118,9 +152,11 @@ impl ManifestInfo {
             media_type: media_type.clone(),
             artifact_type: raw.artifact_type,
             blobs: Vec::new(),
+            external: Vec::new(),
             manifests: Vec::new(),
             subject: raw.subject,
             annotations: raw.annotations,
+            document: serde_json::Value::Null,
         };
         if media_type::is_index(&media_type) {
             if raw.config.is_some() || raw.layers.is_some() {
@@ -147,7 +183,11 @@ impl ManifestInfo {
                 info.artifact_type = Some(config.media_type.clone());
             }
             info.blobs.push(config);
-            info.blobs.extend(layers);
+            info.external.push(false);
+            for l in layers {
+                info.external.push(l.is_external());
+                info.blobs.push(l.descriptor);
+            }
         }
         if let Some(t) = info
             .artifact_type
@@ -158,6 +198,7 @@ impl ManifestInfo {
                 "artifactType (or config mediaType) {t:?} is not a media type"
             )));
         }
+        info.document = document;
         Ok(info)
     }
 }
@@ -224,6 +265,51 @@ mod tests {
             ManifestInfo::parse(cfg.as_bytes(), None),
             Err(ManifestError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn deep_unknown_fields_and_duplicate_keys_are_refused() {
+        // The review's attack: an unknown field nested past serde_json's
+        // Value limit was indexed while the policy input saw `null`.
+        let deep = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{{"mediaType":"a/b","digest":"{D}","size":0}},"layers":[],"x":{}0{}}}"#,
+            "[".repeat(130),
+            "]".repeat(130)
+        );
+        let e = ManifestInfo::parse(deep.as_bytes(), None).unwrap_err();
+        assert_eq!(e, ManifestError::TooDeep);
+        assert!(e.to_string().contains("64 levels"), "{e}");
+        let dup = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{{"mediaType":"a/b","digest":"{D}","size":0}},"layers":[],"layers":[]}}"#
+        );
+        assert!(matches!(
+            ManifestInfo::parse(dup.as_bytes(), None),
+            Err(ManifestError::Json(m)) if m.contains("duplicate key")
+        ));
+        // What is accepted is the document the policy sees.
+        let ok = dup.replacen(r#","layers":[]"#, "", 1);
+        let m = ManifestInfo::parse(ok.as_bytes(), None).unwrap();
+        assert_eq!(m.document["config"]["mediaType"], "a/b");
+    }
+
+    #[test]
+    fn external_layers_are_non_distributable_with_urls() {
+        let nd = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+            "config":{{"mediaType":"{nd}","digest":"{D}","size":0,"urls":["https://x"]}},
+            "layers":[{{"mediaType":"{nd}","digest":"{D}","size":0,"urls":["https://x"]}},
+            {{"mediaType":"{nd}","digest":"{D}","size":0,"urls":[]}},
+            {{"mediaType":"{nd}","digest":"{D}","size":0}},
+            {{"mediaType":"application/octet-stream","digest":"{D}","size":0,"urls":["https://x"]}}]}}"#
+        );
+        let m = ManifestInfo::parse(body.as_bytes(), None).unwrap();
+        assert_eq!(m.external, [false, true, false, false, false]);
+        assert_eq!(m.blobs.len(), 5);
+        let bad = body.replacen(r#""urls":["https://x"]"#, r#""urls":"https://x""#, 2);
+        assert!(ManifestInfo::parse(bad.as_bytes(), None).is_err());
     }
 
     #[test]

@@ -24,6 +24,26 @@ pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
 }
 
+/// Whether layers of `media_type` are non-distributable: the image-spec's
+/// (deprecated) `nondistributable` layer types and Docker's foreign layers,
+/// whose bytes come from the descriptor's `urls`, not from the registry.
+///
+/// ```
+/// use pavilion_oci::media_type::is_non_distributable;
+/// assert!(is_non_distributable("application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"));
+/// assert!(is_non_distributable("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"));
+/// assert!(!is_non_distributable("application/vnd.oci.image.layer.v1.tar+gzip"));
+/// ```
+pub fn is_non_distributable(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+    )
+}
+
 /// Whether `s` is a media type `type/subtype` with RFC 6838 restricted names
 /// (what the image-spec requires of `artifactType`).
 ///

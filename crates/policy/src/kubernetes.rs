@@ -18,10 +18,14 @@
 //! Everything here is parsing and building: no I/O, no verification. The
 //! functions never panic, whatever the bytes; malformed input is a
 //! [`WireError`] whose message is one line and names the field at fault,
-//! because it ends up in a log line or an HTTP 400 body that an operator
-//! reads while debugging a webhook configuration.
+//! because it ends up in a log line, an HTTP 400 body or a denial that an
+//! operator reads while debugging a webhook configuration. Reviews are
+//! read strictly ([`objects`]): nothing unexpected is skipped.
 
 use serde_json::{json, Map, Value};
+
+pub mod objects;
+pub use objects::{check_kind, pod_spec_images};
 
 /// The only AdmissionReview version accepted. `admission.k8s.io/v1beta1`
 /// was removed from the API server in Kubernetes 1.22, and `v1` is the only
@@ -74,7 +78,8 @@ pub struct Review {
     pub api_version: String,
     /// `request.uid`, echoed back as `response.uid`.
     pub uid: String,
-    /// `request.kind.kind`, e.g. `Pod`, `Deployment` (empty when absent).
+    /// `request.kind.kind`, e.g. `Pod`, `Deployment` (empty when the
+    /// request is `invalid` before it was read).
     pub kind: String,
     /// `request.operation`: CREATE, UPDATE, DELETE or CONNECT (empty when
     /// absent).
@@ -92,8 +97,14 @@ pub struct Review {
     /// so rules can look at anything Kubernetes sent (userInfo, labels...).
     pub request: Value,
     /// The images of the pod spec, in the order described at
-    /// [`pod_spec_images`]; duplicates kept (different paths).
+    /// [`pod_spec_images`]; duplicates kept (different paths). Empty when
+    /// `invalid` is set.
     pub images: Vec<ImageUse>,
+    /// Why the request cannot be interpreted, one line naming the field
+    /// (e.g. `request.object.spec.containers[0].image is a number, expected
+    /// a string`). The webhook must deny such a review: what it cannot read,
+    /// it cannot have checked.
+    pub invalid: Option<String>,
 }
 
 /// Shortens and quotes a value taken from the input for an error message,
@@ -136,7 +147,8 @@ fn parse_object(body: &[u8], what: &str) -> Result<Map<String, Value>, WireError
 }
 
 /// An optional string member: absent or null is `None`; any other
-/// non-string is an error naming `path`.
+/// non-string is an error naming `path` (after `what: `, if `what` is not
+/// empty).
 fn opt_string(
     obj: &Map<String, Value>,
     key: &str,
@@ -146,6 +158,10 @@ fn opt_string(
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) if what.is_empty() => Err(WireError(format!(
+            "{path} is {}, expected a string",
+            type_name(other)
+        ))),
         Some(other) => Err(WireError(format!(
             "{what}: {path} is {}, expected a string",
             type_name(other)
@@ -201,15 +217,21 @@ fn request_object<'a>(
 
 /// Parses an AdmissionReview request body.
 ///
-/// Required: a JSON object with `kind: AdmissionReview`, `apiVersion:
-/// admission.k8s.io/v1` (a `v1beta1` review is refused with a message
-/// saying the webhook configuration must list `v1` in
-/// `admissionReviewVersions`), and a `request` object whose `uid` is a
-/// non-empty string. Optional members of the request (`kind`, `operation`,
-/// `namespace`, `name`, `dryRun`) must have the right JSON type when
-/// present. The object itself is not validated: the API server already did,
-/// and a field of an unexpected shape there only means no image is taken
-/// from it (see [`pod_spec_images`]).
+/// Two layers, because they fail differently:
+///
+/// - the envelope: a JSON object with `kind: AdmissionReview`, `apiVersion:
+///   admission.k8s.io/v1` (a `v1beta1` review is refused with a message
+///   saying the webhook configuration must list `v1` in
+///   `admissionReviewVersions`), and a `request` object whose `uid` is a
+///   non-empty string. Without these there is nothing to answer, so they
+///   are an `Err` (an HTTP 400).
+/// - the request itself: `kind` (an object whose `kind` is one of the kinds
+///   Pavilion reviews, with that kind's `group`), `operation`, `namespace`,
+///   `name`, `dryRun` with their JSON types, and the object read strictly
+///   ([`pod_spec_images`]). What cannot be interpreted here is put in
+///   [`Review::invalid`], naming the field, and the webhook denies it: a
+///   400 would leave the outcome to the webhook's `failurePolicy`, which
+///   may be `Ignore`.
 pub fn parse_review(body: &[u8]) -> Result<Review, WireError> {
     const WHAT: &str = "AdmissionReview";
     let doc = parse_object(body, WHAT)?;
@@ -229,28 +251,39 @@ pub fn parse_review(body: &[u8]) -> Result<Review, WireError> {
         Some(u) if u.is_empty() => return Err(WireError(format!("{WHAT}: request.uid is empty"))),
         Some(u) => u,
     };
-    let kind = match request.get("kind") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::Object(k)) => {
-            opt_string(k, "kind", WHAT, "request.kind.kind")?.unwrap_or_default()
-        }
-        Some(other) => {
-            return Err(WireError(format!(
-                "{WHAT}: request.kind is {}, expected an object",
-                type_name(other)
-            )))
-        }
+    let mut review = Review {
+        api_version,
+        uid,
+        kind: String::new(),
+        operation: String::new(),
+        namespace: None,
+        name: None,
+        dry_run: false,
+        request: Value::Object(request.clone()),
+        images: Vec::new(),
+        invalid: None,
     };
-    let operation =
-        opt_string(request, "operation", WHAT, "request.operation")?.unwrap_or_default();
-    let namespace =
-        opt_string(request, "namespace", WHAT, "request.namespace")?.filter(|s| !s.is_empty());
-    let dry_run = match request.get("dryRun") {
+    if let Err(WireError(e)) = interpret(request, &mut review) {
+        review.images.clear();
+        review.invalid = Some(e);
+    }
+    Ok(review)
+}
+
+/// Fills `review` from the request (see [`parse_review`]); errors name the
+/// field from `request.`.
+fn interpret(request: &Map<String, Value>, review: &mut Review) -> Result<(), WireError> {
+    // Messages here become denials, not 400s: no "AdmissionReview:" prefix.
+    const WHAT: &str = "";
+    let field = |key: &str| opt_string(request, key, WHAT, &format!("request.{key}"));
+    review.operation = field("operation")?.unwrap_or_default();
+    review.namespace = field("namespace")?.filter(|s| !s.is_empty());
+    review.dry_run = match request.get("dryRun") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
             return Err(WireError(format!(
-                "{WHAT}: request.dryRun is {}, expected a boolean",
+                "request.dryRun is {}, expected a boolean",
                 type_name(other)
             )))
         }
@@ -264,108 +297,31 @@ pub fn parse_review(body: &[u8]) -> Result<Review, WireError> {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let name = opt_string(request, "name", WHAT, "request.name")?
+    review.name = field("name")?
         .filter(|s| !s.is_empty())
         .or_else(|| metadata_string("name"))
         .or_else(|| metadata_string("generateName"));
-    let images = pod_spec_images(&kind, object);
-    Ok(Review {
-        api_version,
-        uid,
-        kind,
-        operation,
-        namespace,
-        name,
-        dry_run,
-        request: Value::Object(request.clone()),
-        images,
-    })
-}
-
-/// Where the pod spec of an object of kind `kind` lives, as a path of
-/// member names from the object root; `None` for kinds that hold no pod.
-fn pod_spec_path(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "Pod" => Some(&["spec"]),
-        "Deployment"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "ReplicaSet"
-        | "Job"
-        | "ReplicationController" => Some(&["spec", "template", "spec"]),
-        "CronJob" => Some(&["spec", "jobTemplate", "spec", "template", "spec"]),
-        "PodTemplate" => Some(&["template", "spec"]),
-        _ => None,
-    }
-}
-
-/// The images named by the pod spec of `object`, an object of kind `kind`.
-///
-/// The pod spec is found by kind: `Pod` → `spec`; `Deployment`,
-/// `StatefulSet`, `DaemonSet`, `ReplicaSet`, `Job`,
-/// `ReplicationController` → `spec.template.spec`; `CronJob` →
-/// `spec.jobTemplate.spec.template.spec`; `PodTemplate` → `template.spec`.
-/// Other kinds, and a null object (DELETE), name no image.
-///
-/// Order: `containers[].image`, then `initContainers[].image`, then
-/// `ephemeralContainers[].image`, then `volumes[].image.reference` (image
-/// volumes, KEP-4639), each list in array order. A fixed order rather than
-/// the order of the keys in the request body, because JSON objects are
-/// unordered once parsed; within a list the order is the document's.
-///
-/// Lenient by design: an entry whose image is missing, not a string, or
-/// empty is skipped, as is a list that is not an array. The API server
-/// validated the object before calling the webhook; an empty `image` is
-/// legal in a workload template (a controller or mutating webhook fills it
-/// in), and whatever image ends up in the pods is reviewed again then.
-pub fn pod_spec_images(kind: &str, object: &Value) -> Vec<ImageUse> {
-    let Some(path) = pod_spec_path(kind) else {
-        return Vec::new();
-    };
-    let Some(spec) = path.iter().try_fold(object, |v, k| v.get(*k)) else {
-        return Vec::new();
-    };
-    if !spec.is_object() {
-        return Vec::new();
-    }
-    let prefix = path.join(".");
-    let mut out = Vec::new();
-    for (list, source) in [
-        ("containers", "container"),
-        ("initContainers", "initContainer"),
-        ("ephemeralContainers", "ephemeralContainer"),
-    ] {
-        let Some(items) = spec.get(list).and_then(Value::as_array) else {
-            continue;
-        };
-        for (i, c) in items.iter().enumerate() {
-            if let Some(image) = c.get("image").and_then(Value::as_str) {
-                if !image.is_empty() {
-                    out.push(ImageUse {
-                        reference: image.to_string(),
-                        path: format!("{prefix}.{list}[{i}].image"),
-                        source,
-                    });
-                }
-            }
+    let kind = match request.get("kind") {
+        None | Some(Value::Null) => return Err(WireError("request.kind missing".into())),
+        Some(Value::Object(k)) => k,
+        Some(other) => {
+            return Err(WireError(format!(
+                "request.kind is {}, expected an object",
+                type_name(other)
+            )))
         }
+    };
+    let member = |key: &str| opt_string(kind, key, WHAT, &format!("request.kind.{key}"));
+    review.kind = member("kind")?.ok_or_else(|| WireError("request.kind.kind missing".into()))?;
+    let group = member("group")?.unwrap_or_default();
+    member("version")?;
+    check_kind(&group, &review.kind)?;
+    // Only a DELETE (and CONNECT) comes without the object.
+    if object.is_null() && !matches!(review.operation.as_str(), "DELETE" | "CONNECT") {
+        return Err(WireError("request.object missing".into()));
     }
-    if let Some(volumes) = spec.get("volumes").and_then(Value::as_array) {
-        for (i, v) in volumes.iter().enumerate() {
-            let reference = v
-                .get("image")
-                .and_then(|img| img.get("reference"))
-                .and_then(Value::as_str);
-            if let Some(reference) = reference.filter(|r| !r.is_empty()) {
-                out.push(ImageUse {
-                    reference: reference.to_string(),
-                    path: format!("{prefix}.volumes[{i}].image.reference"),
-                    source: "imageVolume",
-                });
-            }
-        }
-    }
-    out
+    review.images = pod_spec_images(&review.kind, object)?;
+    Ok(())
 }
 
 /// Builds the AdmissionReview response to a review.
@@ -822,7 +778,7 @@ mod tests {
             "ReplicationController",
         ] {
             let object = json!({"spec": {"template": template}});
-            let images = pod_spec_images(kind, &object);
+            let images = pod_spec_images(kind, &object).unwrap();
             assert_eq!(
                 refs(&images),
                 vec![(
@@ -833,18 +789,20 @@ mod tests {
                 "{kind}"
             );
         }
-        let images = pod_spec_images("PodTemplate", &json!({ "template": template }));
+        let images = pod_spec_images("PodTemplate", &json!({ "template": template })).unwrap();
         assert_eq!(
             refs(&images),
             vec![("img:1", "template.spec.containers[0].image", "container")]
         );
-        // Kinds without a pod: nothing, and no error.
+        // Kinds without a pod are not understood: the review is invalid
+        // (denied), not an empty list of images.
         let r = parse_review(&review(json!({
             "uid": "u", "kind": {"kind": "ConfigMap"}, "operation": "CREATE",
             "object": {"metadata": {"name": "c"}, "data": {"image": "x"}}
         })))
         .unwrap();
         assert!(r.images.is_empty());
+        assert!(r.invalid.is_some());
     }
 
     #[test]
@@ -875,11 +833,14 @@ mod tests {
         assert!(r.dry_run);
         assert_eq!(r.name.as_deref(), Some("llama-"));
         // Cluster-scoped or missing: no namespace.
-        let r = parse_review(&review(json!({"uid": "u"}))).unwrap();
+        let r = parse_review(&review(json!({"uid": "u", "kind": {"kind": "Pod"},
+            "operation": "DELETE"})))
+        .unwrap();
         assert_eq!(
             (r.kind.as_str(), r.operation.as_str(), r.namespace, r.name),
-            ("", "", None, None)
+            ("Pod", "DELETE", None, None)
         );
+        assert_eq!(r.invalid, None);
     }
 
     #[test]
@@ -964,82 +925,71 @@ mod tests {
     }
 
     #[test]
-    fn wrong_types_in_the_request() {
+    fn wrong_types_in_the_request_are_invalid_not_errors() {
+        let pod = json!({"kind": "Pod"});
         let cases = [
             (
                 json!({"uid": "u", "kind": "Pod"}),
-                "AdmissionReview: request.kind is a string, expected an object",
+                "request.kind is a string, expected an object",
             ),
             (
                 json!({"uid": "u", "kind": {"kind": ["Pod"]}}),
-                "AdmissionReview: request.kind.kind is an array, expected a string",
+                "request.kind.kind is an array, expected a string",
+            ),
+            (json!({"uid": "u", "kind": {}}), "request.kind.kind missing"),
+            (json!({"uid": "u"}), "request.kind missing"),
+            (
+                json!({"uid": "u", "kind": {"kind": "Pod", "group": 1}}),
+                "request.kind.group is a number, expected a string",
+            ),
+            (
+                json!({"uid": "u", "kind": {"kind": "Pod", "version": true}}),
+                "request.kind.version is a boolean, expected a string",
             ),
             (
                 json!({"uid": "u", "operation": 1}),
-                "AdmissionReview: request.operation is a number, expected a string",
+                "request.operation is a number, expected a string",
             ),
             (
                 json!({"uid": "u", "namespace": {}}),
-                "AdmissionReview: request.namespace is an object, expected a string",
+                "request.namespace is an object, expected a string",
             ),
             (
                 json!({"uid": "u", "name": false}),
-                "AdmissionReview: request.name is a boolean, expected a string",
+                "request.name is a boolean, expected a string",
             ),
             (
                 json!({"uid": "u", "dryRun": "true"}),
-                "AdmissionReview: request.dryRun is a string, expected a boolean",
+                "request.dryRun is a string, expected a boolean",
+            ),
+            (
+                json!({"uid": "u", "kind": pod, "operation": "CREATE"}),
+                "request.object missing",
+            ),
+            (
+                json!({"uid": "u", "kind": pod, "operation": "CREATE",
+                       "object": {"spec": {"containers": [{"name": "a", "image": 7}]}}}),
+                "request.object.spec.containers[0].image is a number, expected a string",
+            ),
+            (
+                json!({"uid": "u", "kind": {"kind": "pod"}, "operation": "CREATE",
+                       "object": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}}),
+                "request.kind.kind \"pod\" is not a kind Pavilion reviews",
+            ),
+            (
+                json!({"uid": "u", "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+                       "operation": "CREATE", "object": {"data": {"image": "x"}}}),
+                "request.kind.kind \"ConfigMap\" is not a kind Pavilion reviews",
             ),
         ];
         for (req, want) in cases {
-            assert_eq!(err(parse_review(&review(req))), want);
-        }
-    }
-
-    #[test]
-    fn odd_images_are_skipped() {
-        let r = parse_review(&review(json!({
-            "uid": "u",
-            "kind": {"kind": "Pod"},
-            "object": {"spec": {
-                "containers": [
-                    {"name": "a", "image": 7},
-                    {"name": "b"},
-                    {"name": "c", "image": ""},
-                    {"name": "d", "image": null},
-                    "not a container",
-                    {"name": "e", "image": "good:1"}
-                ],
-                "initContainers": {"not": "an array"},
-                "ephemeralContainers": "nope",
-                "volumes": [
-                    {"name": "v0", "image": "not an object"},
-                    {"name": "v1", "image": {"reference": 3}},
-                    {"name": "v2", "image": {}},
-                    {"name": "v3", "image": {"reference": ""}},
-                    {"name": "v4", "image": {"reference": "vol:1"}}
-                ]
-            }}
-        })))
-        .unwrap();
-        assert_eq!(
-            refs(&r.images),
-            vec![
-                ("good:1", "spec.containers[5].image", "container"),
-                ("vol:1", "spec.volumes[4].image.reference", "imageVolume"),
-            ]
-        );
-        // Wrong shapes further up: no images, no panic.
-        for object in [
-            json!("string"),
-            json!([1, 2]),
-            json!({"spec": "x"}),
-            json!({"spec": []}),
-            json!({"spec": {"containers": null}}),
-        ] {
-            assert!(pod_spec_images("Pod", &object).is_empty());
-            assert!(pod_spec_images("Deployment", &object).is_empty());
-            assert!(pod_spec_images("CronJob", &object).is_empty());
+            let r = parse_review(&review(req.clone())).unwrap();
+            let invalid = r.invalid.as_deref().unwrap_or_default();
+            assert!(invalid.starts_with(want), "{req}: {invalid:?}");
+            assert!(!invalid.contains('\n'));
+            assert!(r.images.is_empty());
+            // The envelope is still answered.
+            assert_eq!(r.uid, "u");
         }
     }
 

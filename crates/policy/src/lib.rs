@@ -259,6 +259,15 @@ impl Policy {
         serde_json::from_str(&text).map_err(|e| err(e.to_string()))
     }
 
+    /// Whether a loaded file declares package `pavilion.<point>` (its rules
+    /// decide that point; without one every input is allowed).
+    pub fn has_point(&self, point: Point) -> bool {
+        let package = format!("data.pavilion.{}", point.name());
+        self.engine
+            .get_packages()
+            .is_ok_and(|p| p.contains(&package))
+    }
+
     /// The decision at `point` for `input`.
     pub fn decide(
         &mut self,

@@ -17,6 +17,9 @@ pub struct ApiError {
     pub status: Option<StatusCode>,
     /// Extra response headers (`Range` and `Location` on a 416...).
     pub headers: Vec<(header::HeaderName, String)>,
+    /// Replaces the code's usual `message`: clients such as docker and
+    /// skopeo show only the message, so a policy denial puts its reason there.
+    pub message: Option<String>,
 }
 
 /// Handler result.
@@ -30,7 +33,14 @@ impl ApiError {
             detail: detail.into(),
             status: None,
             headers: Vec::new(),
+            message: None,
         }
+    }
+
+    /// The same error with the detail as its `message` too.
+    pub fn detail_as_message(mut self) -> Self {
+        self.message = Some(self.detail.clone());
+        self
     }
 
     /// The same error with another HTTP status.
@@ -93,6 +103,12 @@ impl From<StoreError> for ApiError {
                 ApiError::new(ErrorCode::Internal, detail)
                     .with_status(StatusCode::SERVICE_UNAVAILABLE)
             }
+            // Out of space: the operator must act; say so instead of a bare 500.
+            // Nothing half-written stays visible (uploads roll the chunk back).
+            StoreError::Full(_) => {
+                tracing::error!(error = %detail, "storage full");
+                ApiError::new(ErrorCode::StorageFull, detail)
+            }
             // The metadata database is restarting or out of reach: also
             // temporary, and nothing was changed by the failed request.
             StoreError::Db(_) if e.is_database_unavailable() => {
@@ -125,7 +141,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({
             "errors": [{
                 "code": self.code.as_str(),
-                "message": self.code.message(),
+                "message": self.message.as_deref().unwrap_or(self.code.message()),
                 "detail": self.detail,
             }]
         });

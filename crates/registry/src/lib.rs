@@ -6,7 +6,9 @@
 
 pub mod blobs;
 pub mod body;
+pub mod caps;
 pub mod error;
+pub mod facts;
 pub mod gate;
 pub mod listing;
 pub mod manifests;
@@ -16,6 +18,6 @@ pub mod state;
 pub mod tls;
 pub mod uploads;
 
-pub use gate::{GateDecision, PushFacts, PushGate, StoredSignature};
+pub use facts::{Gate, GateDecision, GateFacts, StoredSignature};
 pub use server::{serve, Extensions, ServeError, ServerConfig};
 pub use state::AppState;

@@ -41,28 +41,43 @@ pub async fn resolve(
     found.ok_or_else(|| unknown(name, reference))
 }
 
-/// `GET` or `HEAD` of a manifest, byte-for-byte as pushed.
+/// `GET` or `HEAD` of a manifest, byte-for-byte as pushed, once the pull
+/// rules (when the policy has any) allow it.
 pub async fn get(state: &AppState, name: &str, reference: &str, head: bool) -> ApiResult {
     let name = repo(name)?;
     let rec = resolve(state, &name, reference).await?;
-    let builder = Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, &rec.media_type)
-        .header(header::CONTENT_LENGTH, rec.size)
-        .header("Docker-Content-Digest", rec.digest.to_string())
-        .header(header::ETAG, format!("\"{}\"", rec.digest));
-    let body = if head {
-        Body::empty()
+    let gated = state.gate.as_ref().is_some_and(|g| g.decides_pulls());
+    let bytes = if head && !gated {
+        None
     } else {
-        let bytes = match state.cached_manifest(&rec.digest) {
+        Some(match state.cached_manifest(&rec.digest) {
             Some(b) => b,
             None => {
                 let b = state.blobs.read_all(&rec.digest).await?;
                 state.cache_manifest(&rec.digest, b.clone());
                 b
             }
-        };
-        Body::from(bytes)
+        })
+    };
+    let warnings = match &bytes {
+        Some(b) if gated => {
+            crate::gate::check_pull(state, &name, reference, &rec.digest, &rec.media_type, b)
+                .await?
+        }
+        _ => Vec::new(),
+    };
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, &rec.media_type)
+        .header(header::CONTENT_LENGTH, rec.size)
+        .header("Docker-Content-Digest", rec.digest.to_string())
+        .header(header::ETAG, format!("\"{}\"", rec.digest));
+    for w in crate::gate::warning_headers(&warnings) {
+        builder = builder.header(header::WARNING, w);
+    }
+    let body = match bytes {
+        Some(b) if !head => Body::from(b),
+        _ => Body::empty(),
     };
     builder
         .body(body)
@@ -102,18 +117,39 @@ async fn read_limited(req: Request, limit: usize) -> ApiResult<Bytes> {
     Ok(Bytes::from(buf))
 }
 
-/// `PUT` of a manifest by tag or digest (plus any `?tag=` parameters).
+/// Most distinct `?tag=` parameters one manifest PUT may carry: the spec
+/// asks for at least 10 and allows 414 beyond a registry's limit.
+pub const MAX_TAGS_PER_PUT: usize = 100;
+
+/// The `?tag=` parameters of a manifest PUT, validated, without repeats.
+fn tag_params(query: Option<&str>) -> ApiResult<Vec<Tag>> {
+    let mut tags: Vec<Tag> = Vec::new();
+    for (k, v) in query_pairs(query) {
+        if k != "tag" {
+            continue;
+        }
+        let t = Tag::new(&v)?;
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+        if tags.len() > MAX_TAGS_PER_PUT {
+            return Err(ApiError::new(
+                ErrorCode::TagInvalid,
+                format!("more than {MAX_TAGS_PER_PUT} tags in one manifest PUT"),
+            )
+            .with_status(StatusCode::URI_TOO_LONG));
+        }
+    }
+    Ok(tags)
+}
+
+/// `PUT` of a manifest by tag or digest (plus any `?tag=` parameters, each
+/// answered with an `OCI-Tag` header once set).
 pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) -> ApiResult {
     let name = repo(name)?;
     let reference = Reference::parse(reference)?;
-    let mut tags: Vec<Tag> = Vec::new();
-    for (k, v) in query_pairs(req.uri().query()) {
-        if k == "tag" {
-            tags.push(Tag::new(&v)?);
-        }
-    }
+    let mut tags = tag_params(req.uri().query())?;
     let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_string);
-    let host = header_str(req.headers(), header::HOST).map(str::to_string);
     let body = read_limited(req, state.limits.max_manifest_bytes).await?;
     let digest = match &reference {
         Reference::Digest(d) => {
@@ -127,6 +163,7 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
             actual
         }
         Reference::Tag(t) => {
+            tags.retain(|x| x != t);
             tags.insert(0, t.clone());
             Digest::compute(Algorithm::Sha256, &body)
         }
@@ -136,8 +173,7 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
     check_references(state, &name, &info).await?;
     let tag_names: Vec<String> = tags.iter().map(|t| t.as_str().to_string()).collect();
     // Decided before anything is written: a denied push leaves no trace.
-    let warnings =
-        crate::gate::check_push(state, &name, &tag_names, &digest, &info, &body, host).await?;
+    let warnings = crate::gate::check_push(state, &name, &tag_names, &digest, &info, &body).await?;
 
     state.blobs.put(&digest, body.clone()).await?;
     let record = ManifestRecord {
@@ -180,6 +216,11 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
             resp.headers_mut().insert("oci-subject", v);
         }
     }
+    for t in &tag_names {
+        if let Ok(v) = t.parse() {
+            resp.headers_mut().append("oci-tag", v);
+        }
+    }
     for w in crate::gate::warning_headers(&warnings) {
         resp.headers_mut().append(header::WARNING, w);
     }
@@ -189,9 +230,13 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
 /// Every blob (config, layers) and, for an index, every manifest a manifest
 /// points at must already be in the repository, with the size it claims.
 /// The `subject` is exempt: referrers may arrive before their subject.
+/// Non-distributable layers that carry `urls` are exempt too (the spec lets
+/// a registry accept them): their bytes live at those URLs, never here.
 async fn check_references(state: &AppState, name: &RepoName, info: &ManifestInfo) -> ApiResult<()> {
-    for d in &info.blobs {
+    for (i, d) in info.blobs.iter().enumerate() {
+        let external = info.external.get(i).copied().unwrap_or(false);
         match state.meta.blob_in_repo(name.as_str(), &d.digest).await? {
+            None if external => {}
             None => {
                 return Err(ApiError::new(
                     ErrorCode::ManifestBlobUnknown,

@@ -42,11 +42,17 @@ impl Route {
         if rest.is_empty() || rest == "/" {
             return Some(Route::Base);
         }
-        let rest = percent_decode(rest.strip_prefix('/')?)?;
-        if rest == "_catalog" {
+        // Split first, then decode each segment: an escaped `/` (`%2F`) must
+        // not become a path separator. It stays escaped inside the name, so
+        // `repo` refuses the name instead of serving another repository.
+        let mut owned = Vec::new();
+        for seg in rest.strip_prefix('/')?.split('/') {
+            owned.push(percent_decode(seg)?.replace('/', "%2F"));
+        }
+        let segs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        if segs == ["_catalog"] {
             return Some(Route::Catalog);
         }
-        let segs: Vec<&str> = rest.split('/').collect();
         let n = segs.len();
         let name = |upto: usize| segs[..upto].join("/");
         if n >= 3 && segs[n - 2] == "tags" && segs[n - 1] == "list" {
@@ -76,6 +82,12 @@ impl Route {
 
 /// Validates the `<name>` of a route.
 pub fn repo(name: &str) -> ApiResult<RepoName> {
+    if name.contains("%2F") {
+        return Err(ApiError::new(
+            ErrorCode::NameInvalid,
+            format!("repository name {name:?} contains an escaped '/' (%2F): separate its components with a plain '/'"),
+        ));
+    }
     Ok(RepoName::new(name)?)
 }
 
@@ -234,5 +246,14 @@ mod tests {
         assert_eq!(p("/v2/a"), None);
         assert_eq!(p("/other"), None);
         assert_eq!(p("/v2/a/%zz/manifests/x"), None);
+        // An escaped '/' never separates components: it stays in the name
+        // (and `repo` refuses it), or in the reference.
+        assert_eq!(
+            p("/v2/a%2Fb/manifests/x"),
+            Some(Manifest("a%2Fb".into(), "x".into()))
+        );
+        assert_eq!(p("/v2/a%2fb/tags/list"), Some(Tags("a%2Fb".into())));
+        assert_eq!(p("/v2/a/manifests%2Fx"), None);
+        assert!(super::repo("a%2Fb").is_err());
     }
 }

@@ -40,21 +40,32 @@ pub struct ServerConfig {
     pub max_page: i64,
     /// Upload sessions idle this long are discarded (`None` = kept forever).
     pub upload_ttl: Option<Duration>,
+    /// How much of the policy decision log is kept.
+    pub decision_retention: pavilion_store::DecisionRetention,
     /// Certificate chain and private key (PEM files): serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// CA certificates (PEM) client certificates are verified against
+    /// (asked for, not required; see `tls`). Needs `tls`.
+    pub client_ca: Option<PathBuf>,
     /// Where blobs live: `None` or `file://DIR` for local files (the data
     /// directory by default), `s3://`, `az://`, `gs://` for object storage.
     pub storage: Option<String>,
     /// Redirect blob GETs to presigned URLs valid this long (object storage).
     pub redirect_blobs: Option<Duration>,
+    /// Most upload sessions open at once (all replicas); more: 429.
+    pub max_upload_sessions: u64,
+    /// Most client connections served at once; more: 429 and closed.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) accepted; more: 431.
+    pub max_header_bytes: usize,
 }
 
 /// What the rest of Pavilion adds to the registry: a push policy and extra
 /// endpoints (admission), built once the state exists.
 #[derive(Default)]
 pub struct Extensions {
-    /// Decides manifest pushes.
-    pub gate: Option<Arc<dyn crate::gate::PushGate>>,
+    /// Decides manifest pushes and pulls.
+    pub gate: Option<Arc<dyn crate::facts::Gate>>,
     /// Builds routes served beside the registry API (they may record
     /// decisions through the state's metadata store).
     #[allow(clippy::type_complexity)]
@@ -89,9 +100,14 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             max_page: 10_000,
             upload_ttl: Some(Duration::from_secs(7 * 24 * 3600)),
+            decision_retention: Default::default(),
             tls: None,
+            client_ca: None,
             storage: None,
             redirect_blobs: None,
+            max_upload_sessions: 10_000,
+            max_connections: 1024,
+            max_header_bytes: 64 << 10,
         }
     }
 
@@ -152,6 +168,7 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
     let url = cfg.effective_database_url()?;
     let blobs = open_blobs(cfg, &database_identity(&url)).await?;
     let meta = MetaStore::connect(&url).await?;
+    meta.set_decision_retention(cfg.decision_retention);
     Ok(AppState::new(
         blobs,
         meta,
@@ -161,6 +178,8 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
             body_idle_timeout: cfg.idle_timeout,
             max_page: cfg.max_page,
             redirect_blobs: cfg.redirect_blobs,
+            max_upload_sessions: cfg.max_upload_sessions,
+            max_header_bytes: cfg.max_header_bytes,
         },
     ))
 }
@@ -168,6 +187,7 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
 /// The HTTP application: the decision log, any extra routes, and the
 /// distribution API for everything else.
 pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
+    let max_header_bytes = state.limits.max_header_bytes;
     let own = Router::new()
         .route(
             "/pavilion/v1/decisions",
@@ -179,10 +199,14 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
         )
         .fallback(dispatch)
         .with_state(state);
-    match extra {
+    let all = match extra {
         Some(r) => own.merge(r),
         None => own,
-    }
+    };
+    all.layer(axum::middleware::from_fn_with_state(
+        max_header_bytes,
+        crate::caps::head_cap,
+    ))
 }
 
 /// Discards upload sessions idle for longer than `ttl`, at start and then every
@@ -212,6 +236,21 @@ async fn expire_uploads(state: Arc<AppState>, ttl: Duration) {
     }
 }
 
+/// Applies decision log retention at start (limits may have been lowered)
+/// and every ten minutes, so age applies while no decision is written
+/// (writes prune too, see `pavilion_store::decisions`).
+async fn prune_decisions(state: Arc<AppState>) {
+    loop {
+        if let Err(e) = state.meta.prune_decisions().await {
+            tracing::warn!(error = %e, "could not prune the decision log");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish for
 /// up to `shutdown_grace`. Uploads cut off then keep what they received and
 /// resume from their reported offset. `ready` receives the bound address.
@@ -222,7 +261,9 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     let tls = match &cfg.tls {
-        Some((cert, key)) => Some(tls::acceptor(cert, key).map_err(ServeError::Tls)?),
+        Some((cert, key)) => {
+            Some(tls::acceptor(cert, key, cfg.client_ca.as_deref()).map_err(ServeError::Tls)?)
+        }
         None => None,
     };
     let mut state = open_state(&cfg).await?;
@@ -234,11 +275,30 @@ pub async fn serve(
     if let Some(ttl) = cfg.upload_ttl {
         tokio::spawn(expire_uploads(state.clone(), ttl));
     }
+    tokio::spawn(prune_decisions(state.clone()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.idle_timeout);
+    // hyper refuses heads over its read buffer (about 400 KiB) with an empty
+    // 431; `caps::head_cap` refuses smaller ones over the cap with a message.
+    // The buffer also sizes body reads, so it is not shrunk to the cap.
+    if cfg.max_header_bytes > 400 << 10 {
+        builder
+            .http1()
+            .max_buf_size(cfg.max_header_bytes + (8 << 10));
+    }
+    builder
+        .http2()
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX));
+    let caps = crate::caps::ConnectionCap::new(cfg.max_connections);
+    let refusal = caps.refusal();
+    let mut refusal_builder = builder.clone();
+    refusal_builder
+        .http1()
+        .keep_alive(false)
+        .header_read_timeout(crate::caps::REFUSAL_TIME);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -254,12 +314,21 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let permit = match caps.admit() {
+                    crate::caps::Admission::Serve(p) => p,
+                    crate::caps::Admission::Refuse(p) => {
+                        crate::caps::refuse(stream, tls.clone(), refusal_builder.clone(), refusal.clone(), p);
+                        continue;
+                    }
+                    crate::caps::Admission::Close => continue,
+                };
                 let svc = TowerToHyperService::new(router.clone());
                 match &tls {
                     None => {
                         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                         let conn = graceful.watch(conn.into_owned());
                         tokio::spawn(async move {
+                            let _permit = permit;
                             if let Err(e) = conn.await {
                                 tracing::debug!(error = %e, "connection ended with an error");
                             }
@@ -272,7 +341,9 @@ pub async fn serve(
                         let builder = builder.clone();
                         let watcher = graceful.watcher();
                         let idle = cfg.idle_timeout;
+                        let router = router.clone();
                         tokio::spawn(async move {
+                            let _permit = permit;
                             let stream = match tokio::time::timeout(idle, acceptor.accept(stream)).await {
                                 Ok(Ok(s)) => s,
                                 Ok(Err(e)) => {
@@ -280,6 +351,12 @@ pub async fn serve(
                                     return;
                                 }
                                 Err(_) => return,
+                            };
+                            // A verified client certificate goes with every
+                            // request of the connection (admission checks it).
+                            let svc = match tls::client_certificate(&stream) {
+                                Some(c) => TowerToHyperService::new(router.layer(axum::Extension(c))),
+                                None => svc,
                             };
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                             if let Err(e) = watcher.watch(conn.into_owned()).await {

@@ -22,6 +22,10 @@ pub struct Limits {
     /// Answer blob GETs with a 307 to a presigned storage URL valid this
     /// long, when the store can sign one.
     pub redirect_blobs: Option<Duration>,
+    /// Most upload sessions open at once, across replicas.
+    pub max_upload_sessions: u64,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
 }
 
 /// Everything a handler may touch.
@@ -35,8 +39,8 @@ pub struct AppState {
     /// Fired when the server starts shutting down: request bodies end early
     /// so uploads write out what they received.
     pub shutdown: CancellationToken,
-    /// Decides manifest pushes, when a policy is configured.
-    pub gate: Option<Arc<dyn crate::gate::PushGate>>,
+    /// Decides manifest pushes and pulls, when a policy is configured.
+    pub gate: Option<Arc<dyn crate::facts::Gate>>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
     /// cached entry is always right; the database still decides visibility.
     manifest_cache: RwLock<ManifestCache>,

@@ -1,6 +1,14 @@
 //! HTTPS: the certificate chain and key `serve --tls-cert/--tls-key` name,
 //! loaded once at start (rustls with the ring provider, HTTP/2 and 1.1 by
 //! ALPN). Kubernetes only calls admission webhooks over HTTPS.
+//!
+//! Optionally the server also asks clients for a certificate, verified
+//! against the CAs of `client_ca` (how the API server and Gatekeeper
+//! authenticate to a webhook). Asking is optional for the client, so
+//! registry clients without one are served as before; a certificate that
+//! does not verify fails the handshake. A verified one reaches handlers as
+//! the request extension [`ClientCertificate`], which the endpoints that
+//! require it check.
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -8,8 +16,14 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
+/// The end-entity certificate a client presented on this connection,
+/// verified against the configured client CAs. Present in a request's
+/// extensions only when verified.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate(pub CertificateDer<'static>);
+
 /// Builds the acceptor; errors are one line and name the file.
-pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+pub fn acceptor(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<TlsAcceptor, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
@@ -19,12 +33,48 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("{}: not a PEM private key: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
+        .map_err(|e| e.to_string())?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
+            for ca in cas {
+                roots
+                    .add(ca)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{}: no CA certificate found", path.display()));
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("{}: {e}", cert.display()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The verified client certificate of an established connection, if the
+/// client presented one (rustls keeps it only once verified).
+pub fn client_certificate<IO>(
+    stream: &tokio_rustls::server::TlsStream<IO>,
+) -> Option<ClientCertificate> {
+    let (_, conn) = stream.get_ref();
+    conn.peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| ClientCertificate(c.clone().into_owned()))
 }

@@ -67,6 +67,17 @@ fn session_response(
 }
 
 async fn new_session(state: &AppState, name: &RepoName) -> ApiResult<String> {
+    // Every session is a database row and a file (or objects) that stay
+    // until finished, cancelled or expired: without a cap, POSTs alone fill
+    // the metadata and the inodes. Concurrent POSTs may overshoot by the
+    // few that check at the same moment; the bound still holds.
+    let cap = state.limits.max_upload_sessions;
+    if state.meta.count_uploads().await? >= cap {
+        return Err(ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!("{cap} upload sessions are open, the most this registry allows (max_upload_sessions): finish or cancel one, or retry later"),
+        ));
+    }
     let id = uuid::Uuid::new_v4().to_string();
     state.meta.create_upload(&id, name.as_str()).await?;
     if let Err(e) = state.blobs.upload_create(&id).await {
@@ -201,7 +212,8 @@ async fn finish(state: &AppState, name: &RepoName, id: &str, digest: &Digest) ->
 }
 
 /// `POST /v2/<name>/blobs/uploads/`: opens a session, uploads a whole blob
-/// (`?digest=`), or mounts one from another repository (`?mount=&from=`).
+/// (`?digest=`), or mounts one from another repository (`?mount=&from=`, or
+/// `?mount=` alone: from any repository holding it).
 pub async fn start(state: &AppState, name: &str, req: Request) -> ApiResult {
     let name = repo(name)?;
     let q = query_pairs(req.uri().query());
@@ -233,20 +245,31 @@ pub async fn start(state: &AppState, name: &str, req: Request) -> ApiResult {
     Ok(session_response(state, StatusCode::ACCEPTED, &name, &id, 0))
 }
 
-/// The digest to mount, if `mount` names a blob that repository `from` holds
-/// and whose bytes are present. Without `from` nothing is mounted: linking a
-/// blob the client never proved it could read would leak other repositories.
+/// The digest to mount, if `mount` names a blob whose bytes are present and
+/// that repository `from` holds; without `from` (the spec's automatic
+/// cross-mount), that any repository holds. A `from` that is given but does
+/// not hold it mounts nothing: the client asked for that source.
+///
+/// Mounting links a blob the client never uploaded, so the source must be
+/// one the client may read. Every repository is readable by every client
+/// today (the registry has no identities); once it has them, the sources
+/// here must be filtered by the caller's read access.
 async fn mountable(state: &AppState, mount: &str, from: Option<&str>) -> ApiResult<Option<Digest>> {
-    let (Ok(digest), Some(Ok(from))) = (mount.parse::<Digest>(), from.map(RepoName::new)) else {
+    let Ok(digest) = mount.parse::<Digest>() else {
         return Ok(None);
     };
-    if state
-        .meta
-        .blob_in_repo(from.as_str(), &digest)
-        .await?
-        .is_none()
-        || state.blobs.stat(&digest).await?.is_none()
-    {
+    let held = match from {
+        Some(from) => match RepoName::new(from) {
+            Ok(from) => state
+                .meta
+                .blob_in_repo(from.as_str(), &digest)
+                .await?
+                .is_some(),
+            Err(_) => false,
+        },
+        None => !state.meta.repos_with_blob(&digest, 1).await?.is_empty(),
+    };
+    if !held || state.blobs.stat(&digest).await?.is_none() {
         return Ok(None);
     }
     Ok(Some(digest))

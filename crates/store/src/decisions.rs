@@ -1,11 +1,32 @@
 //! The decision log: every policy decision (push, pull, admission) with its
 //! time, subject, result and messages, kept in the metadata database so every
 //! replica sees the same log.
+//!
+//! What is stored is a bounded summary ([`bounds`]) and the log is pruned by
+//! count, age and size ([`retention`]): the log is written on behalf of
+//! whoever reaches a door (an admission caller, a pusher, a puller) with
+//! texts they choose, so neither one decision nor all of them may grow
+//! without limit, whatever the caller of `record_decision` passes.
+
+mod bounds;
+mod retention;
+
+pub use bounds::{
+    fit, fit_detail, fit_messages, MAX_DECISION_BYTES, MAX_DETAIL_BYTES, MAX_MESSAGES,
+    MAX_MESSAGE_BYTES, MAX_POINT_BYTES, MAX_REPOSITORY_BYTES, MAX_SUBJECT_BYTES, ROW_OVERHEAD,
+};
+pub(crate) use retention::LogState;
+pub use retention::{DecisionRetention, PRUNE_EVERY_ROWS};
 
 use crate::error::StoreError;
 use crate::meta::MetaStore;
 use crate::now_millis;
+use bounds::Summary;
 use sqlx::Row;
+
+/// Most decisions one query returns, whatever it asks for: with each at
+/// most [`MAX_DECISION_BYTES`], a page holds at most 12.5 MiB.
+pub const MAX_DECISION_PAGE: i64 = 200;
 
 /// One recorded decision.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -30,7 +51,8 @@ pub struct Decision {
     pub detail: serde_json::Value,
 }
 
-/// Which decisions to list: newest first, before `before` (an id), at most `n`.
+/// Which decisions to list: newest first, before `before` (an id), at most
+/// `n`.
 #[derive(Debug, Clone, Default)]
 pub struct DecisionQuery {
     /// Only this point.
@@ -39,7 +61,7 @@ pub struct DecisionQuery {
     pub repository: Option<String>,
     /// Only ids below this one.
     pub before: Option<i64>,
-    /// At most this many.
+    /// At most this many (and at most [`MAX_DECISION_PAGE`]).
     pub n: i64,
 }
 
@@ -48,7 +70,9 @@ fn json_list(text: &str) -> Vec<String> {
 }
 
 impl MetaStore {
-    /// Appends a decision; `at`, `id` are assigned here.
+    /// Appends a decision, cut down to its bounded summary (see
+    /// [`MAX_DECISION_BYTES`]), then applies retention; `at` and `id` are
+    /// assigned here.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_decision(
         &self,
@@ -60,20 +84,28 @@ impl MetaStore {
         warn: &[String],
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO decisions (at, point, repository, subject, allowed, deny, warn, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        let s = Summary::new(point, repository, subject, deny, warn, detail);
+        let size = s.size();
+        let id: i64 = sqlx::query(
+            "INSERT INTO decisions (at, point, repository, subject, allowed, deny, warn, detail, size) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(now_millis())
-        .bind(point)
-        .bind(repository)
-        .bind(subject)
+        .bind(&s.point)
+        .bind(s.repository.as_deref())
+        .bind(&s.subject)
         .bind(i64::from(allowed))
-        .bind(serde_json::to_string(deny).unwrap_or_default())
-        .bind(serde_json::to_string(warn).unwrap_or_default())
-        .bind(detail.to_string())
-        .execute(&self.pool)
-        .await?;
+        .bind(&s.deny)
+        .bind(&s.warn)
+        .bind(&s.detail)
+        .bind(size)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("id")?;
+        // The decision is recorded; a failed prune is retried by the next.
+        if let Err(e) = self.after_insert(id, size).await {
+            tracing::warn!(error = %e, "could not prune the decision log");
+        }
         Ok(())
     }
 
@@ -87,7 +119,7 @@ impl MetaStore {
         .bind(q.point.as_deref().unwrap_or(""))
         .bind(q.repository.as_deref().unwrap_or(""))
         .bind(q.before.unwrap_or(i64::MAX))
-        .bind(q.n)
+        .bind(q.n.clamp(0, MAX_DECISION_PAGE))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -46,10 +46,14 @@ pub enum StoreError {
     Body(String),
     /// A local I/O failure.
     #[error("storage I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// The disk, a quota or the database has no room left (ENOSPC, EDQUOT,
+    /// SQLite's "database or disk is full", PostgreSQL's disk_full).
+    #[error("no space left in the registry's storage: {0}")]
+    Full(String),
     /// A database failure.
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     /// A database migration failure.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -59,6 +63,30 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        let full = matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+            || e.kind() == std::io::ErrorKind::StorageFull;
+        if full {
+            StoreError::Full(e.to_string())
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        // SQLITE_FULL (13) and PostgreSQL's disk_full (53100).
+        let full = matches!(&e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "13" || c == "53100"));
+        if full {
+            StoreError::Full(format!("metadata database: {e}"))
+        } else {
+            StoreError::Db(e)
+        }
+    }
 }
 
 impl StoreError {
@@ -89,6 +117,16 @@ impl StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn full_disks_and_quotas_are_storage_full() {
+        for errno in [libc::ENOSPC, libc::EDQUOT] {
+            let e = StoreError::from(std::io::Error::from_raw_os_error(errno));
+            assert!(matches!(e, StoreError::Full(_)), "{e}");
+        }
+        let e = StoreError::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert!(matches!(e, StoreError::Io(_)));
+    }
 
     #[test]
     fn only_connection_failures_count_as_database_unavailable() {

@@ -4,7 +4,8 @@
 //!   behind a small async trait so that object storage can be added without
 //!   touching the HTTP layer; [`FsBlobStore`] is the embedded default.
 //! - [`MetaStore`]: repositories, tags, manifests, referrers, blob links and
-//!   upload sessions in SQL (SQLite embedded, PostgreSQL at scale).
+//!   upload sessions in SQL (SQLite embedded, PostgreSQL at scale), and the
+//!   bounded, pruned decision log ([`decisions`]).
 //! - [`conformance`]: the tests every `BlobStore` backend must pass.
 
 pub mod blob;
@@ -19,7 +20,7 @@ pub mod object_url;
 pub mod resumable_sha256;
 
 pub use blob::{BlobStore, ByteRange, ByteStream};
-pub use decisions::{Decision, DecisionQuery};
+pub use decisions::{Decision, DecisionQuery, DecisionRetention};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
 pub use meta::{ManifestRecord, MetaStore, NewManifest};

@@ -73,6 +73,8 @@ pub enum Engine {
 pub struct MetaStore {
     pub(crate) pool: AnyPool,
     engine: Engine,
+    /// Decision log retention and its pruning schedule (shared by clones).
+    pub(crate) decision_log: std::sync::Arc<crate::decisions::LogState>,
 }
 
 fn record_from_row(row: &AnyRow) -> Result<ManifestRecord, StoreError> {
@@ -137,7 +139,11 @@ impl MetaStore {
             Engine::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Engine::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(MetaStore { pool, engine })
+        Ok(MetaStore {
+            pool,
+            engine,
+            decision_log: Default::default(),
+        })
     }
 
     /// The engine behind this store.
@@ -414,6 +420,32 @@ impl MetaStore {
         row.map(|r| r.try_get::<String, _>("repo"))
             .transpose()
             .map_err(Into::into)
+    }
+
+    /// How many upload sessions are open (in every replica).
+    pub async fn count_uploads(&self) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM uploads")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
+    }
+
+    /// Repositories that hold blob `digest`, at most `limit` of them, in
+    /// name order (the sources an automatic cross-repository mount may use).
+    pub async fn repos_with_blob(
+        &self,
+        digest: &Digest,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT repo FROM repo_blobs WHERE digest = $1 ORDER BY repo LIMIT $2")
+                .bind(digest.to_string())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("repo")?))
+            .collect()
     }
 
     /// Upload sessions that received nothing since `cutoff_millis` (Unix ms).

@@ -160,10 +160,11 @@ fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> Result<ser
             .with_context(|| format!("fetching {r}"))?;
         let info = pavilion_oci::ManifestInfo::parse(&manifest.bytes, Some(&manifest.media_type))
             .with_context(|| format!("{r} does not have a usable manifest"))?;
-        Ok(super::pull::artifact_document(
+        super::pull::artifact_document(
             point, &client, &r, reference, &manifest, &info, None, &trust,
         )
-        .await)
+        .await
+        .map_err(|e| VerificationError(format!("{r}: cannot build the policy input: {e}")).into())
     })
 }
 

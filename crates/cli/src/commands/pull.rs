@@ -1,7 +1,11 @@
 //! `pavilion pull REF -o DIR`: every file of a model (or ORAS-style
 //! artifact) fetched as parallel byte ranges straight to its final place,
 //! verified before it gets its name. Paths are all checked before any byte
-//! is written.
+//! is written, and no path may be named twice. Every file is written
+//! relative to a handle on its directory without following a symlink
+//! below the output directory (`pavilion_dio::Dir`); a failed pull removes
+//! the temporary archives and the directories it made (files already
+//! verified and placed stay: a rerun finds them).
 
 use super::transfer::{progress_bar, runtime, Output, RemoteArgs};
 use crate::exit::{UsageError, VerificationError};
@@ -9,14 +13,16 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use pavilion_client::blob_cache::BlobCache;
 use pavilion_client::digest_cache::{default_cache_dir, DigestCache};
+use pavilion_dio::Dir;
 use pavilion_enforce::verification::{verify_remote, verify_remote_manifest};
 use pavilion_enforce::{ArtifactVerification, TrustConfig};
 use pavilion_model::media;
-use pavilion_model::{extract_tar, layer_path};
+use pavilion_model::{extract_tar, layer_path, list_tar, PathError, PathSet};
 use pavilion_oci::{ImageRef, ManifestInfo};
 use pavilion_policy::input::{self, Verification};
 use pavilion_policy::{Point, Policy};
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 
 /// Arguments of `pavilion pull`.
 #[derive(Args, Debug)]
@@ -103,49 +109,161 @@ impl How {
     }
 }
 
-/// Brings one layer to `dest`: nothing to do when the file there is known
-/// to hold the digest, a link from the content cache when it has the blob,
-/// else a verified download that is then added to the cache.
+/// Brings one layer to `name` in `dir`: nothing to do when the file there
+/// is known to hold the digest, a link from the content cache when it has
+/// the blob, else a verified download that is then added to the cache. A
+/// symlink at `name` is refused.
+#[allow(clippy::too_many_arguments)]
 async fn fetch_file(
     client: &pavilion_client::Client,
     r: &ImageRef,
     layer: &pavilion_oci::Descriptor,
-    dest: &std::path::Path,
+    dir: &Dir,
+    name: &OsStr,
     parallel: usize,
     blobs: Option<&BlobCache>,
     digests: &mut DigestCache,
 ) -> Result<How> {
-    if let Ok(meta) = std::fs::symlink_metadata(dest) {
-        if meta.is_file() && digests.get(dest, &meta).as_ref() == Some(&layer.digest) {
+    match dir.metadata(name)? {
+        Some(meta) if meta.file_type().is_symlink() => {
+            let refused = pavilion_dio::SymlinkRefused {
+                path: dir.join(name),
+            };
+            return Err(pavilion_client::ClientError::Io(std::io::Error::other(refused)).into());
+        }
+        Some(meta)
+            if meta.is_file()
+                && digests.get(&dir.join(name), &meta).as_ref() == Some(&layer.digest) =>
+        {
             return Ok(How::Present);
         }
+        _ => {}
     }
     if let Some(cache) = blobs {
         if cache
-            .place(&layer.digest, layer.size, dest, digests)
+            .place(&layer.digest, layer.size, dir, name, digests)
             .is_some()
         {
             return Ok(How::Cached);
         }
     }
     client
-        .pull_blob_file(r, &layer.digest, layer.size, dest, parallel)
+        .pull_blob_into(r, &layer.digest, layer.size, dir, name, parallel)
         .await?;
     match blobs {
-        Some(cache) => cache.adopt(&layer.digest, dest, digests),
+        Some(cache) => cache.adopt(&layer.digest, dir, name, digests),
         None => {
-            if let Ok(meta) = std::fs::metadata(dest) {
-                digests.put(dest, &meta, layer.digest.clone());
+            if let Some(meta) = dir.metadata(name)? {
+                digests.put(&dir.join(name), &meta, layer.digest.clone());
             }
         }
     }
     Ok(How::Pulled)
 }
 
+/// A refused symlink as the unsafe-path error of layer path `rel` (exit 4).
+fn unsafe_io(rel: &str, e: std::io::Error) -> anyhow::Error {
+    match pavilion_dio::refused(&e) {
+        Some(r) => PathError::ThroughSymlink(rel.to_string(), r.path.display().to_string()).into(),
+        None => e.into(),
+    }
+}
+
+/// One layer to place: its file path, descriptor, whether it is a tar, and
+/// its position in the manifest (the order files are reported in).
+struct Planned {
+    rel: String,
+    layer: pavilion_oci::Descriptor,
+    tar: bool,
+    index: usize,
+}
+
+/// What a pull made that must not outlive it: temporary archives always go,
+/// directories it created go if the pull fails (when still empty).
+#[derive(Default)]
+struct Made {
+    archives: Vec<OsString>,
+    dirs: Vec<PathBuf>,
+}
+
+/// A file placed: path, size, where its bytes came from, manifest position.
+type Placed = (String, u64, How, usize);
+
+/// Places every planned layer under `root`. Tar layers come first: fetched
+/// to temporary archives and listed, so an entry that collides with another
+/// layer's path is refused before any file is written.
+#[allow(clippy::too_many_arguments)]
+async fn place_all(
+    client: &pavilion_client::Client,
+    r: &ImageRef,
+    root: &Dir,
+    plan: Vec<Planned>,
+    paths: &mut PathSet,
+    parallel: usize,
+    (blobs, digests): (Option<&BlobCache>, &mut DigestCache),
+    bar: &indicatif::ProgressBar,
+    made: &mut Made,
+) -> Result<Vec<Placed>> {
+    let (tars, raws): (Vec<Planned>, Vec<Planned>) = plan.into_iter().partition(|p| p.tar);
+    let mut archives = Vec::new();
+    for p in tars {
+        let name = OsString::from(format!(".pavilion-layer-{}.tar", p.layer.digest.hex()));
+        let how = fetch_file(client, r, &p.layer, root, &name, parallel, blobs, digests)
+            .await
+            .with_context(|| format!("pulling {}", p.rel))?;
+        made.archives.push(name.clone());
+        if how != How::Pulled {
+            bar.inc(p.layer.size);
+        }
+        let file = root.open_file(&name, false)?;
+        let (listed, at) = (file.try_clone()?, root.path().to_path_buf());
+        let entries = tokio::task::spawn_blocking(move || list_tar(&listed, &at))
+            .await?
+            .with_context(|| format!("checking {} ({})", p.rel, p.layer.media_type))?;
+        for e in &entries {
+            if e.dir {
+                paths.add_dir(&e.path)
+            } else {
+                paths.add_file(&e.path)
+            }
+            .with_context(|| format!("checking {} ({})", p.rel, p.layer.media_type))?;
+        }
+        archives.push((p, file, how));
+    }
+    let mut pulled = Vec::new();
+    for p in raws {
+        let rel = Path::new(&p.rel);
+        let (parent, Some(name)) = (rel.parent().unwrap_or(Path::new("")), rel.file_name()) else {
+            return Err(PathError::NotRelative(p.rel.clone()).into());
+        };
+        let dir = root
+            .subdir(parent, Some(&mut made.dirs))
+            .map_err(|e| unsafe_io(&p.rel, e))?;
+        let how = fetch_file(client, r, &p.layer, &dir, name, parallel, blobs, digests)
+            .await
+            .with_context(|| format!("pulling {}", p.rel))?;
+        if how != How::Pulled {
+            bar.inc(p.layer.size);
+        }
+        pulled.push((p.rel, p.layer.size, how, p.index));
+    }
+    for (p, file, how) in archives {
+        let at = root.try_clone()?;
+        let files = tokio::task::spawn_blocking(move || extract_tar(&file, &at))
+            .await?
+            .with_context(|| format!("extracting {} ({})", p.rel, p.layer.media_type))?;
+        pulled.extend(files.into_iter().map(|f| (f.path, f.size, how, p.index)));
+    }
+    pulled.sort_by_key(|f| f.3);
+    Ok(pulled)
+}
+
 /// The `pull` (or `push`, for `policy eval --ref`) input document of a
-/// remote artifact: the manifest, its config when small JSON, and the
-/// verification (the one `--verify` made, else made now; a failure to
-/// verify is recorded in it, for the rules to judge).
+/// remote artifact: the manifest as parsed when it was validated, its
+/// config when JSON, and the verification (the one `--verify` made, else
+/// made now; a failure to verify is recorded in it, for the rules to
+/// judge). A JSON config that cannot be fetched or parsed is an error: the
+/// rules must never see `null` where the artifact has a config.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn artifact_document(
     point: Point,
@@ -156,13 +274,32 @@ pub(crate) async fn artifact_document(
     info: &ManifestInfo,
     verified: Option<&ArtifactVerification>,
     trust: &TrustConfig,
-) -> serde_json::Value {
+) -> Result<serde_json::Value, String> {
+    const CONFIG_LIMIT: u64 = 1 << 20;
     let config = match info.blobs.first() {
-        Some(c) if c.size <= 1 << 20 && c.media_type.ends_with("json") => client
-            .blob_bytes(r, &c.digest, 1 << 20)
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok()),
+        Some(c)
+            if c.media_type
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .ends_with("json") =>
+        {
+            if c.size > CONFIG_LIMIT {
+                return Err(format!(
+                    "config {} is {} bytes, over the {CONFIG_LIMIT}-byte limit for policy input",
+                    c.digest, c.size
+                ));
+            }
+            let bytes = client
+                .blob_bytes(r, &c.digest, CONFIG_LIMIT)
+                .await
+                .map_err(|e| format!("config {} cannot be fetched: {e}", c.digest))?;
+            Some(
+                pavilion_oci::json::parse_strict(&bytes)
+                    .map_err(|e| format!("config {} is not valid JSON: {e}", c.digest))?,
+            )
+        }
         _ => None,
     };
     let signature = match verified {
@@ -189,16 +326,16 @@ pub(crate) async fn artifact_document(
         repository: r.repository.as_str(),
         digest: &digest,
         media_type: &manifest.media_type,
-        manifest: serde_json::from_slice(&manifest.bytes).unwrap_or(serde_json::Value::Null),
+        manifest: info.document.clone(),
         config,
     };
-    match point {
+    Ok(match point {
         Point::Push => {
             let tags: Vec<String> = r.tag.iter().map(|t| t.to_string()).collect();
             input::push(&artifact, &tags, None, &signature)
         }
         _ => input::pull(asked, &artifact, Some(&signature)),
-    }
+    })
 }
 
 /// Runs `pavilion pull`.
@@ -242,7 +379,9 @@ pub fn run(args: PullArgs) -> Result<()> {
             bail!("{r} is an index or has no files; pull one of its manifests");
         }
         if let Some(mut policy) = policy {
-            let doc = artifact_document(Point::Pull, &client, &r, &asked, &manifest, &info, verified.as_ref(), &trust).await;
+            let doc = artifact_document(Point::Pull, &client, &r, &asked, &manifest, &info, verified.as_ref(), &trust)
+                .await
+                .map_err(|e| VerificationError(format!("{asked}: cannot build the policy input: {e}; nothing was written")))?;
             let decision = policy.decide(Point::Pull, &doc).map_err(|e| UsageError(e.to_string()))?;
             for w in &decision.warn {
                 eprintln!("policy warning: {w}");
@@ -260,9 +399,13 @@ pub fn run(args: PullArgs) -> Result<()> {
         // One spelling of every path, so the digest cache recognises files
         // whichever relative or absolute name the directory was given by.
         let dir = std::fs::canonicalize(&args.dir).with_context(|| format!("resolving {}", args.dir.display()))?;
-        // Decide every destination before writing anything.
+        // The directory the user named; below it, nothing is followed.
+        let root = Dir::open(&dir)?;
+        // Decide every destination before writing anything; a path named
+        // by two layers is refused (the later would replace the earlier).
+        let mut paths = PathSet::default();
         let mut plan = Vec::new();
-        for layer in &info.blobs[1..] {
+        for (index, layer) in info.blobs[1..].iter().enumerate() {
             let Some(rel) = media::layer_filepath(layer) else {
                 continue; // not a file (e.g. an ORAS layer without a name)
             };
@@ -275,48 +418,32 @@ pub fn run(args: PullArgs) -> Result<()> {
                 bail!("{rel}: packed directories (ORAS unpack layers) are not supported yet");
             }
             // Checked even for tar layers, whose entries are checked again.
-            let dest = layer_path(&dir, rel)?;
+            layer_path(&dir, rel)?;
+            if !tar {
+                paths.add_file(rel)?; // a tar layer's entries are added once listed
+            }
             if !args.include.is_empty() && !args.include.iter().any(|g| glob_match(g, rel)) {
                 continue;
             }
-            let dest = if tar {
-                dir.join(format!(".pavilion-layer-{}.tar", layer.digest.hex()))
-            } else {
-                dest
-            };
-            plan.push((rel.to_string(), dest, layer.clone(), tar));
+            plan.push(Planned { rel: rel.to_string(), layer: layer.clone(), tar, index });
         }
         if plan.is_empty() && args.include.is_empty() {
             bail!("{r} is not a model or file artifact: none of its layers names a file");
         }
-        bar.set_length(plan.iter().map(|(_, _, l, _)| l.size).sum());
+        // Saturating: sizes come from the manifest and may be absurd.
+        bar.set_length(plan.iter().fold(0u64, |sum, p| sum.saturating_add(p.layer.size)));
         let cache_dir = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
         let mut digests = cache_dir.as_deref().map_or_else(DigestCache::in_memory, DigestCache::open);
         let blobs = cache_dir.as_deref().map(BlobCache::new);
-        let mut pulled = Vec::new();
-        for (rel, dest, layer, tar) in plan {
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-            }
-            let how = fetch_file(&client, &r, &layer, &dest, parallel, blobs.as_ref(), &mut digests)
-                .await
-                .with_context(|| format!("pulling {rel}"))?;
-            if how != How::Pulled {
-                bar.inc(layer.size);
-            }
-            if tar {
-                let (archive, root) = (dest.clone(), dir.clone());
-                let files = tokio::task::spawn_blocking(move || extract_tar(&archive, &root))
-                    .await?
-                    .with_context(|| format!("extracting {rel} ({})", layer.media_type))?;
-                let _ = std::fs::remove_file(&dest);
-                for f in files {
-                    pulled.push((f.path, f.size, how));
-                }
-                continue;
-            }
-            pulled.push((rel, layer.size, how));
+        let mut made = Made::default();
+        let placed = place_all(&client, &r, &root, plan, &mut paths, parallel, (blobs.as_ref(), &mut digests), &bar, &mut made).await;
+        for a in &made.archives {
+            let _ = root.remove_file(a);
         }
+        if placed.is_err() {
+            root.remove_created_dirs(&made.dirs);
+        }
+        let pulled: Vec<(String, u64, How)> = placed?.into_iter().map(|(p, s, h, _)| (p, s, h)).collect();
         bar.finish_and_clear();
         if let Err(e) = digests.save() {
             eprintln!("warning: could not save the digest cache: {e}");

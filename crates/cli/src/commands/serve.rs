@@ -2,7 +2,9 @@
 
 use crate::config::ServeArgs;
 use anyhow::{Context, Result};
-use pavilion_enforce::{Admission, AdmissionConfig, PolicySet, PushPolicy};
+use pavilion_enforce::{
+    Admission, AdmissionConfig, AllowedRegistries, CallerAuth, PolicySet, PushPolicy,
+};
 use pavilion_registry::Extensions;
 use std::sync::Arc;
 
@@ -31,18 +33,54 @@ pub fn run(args: ServeArgs) -> Result<()> {
         )),
         None => None,
     };
+    // The names trust policy scopes are chosen by: configured, else the
+    // address as bound (known only once listening: port 0 picks one).
+    let names = Arc::new(std::sync::OnceLock::new());
+    if !settings.names.is_empty() {
+        let _ = names.set(settings.names.clone());
+    }
     let gate = policies.as_ref().map(|p| {
-        Arc::new(PushPolicy::new(p.clone(), settings.trust.clone()))
-            as Arc<dyn pavilion_registry::PushGate>
+        Arc::new(PushPolicy::new(
+            p.clone(),
+            settings.trust.clone(),
+            names.clone(),
+        )) as Arc<dyn pavilion_registry::Gate>
     });
-    // Admission resolves images in any registry, with the server user's
-    // docker credentials, as `pavilion pull` would.
-    let client = super::transfer::make_client(false, false, None, None)?;
+    // Admission resolves images, with the server user's docker credentials
+    // as `pavilion pull` would, only in the registries allowed (by default
+    // this registry's names), within the deadline. The connect timeout
+    // leaves a dead host time to fail on its own; the read timeout is a
+    // backstop behind the deadline, which answers first.
+    let adm = &settings.admission;
+    let client = pavilion_client::Client::new(pavilion_client::ClientOptions {
+        connect_timeout: Some(adm.timeout.min(std::time::Duration::from_secs(2))),
+        read_timeout: Some(adm.timeout + std::time::Duration::from_secs(1)),
+        ..super::transfer::client_options(false, false)?
+    })
+    .context("creating the admission registry client")?;
+    let auth = if adm.unauthenticated {
+        tracing::warn!(
+            "admission and Gatekeeper endpoints accept callers without credentials \
+             (admission_unauthenticated): limit who reaches this port"
+        );
+        CallerAuth::unauthenticated()
+    } else {
+        CallerAuth::new(adm.token.as_deref(), adm.client_certificate)
+    };
+    if !auth.configured() {
+        tracing::warn!(
+            "admission and Gatekeeper endpoints refuse every call: \
+             no admission_token, admission_token_file or admission_client_ca configured"
+        );
+    }
     let admission = AdmissionConfig {
         client,
         trust: settings.trust.clone(),
         policies,
         cache_ttl: settings.verification_cache,
+        registries: AllowedRegistries::new(adm.registries.clone(), names.clone()),
+        auth,
+        timeout: adm.timeout,
     };
     let ext = Extensions {
         gate,
@@ -57,6 +95,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let data = cfg.data_dir.clone();
         let scheme = if cfg.tls.is_some() { "https" } else { "http" };
         pavilion_registry::serve(cfg, ext, shutdown_signal(), |addr| {
+            let _ = names.set(vec![addr.to_string()]);
             // Tests and scripts wait for this line to learn the bound port.
             eprintln!(
                 "pavilion listening on {scheme}://{addr} (data in {})",

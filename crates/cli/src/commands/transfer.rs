@@ -96,18 +96,27 @@ pub fn make_client(
     progress: Option<ProgressFn>,
     upload_journal: Option<Arc<UploadJournal>>,
 ) -> Result<Client> {
+    Client::new(ClientOptions {
+        progress,
+        upload_journal,
+        ..client_options(plain_http, insecure)?
+    })
+    .context("creating the registry client")
+}
+
+/// Client options with the user's docker credentials (what
+/// [`make_client`] builds on).
+pub fn client_options(plain_http: bool, insecure: bool) -> Result<ClientOptions> {
     let credentials = match docker_config_path() {
         Some(p) => Credentials::from_docker_config(&p).map_err(anyhow::Error::msg)?,
         None => Credentials::default(),
     };
-    Client::new(ClientOptions {
+    Ok(ClientOptions {
         plain_http,
         insecure,
         credentials,
-        progress,
-        upload_journal,
+        ..ClientOptions::default()
     })
-    .context("creating the registry client")
 }
 
 /// Parses an image reference; a malformed one is a usage error.

@@ -2,6 +2,8 @@
 //! SQLite or a fresh PostgreSQL database, plus small HTTP helpers.
 #![allow(dead_code)]
 
+pub mod notation;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,278 @@
+//! What the registry tells a [`Gate`] about an artifact being pushed or
+//! pulled, and the gate's interface.
+//!
+//! The registry does not evaluate policies itself (it knows neither Rego nor
+//! Notary): it gathers the facts a policy needs — the manifest parsed once,
+//! its config, the tags being set and the Notary signatures stored for it —
+//! and asks the gate, which `pavilion serve --policy` provides. Nothing here
+//! comes from the request's headers: the trust policy scope is the gate's
+//! own configuration (the names this registry is known by).
+//!
+//! Fail closed: a fact that cannot be gathered (a config that cannot be read
+//! or is not JSON) is an error the caller turns into a denial, never a
+//! `null` a rule would read as "nothing to refuse".
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+use bytes::Bytes;
+use pavilion_oci::{Digest, ManifestInfo, RepoName};
+use pavilion_store::ManifestRecord;
+
+/// Notary signature manifests carry this artifact type.
+pub const NOTARY_SIGNATURE: &str = "application/vnd.cncf.notary.signature";
+/// Largest config blob read for a policy (model configs are a few KiB).
+pub const CONFIG_LIMIT: u64 = 1 << 20;
+/// Largest signature envelope read (notation's own limit is far below).
+const ENVELOPE_LIMIT: u64 = 1 << 20;
+/// Most signature manifests listed for one artifact. Past it the rest are
+/// counted as unchecked, and a decision that finds no valid signature says so.
+pub const SIGNATURES_LISTED: usize = 10_000;
+/// Most signatures read and verified for one decision, in the gate's order
+/// (those whose certificate thumbprints the trust store holds first).
+pub const SIGNATURES_CHECKED: usize = 100;
+/// Signature manifests listed per database query.
+const LISTING_PAGE: i64 = 1000;
+
+/// A Notary signature stored in the repository for the artifact.
+#[derive(Debug, Clone)]
+pub struct StoredSignature {
+    /// The signature manifest's digest.
+    pub digest: Digest,
+    /// Its bytes.
+    pub manifest: Bytes,
+    /// Its media type.
+    pub media_type: String,
+    /// The envelope (its first layer), when present and small enough.
+    pub envelope: Option<Bytes>,
+}
+
+/// What a gate is asked about: a manifest arriving (push) or requested
+/// (pull).
+#[derive(Debug, Clone)]
+pub struct GateFacts {
+    /// The repository.
+    pub repository: String,
+    /// The tags a push sets (empty for a push by digest, and for pulls).
+    pub tags: Vec<String>,
+    /// The manifest digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its bytes.
+    pub manifest: Bytes,
+    /// The manifest as parsed (strictly, once) when it was validated.
+    pub document: serde_json::Value,
+    /// The config blob, parsed, when its media type is JSON.
+    pub config: Option<serde_json::Value>,
+    /// The authenticated user, when the request carried one.
+    pub identity: Option<String>,
+    /// Notary signatures stored for this manifest, at most
+    /// [`SIGNATURES_CHECKED`], in the gate's order.
+    pub signatures: Vec<StoredSignature>,
+    /// Signatures stored but not read (over the bounds above).
+    pub signatures_unchecked: usize,
+}
+
+/// A gate's answer.
+#[derive(Debug, Clone, Default)]
+pub struct GateDecision {
+    /// Why the request is refused (empty: allowed).
+    pub deny: Vec<String>,
+    /// Warnings returned to the client.
+    pub warn: Vec<String>,
+    /// Facts to keep in the decision log (verification results...).
+    pub detail: serde_json::Value,
+}
+
+/// Decides manifest pushes and pulls. Called on the request's task:
+/// implementations are quick (a Rego evaluation and local signature checks,
+/// no network).
+pub trait Gate: Send + Sync {
+    /// The decision for a push; an `Err` is a policy failure (refused,
+    /// reported as such, never stored).
+    fn decide_push(&self, facts: &GateFacts) -> Result<GateDecision, String>;
+
+    /// Whether pulls are decided at all (a policy with pull rules); when
+    /// not, manifest GETs cost nothing extra.
+    fn decides_pulls(&self) -> bool {
+        false
+    }
+
+    /// The decision for a pull of `reference` (`repo:tag` or `repo@digest`).
+    fn decide_pull(&self, _facts: &GateFacts, _reference: &str) -> Result<GateDecision, String> {
+        Ok(GateDecision::default())
+    }
+
+    /// Whether the gate looks at `GateFacts::signatures`; when it does not,
+    /// the registry does not read them.
+    fn uses_signatures(&self) -> bool {
+        true
+    }
+
+    /// The order in which stored signatures are worth reading, as indexes
+    /// into `annotations` (each signature manifest's annotations as JSON
+    /// text): most promising first. Only the first [`SIGNATURES_CHECKED`]
+    /// are read. The default keeps the listing order.
+    fn signature_order(&self, annotations: &[Option<&str>]) -> Vec<usize> {
+        (0..annotations.len()).collect()
+    }
+}
+
+/// The config blob, parsed, when the manifest has one with a JSON media
+/// type; an error when such a config cannot be read or parsed (a policy
+/// about the config must not see `null` instead).
+async fn config(
+    state: &AppState,
+    info: &ManifestInfo,
+) -> Result<Option<serde_json::Value>, String> {
+    // An image manifest's first blob is its config.
+    let Some(c) = info.blobs.first() else {
+        return Ok(None);
+    };
+    let media_type = c.media_type.split(';').next().unwrap_or("").trim();
+    if !media_type.ends_with("json") {
+        return Ok(None);
+    }
+    if c.size > CONFIG_LIMIT {
+        return Err(format!(
+            "config {} is {} bytes, over the {CONFIG_LIMIT}-byte limit for policy input",
+            c.digest, c.size
+        ));
+    }
+    let bytes = state
+        .blobs
+        .read_all(&c.digest)
+        .await
+        .map_err(|e| format!("config {} cannot be read: {e}", c.digest))?;
+    pavilion_oci::json::parse_strict(&bytes)
+        .map(Some)
+        .map_err(|e| format!("config {} ({media_type}) is not valid JSON: {e}", c.digest))
+}
+
+/// Every Notary signature manifest stored in `repo` for `digest`, up to
+/// [`SIGNATURES_LISTED`], and how many more there are (at least one when
+/// the listing stopped at its bound).
+async fn signature_records(
+    state: &AppState,
+    repo: &RepoName,
+    digest: &Digest,
+) -> ApiResult<(Vec<ManifestRecord>, usize)> {
+    let mut out: Vec<ManifestRecord> = Vec::new();
+    loop {
+        let last = out.last().map(|r| r.digest.to_string());
+        let page = state
+            .meta
+            .referrers(
+                repo.as_str(),
+                digest,
+                Some(NOTARY_SIGNATURE),
+                last.as_deref(),
+                LISTING_PAGE,
+            )
+            .await?;
+        let full = page.len() as i64 == LISTING_PAGE;
+        out.extend(page);
+        if out.len() > SIGNATURES_LISTED {
+            out.truncate(SIGNATURES_LISTED);
+            return Ok((out, 1));
+        }
+        if !full {
+            return Ok((out, 0));
+        }
+    }
+}
+
+/// A blob's bytes; `None` when it is gone (deleted since it was listed).
+/// Any other failure of the store is the store's (503), not a reason to
+/// judge the artifact on fewer signatures than it has.
+async fn read_if_present(state: &AppState, d: &Digest) -> ApiResult<Option<Bytes>> {
+    match state.blobs.read_all(d).await {
+        Ok(b) => Ok(Some(b)),
+        Err(pavilion_store::StoreError::BlobNotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads one signature: its manifest, and its envelope when small enough
+/// (a missing or oversized envelope is reported by verification as such).
+async fn read_signature(state: &AppState, r: ManifestRecord) -> ApiResult<Option<StoredSignature>> {
+    let Some(manifest) = read_if_present(state, &r.digest).await? else {
+        return Ok(None);
+    };
+    let envelope = match ManifestInfo::parse(&manifest, Some(&r.media_type)) {
+        // blobs = config then layers: the envelope is the first layer.
+        Ok(info) => match info.blobs.get(1) {
+            Some(l) if l.size <= ENVELOPE_LIMIT => read_if_present(state, &l.digest).await?,
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    Ok(Some(StoredSignature {
+        digest: r.digest,
+        manifest,
+        media_type: r.media_type,
+        envelope,
+    }))
+}
+
+/// The stored signatures worth checking, in the gate's order, and how many
+/// were left unread.
+async fn signatures(
+    state: &AppState,
+    gate: &dyn Gate,
+    repo: &RepoName,
+    digest: &Digest,
+) -> ApiResult<(Vec<StoredSignature>, usize)> {
+    let (records, beyond) = signature_records(state, repo, digest).await?;
+    let annotations: Vec<Option<&str>> = records.iter().map(|r| r.annotations.as_deref()).collect();
+    let mut order = gate.signature_order(&annotations);
+    // The gate's answer is trusted for order only: indexes out of range or
+    // repeated are dropped, and anything it left out is still counted.
+    let mut seen = vec![false; records.len()];
+    order.retain(|&i| i < records.len() && !std::mem::replace(&mut seen[i], true));
+    let unread = records.len() - order.len().min(SIGNATURES_CHECKED) + beyond;
+    let mut slots: Vec<Option<ManifestRecord>> = records.into_iter().map(Some).collect();
+    let mut out = Vec::new();
+    for i in order.into_iter().take(SIGNATURES_CHECKED) {
+        if let Some(r) = slots[i].take() {
+            if let Some(s) = read_signature(state, r).await? {
+                out.push(s);
+            }
+        }
+    }
+    Ok((out, unread))
+}
+
+/// Everything the gate is told about a manifest; `Err(message)` when the
+/// facts cannot be gathered and the request must be refused.
+pub async fn gather(
+    state: &AppState,
+    gate: &dyn Gate,
+    repo: &RepoName,
+    tags: &[String],
+    digest: &Digest,
+    info: &ManifestInfo,
+    body: &Bytes,
+) -> ApiResult<Result<GateFacts, String>> {
+    let config = match config(state, info).await {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let (signatures, signatures_unchecked) = if gate.uses_signatures() {
+        signatures(state, gate, repo, digest).await?
+    } else {
+        (Vec::new(), 0)
+    };
+    Ok(Ok(GateFacts {
+        repository: repo.to_string(),
+        tags: tags.to_vec(),
+        digest: digest.clone(),
+        media_type: info.media_type.clone(),
+        manifest: body.clone(),
+        document: info.document.clone(),
+        config,
+        identity: None,
+        signatures,
+        signatures_unchecked,
+    }))
+}
