@@ -117,14 +117,7 @@ async fn host_header_cannot_choose_the_trust_statement() {
         assert_eq!(get_manifest(&s, "team/m", "prod").await.status(), 404);
     }
     // The decision log records the statement of the registry's own name.
-    let log: Value = client()
-        .get(s.url("/pavilion/v1/decisions?repository=team/m&n=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Value = get_json(&s, "/pavilion/v1/decisions?repository=team/m&n=1").await;
     assert_eq!(
         log["decisions"][0]["detail"]["facts"]["signature"]["trustPolicy"],
         "strict"
@@ -214,14 +207,7 @@ async fn a_manifest_too_deep_for_the_policy_is_refused() {
     );
     assert_eq!(get_manifest(&s, "team/deep", "v2").await.status(), 404);
     // Nothing of the refused pushes was recorded as allowed.
-    let log: Value = client()
-        .get(s.url("/pavilion/v1/decisions?repository=team/deep"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Value = get_json(&s, "/pavilion/v1/decisions?repository=team/deep").await;
     assert!(
         log["decisions"]
             .as_array()
@@ -329,14 +315,7 @@ fn junk_signature(subject: &Value, envelope: &str, n: usize, thumbprints: Option
 }
 
 async fn referrers(s: &Server, repo: &str, digest: &str) -> Vec<Value> {
-    let v: Value = client()
-        .get(s.url(&format!("/v2/{repo}/referrers/{digest}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(s, &format!("/v2/{repo}/referrers/{digest}")).await;
     v["manifests"].as_array().unwrap().clone()
 }
 
@@ -402,14 +381,7 @@ async fn junk_signatures_cannot_hide_a_valid_one() {
     user.ok(&["tag", &reference, "prod"]);
     assert_eq!(get_manifest(&s, "team/signed", "prod").await.status(), 200);
     // Re-evaluation of the tag agrees.
-    let report: Value = client()
-        .get(s.url("/pavilion/v1/policy/team/signed/manifests/prod"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report: Value = get_json(&s, "/pavilion/v1/policy/team/signed/manifests/prod").await;
     assert_eq!(report["allowed"], true, "{report}");
     // An escaped `/` names no repository here either.
     let r = client()
@@ -435,14 +407,7 @@ async fn junk_signatures_cannot_hide_a_valid_one() {
     }
     let err = user.fails(4, &["tag", &other, "prod"]);
     assert!(err.contains("tag prod needs a valid signature"), "{err}");
-    let log: Value = client()
-        .get(s.url("/pavilion/v1/decisions?repository=team/junked&n=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Value = get_json(&s, "/pavilion/v1/decisions?repository=team/junked&n=1").await;
     let why = log["decisions"][0]["detail"]["facts"]["signature"]["error"]
         .as_str()
         .unwrap_or_default()
@@ -533,14 +498,7 @@ async fn pull_rules_hold_for_every_client() {
     assert_eq!(get_manifest(&s, "signed/other", "v1").await.status(), 403);
     assert_eq!(get_manifest(&s, "signed/app", "v1").await.status(), 200);
     // Denials are logged.
-    let log: Value = client()
-        .get(s.url("/pavilion/v1/decisions?point=pull&repository=team/pkl"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Value = get_json(&s, "/pavilion/v1/decisions?point=pull&repository=team/pkl").await;
     assert_eq!(log["decisions"][0]["allowed"], false, "{log}");
 
     // skopeo, as docker and containerd pull.

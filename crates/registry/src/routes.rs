@@ -136,8 +136,20 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Respo
         item.map(|i| (i, reader))
     });
     let req = Request::from_parts(parts, Body::from_stream(stream));
-    let mut resp = route(&state, req).await;
+    let resp = route(&state, req).await;
     let mut body = shared.lock().await;
+    drain_before(&mut *body, resp).await
+}
+
+/// `resp`, once what is left of a request `body` is read and dropped (up to
+/// 64 MiB, each piece within a short idle limit); past that, or on a stall,
+/// the response closes the connection explicitly. For every handler that
+/// may answer before reading the whole body: the registry's dispatcher and
+/// the routes mounted beside it.
+pub async fn drain_before<S, E>(body: &mut S, mut resp: Response) -> Response
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
     let mut drained = 0u64;
     let clean = loop {
         match tokio::time::timeout(DRAIN_IDLE, body.next()).await {

@@ -517,6 +517,13 @@ pub async fn put_manifest(
     rq.body(body.to_vec()).send().await.unwrap()
 }
 
+/// The JSON body of a GET of `path` (asserting 200).
+pub async fn get_json(s: &Server, path: &str) -> serde_json::Value {
+    let r = client().get(s.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "GET {path}");
+    r.json().await.unwrap()
+}
+
 /// GET of manifest `reference` in `repo`.
 pub async fn get_manifest(s: &Server, repo: &str, reference: &str) -> reqwest::Response {
     request(

@@ -4,15 +4,12 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use http::{header, HeaderValue, StatusCode};
+use http::{header, StatusCode};
 use http_body_util::BodyExt;
 use std::time::Duration;
 
-/// Most bytes read and thrown away after a refusal, so the answer is not
-/// destroyed by a reset (closing with unread bytes makes TCP send one).
-const DRAIN_LIMIT: usize = 16 << 20;
-/// Longest wait for more of a body being drained.
-const DRAIN_IDLE: Duration = Duration::from_secs(2);
+/// Longest wait for the next piece of a body being read.
+const READ_IDLE: Duration = Duration::from_secs(30);
 
 /// A JSON answer.
 pub fn json_response(status: StatusCode, v: &serde_json::Value) -> Response {
@@ -35,7 +32,7 @@ pub async fn read_limited(body: Body, limit: usize, what: &str) -> Result<Bytes,
     let mut body = body;
     let mut buf = BytesMut::new();
     loop {
-        match tokio::time::timeout(DRAIN_IDLE * 15, body.frame()).await {
+        match tokio::time::timeout(READ_IDLE, body.frame()).await {
             Ok(None) => return Ok(buf.freeze()),
             Ok(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -62,25 +59,8 @@ pub async fn read_limited(body: Body, limit: usize, what: &str) -> Result<Bytes,
     }
 }
 
-/// `resp`, once the rest of `body` is read (up to [`DRAIN_LIMIT`]); past
-/// that, or if the client stalls, the connection is closed explicitly.
-pub async fn drained(mut body: Body, mut resp: Response) -> Response {
-    let mut seen = 0usize;
-    let clean = loop {
-        match tokio::time::timeout(DRAIN_IDLE, body.frame()).await {
-            Ok(None) => break true,
-            Ok(Some(Ok(frame))) => {
-                seen += frame.data_ref().map_or(0, Bytes::len);
-                if seen > DRAIN_LIMIT {
-                    break false;
-                }
-            }
-            Ok(Some(Err(_))) | Err(_) => break false,
-        }
-    };
-    if !clean {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
+/// `resp`, once the rest of `body` is read and dropped (the registry's own
+/// rule: [`pavilion_registry::routes::drain_before`]).
+pub async fn drained(body: Body, resp: Response) -> Response {
+    pavilion_registry::routes::drain_before(&mut body.into_data_stream(), resp).await
 }
