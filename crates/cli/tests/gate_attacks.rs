@@ -280,7 +280,7 @@ deny contains msg if {
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("m");
     let err = user.fails(
-        1,
+        4,
         &[
             "pull",
             &format!("{}/team/deep:v1", dist.addr),
@@ -320,7 +320,7 @@ async fn referrers(s: &Server, repo: &str, digest: &str) -> Vec<Value> {
 }
 
 /// Attack: the gate read only the first 32 signature referrers in digest
-/// order, so 40 junk signatures with lower digests made a validly signed
+/// order, so junk signatures with lower digests made a validly signed
 /// model fail its `prod` guard. Signatures whose thumbprints name a trusted
 /// certificate are now read first, up to 100 per decision, and a decision
 /// that stops at the bound says so.
@@ -362,13 +362,13 @@ async fn junk_signatures_cannot_hide_a_valid_one() {
         "size": manifest_bytes(&s, "team/signed", "v1").await.len()});
     push_blob(&s, "team/signed", b"{}").await;
     let envelope = push_blob(&s, "team/signed", b"junk").await;
-    // 40 junk signatures that sort before the valid one, half of them with
-    // its thumbprints copied.
+    // 101 junk signatures that sort before the valid one (more than are
+    // checked per decision), then 20 that copy its thumbprints. Only the
+    // lower ones are pushed; candidates are cheap to hash.
     let (mut lower, mut n) = (0, 0);
-    while lower < 40 {
-        assert!(n < 5000, "could not make 40 lower digests");
-        let copied = (n % 2 == 0).then_some(thumbprints.as_str());
-        let m = junk_signature(&subject, &envelope, n, copied);
+    while lower < 101 {
+        assert!(n < 5_000_000, "could not make 101 lower digests");
+        let m = junk_signature(&subject, &envelope, n, None);
         let d = sha256(&m);
         n += 1;
         if d.as_str() >= valid.as_str() {
@@ -377,6 +377,11 @@ async fn junk_signatures_cannot_hide_a_valid_one() {
         let r = put_manifest(&s, "team/signed", &d, Some(OCI_MANIFEST), &m).await;
         assert_eq!(r.status(), 201);
         lower += 1;
+    }
+    for k in 0..20 {
+        let m = junk_signature(&subject, &envelope, n + k, Some(&thumbprints));
+        let r = put_manifest(&s, "team/signed", &sha256(&m), Some(OCI_MANIFEST), &m).await;
+        assert_eq!(r.status(), 201);
     }
     user.ok(&["tag", &reference, "prod"]);
     assert_eq!(get_manifest(&s, "team/signed", "prod").await.status(), 200);
@@ -495,6 +500,14 @@ async fn pull_rules_hold_for_every_client() {
         );
         assert_eq!(head_manifest(&s, "team/pkl", reference).await.status(), 403);
     }
+    // The blob route serves manifests too: it is held to the same rules.
+    let r = client()
+        .get(s.url(&format!("/v2/team/pkl/blobs/{pkl_digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(error_code(r).await, "DENIED");
     assert_eq!(get_manifest(&s, "signed/other", "v1").await.status(), 403);
     assert_eq!(get_manifest(&s, "signed/app", "v1").await.status(), 200);
     // Denials are logged.

@@ -79,12 +79,13 @@ impl PushPolicy {
                 ..Default::default()
             },
         };
-        if !v.verified && f.signatures_unchecked > 0 && v.error.is_none() {
+        let unchecked = f.signatures_unchecked;
+        if !v.verified && (unchecked.count > 0 || unchecked.more) && v.error.is_none() {
             v.error = Some(format!(
                 "{} more stored signature(s) were not checked: at most {SIGNATURES_CHECKED} \
                  are checked per decision, those whose certificate thumbprints are in the trust \
                  store first",
-                f.signatures_unchecked
+                unchecked
             ));
         }
         v
@@ -184,9 +185,9 @@ impl Gate for PushPolicy {
     /// trust stores first: junk signatures (anyone may push referrers)
     /// cannot crowd out a valid one. The annotation is unsigned, so it only
     /// orders the work; verification still reads the envelope's own chain.
-    fn signature_order(&self, annotations: &[Option<&str>]) -> Vec<usize> {
+    fn signature_order(&self, repository: &str, annotations: &[Option<&str>]) -> Vec<usize> {
         let trusted = match &self.trust {
-            Some(t) => trusted_thumbprints(t, &self.scopes("")),
+            Some(t) => trusted_thumbprints(t, &self.scopes(repository)),
             None => HashSet::new(),
         };
         let (mut first, mut rest): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());

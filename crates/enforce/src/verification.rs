@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Largest envelope read from a registry.
-pub const ENVELOPE_LIMIT: u64 = 4 << 20;
+pub use pavilion_registry::facts::ENVELOPE_LIMIT;
 
 /// Why verification could not run.
 #[derive(Debug, thiserror::Error)]
@@ -238,19 +238,21 @@ pub fn verify_local(
 
 /// SHA-256 thumbprints (lowercase hex, notation's form) of the `ca` and
 /// `signingAuthority` certificates the statements for `scopes` trust. A
-/// trust policy that cannot be read gives none: this only orders work,
-/// verification reports the error itself.
+/// trust policy that cannot be read gives none (logged): this only orders
+/// work, and verification reports the error itself.
 pub fn trusted_thumbprints(trust: &TrustConfig, scopes: &[String]) -> HashSet<String> {
     let mut out = HashSet::new();
     for scope in scopes {
-        if let Ok(Resolved::Verify { requirements, .. }) = trust.requirements(scope) {
-            for der in requirements
-                .ca
-                .iter()
-                .chain(&requirements.signing_authority)
-            {
-                out.insert(Digest::sha256(der).hex().to_string());
+        match trust.requirements(scope) {
+            Ok(Resolved::Verify { requirements, .. }) => {
+                let certs = requirements
+                    .ca
+                    .iter()
+                    .chain(&requirements.signing_authority);
+                out.extend(certs.map(|der| Digest::sha256(der).hex().to_string()));
             }
+            Ok(Resolved::Skip { .. }) => {}
+            Err(e) => tracing::warn!(%scope, error = %e, "cannot order signatures by trust store"),
         }
     }
     out

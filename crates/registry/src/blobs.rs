@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
-use pavilion_oci::{Digest, ErrorCode};
+use pavilion_oci::{Digest, ErrorCode, RepoName};
 use pavilion_store::ByteRange;
 
 /// What a `Range: bytes=...` header asks for, resolved against a size.
@@ -56,12 +56,22 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
 }
 
 /// Size of `digest` as served from `name`: a blob linked to the repository
-/// or one of its manifests (Distribution serves manifests as blobs too).
-async fn size_in_repo(state: &AppState, name: &str, digest: &Digest) -> ApiResult<u64> {
-    if let Some(size) = state.meta.blob_in_repo(name, digest).await? {
+/// or one of its manifests (Distribution serves manifests as blobs too). A
+/// manifest fetched this way passes the same pull rules as through
+/// `/manifests/`: the blob route must not be a way around them.
+async fn size_in_repo(state: &AppState, name: &RepoName, digest: &Digest) -> ApiResult<u64> {
+    if let Some(size) = state.meta.blob_in_repo(name.as_str(), digest).await? {
         return Ok(size);
     }
-    if let Some(m) = state.meta.manifest_by_digest(name, digest).await? {
+    if let Some(m) = state.meta.manifest_by_digest(name.as_str(), digest).await? {
+        if state.gate.as_ref().is_some_and(|g| g.decides_pulls()) {
+            let body = match state.cached_manifest(digest) {
+                Some(b) => b,
+                None => state.blobs.read_all(digest).await?,
+            };
+            let reference = digest.to_string();
+            crate::gate::check_pull(state, name, &reference, digest, &m.media_type, &body).await?;
+        }
         return Ok(m.size);
     }
     Err(ApiError::new(
@@ -85,7 +95,7 @@ pub async fn get(
 ) -> ApiResult {
     let name = repo(name)?;
     let digest = blob_digest(digest)?;
-    let size = size_in_repo(state, name.as_str(), &digest).await?;
+    let size = size_in_repo(state, &name, &digest).await?;
     // The bytes bypass the registry: the client fetches them (with its
     // Range header) from the storage service. HEAD never needs the bytes.
     if let (false, Some(ttl)) = (head, state.limits.redirect_blobs) {

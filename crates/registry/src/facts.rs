@@ -17,13 +17,15 @@ use crate::state::AppState;
 use bytes::Bytes;
 use pavilion_oci::{Digest, ManifestInfo, RepoName};
 use pavilion_store::ManifestRecord;
+use std::sync::Arc;
 
 /// Notary signature manifests carry this artifact type.
 pub const NOTARY_SIGNATURE: &str = "application/vnd.cncf.notary.signature";
 /// Largest config blob read for a policy (model configs are a few KiB).
 pub const CONFIG_LIMIT: u64 = 1 << 20;
-/// Largest signature envelope read (notation's own limit is far below).
-const ENVELOPE_LIMIT: u64 = 1 << 20;
+/// Largest signature envelope read, here and by every verifier of
+/// Pavilion's (a signature must not pass at one door and fail at another).
+pub const ENVELOPE_LIMIT: u64 = 1 << 20;
 /// Most signature manifests listed for one artifact. Past it the rest are
 /// counted as unchecked, and a decision that finds no valid signature says so.
 pub const SIGNATURES_LISTED: usize = 10_000;
@@ -70,7 +72,27 @@ pub struct GateFacts {
     /// [`SIGNATURES_CHECKED`], in the gate's order.
     pub signatures: Vec<StoredSignature>,
     /// Signatures stored but not read (over the bounds above).
-    pub signatures_unchecked: usize,
+    pub signatures_unchecked: Unchecked,
+}
+
+/// Stored signatures a decision did not read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unchecked {
+    /// How many of those listed were not read.
+    pub count: usize,
+    /// Whether more were stored than [`SIGNATURES_LISTED`] (the count is
+    /// then a lower bound).
+    pub more: bool,
+}
+
+impl std::fmt::Display for Unchecked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.more {
+            write!(f, "at least {}", self.count + 1)
+        } else {
+            write!(f, "{}", self.count)
+        }
+    }
 }
 
 /// A gate's answer.
@@ -84,9 +106,9 @@ pub struct GateDecision {
     pub detail: serde_json::Value,
 }
 
-/// Decides manifest pushes and pulls. Called on the request's task:
-/// implementations are quick (a Rego evaluation and local signature checks,
-/// no network).
+/// Decides manifest pushes and pulls. Called on a blocking thread (Rego,
+/// signature checks and trust store reads are CPU and disk work); no
+/// network.
 pub trait Gate: Send + Sync {
     /// The decision for a push; an `Err` is a policy failure (refused,
     /// reported as such, never stored).
@@ -109,11 +131,11 @@ pub trait Gate: Send + Sync {
         true
     }
 
-    /// The order in which stored signatures are worth reading, as indexes
-    /// into `annotations` (each signature manifest's annotations as JSON
-    /// text): most promising first. Only the first [`SIGNATURES_CHECKED`]
-    /// are read. The default keeps the listing order.
-    fn signature_order(&self, annotations: &[Option<&str>]) -> Vec<usize> {
+    /// The order in which the signatures stored in `repository` are worth
+    /// reading, as indexes into `annotations` (each signature manifest's
+    /// annotations as JSON text): most promising first. Only the first
+    /// [`SIGNATURES_CHECKED`] are read. The default keeps the listing order.
+    fn signature_order(&self, _repository: &str, annotations: &[Option<&str>]) -> Vec<usize> {
         (0..annotations.len()).collect()
     }
 }
@@ -150,13 +172,12 @@ async fn config(
 }
 
 /// Every Notary signature manifest stored in `repo` for `digest`, up to
-/// [`SIGNATURES_LISTED`], and how many more there are (at least one when
-/// the listing stopped at its bound).
+/// [`SIGNATURES_LISTED`], and whether the listing stopped at that bound.
 async fn signature_records(
     state: &AppState,
     repo: &RepoName,
     digest: &Digest,
-) -> ApiResult<(Vec<ManifestRecord>, usize)> {
+) -> ApiResult<(Vec<ManifestRecord>, bool)> {
     let mut out: Vec<ManifestRecord> = Vec::new();
     loop {
         let last = out.last().map(|r| r.digest.to_string());
@@ -174,10 +195,10 @@ async fn signature_records(
         out.extend(page);
         if out.len() > SIGNATURES_LISTED {
             out.truncate(SIGNATURES_LISTED);
-            return Ok((out, 1));
+            return Ok((out, true));
         }
         if !full {
-            return Ok((out, 0));
+            return Ok((out, false));
         }
     }
 }
@@ -219,18 +240,25 @@ async fn read_signature(state: &AppState, r: ManifestRecord) -> ApiResult<Option
 /// were left unread.
 async fn signatures(
     state: &AppState,
-    gate: &dyn Gate,
+    gate: &Arc<dyn Gate>,
     repo: &RepoName,
     digest: &Digest,
-) -> ApiResult<(Vec<StoredSignature>, usize)> {
-    let (records, beyond) = signature_records(state, repo, digest).await?;
-    let annotations: Vec<Option<&str>> = records.iter().map(|r| r.annotations.as_deref()).collect();
-    let mut order = gate.signature_order(&annotations);
+) -> ApiResult<(Vec<StoredSignature>, Unchecked)> {
+    let (records, cut) = signature_records(state, repo, digest).await?;
+    // The gate may read the trust store to order them: a blocking thread.
+    let annotations: Vec<Option<String>> = records.iter().map(|r| r.annotations.clone()).collect();
+    let (g, name) = (gate.clone(), repo.to_string());
+    let mut order = tokio::task::spawn_blocking(move || {
+        let borrowed: Vec<Option<&str>> = annotations.iter().map(Option::as_deref).collect();
+        g.signature_order(&name, &borrowed)
+    })
+    .await
+    .unwrap_or_default();
     // The gate's answer is trusted for order only: indexes out of range or
     // repeated are dropped, and anything it left out is still counted.
     let mut seen = vec![false; records.len()];
     order.retain(|&i| i < records.len() && !std::mem::replace(&mut seen[i], true));
-    let unread = records.len() - order.len().min(SIGNATURES_CHECKED) + beyond;
+    let unread = records.len() - order.len().min(SIGNATURES_CHECKED);
     let mut slots: Vec<Option<ManifestRecord>> = records.into_iter().map(Some).collect();
     let mut out = Vec::new();
     for i in order.into_iter().take(SIGNATURES_CHECKED) {
@@ -240,14 +268,20 @@ async fn signatures(
             }
         }
     }
-    Ok((out, unread))
+    Ok((
+        out,
+        Unchecked {
+            count: unread,
+            more: cut,
+        },
+    ))
 }
 
 /// Everything the gate is told about a manifest; `Err(message)` when the
 /// facts cannot be gathered and the request must be refused.
 pub async fn gather(
     state: &AppState,
-    gate: &dyn Gate,
+    gate: &Arc<dyn Gate>,
     repo: &RepoName,
     tags: &[String],
     digest: &Digest,
@@ -261,7 +295,7 @@ pub async fn gather(
     let (signatures, signatures_unchecked) = if gate.uses_signatures() {
         signatures(state, gate, repo, digest).await?
     } else {
-        (Vec::new(), 0)
+        (Vec::new(), Unchecked::default())
     };
     Ok(Ok(GateFacts {
         repository: repo.to_string(),

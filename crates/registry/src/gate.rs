@@ -5,7 +5,7 @@
 
 use crate::body::query_pairs;
 use crate::error::{ApiError, ApiResult};
-use crate::facts::{gather, GateDecision, GateFacts};
+use crate::facts::{gather, Gate, GateDecision, GateFacts};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -16,18 +16,33 @@ use pavilion_store::DecisionQuery;
 use std::sync::Arc;
 
 /// The gate's decision; facts that could not be gathered, or a policy that
-/// fails to evaluate, refuse.
-fn decide(
+/// fails to evaluate, refuse. `pull` names the reference of a pull (else
+/// the decision is a push's). It runs on a blocking thread: Rego
+/// evaluation, signature checks and reading the trust policy files are CPU
+/// and disk work that must not stall the async workers (with pull rules,
+/// every manifest GET comes here).
+async fn decide(
+    gate: Arc<dyn Gate>,
     facts: Result<GateFacts, String>,
-    ask: impl FnOnce(&GateFacts) -> Result<GateDecision, String>,
+    pull: Option<String>,
 ) -> GateDecision {
     let refused = |why: String| GateDecision {
         deny: vec![why],
         ..Default::default()
     };
-    match facts {
-        Err(e) => refused(format!("cannot build the policy input: {e}")),
-        Ok(f) => ask(&f).unwrap_or_else(|e| refused(format!("policy evaluation failed: {e}"))),
+    let facts = match facts {
+        Ok(f) => f,
+        Err(e) => return refused(format!("cannot build the policy input: {e}")),
+    };
+    let asked = tokio::task::spawn_blocking(move || match &pull {
+        Some(reference) => gate.decide_pull(&facts, reference),
+        None => gate.decide_push(&facts),
+    })
+    .await;
+    match asked {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => refused(format!("policy evaluation failed: {e}")),
+        Err(e) => refused(format!("policy evaluation failed: {e}")),
     }
 }
 
@@ -84,8 +99,8 @@ pub async fn check_push(
     let Some(gate) = state.gate.clone() else {
         return Ok(Vec::new());
     };
-    let facts = gather(state, gate.as_ref(), repo, tags, digest, info, body).await?;
-    let decision = decide(facts, |f| gate.decide_push(f));
+    let facts = gather(state, &gate, repo, tags, digest, info, body).await?;
+    let decision = decide(gate, facts, None).await;
     let detail = serde_json::json!({ "digest": digest.to_string(), "tags": tags });
     record(state, "push", repo, digest, &decision, detail).await;
     if decision.deny.is_empty() {
@@ -113,16 +128,14 @@ pub async fn check_pull(
         return Ok(Vec::new());
     };
     let decision = match ManifestInfo::parse(body, Some(media_type)) {
-        Err(e) => decide(Err(format!("stored manifest {digest}: {e}")), |_| {
-            Ok(GateDecision::default())
-        }),
+        Err(e) => decide(gate, Err(format!("stored manifest {digest}: {e}")), None).await,
         Ok(info) => {
-            let facts = gather(state, gate.as_ref(), repo, &[], digest, &info, body).await?;
+            let facts = gather(state, &gate, repo, &[], digest, &info, body).await?;
             let pinned = match pavilion_oci::Reference::parse(reference) {
                 Ok(pavilion_oci::Reference::Digest(_)) => format!("{repo}@{reference}"),
                 _ => format!("{repo}:{reference}"),
             };
-            decide(facts, |f| gate.decide_pull(f, &pinned))
+            decide(gate, facts, Some(pinned)).await
         }
     };
     if decision.deny.is_empty() {
@@ -176,17 +189,8 @@ pub async fn policy_report(State(state): State<Arc<AppState>>, req: Request) -> 
             Ok(pavilion_oci::Reference::Tag(t)) => vec![t.as_str().to_string()],
             _ => Vec::new(),
         };
-        let facts = gather(
-            &state,
-            gate.as_ref(),
-            &repo,
-            &tags,
-            &rec.digest,
-            &info,
-            &body,
-        )
-        .await?;
-        let d = decide(facts, |f| gate.decide_push(f));
+        let facts = gather(&state, &gate, &repo, &tags, &rec.digest, &info, &body).await?;
+        let d = decide(gate, facts, None).await;
         let report = serde_json::json!({
             "repository": repo.as_str(),
             "reference": reference,
