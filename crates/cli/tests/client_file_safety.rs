@@ -2,8 +2,10 @@
 //! at the names the client creates (`FILE.partial`, `FILE.partial.json`,
 //! the final file, the temporary tar archive, a tar entry's `.partial`, a
 //! subdirectory), artifacts naming one path twice, failed pulls and absurd
-//! declared sizes. A real `pavilion serve` and real `pavilion pull`
-//! processes; assertions on bytes and exit codes.
+//! declared sizes, names that collide with the client's temporary files,
+//! and a hostile registry's endless answers (reads are bounded). A real
+//! `pavilion serve` and real `pavilion pull` processes; assertions on
+//! bytes and exit codes.
 
 mod common;
 use common::*;
@@ -566,4 +568,167 @@ async fn a_progress_record_naming_pieces_past_the_end_is_ignored() {
         std::fs::remove_file(out.join("w.bin")).unwrap();
         std::fs::write(out.join("w.bin.partial"), vec![0u8; weights.len()]).unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_of_the_clients_temporary_files_are_refused_in_an_artifact() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("tok")).unwrap();
+    std::fs::write(src.join("tok/vocab.json"), b"{}").unwrap();
+    std::fs::write(src.join("tok/vocab.json.partial"), b"entry").unwrap();
+    let entry_partial = gnu_tar(&src, &["tok"]);
+    std::fs::remove_file(src.join("tok/vocab.json.partial")).unwrap();
+    let plain_tar = gnu_tar(&src, &["tok"]);
+    let tar_name = format!(
+        ".pavilion-layer-{}.tar",
+        &sha256(&plain_tar)["sha256:".len()..]
+    );
+    let raw = |path, bytes| Layer {
+        media_type: RAW,
+        bytes,
+        path,
+    };
+    let cases: Vec<(&str, Vec<Layer>)> = vec![
+        // The sibling's name is the partial file of `a`: placed first,
+        // then replaced when `a` is downloaded.
+        (
+            "partial",
+            vec![raw("a.partial", b"sibling"), raw("a", b"the file")],
+        ),
+        (
+            "record",
+            vec![raw("a.partial.json", b"{}"), raw("a", b"the file")],
+        ),
+        // A raw layer named like the tar layer's temporary archive, which
+        // the cleanup deletes.
+        (
+            "archive",
+            vec![
+                Layer {
+                    media_type: TAR,
+                    bytes: &plain_tar,
+                    path: "tok",
+                },
+                raw(&tar_name, b"removed by the cleanup"),
+            ],
+        ),
+        (
+            "entry",
+            vec![Layer {
+                media_type: TAR,
+                bytes: &entry_partial,
+                path: "tok",
+            }],
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (tag, layers) in cases {
+        let reference = push_layers(&s, "reserved/names", tag, &layers).await;
+        let out = tmp.path().join(format!("out-{tag}"));
+        let res = pavilion(&[
+            "pull",
+            &reference,
+            "-o",
+            out.to_str().unwrap(),
+            "--no-cache",
+        ]);
+        let err = stderr(&res);
+        if res.status.code() != Some(4)
+            || !err.contains("temporary files")
+            || !entries(&out).is_empty()
+        {
+            problems.push(format!(
+                "{tag}: exit {:?}, wrote {:?}: {}",
+                res.status.code(),
+                entries(&out),
+                err.trim()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// A registry that answers HEAD with an empty 200 and every GET with a
+/// 16 MiB chunked body (no `Content-Length`): what a hostile registry
+/// sends to exhaust a client's memory. Serves at most 32 connections.
+async fn endless_registry() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        for _ in 0..32 {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if head.starts_with(b"HEAD ") {
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let start = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+                if conn.write_all(start.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut chunk = format!("{:x}\r\n{{\"manifests\":\"", 1 << 16).into_bytes();
+                chunk.resize(chunk.len() + (1 << 16) - 14, b'a');
+                chunk.extend_from_slice(b"\r\n");
+                for _ in 0..256 {
+                    if conn.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = conn.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrys_endless_manifest_or_list_is_cut_at_a_named_limit() {
+    let registry = endless_registry().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let digest = sha256(b"subject");
+    let mut problems = Vec::new();
+    for (what, args) in [
+        (
+            "pull",
+            vec![
+                "pull".to_string(),
+                format!("{registry}/r/m:v1"),
+                "-o".into(),
+                out.to_str().unwrap().into(),
+            ],
+        ),
+        ("tags", vec!["tags".to_string(), format!("{registry}/r/m")]),
+        (
+            "discover",
+            vec!["discover".to_string(), format!("{registry}/r/m@{digest}")],
+        ),
+    ] {
+        let res = pavilion_bg(args).await;
+        let err = stderr(&res);
+        if res.status.code() != Some(4) || !err.contains("limit") || !err.contains("4194304") {
+            problems.push(format!(
+                "{what}: exit {:?}: {}",
+                res.status.code(),
+                err.trim()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+    assert!(!out.exists() || entries(&out).is_empty());
 }

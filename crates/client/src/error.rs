@@ -1,4 +1,20 @@
-//! The client's error type.
+//! The client's error type, and the bounded reads of what a registry
+//! answers (a hostile registry must not make the client hold unbounded
+//! bodies: manifests, list pages, error bodies).
+
+use bytes::Bytes;
+use futures::StreamExt;
+
+/// The most manifest bytes the client reads: the registry's own default
+/// `max_manifest_bytes` (4 MiB), so anything Pavilion accepts can be read.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// The most bytes of one page of a tag, repository or referrers list (4 MiB:
+/// tens of thousands of names or descriptors per page).
+pub const MAX_PAGE_BYTES: u64 = 4 << 20;
+/// The most bytes of all the pages of one listing together (64 MiB).
+pub const MAX_LIST_BYTES: u64 = 64 << 20;
+/// The most bytes of an error body read for its message.
+const MAX_ERROR_BODY: u64 = 64 << 10;
 
 /// Errors talking to a registry or handling local files.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +57,49 @@ pub enum ClientError {
     /// The request itself is wrong (a bad reference, an ambiguous layout).
     #[error("{0}")]
     Usage(String),
+    /// The registry sent more than the client reads for this kind of answer.
+    #[error("{what} is larger than the client's limit of {limit} bytes; refused")]
+    TooLarge {
+        /// What was being read (`the manifest of REF`, `a tag list page`...).
+        what: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+}
+
+/// Reads `resp`'s body up to `limit` bytes: `Ok(None)` when it is longer
+/// (declared or sent), so no more than `limit` bytes are ever held.
+pub(crate) async fn body_up_to(
+    resp: reqwest::Response,
+    limit: u64,
+) -> Result<Option<Bytes>, ClientError> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Ok(None);
+    }
+    let mut body = resp.bytes_stream();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(buf.freeze()))
+}
+
+/// Reads `resp`'s body, refusing one over `limit` bytes as [`ClientError::TooLarge`].
+pub(crate) async fn read_capped(
+    resp: reqwest::Response,
+    limit: u64,
+    what: impl FnOnce() -> String,
+) -> Result<Bytes, ClientError> {
+    body_up_to(resp, limit)
+        .await?
+        .ok_or_else(|| ClientError::TooLarge {
+            what: what(),
+            limit,
+        })
 }
 
 /// Not `#[from]`: the io error is the message, and a source would make
@@ -178,13 +237,22 @@ impl ClientError {
             ClientError::Io(_) => ErrorKind::Other,
             ClientError::NotFound(_) => ErrorKind::NotFound,
             ClientError::Usage(_) => ErrorKind::Usage,
+            // Like a digest mismatch: the answer fails a check the client
+            // makes of what it is given, and retrying will not change it.
+            ClientError::TooLarge { .. } => ErrorKind::Verification,
         }
     }
 
     /// Builds a `Registry` error from a non-success response.
     pub async fn from_response(resp: reqwest::Response) -> Self {
         let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
+        // Only the first line or the first error is shown: a bounded read,
+        // whose overflow leaves the message empty rather than the client
+        // holding whatever the registry sends.
+        let text = match body_up_to(resp, MAX_ERROR_BODY).await {
+            Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+            _ => String::new(),
+        };
         let parsed: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| {
@@ -195,10 +263,13 @@ impl ClientError {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 });
-                Some((
-                    code,
-                    detail.map_or(msg.to_string(), |d| format!("{msg}: {d}")),
-                ))
+                // A registry may put the whole reason in both (Pavilion's
+                // policy denials do, for clients that show only the message).
+                let message = match detail {
+                    Some(d) if d != msg => format!("{msg}: {d}"),
+                    _ => msg.to_string(),
+                };
+                Some((code, message))
             });
         let (code, message) = parsed.unwrap_or_else(|| {
             (

@@ -3,13 +3,47 @@
 //! that do not implement the referrers API).
 
 use crate::client::{check, scope, Client};
-use crate::error::ClientError;
+use crate::error::{read_capped, ClientError, MAX_LIST_BYTES, MAX_PAGE_BYTES};
 use pavilion_oci::{media_type, Descriptor, Digest, ImageRef, Tag};
 use reqwest::{header, StatusCode};
 
 /// Upper bound on pages followed, so a registry whose `Link` loops cannot
-/// keep us forever.
+/// keep us forever. Each page is read up to [`MAX_PAGE_BYTES`], and all the
+/// pages of one listing up to [`MAX_LIST_BYTES`] together.
 const MAX_PAGES: usize = 10_000;
+
+/// Counts the bytes of a listing's pages against [`MAX_LIST_BYTES`].
+struct ListBudget {
+    used: u64,
+    what: &'static str,
+}
+
+impl ListBudget {
+    fn new(what: &'static str) -> Self {
+        ListBudget { used: 0, what }
+    }
+
+    /// Reads one page within both limits.
+    async fn page(
+        &mut self,
+        resp: reqwest::Response,
+        registry: &str,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let what = self.what;
+        let body = read_capped(resp, MAX_PAGE_BYTES, || {
+            format!("a {what} page from {registry}")
+        })
+        .await?;
+        self.used = self.used.saturating_add(body.len() as u64);
+        if self.used > MAX_LIST_BYTES {
+            return Err(ClientError::TooLarge {
+                what: format!("the {what} from {registry}"),
+                limit: MAX_LIST_BYTES,
+            });
+        }
+        Ok(body)
+    }
+}
 
 /// The `<...>` target of a `Link: <url>; rel="next"` header.
 fn next_link(resp: &reqwest::Response) -> Option<String> {
@@ -55,15 +89,23 @@ impl Client {
         registry: &str,
         scope: &str,
         first: String,
-        key: &str,
+        key: &'static str,
     ) -> Result<Vec<String>, ClientError> {
         let mut out = Vec::new();
         let mut url = first;
+        let mut budget = ListBudget::new(if key == "tags" {
+            "tag list"
+        } else {
+            "repository list"
+        });
         for _ in 0..MAX_PAGES {
             let u = self.registry_url(registry, &url);
             let resp = check(self.send_to(registry, scope, |c| c.get(&u)).await?).await?;
             let next = next_link(&resp);
-            let v: serde_json::Value = resp.json().await?;
+            let body = budget.page(resp, registry).await?;
+            let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                ClientError::Protocol(format!("{registry} answered a list that is not JSON: {e}"))
+            })?;
             if let Some(items) = v.get(key).and_then(|t| t.as_array()) {
                 out.extend(items.iter().filter_map(|t| t.as_str().map(str::to_string)));
             }
@@ -109,6 +151,7 @@ impl Client {
             path.push_str(&format!("?artifactType={}", query_escape(t)));
         }
         let mut list = Vec::new();
+        let mut budget = ListBudget::new("referrers list");
         for _ in 0..MAX_PAGES {
             let url = self.url(r, &path);
             let resp = self.send(r, &scope(r, false), |c| c.get(&url)).await?;
@@ -118,7 +161,7 @@ impl Client {
             }
             let resp = check(resp).await?;
             let next = next_link(&resp);
-            list.extend(index_manifests(&resp.bytes().await?)?);
+            list.extend(index_manifests(&budget.page(resp, &r.registry).await?)?);
             match next {
                 Some(n) => path = n,
                 None => break,

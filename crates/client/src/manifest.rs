@@ -1,7 +1,7 @@
 //! Manifests: fetched and pushed as raw bytes with their media type.
 
 use crate::client::{check, scope, Client};
-use crate::error::ClientError;
+use crate::error::{read_capped, ClientError, MAX_MANIFEST_BYTES};
 use bytes::Bytes;
 use pavilion_oci::{media_type, Descriptor, Digest, ImageRef, ManifestInfo};
 use reqwest::header;
@@ -18,7 +18,8 @@ pub struct Manifest {
 }
 
 impl Client {
-    /// Fetches the manifest `r` names, checking its digest when pinned.
+    /// Fetches the manifest `r` names, checking its digest when pinned;
+    /// refuses one over 4 MiB (the registry's default manifest limit).
     pub async fn get_manifest(&self, r: &ImageRef) -> Result<Manifest, ClientError> {
         let url = self.url(
             r,
@@ -37,7 +38,8 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let bytes = resp.bytes().await?;
+        let bytes =
+            read_capped(resp, MAX_MANIFEST_BYTES, || format!("the manifest of {r}")).await?;
         let digest = match &r.digest {
             Some(d) => {
                 let actual = Digest::compute(d.algorithm(), &bytes);

@@ -12,6 +12,16 @@ pub const ANNOTATION_FILE_METADATA: &str = "org.cncf.model.file.metadata+json";
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
 /// What older tools wrote instead of [`ANNOTATION_FILEPATH`].
 pub const LEGACY_ANNOTATION_FILEPATH: &str = "org.cnai.model.filepath";
+/// The annotations naming a layer's file, first present wins. The policy
+/// input (`pavilion_policy::input::FILE_PATH_ANNOTATIONS`) holds the same
+/// list, so a rule sees the name the client writes; neither crate may
+/// depend on the other, and a test in the CLI (`commands::pull`) pins the
+/// two lists together.
+pub const FILE_PATH_ANNOTATIONS: [&str; 3] = [
+    ANNOTATION_FILEPATH,
+    LEGACY_ANNOTATION_FILEPATH,
+    ANNOTATION_TITLE,
+];
 
 /// Maps a legacy `vnd.cnai.model.*` media type to its `vnd.cncf.model.*` name.
 pub fn normalize(media_type: &str) -> String {
@@ -31,14 +41,10 @@ pub fn is_raw_layer(media_type: &str) -> bool {
 /// or ORAS's title), if the layer is a file at all.
 pub fn layer_filepath(layer: &pavilion_oci::Descriptor) -> Option<&str> {
     let ann = layer.annotations.as_ref()?;
-    [
-        ANNOTATION_FILEPATH,
-        LEGACY_ANNOTATION_FILEPATH,
-        ANNOTATION_TITLE,
-    ]
-    .iter()
-    .find_map(|k| ann.get(*k))
-    .map(String::as_str)
+    FILE_PATH_ANNOTATIONS
+        .iter()
+        .find_map(|k| ann.get(*k))
+        .map(String::as_str)
 }
 
 /// True for a layer whose blob is an uncompressed tar of files (the layout

@@ -20,11 +20,29 @@ pub enum PathError {
     /// One layer names a file where another puts a directory.
     #[error("layer file path {0:?} is both a file and a directory in the artifact")]
     FileAndDirectory(String),
+    /// A name the client uses for its temporary files.
+    #[error("layer file path {0:?} has a name pull reserves for its temporary files (*.partial, *.partial.json, .pavilion-layer-*)")]
+    Reserved(String),
+}
+
+/// The suffixes of the partial file and its progress record that a
+/// download writes beside its destination.
+const TEMPORARY_SUFFIXES: [&str; 2] = [".partial", ".partial.json"];
+/// The prefix of the temporary archives tar layers are fetched to.
+const TEMPORARY_PREFIX: &str = ".pavilion-layer-";
+
+/// Whether `name` (one path component) could be one of the client's
+/// temporary files, which would replace it or be replaced or deleted by it.
+fn reserved(name: &str) -> bool {
+    name.starts_with(TEMPORARY_PREFIX) || TEMPORARY_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
 /// The files and directories one artifact writes. A path named twice is
 /// refused (the later layer would silently replace the earlier), and so is
-/// a path that is a file for one layer and a directory for another.
+/// a path that is a file for one layer and a directory for another, and
+/// any component named like the client's temporary files (`a.partial`
+/// would be replaced while `a` downloads; `.pavilion-layer-*` is removed
+/// by the cleanup).
 #[derive(Debug, Default)]
 pub struct PathSet {
     files: BTreeSet<String>,
@@ -48,6 +66,7 @@ impl PathSet {
     /// Adds the file `rel` (a path [`layer_path`] accepted).
     pub fn add_file(&mut self, rel: &str) -> Result<(), PathError> {
         let (key, ancestors) = normalized(rel);
+        refuse_reserved(&key)?;
         if self.files.contains(&key) {
             return Err(PathError::Duplicate(key));
         }
@@ -62,6 +81,7 @@ impl PathSet {
     /// Adds the directory `rel` (a tar layer's directory entry).
     pub fn add_dir(&mut self, rel: &str) -> Result<(), PathError> {
         let (key, mut ancestors) = normalized(rel);
+        refuse_reserved(&key)?;
         ancestors.push(key);
         self.add_ancestors(ancestors)
     }
@@ -72,6 +92,13 @@ impl PathSet {
         }
         self.dirs.extend(dirs);
         Ok(())
+    }
+}
+
+fn refuse_reserved(key: &str) -> Result<(), PathError> {
+    match key.split('/').any(reserved) {
+        true => Err(PathError::Reserved(key.to_string())),
+        false => Ok(()),
     }
 }
 
@@ -159,5 +186,35 @@ mod tests {
             s.add_dir("a/b.bin"),
             Err(PathError::FileAndDirectory("a/b.bin".into()))
         );
+    }
+
+    #[test]
+    fn the_clients_temporary_names_are_refused() {
+        let mut s = PathSet::default();
+        for bad in [
+            "a.partial",
+            "d/a.partial.json",
+            ".pavilion-layer-0123.tar",
+            "x.partial/y",
+            "d/.pavilion-layer-z",
+        ] {
+            assert!(
+                matches!(s.add_file(bad), Err(PathError::Reserved(_))),
+                "{bad}"
+            );
+            assert!(
+                matches!(s.add_dir(bad), Err(PathError::Reserved(_))),
+                "{bad}"
+            );
+        }
+        for good in [
+            "a.partials",
+            "partial",
+            "a.partial.jsonl",
+            "pavilion-layer-1",
+            "a.json",
+        ] {
+            s.add_file(good).unwrap();
+        }
     }
 }

@@ -48,6 +48,9 @@ pub struct TarEntry {
     pub path: String,
     /// A directory (else a regular file).
     pub dir: bool,
+    /// Its size in bytes (0 for a directory), as the archive declares it:
+    /// what the pull rules judge before extraction.
+    pub size: u64,
 }
 
 fn kind_name(t: tar::EntryType) -> &'static str {
@@ -98,9 +101,11 @@ pub fn list_tar(archive: &File, root: &Path) -> Result<Vec<TarEntry>, UntarError
     let mut out = Vec::new();
     walk(archive, |name, entry| {
         layer_path(root, name).map_err(UntarError::Path)?;
+        let dir = entry.header().entry_type() == tar::EntryType::Directory;
         out.push(TarEntry {
             path: name.to_string(),
-            dir: entry.header().entry_type() == tar::EntryType::Directory,
+            dir,
+            size: if dir { 0 } else { entry.size() },
         });
         Ok(())
     })?;

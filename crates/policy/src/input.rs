@@ -16,8 +16,17 @@ use serde_json::{json, Map, Value};
 /// The version of the input documents.
 pub const INPUT_VERSION: &str = "pavilion.dev/policy-input/v1";
 
-/// ModelPack's layer annotation for the file path (and the older CNAI one).
-const FILEPATH_ANNOTATIONS: [&str; 2] = ["org.cncf.model.filepath", "org.cnai.model.filepath"];
+/// The layer annotations that name the file a layer is, in the order the
+/// client reads them: ModelPack's file path, its older CNAI name, then
+/// ORAS's title. The client writes a layer under the first one present, so
+/// a rule must see the same name. `pavilion-model` keeps a copy of this
+/// list (`media::FILE_PATH_ANNOTATIONS`; neither crate may depend on the
+/// other) and a test in the CLI pins the two together.
+pub const FILE_PATH_ANNOTATIONS: [&str; 3] = [
+    "org.cncf.model.filepath",
+    "org.cnai.model.filepath",
+    "org.opencontainers.image.title",
+];
 /// ModelPack's config media types (v1 and the CNAI draft).
 const MODEL_CONFIGS: [&str; 2] = [
     "application/vnd.cncf.model.config.v1+json",
@@ -80,6 +89,33 @@ pub fn is_model_config(media_type: &str) -> bool {
     MODEL_CONFIGS.contains(&media_type)
 }
 
+/// The file path a layer descriptor carries (the first of
+/// [`FILE_PATH_ANNOTATIONS`] present), if it names a file at all.
+pub fn layer_file_path(layer: &Value) -> Option<&str> {
+    let annotations = layer.get("annotations")?;
+    FILE_PATH_ANNOTATIONS
+        .iter()
+        .find_map(|k| annotations.get(k).and_then(Value::as_str))
+}
+
+/// One `files` entry per layer of a manifest: `path` (null when the layer
+/// names no file), `size`, `mediaType`, `digest`.
+pub fn layer_files(manifest: &Value) -> Vec<Value> {
+    get(manifest, &["layers"])
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|layer| {
+            json!({
+                "path": layer_file_path(layer),
+                "size": layer.get("size").and_then(Value::as_u64).unwrap_or(0),
+                "mediaType": layer.get("mediaType").cloned().unwrap_or(Value::Null),
+                "digest": layer.get("digest").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect()
+}
+
 /// The summary of a ModelPack model (Null for anything else): name, version,
 /// licenses, format, parameter size, precision, architecture, and the files
 /// with their sizes and media types.
@@ -91,27 +127,10 @@ pub fn model_summary(manifest: &Value, config: Option<&Value>) -> Value {
     let empty = Value::Null;
     let config = config.unwrap_or(&empty);
     let pick = |path: &[&str]| get(config, path).cloned().unwrap_or(Value::Null);
-    let mut files = Vec::new();
-    let mut total: u64 = 0;
-    for layer in get(manifest, &["layers"])
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let size = layer.get("size").and_then(Value::as_u64).unwrap_or(0);
-        total = total.saturating_add(size);
-        let path = FILEPATH_ANNOTATIONS
-            .iter()
-            .find_map(|a| get(layer, &["annotations", a]))
-            .cloned()
-            .unwrap_or(Value::Null);
-        files.push(json!({
-            "path": path,
-            "size": size,
-            "mediaType": layer.get("mediaType").cloned().unwrap_or(Value::Null),
-            "digest": layer.get("digest").cloned().unwrap_or(Value::Null),
-        }));
-    }
+    let files = layer_files(manifest);
+    let total = files.iter().fold(0u64, |sum, f| {
+        sum.saturating_add(f["size"].as_u64().unwrap_or(0))
+    });
     let licenses = match get(config, &["descriptor", "licenses"]) {
         Some(Value::Array(a)) => Value::Array(a.clone()),
         _ => Value::Array(Vec::new()),
@@ -147,6 +166,9 @@ fn artifact_fields(a: &Artifact<'_>) -> Map<String, Value> {
     out.insert("artifactType".into(), artifact_type);
     out.insert("manifest".into(), m.clone());
     out.insert("config".into(), a.config.clone().unwrap_or(Value::Null));
+    // Every layer's file, whatever the config type: the client writes the
+    // files of any artifact, ModelPack or not.
+    out.insert("files".into(), Value::Array(layer_files(m)));
     out.insert("model".into(), model_summary(m, a.config.as_ref()));
     out.insert(
         "annotations".into(),
@@ -193,6 +215,32 @@ pub fn pull(reference: &str, artifact: &Artifact<'_>, signature: Option<&Verific
     f.insert("reference".into(), reference.into());
     f.insert("signature".into(), json!(signature));
     document("pull", f)
+}
+
+/// Adds the regular files of a tar layer, listed before extraction, to a
+/// `pull` document's `files`: each `{path, size, mediaType, digest,
+/// fromTar}`, with the tar layer's media type and digest (the blob the
+/// bytes come from) and `fromTar` the layer's own path. The client judges
+/// the document again with them, so a rule sees every file it writes.
+pub fn add_tar_files(
+    doc: &mut Value,
+    from_tar: &str,
+    media_type: &str,
+    digest: &str,
+    files: &[(String, u64)],
+) {
+    let entries = files.iter().map(|(path, size)| {
+        json!({"path": path, "size": size, "mediaType": media_type, "digest": digest,
+            "fromTar": from_tar})
+    });
+    match doc.get_mut("files").and_then(Value::as_array_mut) {
+        Some(list) => list.extend(entries),
+        None => {
+            if let Some(fields) = doc.as_object_mut() {
+                fields.insert("files".into(), Value::Array(entries.collect()));
+            }
+        }
+    }
 }
 
 /// One image of an admission review, resolved.
@@ -286,6 +334,7 @@ mod tests {
         assert_eq!(m["size"], 105);
         assert_eq!(m["files"][0]["path"], "model.safetensors");
         assert_eq!(m["files"][1]["path"], "config.json");
+        assert_eq!(doc["files"], m["files"]);
         assert_eq!(doc["signature"]["verified"], false);
         assert_eq!(doc["annotations"]["org.opencontainers.image.version"], "1");
     }
@@ -311,6 +360,92 @@ mod tests {
             "application/vnd.oci.image.config.v1+json"
         );
         assert_eq!(doc["subject"], Value::Null);
+        assert_eq!(doc["files"], json!([]));
+    }
+
+    #[test]
+    fn files_are_named_as_the_client_names_them_whatever_the_config() {
+        let layer = |annotations: Value| {
+            json!({"mediaType": "application/octet-stream", "digest": "sha256:a", "size": 7,
+                "annotations": annotations})
+        };
+        let title = "org.opencontainers.image.title";
+        let layers = json!([
+            layer(json!({title: "evil.pkl"})),
+            layer(json!({title: "t", "org.cnai.model.filepath": "cnai", "org.cncf.model.filepath": "cncf"})),
+            layer(json!({title: "t", "org.cnai.model.filepath": "cnai"})),
+            layer(json!({"other": "x"})),
+            {"mediaType": "m", "digest": "sha256:b", "size": 1},
+        ]);
+        for config in [
+            "application/vnd.cncf.model.config.v1+json",
+            "application/vnd.oci.empty.v1+json",
+        ] {
+            let manifest = json!({"schemaVersion": 2,
+                "config": {"mediaType": config, "digest": "sha256:c", "size": 2},
+                "layers": layers});
+            let a = Artifact {
+                manifest,
+                ..Default::default()
+            };
+            for doc in [
+                pull("r", &a, None),
+                push(&a, &[], None, &Verification::default()),
+            ] {
+                let paths: Vec<&Value> = doc["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| &f["path"])
+                    .collect();
+                assert_eq!(
+                    paths,
+                    [
+                        &json!("evil.pkl"),
+                        &json!("cncf"),
+                        &json!("cnai"),
+                        &Value::Null,
+                        &Value::Null
+                    ],
+                    "{config}"
+                );
+                assert_eq!(doc["files"][0]["size"], 7);
+                assert_eq!(doc["files"][0]["mediaType"], "application/octet-stream");
+                assert_eq!(doc["files"][4]["digest"], "sha256:b");
+                if config.contains("cncf") {
+                    assert_eq!(doc["model"]["files"], doc["files"]);
+                    assert_eq!(doc["model"]["size"], 29);
+                } else {
+                    assert_eq!(doc["model"], Value::Null);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tar_entries_join_the_files() {
+        let manifest = json!({"schemaVersion": 2,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:c", "size": 2},
+            "layers": [{"mediaType": "t", "digest": "sha256:t", "size": 9,
+                "annotations": {"org.cncf.model.filepath": "tok"}}]});
+        let a = Artifact {
+            manifest,
+            ..Default::default()
+        };
+        let mut doc = pull("r", &a, None);
+        add_tar_files(
+            &mut doc,
+            "tok",
+            "t",
+            "sha256:t",
+            &[("tok/evil.pkl".into(), 4)],
+        );
+        assert_eq!(doc["files"][0]["path"], "tok");
+        assert_eq!(doc["files"][0]["fromTar"], Value::Null);
+        assert_eq!(
+            doc["files"][1],
+            json!({"path": "tok/evil.pkl", "size": 4, "mediaType": "t", "digest": "sha256:t", "fromTar": "tok"})
+        );
     }
 
     #[test]

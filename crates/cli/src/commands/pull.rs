@@ -17,7 +17,7 @@ use pavilion_dio::Dir;
 use pavilion_enforce::verification::{verify_remote, verify_remote_manifest};
 use pavilion_enforce::{ArtifactVerification, TrustConfig};
 use pavilion_model::media;
-use pavilion_model::{extract_tar, layer_path, list_tar, PathError, PathSet};
+use pavilion_model::{extract_tar, layer_path, list_tar, PathError, PathSet, TarEntry};
 use pavilion_oci::{ImageRef, ManifestInfo};
 use pavilion_policy::input::{self, Verification};
 use pavilion_policy::{Point, Policy};
@@ -189,9 +189,21 @@ struct Made {
 /// A file placed: path, size, where its bytes came from, manifest position.
 type Placed = (String, u64, How, usize);
 
+/// A tar layer listed before extraction: the layer and its entries.
+struct ListedTar {
+    rel: String,
+    layer: pavilion_oci::Descriptor,
+    entries: Vec<TarEntry>,
+}
+
+/// What judges the tar layers' entries once all are listed and before
+/// anything else is written (the pull rules, when `--policy` is given).
+type Judge<'a> = &'a mut dyn FnMut(&[ListedTar]) -> Result<()>;
+
 /// Places every planned layer under `root`. Tar layers come first: fetched
 /// to temporary archives and listed, so an entry that collides with another
-/// layer's path is refused before any file is written.
+/// layer's path is refused, and `judge` sees every entry, before any file
+/// is written.
 #[allow(clippy::too_many_arguments)]
 async fn place_all(
     client: &pavilion_client::Client,
@@ -203,9 +215,11 @@ async fn place_all(
     (blobs, digests): (Option<&BlobCache>, &mut DigestCache),
     bar: &indicatif::ProgressBar,
     made: &mut Made,
+    judge: Judge<'_>,
 ) -> Result<Vec<Placed>> {
     let (tars, raws): (Vec<Planned>, Vec<Planned>) = plan.into_iter().partition(|p| p.tar);
     let mut archives = Vec::new();
+    let mut listings = Vec::new();
     for p in tars {
         let name = OsString::from(format!(".pavilion-layer-{}.tar", p.layer.digest.hex()));
         let how = fetch_file(client, r, &p.layer, root, &name, parallel, blobs, digests)
@@ -228,7 +242,15 @@ async fn place_all(
             }
             .with_context(|| format!("checking {} ({})", p.rel, p.layer.media_type))?;
         }
+        listings.push(ListedTar {
+            rel: p.rel.clone(),
+            layer: p.layer.clone(),
+            entries,
+        });
         archives.push((p, file, how));
+    }
+    if !listings.is_empty() {
+        judge(&listings)?;
     }
     let mut pulled = Vec::new();
     for p in raws {
@@ -338,6 +360,57 @@ pub(crate) async fn artifact_document(
     })
 }
 
+/// Decides the pull rules on `doc`: prints the warnings not yet printed
+/// (`warned`), and refuses (exit 4) when a rule denies.
+fn judge_pull(
+    policy: &mut Policy,
+    dir: &Path,
+    asked: &str,
+    doc: &serde_json::Value,
+    warned: &mut Vec<String>,
+) -> Result<()> {
+    let decision = policy
+        .decide(Point::Pull, doc)
+        .map_err(|e| UsageError(e.to_string()))?;
+    for w in &decision.warn {
+        if !warned.contains(w) {
+            eprintln!("policy warning: {w}");
+            warned.push(w.clone());
+        }
+    }
+    if !decision.allowed() {
+        return Err(VerificationError(format!(
+            "{asked}: denied by policy {}: {}; nothing was written",
+            dir.display(),
+            decision.deny.join("; ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The `pull` document `doc` with the regular files of every listed tar
+/// layer added to `files` (the second decision of `pull --policy`).
+fn with_tar_files(doc: &serde_json::Value, listed: &[ListedTar]) -> serde_json::Value {
+    let mut doc = doc.clone();
+    for t in listed {
+        let files: Vec<(String, u64)> = t
+            .entries
+            .iter()
+            .filter(|e| !e.dir)
+            .map(|e| (e.path.clone(), e.size))
+            .collect();
+        input::add_tar_files(
+            &mut doc,
+            &t.rel,
+            &t.layer.media_type,
+            &t.layer.digest.to_string(),
+            &files,
+        );
+    }
+    doc
+}
+
 /// Runs `pavilion pull`.
 pub fn run(args: PullArgs) -> Result<()> {
     let r: ImageRef = args
@@ -373,28 +446,31 @@ pub fn run(args: PullArgs) -> Result<()> {
             verified = Some(v);
         }
         let manifest = client.get_manifest(&r).await.with_context(|| format!("fetching the manifest of {r}"))?;
+        // An unusable manifest is a refused artifact (exit 4), like one
+        // that fails any other check.
         let info = ManifestInfo::parse(&manifest.bytes, Some(&manifest.media_type))
-            .with_context(|| format!("{r} does not have a usable manifest"))?;
+            .map_err(|e| VerificationError(format!("{r} does not have a usable manifest: {e}")))?;
         if !info.manifests.is_empty() || info.blobs.is_empty() {
             bail!("{r} is an index or has no files; pull one of its manifests");
         }
+        let policy_dir = args.policy.clone().unwrap_or_default();
+        let mut warned = Vec::new();
+        // The rules' verdict on the artifact and the document they judged,
+        // kept for the second decision once tar layers are listed.
+        let mut judged = None;
         if let Some(mut policy) = policy {
             let doc = artifact_document(Point::Pull, &client, &r, &asked, &manifest, &info, verified.as_ref(), &trust)
                 .await
                 .map_err(|e| VerificationError(format!("{asked}: cannot build the policy input: {e}; nothing was written")))?;
-            let decision = policy.decide(Point::Pull, &doc).map_err(|e| UsageError(e.to_string()))?;
-            for w in &decision.warn {
-                eprintln!("policy warning: {w}");
-            }
-            if !decision.allowed() {
-                return Err(VerificationError(format!(
-                    "{asked}: denied by policy {}: {}; nothing was written",
-                    args.policy.as_deref().unwrap_or(std::path::Path::new("")).display(),
-                    decision.deny.join("; ")
-                ))
-                .into());
-            }
+            judge_pull(&mut policy, &policy_dir, &asked, &doc, &mut warned)?;
+            judged = Some((policy, doc));
         }
+        // Tar layers hide files from the first decision: their entries are
+        // judged once listed, before any of them (or any other file) lands.
+        let mut judge = |listed: &[ListedTar]| match judged.as_mut() {
+            Some((policy, doc)) => judge_pull(policy, &policy_dir, &asked, &with_tar_files(doc, listed), &mut warned),
+            None => Ok(()),
+        };
         std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
         // One spelling of every path, so the digest cache recognises files
         // whichever relative or absolute name the directory was given by.
@@ -436,7 +512,8 @@ pub fn run(args: PullArgs) -> Result<()> {
         let mut digests = cache_dir.as_deref().map_or_else(DigestCache::in_memory, DigestCache::open);
         let blobs = cache_dir.as_deref().map(BlobCache::new);
         let mut made = Made::default();
-        let placed = place_all(&client, &r, &root, plan, &mut paths, parallel, (blobs.as_ref(), &mut digests), &bar, &mut made).await;
+        let placed =
+            place_all(&client, &r, &root, plan, &mut paths, parallel, (blobs.as_ref(), &mut digests), &bar, &mut made, &mut judge).await;
         for a in &made.archives {
             let _ = root.remove_file(a);
         }
@@ -482,6 +559,34 @@ pub fn run(args: PullArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::glob_match;
+
+    /// The client names a layer's file by the same annotations, in the same
+    /// order, as the policy input shows it to the rules (two copies of one
+    /// list: neither crate may depend on the other).
+    #[test]
+    fn the_client_and_the_rules_name_files_alike() {
+        use pavilion_model::media;
+        use pavilion_policy::input;
+        assert_eq!(media::FILE_PATH_ANNOTATIONS, input::FILE_PATH_ANNOTATIONS);
+        let keys = media::FILE_PATH_ANNOTATIONS;
+        for n in 0..(1 << keys.len()) {
+            let annotations: std::collections::BTreeMap<String, String> = keys
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| n & (1 << i) != 0)
+                .map(|(i, k)| (k.to_string(), format!("file{i}")))
+                .collect();
+            let layer = serde_json::json!({"mediaType": "application/octet-stream",
+                "digest": format!("sha256:{}", "a".repeat(64)), "size": 1, "annotations": annotations});
+            let descriptor: pavilion_oci::Descriptor =
+                serde_json::from_value(layer.clone()).unwrap();
+            assert_eq!(
+                media::layer_filepath(&descriptor),
+                input::layer_file_path(&layer),
+                "{annotations:?}"
+            );
+        }
+    }
 
     #[test]
     fn globs() {
