@@ -215,6 +215,73 @@ async fn a_registry_that_never_answers_cannot_hang_a_review() {
     assert!(e.contains("admission deadline"), "{v}");
 }
 
+/// A loopback HTTP server answering every request with `head` (status line
+/// and headers, no body): an allowed registry that sends its callers on.
+fn answering(head: String) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        // Bounded: no test makes more than a few requests.
+        for _ in 0..64 {
+            let Ok((mut s, _)) = l.accept() else { return };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < 64 << 10 {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = std::io::Write::write_all(
+                &mut s,
+                format!("{head}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_registry_cannot_send_lookups_elsewhere() {
+    // The place the registry points at: another loopback port, which
+    // counts every connection made to it.
+    let (elsewhere, seen) = listener(false);
+    let cases = [
+        (
+            "token realm",
+            format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer \
+                 realm=\"http://{elsewhere}/token\",service=\"x\""
+            ),
+        ),
+        (
+            "redirect",
+            format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{elsewhere}/v2/x/y/manifests/1"),
+        ),
+    ];
+    for (what, head) in cases {
+        let registry = answering(head);
+        let Some(s) = hook(&["--admission-registries", &registry]) else {
+            return;
+        };
+        let image = format!("{registry}/x/y:1");
+        let (st, v) = post(
+            &s,
+            "/admission",
+            &pod_review("u", json!([{"name": "a", "image": image}])),
+        )
+        .await;
+        assert_eq!(st, 200, "{what}: {v}");
+        let msg = denial(&v);
+        assert!(
+            msg.contains(&elsewhere) && msg.contains("not allowed"),
+            "{what}: {msg}"
+        );
+        assert_eq!(seen.load(Ordering::SeqCst), 0, "{what}: {msg}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_objects_are_denied_naming_the_field() {
     let Some(s) = hook(&[]) else { return };
@@ -413,6 +480,11 @@ struct Pki {
     ca_pem: String,
     client_pem: String,
     stranger_pem: String,
+    /// From the right CA, but named like a kubelet: the cluster CA signs
+    /// every node's and user's certificate too.
+    kubelet_pem: String,
+    /// From the right CA, the name only in a DNS subject alternative name.
+    san_pem: String,
 }
 
 fn pki(dir: &std::path::Path) -> Pki {
@@ -431,14 +503,18 @@ fn pki(dir: &std::path::Path) -> Pki {
         .unwrap()
         .signed_by(&key, &ca_cert, &ca_key)
         .unwrap();
+    let named =
+        |issuer: &rcgen::Certificate, issuer_key: &rcgen::KeyPair, cn: &str, sans: &[&str]| {
+            let k = rcgen::KeyPair::generate().unwrap();
+            let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+            let mut p = rcgen::CertificateParams::new(sans).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+            let c = p.signed_by(&k, issuer, issuer_key).unwrap();
+            c.pem() + &k.serialize_pem()
+        };
     let client = |issuer: &rcgen::Certificate, issuer_key: &rcgen::KeyPair| {
-        let k = rcgen::KeyPair::generate().unwrap();
-        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, "kube-apiserver");
-        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let c = p.signed_by(&k, issuer, issuer_key).unwrap();
-        c.pem() + &k.serialize_pem()
+        named(issuer, issuer_key, "kube-apiserver", &[])
     };
     let w = |name: &str, text: String| {
         let p = dir.join(name);
@@ -452,6 +528,8 @@ fn pki(dir: &std::path::Path) -> Pki {
         ca_pem: ca_cert.pem(),
         client_pem: client(&ca_cert, &ca_key),
         stranger_pem: client(&other_cert, &other_key),
+        kubelet_pem: named(&ca_cert, &ca_key, "system:node:worker-1", &[]),
+        san_pem: named(&ca_cert, &ca_key, "someone", &["webhook-caller.example"]),
     }
 }
 
@@ -468,6 +546,10 @@ async fn a_client_certificate_from_the_configured_ca_authenticates() {
             &pki.server_key,
             "--admission-client-ca",
             &pki.ca_file,
+            "--admission-client-name",
+            "kube-apiserver",
+            "--admission-client-name",
+            "webhook-caller.example",
         ],
     ) else {
         return;
@@ -498,6 +580,11 @@ async fn a_client_certificate_from_the_configured_ca_authenticates() {
     };
     assert_eq!(send(https(Some(&pki.client_pem))).await.unwrap(), 200);
     assert_eq!(send(https(None)).await.unwrap(), 401);
+    // The cluster CA also signs every kubelet's and user's certificate:
+    // the CA alone does not make a caller the API server.
+    assert_eq!(send(https(Some(&pki.kubelet_pem))).await.unwrap(), 401);
+    // The name may also be a DNS subject alternative name.
+    assert_eq!(send(https(Some(&pki.san_pem))).await.unwrap(), 200);
     // A certificate from another CA does not get through the handshake.
     assert!(send(https(Some(&pki.stranger_pem))).await.is_err());
     // Registry clients without a certificate are served as before.

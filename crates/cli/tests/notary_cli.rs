@@ -451,3 +451,38 @@ async fn bad_keys_policies_and_references_get_clear_errors() {
     );
     n.fails(2, &["cert", "generate", "../escape"]);
 }
+
+#[test]
+fn cert_generate_never_writes_through_what_is_already_there() {
+    use std::os::unix::fs::{symlink, PermissionsExt as _};
+    let n = Notary::new();
+    let keys = n.config().join("localkeys");
+    std::fs::create_dir_all(&keys).unwrap();
+    // A symlink planted at the key path, pointing at someone's file.
+    let victim = n.xdg.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    symlink(&victim, keys.join("alice.key")).unwrap();
+    let err = n.fails(1, &["cert", "generate", "alice"]);
+    assert!(err.contains("alice.key") && err.contains("exists"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(keys.join("alice.key").is_symlink());
+    assert!(!keys.join("alice.crt").exists(), "nothing else written");
+    // An existing world-readable file at the key path: refused (as notation
+    // does), so a private key never lands in a file others can read.
+    let old = keys.join("bob.key");
+    std::fs::write(&old, "old key").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = n.fails(1, &["cert", "generate", "bob"]);
+    assert!(err.contains("bob.key") && err.contains("exists"), "{err}");
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), "old key");
+    // A dangling symlink planted at the trust policy's path: the policy is
+    // not written through it.
+    let outside = n.xdg.path().join("outside-policy.json");
+    symlink(&outside, n.config().join("trustpolicy.oci.json")).unwrap();
+    let out = n.ok(&["cert", "generate", "carol"]);
+    assert!(out.contains("trust policy: unchanged"), "{out}");
+    assert!(!outside.exists());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&keys.join("carol.key")), 0o600);
+    assert_eq!(mode(&keys.join("carol.crt")), 0o644);
+}

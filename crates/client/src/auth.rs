@@ -268,24 +268,56 @@ pub fn save_credential(path: &Path, host: &str, cred: Option<&Credential>) -> Re
 
 /// Atomically replaces `path` with `bytes`, readable only by its owner.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    // A new file under a unique name (`O_EXCL`): credentials are never
-    // written through a symlink planted at a predictable name.
+    write_file(path, bytes, 0o600, IfExists::Replace)
+}
+
+/// What [`write_file`] does when something is already at the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfExists {
+    /// Replace it (the old file or symlink itself, never what it points to).
+    Replace,
+    /// Fail with [`std::io::ErrorKind::AlreadyExists`], leaving it alone.
+    Refuse,
+}
+
+/// Writes `bytes` to `path` with permissions `mode`: whole or not at all,
+/// never through a symlink or into a file that was already there (whose
+/// permissions a private key would inherit). The bytes go to a new file
+/// under a unique name (`O_EXCL`, so not through a symlink planted at a
+/// predictable name), then take `path`'s place: by rename (`Replace`,
+/// which replaces a symlink rather than following it) or by hard link
+/// (`Refuse`, which fails if anything, even a dangling symlink, is at
+/// `path`, with no window between a check and the write).
+pub fn write_file(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    if_exists: IfExists,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let name = path.file_name().unwrap_or(path.as_os_str());
     let tmp = path.with_file_name(crate::layout::unique_tmp(name));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .create_new(true)
             .write(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)?;
+        // The umask may have taken bits away; the caller's mode is meant.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        match if_exists {
+            IfExists::Replace => std::fs::rename(&tmp, path),
+            IfExists::Refuse => {
+                std::fs::hard_link(&tmp, path)?;
+                std::fs::remove_file(&tmp)
+            }
+        }
     };
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
@@ -406,5 +438,29 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn write_file_never_follows_or_reuses_what_is_there() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let e = write_file(&link, b"secret", 0o600, IfExists::Refuse).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        // Replacing replaces the link itself.
+        write_file(&link, b"secret", 0o600, IfExists::Replace).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!link.is_symlink());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&link), 0o600);
+        // A new file gets exactly the mode asked for; no temporary is left.
+        let new = dir.path().join("new.crt");
+        write_file(&new, b"c", 0o644, IfExists::Refuse).unwrap();
+        assert_eq!(mode(&new), 0o644);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 }

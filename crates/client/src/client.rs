@@ -19,6 +19,22 @@ impl std::fmt::Debug for ProgressFn {
     }
 }
 
+/// The registries (names as references write them: `host` or
+/// `host:port`, `docker.io` for Docker Hub) a restricted client may reach,
+/// asked at each request (a server learns its own names once it listens).
+#[derive(Clone)]
+pub struct HostAllowList(pub Arc<dyn Fn() -> Vec<String> + Send + Sync>);
+
+impl std::fmt::Debug for HostAllowList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostAllowList")
+    }
+}
+
+/// Largest token service answer read: tokens are a few KiB; a realm that
+/// streams forever must not fill memory.
+pub const TOKEN_RESPONSE_LIMIT: usize = 64 << 10;
+
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
@@ -38,6 +54,12 @@ pub struct ClientOptions {
     /// keepalive notices a dead peer]. Callers with a deadline (admission)
     /// set it so a registry that accepts and never answers gives up.
     pub read_timeout: Option<Duration>,
+    /// Restricts every request, redirect and token realm to these
+    /// registries' hosts (a server looking images up on others' behalf:
+    /// admission), so a registry cannot send the client, with its
+    /// credentials, anywhere else. `None`: any host, redirects followed as
+    /// browsers do (`pavilion pull` and friends).
+    pub allowed_hosts: Option<HostAllowList>,
 }
 
 /// A client for OCI registries.
@@ -59,6 +81,21 @@ impl Client {
             .user_agent(concat!("pavilion/", env!("CARGO_PKG_VERSION")));
         if let Some(t) = opts.read_timeout {
             builder = builder.read_timeout(t);
+        }
+        if let Some(list) = opts.allowed_hosts.clone() {
+            let plain_http = opts.plain_http;
+            // A redirect to a host not listed is an error naming it. Blob
+            // redirects to object storage are refused too unless that host
+            // is listed: fail closed, the operator says where lookups go.
+            builder = builder.redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 10 {
+                    return attempt.error("more than 10 redirects");
+                }
+                match host_refusal(attempt.url(), &(list.0)(), plain_http) {
+                    None => attempt.follow(),
+                    Some(why) => attempt.error(format!("redirect refused: {why}")),
+                }
+            }));
         }
         let http = builder.build()?;
         Ok(Client {
@@ -136,7 +173,7 @@ impl Client {
         if let Some(v) = &cached {
             req = req.header(header::AUTHORIZATION, v);
         }
-        let resp = req.send().await?;
+        let resp = self.execute(req).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -154,9 +191,8 @@ impl Client {
         if let Ok(mut t) = self.tokens.lock() {
             t.insert(key, value.clone());
         }
-        let resp = build(&self.http)
-            .header(header::AUTHORIZATION, value)
-            .send()
+        let resp = self
+            .execute(build(&self.http).header(header::AUTHORIZATION, value))
             .await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(ClientError::Auth(format!(
@@ -164,6 +200,25 @@ impl Client {
             )));
         }
         Ok(resp)
+    }
+
+    /// Sends `req`, first checking its URL against the allow-list, if any
+    /// (a `Location` or `Link` value can name any host).
+    async fn execute(&self, req: RequestBuilder) -> Result<Response, ClientError> {
+        let req = req.build()?;
+        self.check_host(req.url())?;
+        Ok(self.http.execute(req).await?)
+    }
+
+    /// Refuses `url` if the client is restricted and its host is not allowed.
+    fn check_host(&self, url: &reqwest::Url) -> Result<(), ClientError> {
+        let Some(list) = &self.opts.allowed_hosts else {
+            return Ok(());
+        };
+        match host_refusal(url, &(list.0)(), self.opts.plain_http) {
+            None => Ok(()),
+            Some(why) => Err(ClientError::Usage(why)),
+        }
     }
 
     /// The `Authorization` value answering `challenge`.
@@ -191,7 +246,25 @@ impl Client {
                 service,
                 scope: offered,
             } => {
-                let mut req = self.http.request(Method::GET, realm);
+                let realm_url = reqwest::Url::parse(realm).map_err(|e| {
+                    ClientError::Auth(format!(
+                        "{registry}: token realm {realm:?} is not a URL: {e}"
+                    ))
+                })?;
+                if !matches!(realm_url.scheme(), "http" | "https") {
+                    return Err(ClientError::Auth(format!(
+                        "{registry}: token realm {realm} is not http or https"
+                    )));
+                }
+                self.check_host(&realm_url)
+                    .map_err(|e| ClientError::Auth(format!("token realm {realm}: {e}")))?;
+                if cred.is_some() && !self.may_send_credentials(registry, &realm_url) {
+                    return Err(ClientError::Auth(format!(
+                        "{registry}: token realm {realm} is plain http: credentials are \
+                         sent in clear only to a plain-http registry's own host"
+                    )));
+                }
+                let mut req = self.http.request(Method::GET, realm_url);
                 let mut query: Vec<(&str, &str)> = Vec::new();
                 if let Some(s) = service {
                     query.push(("service", s));
@@ -204,14 +277,24 @@ impl Client {
                 if let Some(c) = cred {
                     req = req.basic_auth(&c.username, Some(&c.password));
                 }
-                let resp = req.send().await?;
+                let resp = self.execute(req).await?;
                 if !resp.status().is_success() {
                     return Err(ClientError::Auth(format!(
                         "token service {realm} answered {}",
                         resp.status()
                     )));
                 }
-                let v: serde_json::Value = resp.json().await?;
+                let body = read_limited(resp, TOKEN_RESPONSE_LIMIT)
+                    .await?
+                    .ok_or_else(|| {
+                        ClientError::Auth(format!(
+                            "token service {realm} answered more than {} KiB",
+                            TOKEN_RESPONSE_LIMIT >> 10
+                        ))
+                    })?;
+                let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                    ClientError::Auth(format!("token service {realm} answered no JSON: {e}"))
+                })?;
                 let token = v
                     .get("token")
                     .or_else(|| v.get("access_token"))
@@ -226,6 +309,29 @@ impl Client {
 }
 
 impl Client {
+    /// Whether the registry's credentials may go to `realm`: always over
+    /// https; over plain http only when the registry itself is reached over
+    /// plain http (a loopback registry, or `--plain-http`) and the realm is
+    /// on the same host (any port) or both are loopback. An https registry
+    /// naming an http realm would otherwise have its password sent in clear
+    /// (docker and containerd send it; we do not).
+    fn may_send_credentials(&self, registry: &str, realm: &reqwest::Url) -> bool {
+        if realm.scheme() == "https" {
+            return true;
+        }
+        let Ok(base) = reqwest::Url::parse(&self.host_url(registry)) else {
+            return false;
+        };
+        if base.scheme() != "http" {
+            return false;
+        }
+        let (Some(realm_host), Some(base_host)) = (realm.host_str(), base.host_str()) else {
+            return false;
+        };
+        realm_host.eq_ignore_ascii_case(base_host)
+            || (is_loopback_host(realm_host) && is_loopback_host(base_host))
+    }
+
     /// Checks that `registry` speaks the distribution API and accepts our
     /// credentials for it (`GET /v2/`, answering any challenge): what
     /// `login` verifies before saving a credential.
@@ -234,6 +340,66 @@ impl Client {
         check(self.send_to(registry, "", |c| c.get(&url)).await?).await?;
         Ok(())
     }
+}
+
+/// Why `url` is outside the registries `allowed` (names as references write
+/// them), or `None` if it is one of theirs: same scheme, host and port as
+/// the URL the client would use for that registry.
+fn host_refusal(url: &reqwest::Url, allowed: &[String], plain_http: bool) -> Option<String> {
+    let key = |u: &reqwest::Url| {
+        (
+            u.scheme().to_string(),
+            u.host_str().map(str::to_ascii_lowercase),
+            u.port_or_known_default(),
+        )
+    };
+    let want = key(url);
+    let ok = allowed.iter().any(|name| {
+        let scheme = if plain_http || is_loopback_host(name) {
+            "http"
+        } else {
+            "https"
+        };
+        let host = if name == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            name
+        };
+        reqwest::Url::parse(&format!("{scheme}://{host}/")).is_ok_and(|u| key(&u) == want)
+    });
+    if ok {
+        return None;
+    }
+    let host = url.host_str().unwrap_or("");
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    Some(format!(
+        "{}://{authority} is not allowed (allowed registries: {})",
+        url.scheme(),
+        if allowed.is_empty() {
+            "none".to_string()
+        } else {
+            allowed.join(", ")
+        }
+    ))
+}
+
+/// The body of `resp` if it is at most `limit` bytes; `None` if longer
+/// (stops reading there).
+async fn read_limited(mut resp: Response, limit: usize) -> Result<Option<Vec<u8>>, ClientError> {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// The token scope for pulling from, or pushing to, a repository.
@@ -248,5 +414,132 @@ pub(crate) async fn check(resp: Response) -> Result<Response, ClientError> {
         Ok(resp)
     } else {
         Err(ClientError::from_response(resp).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Credential;
+    use std::io::{Read as _, Write as _};
+
+    /// A loopback server answering every connection with `answer`; the
+    /// number of connections it took is returned through the counter.
+    fn serve(answer: Vec<u8>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        std::thread::spawn(move || {
+            for _ in 0..8 {
+                let Ok((mut s, _)) = l.accept() else { return };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = s.read(&mut [0u8; 4096]);
+                let _ = s.write_all(&answer);
+            }
+        });
+        (addr, seen)
+    }
+
+    fn with_credentials(host: &str) -> Client {
+        let mut credentials = Credentials::default();
+        credentials.insert(
+            host,
+            Credential {
+                username: "u".into(),
+                password: "p".into(),
+            },
+        );
+        Client::new(ClientOptions {
+            credentials,
+            ..ClientOptions::default()
+        })
+        .unwrap()
+    }
+
+    fn bearer(realm: &str) -> Challenge {
+        Challenge::Bearer {
+            realm: realm.into(),
+            service: None,
+            scope: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_never_go_to_a_plain_http_realm_of_another_host() {
+        let (realm, seen) =
+            serve(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{\"token\":\"t\"}".to_vec());
+        // An https registry naming an http realm: refused before connecting.
+        let c = with_credentials("registry.example");
+        let e = c
+            .authorize(
+                "registry.example",
+                "",
+                &bearer(&format!("http://{realm}/t")),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("plain http"), "{e}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // A loopback (plain http) registry and a loopback realm: allowed.
+        let c = with_credentials("127.0.0.1:1");
+        let v = c
+            .authorize("127.0.0.1:1", "", &bearer(&format!("http://{realm}/t")))
+            .await
+            .unwrap();
+        assert_eq!(v, "Bearer t");
+        // Not a URL, or not http(s): refused.
+        for bad in ["file:///etc/passwd", "not a url"] {
+            assert!(c.authorize("127.0.0.1:1", "", &bearer(bad)).await.is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn token_answers_are_bounded() {
+        let mut huge = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{{\"token\":\"",
+            TOKEN_RESPONSE_LIMIT + 100
+        )
+        .into_bytes();
+        huge.extend(std::iter::repeat_n(b'a', TOKEN_RESPONSE_LIMIT + 88));
+        huge.extend(b"\"}");
+        let (realm, _) = serve(huge);
+        let c = Client::new(ClientOptions::default()).unwrap();
+        let e = c
+            .authorize("127.0.0.1:1", "", &bearer(&format!("http://{realm}/t")))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("more than 64 KiB"), "{e}");
+    }
+
+    #[test]
+    fn allowed_hosts_match_scheme_host_and_port() {
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        let allowed = vec![
+            "127.0.0.1:5000".to_string(),
+            "docker.io".into(),
+            "r.example".into(),
+        ];
+        for ok in [
+            "http://127.0.0.1:5000/v2/",
+            "https://registry-1.docker.io/v2/x",
+            "https://R.example:443/token",
+        ] {
+            assert_eq!(host_refusal(&url(ok), &allowed, false), None, "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:5001/v2/",
+            "http://r.example/token",
+            "https://auth.docker.io/token",
+            "https://s3.example/blob",
+        ] {
+            let why = host_refusal(&url(bad), &allowed, false).unwrap();
+            assert!(why.contains("is not allowed"), "{bad}: {why}");
+        }
+        assert_eq!(
+            host_refusal(&url("http://127.0.0.1:5001/x"), &allowed, false).unwrap(),
+            "http://127.0.0.1:5001 is not allowed (allowed registries: 127.0.0.1:5000, docker.io, r.example)"
+        );
     }
 }

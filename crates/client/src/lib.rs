@@ -23,7 +23,7 @@ mod push;
 pub mod upload_journal;
 
 pub use blob::ByteStream;
-pub use client::{Client, ClientOptions, ProgressFn};
+pub use client::{Client, ClientOptions, HostAllowList, ProgressFn};
 pub use error::{ClientError, ErrorKind};
 pub use listing::referrers_tag;
 pub use manifest::Manifest;

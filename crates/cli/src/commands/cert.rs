@@ -4,8 +4,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use pavilion_client::auth::{write_file, IfExists};
 use pavilion_notary::trust::notation_config_dir;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Certificate operations.
 #[derive(Subcommand, Debug)]
@@ -52,16 +53,36 @@ pub fn run(cmd: CertCommand) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let key_path = dir.join(format!("{}.key", args.name));
     let crt_path = dir.join(format!("{}.crt", args.name));
-    write_private(&key_path, pki.key_pem.as_bytes())?;
-    std::fs::write(&crt_path, &pki.chain_pem)
-        .with_context(|| format!("writing {}", crt_path.display()))?;
     let store = config.join("truststore/x509/ca").join(&args.name);
     std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
     let ca_path = store.join(format!("{}-ca.crt", args.name));
-    std::fs::write(&ca_path, &pki.ca_pem)
-        .with_context(|| format!("writing {}", ca_path.display()))?;
+    // Never overwritten (as notation does): an existing key may be in use,
+    // and a file or symlink already at the key's path is not ours to fill.
+    // What was written is removed if a later file cannot be.
+    let mut written: Vec<&Path> = Vec::new();
+    for (path, bytes, mode) in [
+        (&key_path, pki.key_pem.as_bytes(), 0o600),
+        (&crt_path, pki.chain_pem.as_bytes(), 0o644),
+        (&ca_path, pki.ca_pem.as_bytes(), 0o644),
+    ] {
+        if let Err(e) = write_file(path, bytes, mode, IfExists::Refuse) {
+            for p in &written {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                anyhow::anyhow!(
+                    "{} already exists: remove it or choose another name \
+                     (cert generate never overwrites keys or certificates)",
+                    path.display()
+                )
+            } else {
+                anyhow::Error::new(e).context(format!("writing {}", path.display()))
+            });
+        }
+        written.push(path);
+    }
     let policy_path = config.join("trustpolicy.oci.json");
-    let wrote_policy = if policy_path.exists() || config.join("trustpolicy.json").exists() {
+    let wrote_policy = if config.join("trustpolicy.json").exists() {
         false
     } else {
         let policy = serde_json::json!({
@@ -74,9 +95,17 @@ pub fn run(cmd: CertCommand) -> Result<()> {
                 "trustedIdentities": ["*"],
             }],
         });
-        std::fs::write(&policy_path, serde_json::to_vec_pretty(&policy)?)
-            .with_context(|| format!("writing {}", policy_path.display()))?;
-        true
+        // Created only if nothing (not even a dangling symlink) is there.
+        match write_file(
+            &policy_path,
+            &serde_json::to_vec_pretty(&policy)?,
+            0o644,
+            IfExists::Refuse,
+        ) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(e).with_context(|| format!("writing {}", policy_path.display())),
+        }
     };
     println!("key:         {}", key_path.display());
     println!("certificate: {}", crt_path.display());
@@ -94,19 +123,4 @@ pub fn run(cmd: CertCommand) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Writes a file only its owner can read.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))
 }

@@ -52,9 +52,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // leaves a dead host time to fail on its own; the read timeout is a
     // backstop behind the deadline, which answers first.
     let adm = &settings.admission;
+    let registries = AllowedRegistries::new(adm.registries.clone(), names.clone());
+    // Requests, redirects and token realms stay within the same registries:
+    // an allowed registry cannot send the server (and its credentials) on.
+    let hosts = registries.clone();
     let client = pavilion_client::Client::new(pavilion_client::ClientOptions {
         connect_timeout: Some(adm.timeout.min(std::time::Duration::from_secs(2))),
         read_timeout: Some(adm.timeout + std::time::Duration::from_secs(1)),
+        allowed_hosts: Some(pavilion_client::HostAllowList(Arc::new(move || {
+            hosts.list().to_vec()
+        }))),
         ..super::transfer::client_options(false, false)?
     })
     .context("creating the admission registry client")?;
@@ -65,7 +72,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         );
         CallerAuth::unauthenticated()
     } else {
-        CallerAuth::new(adm.token.as_deref(), adm.client_certificate)
+        CallerAuth::new(adm.token.as_deref(), adm.client_names.clone())
     };
     if !auth.configured() {
         tracing::warn!(
@@ -78,7 +85,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         trust: settings.trust.clone(),
         policies,
         cache_ttl: settings.verification_cache,
-        registries: AllowedRegistries::new(adm.registries.clone(), names.clone()),
+        registries,
         auth,
         timeout: adm.timeout,
     };
@@ -95,7 +102,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let data = cfg.data_dir.clone();
         let scheme = if cfg.tls.is_some() { "https" } else { "http" };
         pavilion_registry::serve(cfg, ext, shutdown_signal(), |addr| {
-            let _ = names.set(vec![addr.to_string()]);
+            if names.set(vec![addr.to_string()]).is_ok() && addr.ip().is_unspecified() {
+                tracing::warn!(
+                    %addr,
+                    "no --name given and the listen address is unspecified: trust policy \
+                     scopes and admission lookups will name {addr}, which no client writes; \
+                     set --name to the names clients use"
+                );
+            }
             // Tests and scripts wait for this line to learn the bound port.
             eprintln!(
                 "pavilion listening on {scheme}://{addr} (data in {})",
