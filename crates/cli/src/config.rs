@@ -45,12 +45,22 @@ pub struct ServeArgs {
     /// Seconds after which an upload session that received no data is discarded; 0 keeps them forever [default: 604800, 7 days].
     #[arg(long, env = "PAVILION_UPLOAD_TTL_SECS", value_name = "SECS")]
     pub upload_ttl_secs: Option<u64>,
+    /// Seconds after which an upload session that was opened but never sent a body is discarded, so POSTs alone cannot hold the session places; 0 leaves them to upload_ttl_secs [default: 300].
+    #[arg(long, env = "PAVILION_UPLOAD_EMPTY_TTL_SECS", value_name = "SECS")]
+    pub upload_empty_ttl_secs: Option<u64>,
     /// Largest page of tags, repositories or referrers [default: 10000].
     #[arg(long, env = "PAVILION_MAX_PAGE", value_name = "N")]
     pub max_page: Option<i64>,
     /// Most upload sessions open at once (counted in the metadata database, so across replicas); a POST beyond gets 429 TOOMANYREQUESTS until sessions finish, are cancelled or expire [default: 10000].
     #[arg(long, env = "PAVILION_MAX_UPLOAD_SESSIONS", value_name = "N")]
     pub max_upload_sessions: Option<u64>,
+    /// Most upload sessions open at once in one repository (across replicas), so a flood into one repository leaves the others room; a POST beyond gets 429 TOOMANYREQUESTS [default: 1000].
+    #[arg(
+        long,
+        env = "PAVILION_MAX_UPLOAD_SESSIONS_PER_REPOSITORY",
+        value_name = "N"
+    )]
+    pub max_upload_sessions_per_repository: Option<u64>,
     /// Most client connections served at once; requests on connections beyond get 429 TOOMANYREQUESTS and the connection is closed (keep the open-files limit above this) [default: 1024].
     #[arg(long, env = "PAVILION_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
@@ -103,9 +113,17 @@ pub struct ServeArgs {
     /// File holding the admission bearer token (trailing newline ignored), e.g. a mounted Secret.
     #[arg(long, env = "PAVILION_ADMISSION_TOKEN_FILE", value_name = "FILE")]
     pub admission_token_file: Option<PathBuf>,
-    /// CA certificates (PEM) a client certificate is verified against; a verified one authenticates callers of the admission and Gatekeeper endpoints (the API server's or Gatekeeper's). Needs --tls-cert; other clients need no certificate.
+    /// CA certificates (PEM) a client certificate is verified against; a verified one named by --admission-client-name authenticates callers of the admission and Gatekeeper endpoints (the API server's or Gatekeeper's). Needs --tls-cert and --admission-client-name; other clients need no certificate.
     #[arg(long, env = "PAVILION_ADMISSION_CLIENT_CA", value_name = "FILE")]
     pub admission_client_ca: Option<PathBuf>,
+    /// A name (common name, or DNS subject alternative name) a client certificate from --admission-client-ca must carry to call the admission and Gatekeeper endpoints, repeatable; required with --admission-client-ca, whose CA (often the cluster CA) also signs kubelets' and users' certificates. Common names are compared exactly, DNS names without case.
+    #[arg(
+        long = "admission-client-name",
+        env = "PAVILION_ADMISSION_CLIENT_NAMES",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub admission_client_names: Vec<String>,
     /// Accept callers of the admission and Gatekeeper endpoints without credentials: only where the API server cannot be configured to authenticate (managed control planes) and a NetworkPolicy limits who reaches the port. Conflicts with the token and client CA keys.
     #[arg(long, env = "PAVILION_ADMISSION_UNAUTHENTICATED")]
     pub admission_unauthenticated: bool,
@@ -144,8 +162,10 @@ pub struct FileConfig {
     idle_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     upload_ttl_secs: Option<u64>,
+    upload_empty_ttl_secs: Option<u64>,
     max_page: Option<i64>,
     max_upload_sessions: Option<u64>,
+    max_upload_sessions_per_repository: Option<u64>,
     max_connections: Option<usize>,
     max_header_bytes: Option<usize>,
     decision_retention_count: Option<u64>,
@@ -161,6 +181,7 @@ pub struct FileConfig {
     admission_token: Option<String>,
     admission_token_file: Option<PathBuf>,
     admission_client_ca: Option<PathBuf>,
+    admission_client_names: Option<Vec<String>>,
     admission_unauthenticated: Option<bool>,
     admission_timeout_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
@@ -191,9 +212,10 @@ pub struct AdmissionSettings {
     pub registries: Vec<String>,
     /// The bearer token callers must send, if any.
     pub token: Option<String>,
-    /// Whether a verified client certificate authenticates (the CA file is
-    /// in `server.client_ca`).
-    pub client_certificate: bool,
+    /// The names a verified client certificate must carry one of to
+    /// authenticate (empty: certificates do not; the CA file is in
+    /// `server.client_ca`).
+    pub client_names: Vec<String>,
     /// The deadline of one request's lookups.
     pub timeout: std::time::Duration,
     /// Callers without credentials are accepted (explicit opt-out).
@@ -226,6 +248,7 @@ struct AdmissionArgs {
     token: Option<String>,
     token_file: Option<PathBuf>,
     client_ca: Option<PathBuf>,
+    client_names: Vec<String>,
     unauthenticated: bool,
     timeout_secs: Option<u64>,
 }
@@ -266,6 +289,31 @@ fn admission_settings(
         server.client_ca.is_none() || server.tls.is_some(),
         "admission_client_ca needs tls_cert and tls_key (client certificates come with TLS)"
     );
+    let client_names = if flags.client_names.is_empty() {
+        file.client_names
+    } else {
+        flags.client_names
+    };
+    // Fail closed: the CA that signs the API server's client certificate is
+    // usually the cluster CA, which signs every kubelet's and user's too, so
+    // "from this CA" alone would let any of them call the webhook.
+    anyhow::ensure!(
+        server.client_ca.is_none() || !client_names.is_empty(),
+        "admission_client_ca needs admission_client_names (--admission-client-name): \
+         the certificate names allowed to call the admission endpoints, such as the \
+         common name of the API server's webhook client certificate; the CA alone \
+         also vouches for every kubelet and user it signed"
+    );
+    anyhow::ensure!(
+        server.client_ca.is_some() || client_names.is_empty(),
+        "admission_client_names needs admission_client_ca"
+    );
+    for n in &client_names {
+        anyhow::ensure!(
+            !n.trim().is_empty() && n.trim() == n,
+            "admission_client_names: {n:?} is empty or has surrounding spaces"
+        );
+    }
     let unauthenticated = flags.unauthenticated || file.unauthenticated;
     anyhow::ensure!(
         !unauthenticated || (token.is_none() && server.client_ca.is_none()),
@@ -280,7 +328,7 @@ fn admission_settings(
     Ok(AdmissionSettings {
         registries,
         token,
-        client_certificate: server.client_ca.is_some(),
+        client_names,
         timeout: std::time::Duration::from_secs(secs),
         unauthenticated,
     })
@@ -335,6 +383,9 @@ impl ServeArgs {
         if let Some(v) = self.upload_ttl_secs.or(file.upload_ttl_secs) {
             server.upload_ttl = (v > 0).then(|| std::time::Duration::from_secs(v));
         }
+        if let Some(v) = self.upload_empty_ttl_secs.or(file.upload_empty_ttl_secs) {
+            server.upload_empty_ttl = (v > 0).then(|| std::time::Duration::from_secs(v));
+        }
         if let Some(v) = self.max_page.or(file.max_page) {
             anyhow::ensure!(v > 0, "max_page must be at least 1");
             server.max_page = v;
@@ -342,6 +393,16 @@ impl ServeArgs {
         if let Some(v) = self.max_upload_sessions.or(file.max_upload_sessions) {
             anyhow::ensure!(v > 0, "max_upload_sessions must be at least 1");
             server.max_upload_sessions = v;
+        }
+        if let Some(v) = self
+            .max_upload_sessions_per_repository
+            .or(file.max_upload_sessions_per_repository)
+        {
+            anyhow::ensure!(
+                v > 0,
+                "max_upload_sessions_per_repository must be at least 1"
+            );
+            server.max_upload_sessions_per_repository = v;
         }
         if let Some(v) = self.max_connections.or(file.max_connections) {
             anyhow::ensure!(v > 0, "max_connections must be at least 1");
@@ -417,6 +478,7 @@ impl ServeArgs {
                 token: self.admission_token,
                 token_file: self.admission_token_file,
                 client_ca: self.admission_client_ca,
+                client_names: self.admission_client_names,
                 unauthenticated: self.admission_unauthenticated,
                 timeout_secs: self.admission_timeout_secs,
             },
@@ -425,6 +487,7 @@ impl ServeArgs {
                 token: file.admission_token,
                 token_file: file.admission_token_file,
                 client_ca: file.admission_client_ca,
+                client_names: file.admission_client_names.unwrap_or_default(),
                 unauthenticated: file.admission_unauthenticated == Some(true),
                 timeout_secs: file.admission_timeout_secs,
             },
@@ -490,7 +553,7 @@ mod tests {
         assert_eq!(s.admission.token.as_deref(), Some("t0ken"));
         assert_eq!(s.admission.registries, ["ghcr.io", "r.example:5000"]);
         assert_eq!(s.admission.timeout, std::time::Duration::from_secs(8));
-        assert!(!s.admission.client_certificate && !s.admission.unauthenticated);
+        assert!(s.admission.client_names.is_empty() && !s.admission.unauthenticated);
         let fails = |args: ServeArgs, want: &str| {
             let e = format!("{:#}", args.settings().unwrap_err());
             assert!(e.contains(want), "{e}");
@@ -516,6 +579,22 @@ mod tests {
                 ..Default::default()
             },
             "admission_timeout_secs must be between 1 and 30",
+        );
+        fails(
+            ServeArgs {
+                tls_cert: Some("tls.crt".into()),
+                tls_key: Some("tls.key".into()),
+                admission_client_ca: Some("ca.pem".into()),
+                ..Default::default()
+            },
+            "admission_client_ca needs admission_client_names",
+        );
+        fails(
+            ServeArgs {
+                admission_client_names: vec!["kube-apiserver".into()],
+                ..Default::default()
+            },
+            "admission_client_names needs admission_client_ca",
         );
         fails(
             ServeArgs {

@@ -1,7 +1,8 @@
 //! Beyond the conformance suite: what the distribution-spec allows and
 //! Pavilion does (non-distributable layers, `?tag=` on manifest PUT,
 //! automatic cross-repository mounts), and the server's limits under abuse
-//! (a full disk, `%2F` in names, caps on sessions, connections and headers).
+//! (a full disk, `%2F` in names, caps on sessions, connections and headers,
+//! idle connections).
 
 mod common;
 use common::*;
@@ -346,6 +347,126 @@ async fn connections_beyond_the_cap_get_toomanyrequests() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(freed, "a closed connection must free its place");
+}
+
+/// Whether a fresh HTTP/1.1 connection is served (200) again, asked until it
+/// is (bounded): while every place is held, new connections get 429.
+async fn served_again(s: &Server) -> bool {
+    for _ in 0..300 {
+        let mut c = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+        let req = format!(
+            "GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            s.addr
+        );
+        c.write_all(req.as_bytes()).await.unwrap();
+        let (status, head, _) = read_response(&mut c).await;
+        if status == 200 {
+            return true;
+        }
+        assert_eq!(status, 429, "{head}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Reads from `sock` until the server closes it (bounded); returns all it sent.
+async fn read_until_closed(sock: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    for _ in 0..1000 {
+        match tokio::time::timeout(Duration::from_secs(60), sock.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return got,
+            Ok(Ok(n)) => got.extend_from_slice(&chunk[..n]),
+            Err(_) => panic!("the server kept an idle connection open"),
+        }
+    }
+    panic!("the server kept sending on an idle connection");
+}
+
+/// An h2c connection (prior knowledge) that has sent `GET /v2/` on stream 1
+/// and read the start of the answer; returns it and what it read.
+async fn h2c_connection(s: &Server) -> (tokio::net::TcpStream, Vec<u8>) {
+    let mut c = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    // An empty SETTINGS frame.
+    out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    // HEADERS, END_STREAM | END_HEADERS, stream 1: :method GET, :scheme
+    // http (static table 2 and 6), :path /v2/ (literal, name index 4).
+    let block = [&[0x82u8, 0x86, 0x04, 4][..], b"/v2/"].concat();
+    out.extend_from_slice(&[0, 0, block.len() as u8, 1, 5, 0, 0, 0, 1]);
+    out.extend_from_slice(&block);
+    c.write_all(&out).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Frames until a HEADERS frame (type 1) on stream 1.
+    for _ in 0..100 {
+        let n = tokio::time::timeout(Duration::from_secs(60), c.read(&mut chunk))
+            .await
+            .expect("the server answers")
+            .unwrap();
+        assert!(n > 0, "h2c connection closed: {got:?}");
+        got.extend_from_slice(&chunk[..n]);
+        let mut at = 0;
+        while got.len() >= at + 9 {
+            let len = u32::from_be_bytes([0, got[at], got[at + 1], got[at + 2]]) as usize;
+            if got[at + 3] == 1 && got[at + 5..at + 9] == [0, 0, 0, 1] {
+                return (c, got[at + 9..].to_vec());
+            }
+            at += 9 + len;
+        }
+    }
+    panic!("no answer on the h2c connection: {got:?}");
+}
+
+/// Idle connections cannot hold the connection places: HTTP/1.1 keep-alive
+/// connections, connections that never send a byte, h2c connections (raw,
+/// and a real HTTP/2 client that answers pings) are closed after
+/// `idle_timeout_secs` without a request, and new connections are served
+/// again. Each idle connection is the server's first, so it holds the only
+/// place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_and_free_their_places() {
+    let flags = ["--max-connections", "1", "--idle-timeout-secs", "1"];
+    // HTTP/1.1 keep-alive after one request.
+    let s = Server::start_with(Backend::Sqlite, &flags).unwrap();
+    let mut c = busy_connection(&s).await;
+    read_until_closed(&mut c).await;
+    assert!(
+        served_again(&s).await,
+        "an idle HTTP/1.1 connection must be closed"
+    );
+    drop(s);
+    // A connection that never sends a byte.
+    let s = Server::start_with(Backend::Sqlite, &flags).unwrap();
+    let mut c = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    assert_eq!(read_until_closed(&mut c).await, b"");
+    assert!(served_again(&s).await, "a silent connection must be closed");
+    drop(s);
+    // h2c, raw: one request answered 200 (HPACK static index 8), then silence.
+    let s = Server::start_with(Backend::Sqlite, &flags).unwrap();
+    let (mut c, block) = h2c_connection(&s).await;
+    assert_eq!(block.first(), Some(&0x88), "h2c GET /v2/ must be 200");
+    read_until_closed(&mut c).await;
+    assert!(
+        served_again(&s).await,
+        "an idle h2c connection must be closed"
+    );
+    drop(s);
+    // A real HTTP/2 client, which answers the server's pings, kept open
+    // in its pool.
+    let s = Server::start_with(Backend::Sqlite, &flags).unwrap();
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let r = h2.get(s.url("/v2/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert!(
+        served_again(&s).await,
+        "an idle HTTP/2 connection must be closed"
+    );
+    drop(h2);
 }
 
 /// One request with a `X-Filler` header of `n` bytes, on a fresh connection.

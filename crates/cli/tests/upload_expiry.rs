@@ -1,4 +1,7 @@
 //! Abandoned upload sessions expire (`--upload-ttl-secs`); active ones stay.
+//! A flood of empty sessions cannot block pushes for long: sessions that
+//! received no bytes expire sooner (`--upload-empty-ttl-secs`), and one
+//! repository cannot take every place (`--max-upload-sessions-per-repository`).
 
 mod common;
 use common::*;
@@ -47,4 +50,104 @@ async fn idle_upload_sessions_expire_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_upload_sessions_expire_postgres() {
     expiry(Backend::Postgres).await;
+}
+
+async fn post_session(s: &Server, repo: &str) -> reqwest::Response {
+    let url = s.url(&format!("/v2/{repo}/blobs/uploads/"));
+    client().post(url).send().await.unwrap()
+}
+
+/// The attack: POSTs alone, up to the cap, block every push; with a short
+/// TTL for empty sessions the places come back, and a session that received
+/// bytes is kept.
+async fn empty_session_flood(backend: Backend) {
+    let Some(s) = Server::start_with(backend, FLOOD_FLAGS) else {
+        return;
+    };
+    let kept = open_session(&s, "flood/kept").await;
+    assert_eq!(patch_chunk(&s, &kept, 0, &[7u8; 10]).await.status(), 202);
+    for _ in 0..5 {
+        assert_eq!(post_session(&s, "flood/attacker").await.status(), 202);
+    }
+    let r = post_session(&s, "flood/victim").await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(error_code(r).await, "TOOMANYREQUESTS");
+    let mut reopened = false;
+    for _ in 0..300 {
+        let r = post_session(&s, "flood/victim").await;
+        if r.status() == 202 {
+            reopened = true;
+            break;
+        }
+        assert_eq!(r.status(), 429);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reopened, "empty sessions must expire and free their places");
+    let r = client().get(s.url(&kept)).send().await.unwrap();
+    assert_eq!(r.status(), 204, "a session that received bytes must stay");
+    assert_eq!(r.headers()["range"], "0-9");
+}
+
+const FLOOD_FLAGS: &[&str] = &["--max-upload-sessions", "6", "--upload-empty-ttl-secs", "1"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_session_flood_expires_sqlite() {
+    empty_session_flood(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_session_flood_expires_postgres() {
+    empty_session_flood(Backend::Postgres).await;
+}
+
+/// A flood into one repository stops at its own cap; other repositories
+/// keep their places (without it the flood takes all 6).
+async fn per_repository_cap(backend: Backend) {
+    let flags = [
+        "--max-upload-sessions",
+        "6",
+        "--max-upload-sessions-per-repository",
+        "3",
+    ];
+    let Some(s) = Server::start_with(backend, &flags) else {
+        return;
+    };
+    for _ in 0..3 {
+        assert_eq!(post_session(&s, "flood/attacker").await.status(), 202);
+    }
+    for _ in 0..3 {
+        let r = post_session(&s, "flood/attacker").await;
+        assert_eq!(r.status(), 429, "one repository must not take every place");
+    }
+    let r = post_session(&s, "flood/attacker").await;
+    assert_eq!(r.status(), 429);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["code"], "TOOMANYREQUESTS");
+    let detail = v["errors"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("3 upload sessions are open in flood/attacker")
+            && detail.contains("max_upload_sessions_per_repository"),
+        "{detail}"
+    );
+    for repo in ["flood/victim", "other/repo"] {
+        let loc = open_session(&s, repo).await;
+        let data = b"still pushable".to_vec();
+        let r = client()
+            .put(s.url(&format!("{loc}?digest={}", sha256(&data))))
+            .body(data)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_repository_session_cap_sqlite() {
+    per_repository_cap(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_repository_session_cap_postgres() {
+    per_repository_cap(Backend::Postgres).await;
 }

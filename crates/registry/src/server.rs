@@ -4,10 +4,8 @@ use crate::routes::dispatch;
 use crate::state::{AppState, Limits};
 use crate::tls;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use pavilion_store::{BlobStore, FsBlobStore, MetaStore, StoreError};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +38,9 @@ pub struct ServerConfig {
     pub max_page: i64,
     /// Upload sessions idle this long are discarded (`None` = kept forever).
     pub upload_ttl: Option<Duration>,
+    /// Upload sessions that never received data are discarded this long
+    /// after they were opened (`None` = only `upload_ttl` applies).
+    pub upload_empty_ttl: Option<Duration>,
     /// How much of the policy decision log is kept.
     pub decision_retention: pavilion_store::DecisionRetention,
     /// Certificate chain and private key (PEM files): serve HTTPS.
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     pub redirect_blobs: Option<Duration>,
     /// Most upload sessions open at once (all replicas); more: 429.
     pub max_upload_sessions: u64,
+    /// Most upload sessions open at once in one repository; more: 429.
+    pub max_upload_sessions_per_repository: u64,
     /// Most client connections served at once; more: 429 and closed.
     pub max_connections: usize,
     /// Largest request head (request line and headers) accepted; more: 431.
@@ -100,12 +103,14 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             max_page: 10_000,
             upload_ttl: Some(Duration::from_secs(7 * 24 * 3600)),
+            upload_empty_ttl: Some(Duration::from_secs(300)),
             decision_retention: Default::default(),
             tls: None,
             client_ca: None,
             storage: None,
             redirect_blobs: None,
             max_upload_sessions: 10_000,
+            max_upload_sessions_per_repository: 1000,
             max_connections: 1024,
             max_header_bytes: 64 << 10,
         }
@@ -179,6 +184,7 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
             max_page: cfg.max_page,
             redirect_blobs: cfg.redirect_blobs,
             max_upload_sessions: cfg.max_upload_sessions,
+            max_upload_sessions_per_repository: cfg.max_upload_sessions_per_repository,
             max_header_bytes: cfg.max_header_bytes,
         },
     ))
@@ -209,15 +215,32 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
     ))
 }
 
-/// Discards upload sessions idle for longer than `ttl`, at start and then every
-/// quarter of `ttl` (at least every second, at most every hour), so abandoned
-/// uploads do not fill the disk.
-async fn expire_uploads(state: Arc<AppState>, ttl: Duration) {
-    let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+/// Discards upload sessions idle for longer than `ttl`, and sessions that
+/// never received data older than `empty_ttl`, at start and then every
+/// quarter of the shorter one (at least every second, at most every hour),
+/// so abandoned uploads do not fill the disk and POSTs alone cannot hold
+/// the session places (`max_upload_sessions`) for long.
+async fn expire_uploads(state: Arc<AppState>, ttl: Option<Duration>, empty_ttl: Option<Duration>) {
+    let Some(shortest) = [ttl, empty_ttl].into_iter().flatten().min() else {
+        return;
+    };
+    let every = (shortest / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let cutoff = |d: Duration| pavilion_store::now_millis() - d.as_millis() as i64;
     loop {
-        let cutoff = pavilion_store::now_millis() - ttl.as_millis() as i64;
-        match state.meta.uploads_idle_since(cutoff).await {
-            Ok(ids) => {
+        let mut expired = Ok(Vec::new());
+        if let Some(ttl) = ttl {
+            expired = state.meta.uploads_idle_since(cutoff(ttl)).await;
+        }
+        if let (Some(empty_ttl), Ok(ids)) = (empty_ttl, &mut expired) {
+            match state.meta.uploads_empty_since(cutoff(empty_ttl)).await {
+                Ok(more) => ids.extend(more),
+                Err(e) => expired = Err(e),
+            }
+        }
+        match expired {
+            Ok(mut ids) => {
+                ids.sort();
+                ids.dedup();
                 for id in ids {
                     tracing::info!(upload = %id, "discarding expired upload session");
                     if let Err(e) = state.blobs.upload_abort(&id).await {
@@ -272,9 +295,11 @@ pub async fn serve(
     let listener = TcpListener::bind(cfg.addr).await?;
     ready(listener.local_addr()?);
     let router = app(state.clone(), ext.routes.map(|build| build(state.clone())));
-    if let Some(ttl) = cfg.upload_ttl {
-        tokio::spawn(expire_uploads(state.clone(), ttl));
-    }
+    tokio::spawn(expire_uploads(
+        state.clone(),
+        cfg.upload_ttl,
+        cfg.upload_empty_ttl,
+    ));
     tokio::spawn(prune_decisions(state.clone()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -289,8 +314,14 @@ pub async fn serve(
             .http1()
             .max_buf_size(cfg.max_header_bytes + (8 << 10));
     }
+    // Pings find dead HTTP/2 peers while a request is in flight; idle
+    // connections, which live clients keep answering pings on, are closed
+    // by `caps::serve_connection`.
     builder
         .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(cfg.idle_timeout)
+        .keep_alive_timeout(cfg.idle_timeout.min(Duration::from_secs(20)))
         .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX));
     let caps = crate::caps::ConnectionCap::new(cfg.max_connections);
     let refusal = caps.refusal();
@@ -299,7 +330,11 @@ pub async fn serve(
         .http1()
         .keep_alive(false)
         .header_read_timeout(crate::caps::REFUSAL_TIME);
-    let graceful = GracefulShutdown::new();
+    // Fired at shutdown: every connection closes once its requests are done.
+    let stop = tokio_util::sync::CancellationToken::new();
+    // Each connection task holds a sender; all gone = all connections closed.
+    let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let idle = cfg.idle_timeout;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -322,46 +357,43 @@ pub async fn serve(
                     }
                     crate::caps::Admission::Close => continue,
                 };
-                let svc = TowerToHyperService::new(router.clone());
+                let router = router.clone();
+                let builder = builder.clone();
+                let stop = stop.clone();
+                let alive = alive.clone();
                 match &tls {
                     None => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                        let conn = graceful.watch(conn.into_owned());
                         tokio::spawn(async move {
                             let _permit = permit;
-                            if let Err(e) = conn.await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
+                            let _alive = alive;
+                            crate::caps::serve_connection(&builder, stream, router, idle, stop).await;
                         });
                     }
                     Some(acceptor) => {
                         // The handshake runs on the connection's own task so a
                         // slow client cannot hold up the accept loop.
                         let acceptor = acceptor.clone();
-                        let builder = builder.clone();
-                        let watcher = graceful.watcher();
-                        let idle = cfg.idle_timeout;
-                        let router = router.clone();
                         tokio::spawn(async move {
                             let _permit = permit;
-                            let stream = match tokio::time::timeout(idle, acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => return,
+                            let _alive = alive;
+                            let stream = tokio::select! {
+                                r = tokio::time::timeout(idle, acceptor.accept(stream)) => match r {
+                                    Ok(Ok(s)) => s,
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => return,
+                                },
+                                () = stop.cancelled() => return,
                             };
                             // A verified client certificate goes with every
                             // request of the connection (admission checks it).
-                            let svc = match tls::client_certificate(&stream) {
-                                Some(c) => TowerToHyperService::new(router.layer(axum::Extension(c))),
-                                None => svc,
+                            let router = match tls::client_certificate(&stream) {
+                                Some(c) => router.layer(axum::Extension(c)),
+                                None => router,
                             };
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
+                            crate::caps::serve_connection(&builder, stream, router, idle, stop).await;
                         });
                     }
                 }
@@ -371,7 +403,11 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: waiting for in-flight requests");
-    let all_done = graceful.shutdown();
+    stop.cancel();
+    drop(alive);
+    let all_done = async move {
+        let _ = all_closed.recv().await;
+    };
     tokio::pin!(all_done);
     if tokio::time::timeout(cfg.shutdown_grace, &mut all_done)
         .await

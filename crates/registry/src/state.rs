@@ -24,6 +24,8 @@ pub struct Limits {
     pub redirect_blobs: Option<Duration>,
     /// Most upload sessions open at once, across replicas.
     pub max_upload_sessions: u64,
+    /// Most upload sessions open at once in one repository, across replicas.
+    pub max_upload_sessions_per_repository: u64,
     /// Largest request head (request line and headers), in bytes.
     pub max_header_bytes: usize,
 }

@@ -70,12 +70,23 @@ async fn new_session(state: &AppState, name: &RepoName) -> ApiResult<String> {
     // Every session is a database row and a file (or objects) that stay
     // until finished, cancelled or expired: without a cap, POSTs alone fill
     // the metadata and the inodes. Concurrent POSTs may overshoot by the
-    // few that check at the same moment; the bound still holds.
+    // few that check at the same moment; the bound still holds. The
+    // per-repository cap keeps a flood into one repository from taking
+    // every place (sessions that receive nothing also expire early, see
+    // `server::expire_uploads`).
     let cap = state.limits.max_upload_sessions;
-    if state.meta.count_uploads().await? >= cap {
+    let repo_cap = state.limits.max_upload_sessions_per_repository;
+    let (open, in_repo) = state.meta.count_uploads(name.as_str()).await?;
+    if open >= cap {
         return Err(ApiError::new(
             ErrorCode::TooManyRequests,
             format!("{cap} upload sessions are open, the most this registry allows (max_upload_sessions): finish or cancel one, or retry later"),
+        ));
+    }
+    if in_repo >= repo_cap {
+        return Err(ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!("{repo_cap} upload sessions are open in {name}, the most one repository may have (max_upload_sessions_per_repository): finish or cancel one, or retry later"),
         ));
     }
     let id = uuid::Uuid::new_v4().to_string();
@@ -184,13 +195,23 @@ async fn append(state: &AppState, id: &str, req: Request) -> ApiResult<u64> {
             (len, cl)
         }
     };
+    // A request that declares no bytes is no activity: a session that only
+    // ever sees those still counts as empty and expires early. Any other
+    // body counts from its start, so a long first chunk still streaming in
+    // is never expired as empty.
+    let carries_bytes = declared != Some(0);
+    if carries_bytes {
+        state.meta.touch_upload(id).await?;
+    }
     let stream = body::stream(req, state.limits.body_idle_timeout, state.shutdown.clone());
     let appended = state
         .blobs
         .upload_append(id, offset, declared, stream)
         .await;
     // Any bytes kept (even from a body cut short) count as activity.
-    state.meta.touch_upload(id).await?;
+    if carries_bytes {
+        state.meta.touch_upload(id).await?;
+    }
     Ok(appended?)
 }
 

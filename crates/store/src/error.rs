@@ -77,14 +77,72 @@ impl From<std::io::Error> for StoreError {
     }
 }
 
+/// What a database error code says about the storage under the database.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum DbCodeClass {
+    /// No room: SQLite's `SQLITE_FULL`, PostgreSQL's `disk_full` (53100).
+    Full,
+    /// SQLite could not write or sync its files (`SQLITE_IOERR_WRITE`,
+    /// `_FSYNC`, `_DIR_FSYNC`, `_TRUNCATE`, `_SHMSIZE`). SQLite itself turns
+    /// ENOSPC from `write()` into `SQLITE_FULL`, but a quota (EDQUOT), a
+    /// failed `fallocate`, `ftruncate` or `fsync` on a full disk come out as
+    /// these, and SQLite does not tell which errno it was (sqlx does not
+    /// expose `sqlite3_system_errno`). A full disk or quota is by far the
+    /// likeliest cause, so these count as full, with a message that also
+    /// names the other one (a failing disk).
+    WriteFailed,
+    /// Any other SQLite I/O error (reading, locking, the shared-memory
+    /// file): the database file is out of reach for now, like a lost server.
+    IoFailed,
+    /// Something else: an ordinary database error.
+    Other,
+}
+
+/// Classifies a database error code (`sqlite` says which engine it came
+/// from: SQLite's are numbers, extended result codes included; PostgreSQL's
+/// are SQLSTATEs).
+fn classify_db_code(code: &str, sqlite: bool) -> DbCodeClass {
+    if !sqlite {
+        return if code == "53100" {
+            DbCodeClass::Full
+        } else {
+            DbCodeClass::Other
+        };
+    }
+    const SQLITE_FULL: i64 = 13;
+    const SQLITE_IOERR: i64 = 10;
+    // SQLITE_IOERR_WRITE, _FSYNC, _DIR_FSYNC, _TRUNCATE, _SHMSIZE.
+    const IOERR_WRITE_SIDE: [i64; 5] = [778, 1034, 1290, 1546, 4874];
+    let Ok(n) = code.parse::<i64>() else {
+        return DbCodeClass::Other;
+    };
+    // The low byte of an extended result code is its primary code.
+    match n & 0xff {
+        SQLITE_FULL => DbCodeClass::Full,
+        SQLITE_IOERR if IOERR_WRITE_SIDE.contains(&n) => DbCodeClass::WriteFailed,
+        SQLITE_IOERR => DbCodeClass::IoFailed,
+        _ => DbCodeClass::Other,
+    }
+}
+
+/// The class of `e`'s database error code, if it has one.
+fn db_code_class(e: &sqlx::Error) -> DbCodeClass {
+    let sqlx::Error::Database(db) = e else {
+        return DbCodeClass::Other;
+    };
+    let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+    db.code()
+        .map_or(DbCodeClass::Other, |c| classify_db_code(&c, sqlite))
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        // SQLITE_FULL (13) and PostgreSQL's disk_full (53100).
-        let full = matches!(&e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "13" || c == "53100"));
-        if full {
-            StoreError::Full(format!("metadata database: {e}"))
-        } else {
-            StoreError::Db(e)
+        match db_code_class(&e) {
+            DbCodeClass::Full => StoreError::Full(format!("metadata database: {e}")),
+            DbCodeClass::WriteFailed => StoreError::Full(format!(
+                "metadata database could not write its file ({e}): a full disk or quota, or a failing disk"
+            )),
+            DbCodeClass::IoFailed | DbCodeClass::Other => StoreError::Db(e),
         }
     }
 }
@@ -106,6 +164,14 @@ impl StoreError {
             // SQLSTATE classes 08 (connection exception), 53 (insufficient
             // resources, e.g. too many connections) and 57P (the server
             // shutting down or starting up).
+            // SQLite I/O errors other than writes (reading, locking): the
+            // database file is out of reach, which retrying may fix.
+            sqlx::Error::Database(_) if db_code_class(e) == DbCodeClass::IoFailed => true,
+            sqlx::Error::Database(db)
+                if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() =>
+            {
+                false
+            }
             sqlx::Error::Database(db) => db.code().is_some_and(|c| {
                 c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
             }),
@@ -126,6 +192,37 @@ mod tests {
         }
         let e = StoreError::from(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
         assert!(matches!(e, StoreError::Io(_)));
+    }
+
+    #[test]
+    fn sqlite_io_errors_on_writes_are_storage_full() {
+        // SQLITE_FULL, and the I/O errors a full disk or quota surfaces as.
+        for code in ["13", "778", "1034", "1290", "1546", "4874"] {
+            assert!(
+                matches!(
+                    classify_db_code(code, true),
+                    DbCodeClass::Full | DbCodeClass::WriteFailed
+                ),
+                "{code}"
+            );
+        }
+        // Other I/O errors (SQLITE_IOERR, _READ, _SHORT_READ, _LOCK, _SHMMAP):
+        // out of reach for now, answered 503.
+        for code in ["10", "266", "522", "3850", "5386"] {
+            assert_eq!(
+                classify_db_code(code, true),
+                DbCodeClass::IoFailed,
+                "{code}"
+            );
+        }
+        // Constraint violations, busy, and SQLSTATEs are neither.
+        for code in ["19", "2067", "5", "1555"] {
+            assert_eq!(classify_db_code(code, true), DbCodeClass::Other, "{code}");
+        }
+        assert_eq!(classify_db_code("53100", false), DbCodeClass::Full);
+        // A PostgreSQL SQLSTATE is never read as a SQLite number.
+        assert_eq!(classify_db_code("00778", false), DbCodeClass::Other);
+        assert_eq!(classify_db_code("23505", false), DbCodeClass::Other);
     }
 
     #[test]

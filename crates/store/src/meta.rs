@@ -422,12 +422,18 @@ impl MetaStore {
             .map_err(Into::into)
     }
 
-    /// How many upload sessions are open (in every replica).
-    pub async fn count_uploads(&self) -> Result<u64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM uploads")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
+    /// How many upload sessions are open in all, and how many of them in
+    /// `repo` (in every replica), in one pass over the table.
+    pub async fn count_uploads(&self, repo: &str) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN repo = $1 THEN 1 ELSE 0 END), 0) AS r FROM uploads",
+        )
+        .bind(repo)
+        .fetch_one(&self.pool)
+        .await?;
+        let n = row.try_get::<i64, _>("n")?.max(0) as u64;
+        let r = row.try_get::<i64, _>("r")?.max(0) as u64;
+        Ok((n, r))
     }
 
     /// Repositories that hold blob `digest`, at most `limit` of them, in
@@ -459,9 +465,25 @@ impl MetaStore {
             .collect()
     }
 
-    /// Records that an upload session just received data.
+    /// Upload sessions created before `cutoff_millis` (Unix ms) that never
+    /// received data (see [`MetaStore::touch_upload`]).
+    pub async fn uploads_empty_since(&self, cutoff_millis: i64) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id FROM uploads WHERE updated_at = created_at AND created_at < $1")
+                .bind(cutoff_millis)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("id")?))
+            .collect()
+    }
+
+    /// Records that an upload session just received data. The session then
+    /// no longer counts as empty, even within the millisecond it was created.
     pub async fn touch_upload(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE uploads SET updated_at = $2 WHERE id = $1")
+        sqlx::query(
+            "UPDATE uploads SET updated_at = CASE WHEN $2 > created_at THEN $2 ELSE created_at + 1 END WHERE id = $1",
+        )
             .bind(id)
             .bind(now_millis())
             .execute(&self.pool)
