@@ -37,6 +37,12 @@ deny contains msg if {
 }
 "#;
 
+/// `serve` arguments for a policy directory and a trust policy and store.
+fn policy_args<'a>(rules: &'a tempfile::TempDir, tp: &'a str, ts: &'a str) -> Vec<&'a str> {
+    let dir = rules.path().to_str().unwrap();
+    vec!["--policy", dir, "--trust-policy", tp, "--trust-store", ts]
+}
+
 fn write_json(dir: &std::path::Path, name: &str, v: &Value) -> String {
     let p = dir.join(name);
     std::fs::write(&p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
@@ -88,14 +94,7 @@ async fn host_header_cannot_choose_the_trust_statement() {
     );
     let ts = user.trust_store();
     let start = |names: &[&str]| {
-        let mut args = vec![
-            "--policy",
-            rules.path().to_str().unwrap(),
-            "--trust-policy",
-            &tp,
-            "--trust-store",
-            &ts,
-        ];
+        let mut args = policy_args(&rules, &tp, &ts);
         for n in names {
             args.extend(["--name", n]);
         }
@@ -107,13 +106,9 @@ async fn host_header_cannot_choose_the_trust_statement() {
     let m = manifest_bytes(&s, "team/m", "v1").await;
     for host in [Some("mirror.local:5000"), Some("evil.example"), None] {
         let r = put_with_host(&s, "team/m", "prod", &m, host).await;
-        assert_eq!(r.status(), 403, "Host {host:?}");
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(body["errors"][0]["code"], "DENIED");
-        assert_eq!(
-            body["errors"][0]["detail"],
-            "denied by policy: tag prod needs a valid signature"
-        );
+        let (status, code, detail) = error_parts(r).await;
+        assert_eq!((status, code.as_str()), (403, "DENIED"), "Host {host:?}");
+        assert_eq!(detail, "denied by policy: tag prod needs a valid signature");
         assert_eq!(get_manifest(&s, "team/m", "prod").await.status(), 404);
     }
     // The decision log records the statement of the registry's own name.
@@ -180,11 +175,9 @@ async fn a_manifest_too_deep_for_the_policy_is_refused() {
     // With the deep field the manifest is refused before the gate.
     let deep = model_manifest(&s, "team/deep", "evil.pkl", config, &deep_field()).await;
     let r = put_manifest(&s, "team/deep", "v1", Some(OCI_MANIFEST), &deep).await;
-    assert_eq!(r.status(), 400);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["errors"][0]["code"], "MANIFEST_INVALID");
-    let msg = body["errors"][0]["detail"].as_str().unwrap_or_default();
-    assert!(msg.contains("deeper than the 64 levels"), "{body}");
+    let (status, code, msg) = error_parts(r).await;
+    assert_eq!((status, code.as_str()), (400, "MANIFEST_INVALID"));
+    assert!(msg.contains("deeper than the 64 levels"), "{msg}");
     assert_eq!(get_manifest(&s, "team/deep", "v1").await.status(), 404);
     // Duplicate keys: two readers could see two different layer lists.
     let dup = String::from_utf8(plain.clone()).unwrap().replacen(
@@ -198,12 +191,11 @@ async fn a_manifest_too_deep_for_the_policy_is_refused() {
     // A JSON config the input cannot hold denies instead of reading null.
     let bad_config = model_manifest(&s, "team/deep", "ok.bin", b"{not json", "").await;
     let r = put_manifest(&s, "team/deep", "v2", Some(OCI_MANIFEST), &bad_config).await;
-    assert_eq!(r.status(), 403);
-    let body: Value = r.json().await.unwrap();
-    let msg = body["errors"][0]["detail"].as_str().unwrap_or_default();
+    let (status, code, msg) = error_parts(r).await;
+    assert_eq!((status, code.as_str()), (403, "DENIED"));
     assert!(
         msg.contains("cannot build the policy input") && msg.contains("not valid JSON"),
-        "{body}"
+        "{msg}"
     );
     assert_eq!(get_manifest(&s, "team/deep", "v2").await.status(), 404);
     // Nothing of the refused pushes was recorded as allowed.
@@ -329,17 +321,7 @@ async fn junk_signatures_cannot_hide_a_valid_one() {
     let user = User::new();
     let rules = policy_dir(&[("push.rego", PROD_NEEDS_SIGNATURE)]);
     let (tp, ts) = (user.trust_policy(), user.trust_store());
-    let Some(s) = Server::start_with(
-        Backend::Sqlite,
-        &[
-            "--policy",
-            rules.path().to_str().unwrap(),
-            "--trust-policy",
-            &tp,
-            "--trust-store",
-            &ts,
-        ],
-    ) else {
+    let Some(s) = Server::start_with(Backend::Sqlite, &policy_args(&rules, &tp, &ts)) else {
         return;
     };
     let reference = format!("{}/team/signed:v1", s.addr);
@@ -475,27 +457,17 @@ async fn pull_rules_hold_for_every_client() {
         "docker-content-digest",
     )
     .unwrap();
-    s.extra_args.extend(
-        [
-            "--policy",
-            rules.path().to_str().unwrap(),
-            "--trust-policy",
-            &tp,
-            "--trust-store",
-            &ts,
-        ]
-        .map(String::from),
-    );
+    let args = policy_args(&rules, &tp, &ts);
+    s.extra_args.extend(args.into_iter().map(String::from));
     s.restart();
 
     // Raw HTTP: GET and HEAD, by tag and by digest.
     for reference in ["v1", pkl_digest.as_str()] {
-        let r = get_manifest(&s, "team/pkl", reference).await;
-        assert_eq!(r.status(), 403, "{reference}");
-        let body: Value = r.json().await.unwrap();
-        assert_eq!(body["errors"][0]["code"], "DENIED");
+        let (status, code, detail) =
+            error_parts(get_manifest(&s, "team/pkl", reference).await).await;
+        assert_eq!((status, code.as_str()), (403, "DENIED"), "{reference}");
         assert_eq!(
-            body["errors"][0]["detail"],
+            detail,
             "denied by policy: pickle file weights.pkl is not allowed"
         );
         assert_eq!(head_manifest(&s, "team/pkl", reference).await.status(), 403);

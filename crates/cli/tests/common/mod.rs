@@ -382,6 +382,15 @@ pub async fn error_code(r: reqwest::Response) -> String {
         .to_string()
 }
 
+/// The status, `errors[0].code` and `errors[0].detail` (as text) of an
+/// error response.
+pub async fn error_parts(r: reqwest::Response) -> (u16, String, String) {
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.json().await.expect("error body is JSON");
+    let text = |k: &str| v["errors"][0][k].as_str().unwrap_or_default().to_string();
+    (status, text("code"), text("detail"))
+}
+
 /// Media type of an OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Media type of an OCI image index.
