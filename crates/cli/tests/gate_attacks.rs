@@ -365,6 +365,19 @@ async fn junk_signatures_cannot_hide_a_valid_one() {
         let r = put_manifest(&s, "team/signed", &sha256(&m), Some(OCI_MANIFEST), &m).await;
         assert_eq!(r.status(), 201);
     }
+    // Annotations too long to be a signature's are no hint (and never
+    // read in full when signatures are listed for a decision).
+    let mut m: Value = serde_json::from_slice(&junk_signature(
+        &subject,
+        &envelope,
+        n + 20,
+        Some(&thumbprints),
+    ))
+    .unwrap();
+    m["annotations"]["pad"] = json!("x".repeat(1 << 20));
+    let m = serde_json::to_vec(&m).unwrap();
+    let r = put_manifest(&s, "team/signed", &sha256(&m), Some(OCI_MANIFEST), &m).await;
+    assert_eq!(r.status(), 201);
     user.ok(&["tag", &reference, "prod"]);
     assert_eq!(get_manifest(&s, "team/signed", "prod").await.status(), 200);
     // Re-evaluation of the tag agrees.

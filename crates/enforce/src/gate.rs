@@ -182,24 +182,18 @@ impl Gate for PushPolicy {
     }
 
     /// Signatures whose thumbprint annotation names a certificate of the
-    /// trust stores first: junk signatures (anyone may push referrers)
+    /// trust stores come first: junk signatures (anyone may push referrers)
     /// cannot crowd out a valid one. The annotation is unsigned, so it only
     /// orders the work; verification still reads the envelope's own chain.
-    fn signature_order(&self, repository: &str, annotations: &[Option<&str>]) -> Vec<usize> {
+    fn trusted_signatures(&self, repository: &str, annotations: &[Option<&str>]) -> Vec<bool> {
         let trusted = match &self.trust {
             Some(t) => trusted_thumbprints(t, &self.scopes(repository)),
             None => HashSet::new(),
         };
-        let (mut first, mut rest): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
-        for (i, a) in annotations.iter().enumerate() {
-            if names_trusted(*a, &trusted) {
-                first.push(i);
-            } else {
-                rest.push(i);
-            }
-        }
-        first.extend(rest);
-        first
+        annotations
+            .iter()
+            .map(|a| names_trusted(*a, &trusted))
+            .collect()
     }
 
     fn decide_push(&self, f: &GateFacts) -> Result<GateDecision, String> {

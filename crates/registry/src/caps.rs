@@ -43,7 +43,7 @@ const MAX_REFUSING: usize = 64;
 pub const REFUSAL_TIME: Duration = Duration::from_secs(5);
 
 /// What to do with a newly accepted connection.
-pub enum Admission {
+pub enum Entry {
     /// Serve it; the permit is its place under the cap, held until it closes.
     Serve(OwnedSemaphorePermit),
     /// Over the cap: answer 429 and close (the permit bounds the refusals).
@@ -71,13 +71,13 @@ impl ConnectionCap {
     }
 
     /// Decides about one accepted connection.
-    pub fn admit(&self) -> Admission {
+    pub fn admit(&self) -> Entry {
         if let Ok(p) = self.serving.clone().try_acquire_owned() {
-            return Admission::Serve(p);
+            return Entry::Serve(p);
         }
         match self.refusing.clone().try_acquire_owned() {
-            Ok(p) => Admission::Refuse(p),
-            Err(_) => Admission::Close,
+            Ok(p) => Entry::Refuse(p),
+            Err(_) => Entry::Close,
         }
     }
 
@@ -336,12 +336,12 @@ mod tests {
     fn refusals_are_bounded_and_places_come_back() {
         let cap = ConnectionCap::new(1);
         let first = cap.admit();
-        assert!(matches!(first, Admission::Serve(_)));
-        let refused: Vec<Admission> = (0..MAX_REFUSING).map(|_| cap.admit()).collect();
-        assert!(refused.iter().all(|a| matches!(a, Admission::Refuse(_))));
-        assert!(matches!(cap.admit(), Admission::Close));
+        assert!(matches!(first, Entry::Serve(_)));
+        let refused: Vec<Entry> = (0..MAX_REFUSING).map(|_| cap.admit()).collect();
+        assert!(refused.iter().all(|a| matches!(a, Entry::Refuse(_))));
+        assert!(matches!(cap.admit(), Entry::Close));
         drop(first);
-        assert!(matches!(cap.admit(), Admission::Serve(_)));
+        assert!(matches!(cap.admit(), Entry::Serve(_)));
     }
 
     #[test]

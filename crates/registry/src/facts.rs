@@ -34,6 +34,9 @@ pub const SIGNATURES_LISTED: usize = 10_000;
 pub const SIGNATURES_CHECKED: usize = 100;
 /// Signature manifests listed per database query.
 const LISTING_PAGE: i64 = 1000;
+/// Longest annotations text read per listed signature (notation writes a
+/// few hundred bytes; longer is no hint and is not read).
+const ANNOTATIONS_READ: i64 = 4096;
 
 /// A Notary signature stored in the repository for the artifact.
 #[derive(Debug, Clone)]
@@ -131,12 +134,12 @@ pub trait Gate: Send + Sync {
         true
     }
 
-    /// The order in which the signatures stored in `repository` are worth
-    /// reading, as indexes into `annotations` (each signature manifest's
-    /// annotations as JSON text): most promising first. Only the first
-    /// [`SIGNATURES_CHECKED`] are read. The default keeps the listing order.
-    fn signature_order(&self, _repository: &str, annotations: &[Option<&str>]) -> Vec<usize> {
-        (0..annotations.len()).collect()
+    /// Whether each signature stored in `repository` names, in its
+    /// annotations (JSON text, `None` when absent or too long to be a
+    /// signature's), a certificate the gate trusts: those are read first.
+    /// Only an order: verification reads the envelope's own chain.
+    fn trusted_signatures(&self, _repository: &str, annotations: &[Option<&str>]) -> Vec<bool> {
+        vec![false; annotations.len()]
     }
 }
 
@@ -169,38 +172,6 @@ async fn config(
     pavilion_oci::json::parse_strict(&bytes)
         .map(Some)
         .map_err(|e| format!("config {} ({media_type}) is not valid JSON: {e}", c.digest))
-}
-
-/// Every Notary signature manifest stored in `repo` for `digest`, up to
-/// [`SIGNATURES_LISTED`], and whether the listing stopped at that bound.
-async fn signature_records(
-    state: &AppState,
-    repo: &RepoName,
-    digest: &Digest,
-) -> ApiResult<(Vec<ManifestRecord>, bool)> {
-    let mut out: Vec<ManifestRecord> = Vec::new();
-    loop {
-        let last = out.last().map(|r| r.digest.to_string());
-        let page = state
-            .meta
-            .referrers(
-                repo.as_str(),
-                digest,
-                Some(NOTARY_SIGNATURE),
-                last.as_deref(),
-                LISTING_PAGE,
-            )
-            .await?;
-        let full = page.len() as i64 == LISTING_PAGE;
-        out.extend(page);
-        if out.len() > SIGNATURES_LISTED {
-            out.truncate(SIGNATURES_LISTED);
-            return Ok((out, true));
-        }
-        if !full {
-            return Ok((out, false));
-        }
-    }
 }
 
 /// A blob's bytes; `None` when it is gone (deleted since it was listed).
@@ -236,36 +207,77 @@ async fn read_signature(state: &AppState, r: ManifestRecord) -> ApiResult<Option
     }))
 }
 
-/// The stored signatures worth checking, in the gate's order, and how many
-/// were left unread.
+/// A signature manifest listed for a decision, before it is read.
+struct Candidate {
+    record: ManifestRecord,
+    trusted: bool,
+}
+
+/// Every Notary signature stored in `repo` for `digest` (up to
+/// [`SIGNATURES_LISTED`]), each marked by the gate as naming a trusted
+/// certificate or not, a page at a time: memory per decision stays at a
+/// few hundred bytes per signature whatever their annotations hold.
+async fn candidates(
+    state: &AppState,
+    gate: &Arc<dyn Gate>,
+    repo: &RepoName,
+    digest: &Digest,
+) -> ApiResult<(Vec<Candidate>, bool)> {
+    let mut out: Vec<Candidate> = Vec::new();
+    loop {
+        let last = out.last().map(|c| c.record.digest.to_string());
+        let mut page = state
+            .meta
+            .referrers_brief(
+                repo.as_str(),
+                digest,
+                NOTARY_SIGNATURE,
+                last.as_deref(),
+                LISTING_PAGE,
+                ANNOTATIONS_READ,
+            )
+            .await?;
+        let full = page.len() as i64 == LISTING_PAGE;
+        // The gate may read the trust store to judge them: a blocking thread.
+        let annotations: Vec<Option<String>> =
+            page.iter_mut().map(|r| r.annotations.take()).collect();
+        let (g, name) = (gate.clone(), repo.to_string());
+        let trusted = tokio::task::spawn_blocking(move || {
+            let borrowed: Vec<Option<&str>> = annotations.iter().map(Option::as_deref).collect();
+            g.trusted_signatures(&name, &borrowed)
+        })
+        .await
+        .unwrap_or_default();
+        out.extend(page.into_iter().enumerate().map(|(i, record)| Candidate {
+            record,
+            trusted: trusted.get(i).copied().unwrap_or(false),
+        }));
+        if out.len() > SIGNATURES_LISTED {
+            out.truncate(SIGNATURES_LISTED);
+            return Ok((out, true));
+        }
+        if !full {
+            return Ok((out, false));
+        }
+    }
+}
+
+/// The stored signatures worth checking (those naming a trusted
+/// certificate first, then in digest order), and how many were left unread.
 async fn signatures(
     state: &AppState,
     gate: &Arc<dyn Gate>,
     repo: &RepoName,
     digest: &Digest,
 ) -> ApiResult<(Vec<StoredSignature>, Unchecked)> {
-    let (records, cut) = signature_records(state, repo, digest).await?;
-    // The gate may read the trust store to order them: a blocking thread.
-    let annotations: Vec<Option<String>> = records.iter().map(|r| r.annotations.clone()).collect();
-    let (g, name) = (gate.clone(), repo.to_string());
-    let mut order = tokio::task::spawn_blocking(move || {
-        let borrowed: Vec<Option<&str>> = annotations.iter().map(Option::as_deref).collect();
-        g.signature_order(&name, &borrowed)
-    })
-    .await
-    .unwrap_or_default();
-    // The gate's answer is trusted for order only: indexes out of range or
-    // repeated are dropped, and anything it left out is still counted.
-    let mut seen = vec![false; records.len()];
-    order.retain(|&i| i < records.len() && !std::mem::replace(&mut seen[i], true));
-    let unread = records.len() - order.len().min(SIGNATURES_CHECKED);
-    let mut slots: Vec<Option<ManifestRecord>> = records.into_iter().map(Some).collect();
+    let (mut listed, cut) = candidates(state, gate, repo, digest).await?;
+    // Stable: digest order within each class.
+    listed.sort_by_key(|c| !c.trusted);
+    let unread = listed.len().saturating_sub(SIGNATURES_CHECKED);
     let mut out = Vec::new();
-    for i in order.into_iter().take(SIGNATURES_CHECKED) {
-        if let Some(r) = slots[i].take() {
-            if let Some(s) = read_signature(state, r).await? {
-                out.push(s);
-            }
+    for c in listed.into_iter().take(SIGNATURES_CHECKED) {
+        if let Some(s) = read_signature(state, c.record).await? {
+            out.push(s);
         }
     }
     Ok((

@@ -350,12 +350,12 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let permit = match caps.admit() {
-                    crate::caps::Admission::Serve(p) => p,
-                    crate::caps::Admission::Refuse(p) => {
+                    crate::caps::Entry::Serve(p) => p,
+                    crate::caps::Entry::Refuse(p) => {
                         crate::caps::refuse(stream, tls.clone(), refusal_builder.clone(), refusal.clone(), p);
                         continue;
                     }
-                    crate::caps::Admission::Close => continue,
+                    crate::caps::Entry::Close => continue,
                 };
                 let router = router.clone();
                 let builder = builder.clone();

@@ -397,6 +397,36 @@ impl MetaStore {
         rows.iter().map(record_from_row).collect()
     }
 
+    /// Like [`MetaStore::referrers`], for judging many referrers cheaply:
+    /// annotations longer than `max_annotations` characters come back as
+    /// `None`, so a page costs at most `n` times that whatever was pushed
+    /// (a signature's own annotations are a few hundred bytes).
+    pub async fn referrers_brief(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        artifact_type: &str,
+        last: Option<&str>,
+        n: i64,
+        max_annotations: i64,
+    ) -> Result<Vec<ManifestRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, m.size, m.artifact_type, \
+             CASE WHEN LENGTH(m.annotations) <= $5 THEN m.annotations ELSE NULL END AS annotations \
+             FROM manifests m WHERE m.repo = $1 AND m.subject = $2 AND m.digest > $3 \
+             AND m.artifact_type = $4 ORDER BY m.digest LIMIT $6",
+        )
+        .bind(repo)
+        .bind(subject.to_string())
+        .bind(last.unwrap_or(""))
+        .bind(artifact_type)
+        .bind(max_annotations)
+        .bind(n)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
     /// Records a new upload session for `repo`.
     pub async fn create_upload(&self, id: &str, repo: &str) -> Result<(), StoreError> {
         let now = now_millis();
