@@ -61,7 +61,7 @@ pub const KEYS_LIMIT: usize = 256;
 /// Distinct references of one request looked up at once.
 pub const LOOKUP_CONCURRENCY: usize = 8;
 /// Longest a model config is allowed to be for its summary.
-const CONFIG_LIMIT: u64 = 1 << 20;
+const CONFIG_LIMIT: u64 = pavilion_oci::json::POLICY_CONFIG_LIMIT;
 
 /// What a reference resolved to.
 #[derive(Debug, Clone)]

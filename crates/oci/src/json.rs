@@ -83,6 +83,38 @@ pub fn parse_strict(bytes: &[u8]) -> Result<Value, JsonError> {
     Ok(value)
 }
 
+/// Largest config blob a policy input carries (model configs are a few
+/// KiB); the same at every door.
+pub const POLICY_CONFIG_LIMIT: u64 = 1 << 20;
+
+/// The config a policy input needs, from a manifest's config descriptor:
+/// `Ok(None)` when it is not JSON (nothing to parse), `Ok(Some(d))` when it
+/// must be fetched and parsed with [`policy_config`], and an error when it
+/// is JSON too large to carry (a denial, never a `null` in the input).
+pub fn wanted_config(d: &crate::Descriptor) -> Result<Option<&crate::Descriptor>, String> {
+    let media_type = d.media_type.split(';').next().unwrap_or("").trim();
+    if !media_type.to_ascii_lowercase().ends_with("json") {
+        return Ok(None);
+    }
+    if d.size > POLICY_CONFIG_LIMIT {
+        return Err(format!(
+            "config {} is {} bytes, over the {POLICY_CONFIG_LIMIT}-byte limit for policy input",
+            d.digest, d.size
+        ));
+    }
+    Ok(Some(d))
+}
+
+/// A fetched config, parsed strictly for a policy input.
+pub fn policy_config(d: &crate::Descriptor, bytes: &[u8]) -> Result<Value, String> {
+    parse_strict(bytes).map_err(|e| {
+        format!(
+            "config {} ({}) is not valid JSON: {e}",
+            d.digest, d.media_type
+        )
+    })
+}
+
 /// Builds a `Value`, refusing duplicate keys. (Depth is checked before.)
 struct Strict;
 

@@ -21,8 +21,6 @@ use std::sync::Arc;
 
 /// Notary signature manifests carry this artifact type.
 pub const NOTARY_SIGNATURE: &str = "application/vnd.cncf.notary.signature";
-/// Largest config blob read for a policy (model configs are a few KiB).
-pub const CONFIG_LIMIT: u64 = 1 << 20;
 /// Largest signature envelope read, here and by every verifier of
 /// Pavilion's (a signature must not pass at one door and fail at another).
 pub const ENVELOPE_LIMIT: u64 = 1 << 20;
@@ -154,24 +152,15 @@ async fn config(
     let Some(c) = info.blobs.first() else {
         return Ok(None);
     };
-    let media_type = c.media_type.split(';').next().unwrap_or("").trim();
-    if !media_type.ends_with("json") {
+    let Some(c) = pavilion_oci::json::wanted_config(c)? else {
         return Ok(None);
-    }
-    if c.size > CONFIG_LIMIT {
-        return Err(format!(
-            "config {} is {} bytes, over the {CONFIG_LIMIT}-byte limit for policy input",
-            c.digest, c.size
-        ));
-    }
+    };
     let bytes = state
         .blobs
         .read_all(&c.digest)
         .await
         .map_err(|e| format!("config {} cannot be read: {e}", c.digest))?;
-    pavilion_oci::json::parse_strict(&bytes)
-        .map(Some)
-        .map_err(|e| format!("config {} ({media_type}) is not valid JSON: {e}", c.digest))
+    pavilion_oci::json::policy_config(c, &bytes).map(Some)
 }
 
 /// A blob's bytes; `None` when it is gone (deleted since it was listed).

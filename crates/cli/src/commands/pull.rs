@@ -297,32 +297,16 @@ pub(crate) async fn artifact_document(
     verified: Option<&ArtifactVerification>,
     trust: &TrustConfig,
 ) -> Result<serde_json::Value, String> {
-    const CONFIG_LIMIT: u64 = 1 << 20;
-    let config = match info.blobs.first() {
-        Some(c)
-            if c.media_type
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .ends_with("json") =>
-        {
-            if c.size > CONFIG_LIMIT {
-                return Err(format!(
-                    "config {} is {} bytes, over the {CONFIG_LIMIT}-byte limit for policy input",
-                    c.digest, c.size
-                ));
-            }
+    let config = match info.blobs.first().map(pavilion_oci::json::wanted_config) {
+        Some(Ok(Some(c))) => {
             let bytes = client
-                .blob_bytes(r, &c.digest, CONFIG_LIMIT)
+                .blob_bytes(r, &c.digest, pavilion_oci::json::POLICY_CONFIG_LIMIT)
                 .await
                 .map_err(|e| format!("config {} cannot be fetched: {e}", c.digest))?;
-            Some(
-                pavilion_oci::json::parse_strict(&bytes)
-                    .map_err(|e| format!("config {} is not valid JSON: {e}", c.digest))?,
-            )
+            Some(pavilion_oci::json::policy_config(c, &bytes)?)
         }
-        _ => None,
+        Some(Err(e)) => return Err(e),
+        Some(Ok(None)) | None => None,
     };
     let signature = match verified {
         Some(v) => v.to_input(),
