@@ -313,9 +313,10 @@ async fn referrers(s: &Server, repo: &str, digest: &str) -> Vec<Value> {
 
 /// Attack: the gate read only the first 32 signature referrers in digest
 /// order, so junk signatures with lower digests made a validly signed
-/// model fail its `prod` guard. Signatures whose thumbprints name a trusted
-/// certificate are now read first, up to 100 per decision, and a decision
-/// that stops at the bound says so.
+/// model fail its `prod` guard. Each signature is now verified once when it
+/// is pushed, and decisions read those that passed first (then unjudged
+/// ones whose thumbprints name a trusted certificate), up to 100; a
+/// decision that stops at the bound says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_signatures_cannot_hide_a_valid_one() {
     let user = User::new();
@@ -345,12 +346,13 @@ async fn junk_signatures_cannot_hide_a_valid_one() {
     push_blob(&s, "team/signed", b"{}").await;
     let envelope = push_blob(&s, "team/signed", b"junk").await;
     // 101 junk signatures that sort before the valid one (more than are
-    // checked per decision), then 20 that copy its thumbprints. Only the
-    // lower ones are pushed; candidates are cheap to hash.
+    // checked per decision), each copying its thumbprints (annotations are
+    // unsigned), then 20 more without. Only the lower ones are pushed;
+    // candidates are cheap to hash.
     let (mut lower, mut n) = (0, 0);
     while lower < 101 {
         assert!(n < 5_000_000, "could not make 101 lower digests");
-        let m = junk_signature(&subject, &envelope, n, None);
+        let m = junk_signature(&subject, &envelope, n, Some(&thumbprints));
         let d = sha256(&m);
         n += 1;
         if d.as_str() >= valid.as_str() {
@@ -361,7 +363,7 @@ async fn junk_signatures_cannot_hide_a_valid_one() {
         lower += 1;
     }
     for k in 0..20 {
-        let m = junk_signature(&subject, &envelope, n + k, Some(&thumbprints));
+        let m = junk_signature(&subject, &envelope, n + k, None);
         let r = put_manifest(&s, "team/signed", &sha256(&m), Some(OCI_MANIFEST), &m).await;
         assert_eq!(r.status(), 201);
     }

@@ -181,6 +181,33 @@ impl Gate for PushPolicy {
         self.pulls
     }
 
+    fn trust_generation(&self) -> Option<String> {
+        let trust = self.trust.as_ref()?;
+        Some(trust.generation(self.names.get()?))
+    }
+
+    /// Passes when it verifies under the statement of every name (as the
+    /// decisions require); a statement that skips gives no verdict.
+    fn judge_signature(
+        &self,
+        repository: &str,
+        signature: &StoredSignature,
+        subject: &Descriptor,
+    ) -> Option<bool> {
+        let trust = self.trust.as_ref()?;
+        let found = found(signature)?;
+        let expected = Expected {
+            digest: &subject.digest,
+            media_type: &subject.media_type,
+            size: subject.size,
+        };
+        match verify_local(trust, &self.scopes(repository), &expected, &[found]) {
+            Ok(v) if v.skipped => None,
+            Ok(v) => Some(v.verified()),
+            Err(_) => None,
+        }
+    }
+
     /// Signatures whose thumbprint annotation names a certificate of the
     /// trust stores come first: junk signatures (anyone may push referrers)
     /// cannot crowd out a valid one. The annotation is unsigned, so it only

@@ -143,6 +143,62 @@ impl TrustConfig {
         )
         .map_err(VerifyError::TrustPolicy)
     }
+
+    /// A name for the trust configuration as it is now: SHA-256 over the
+    /// trust policy file and every file of the trust store (paths and
+    /// bytes, in name order) and `names`. Verdicts recorded under one
+    /// generation are not used under another. Unreadable parts count as
+    /// their error text: a change there is a change too.
+    pub fn generation(&self, names: &[String]) -> String {
+        let mut h = pavilion_oci::Algorithm::Sha256.hasher();
+        let mut add = |label: &str, bytes: &[u8]| {
+            h.update(&(label.len() as u64).to_le_bytes());
+            h.update(label.as_bytes());
+            h.update(&(bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        for n in names {
+            add("name", n.as_bytes());
+        }
+        let policy = self
+            .trust_policy
+            .clone()
+            .or_else(pavilion_notary::policy::default_oci_policy_path);
+        if let Some(p) = policy {
+            match std::fs::read(&p) {
+                Ok(b) => add("policy", &b),
+                Err(e) => add("policy-error", e.to_string().as_bytes()),
+            }
+        }
+        let store = self
+            .trust_store
+            .clone()
+            .or_else(pavilion_notary::truststore::default_root);
+        let mut files = Vec::new();
+        if let Some(root) = store {
+            let mut stack = vec![root.join("x509")];
+            // Bounded: a trust store is a few directories of certificates.
+            while let Some(dir) = stack.pop().filter(|_| files.len() < 10_000) {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                for e in entries.flatten() {
+                    let path = e.path();
+                    match e.file_type() {
+                        Ok(t) if t.is_dir() => stack.push(path),
+                        Ok(_) => files.push(path),
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+        files.sort();
+        for f in files {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            add(&f.display().to_string(), &bytes);
+        }
+        h.finish().to_string()
+    }
 }
 
 /// Judges each signature of the artifact `expected` under `req`.

@@ -132,6 +132,26 @@ pub trait Gate: Send + Sync {
         true
     }
 
+    /// A name for the trust configuration in force, under which signature
+    /// verdicts are recorded and looked up; `None` when the gate verifies
+    /// nothing (no verdicts are kept then).
+    fn trust_generation(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether `signature`, a Notary signature manifest just stored in
+    /// `repository`, passes the trust policy for the artifact its `subject`
+    /// names; `None` when that cannot be told (not a signature manifest,
+    /// a statement that skips verification).
+    fn judge_signature(
+        &self,
+        _repository: &str,
+        _signature: &StoredSignature,
+        _subject: &pavilion_oci::Descriptor,
+    ) -> Option<bool> {
+        None
+    }
+
     /// Whether each signature stored in `repository` names, in its
     /// annotations (JSON text, `None` when absent or too long to be a
     /// signature's), a certificate the gate trusts: those are read first.
@@ -199,19 +219,42 @@ async fn read_signature(state: &AppState, r: ManifestRecord) -> ApiResult<Option
 /// A signature manifest listed for a decision, before it is read.
 struct Candidate {
     record: ManifestRecord,
+    /// The verdict recorded when it was pushed, under the current trust
+    /// configuration.
+    verdict: Option<bool>,
+    /// Whether its thumbprint annotation names a trusted certificate.
     trusted: bool,
 }
 
+impl Candidate {
+    /// Read first: signatures that passed when pushed, then those not yet
+    /// judged (trusted thumbprints first), last those that failed.
+    fn rank(&self) -> u8 {
+        match (self.verdict, self.trusted) {
+            (Some(true), _) => 0,
+            (None, true) => 1,
+            (None, false) => 2,
+            (Some(false), _) => 3,
+        }
+    }
+}
+
 /// Every Notary signature stored in `repo` for `digest` (up to
-/// [`SIGNATURES_LISTED`]), each marked by the gate as naming a trusted
-/// certificate or not, a page at a time: memory per decision stays at a
-/// few hundred bytes per signature whatever their annotations hold.
+/// [`SIGNATURES_LISTED`]), with its recorded verdict and whether the gate
+/// sees a trusted thumbprint, a page at a time: memory per decision stays
+/// at a few hundred bytes per signature whatever their annotations hold.
 async fn candidates(
     state: &AppState,
     gate: &Arc<dyn Gate>,
     repo: &RepoName,
     digest: &Digest,
 ) -> ApiResult<(Vec<Candidate>, bool)> {
+    let g = gate.clone();
+    let generation = tokio::task::spawn_blocking(move || g.trust_generation())
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let mut out: Vec<Candidate> = Vec::new();
     loop {
         let last = out.last().map(|c| c.record.digest.to_string());
@@ -224,12 +267,13 @@ async fn candidates(
                 last.as_deref(),
                 LISTING_PAGE,
                 ANNOTATIONS_READ,
+                &generation,
             )
             .await?;
         let full = page.len() as i64 == LISTING_PAGE;
         // The gate may read the trust store to judge them: a blocking thread.
         let annotations: Vec<Option<String>> =
-            page.iter_mut().map(|r| r.annotations.take()).collect();
+            page.iter_mut().map(|(r, _)| r.annotations.take()).collect();
         let (g, name) = (gate.clone(), repo.to_string());
         let trusted = tokio::task::spawn_blocking(move || {
             let borrowed: Vec<Option<&str>> = annotations.iter().map(Option::as_deref).collect();
@@ -237,10 +281,15 @@ async fn candidates(
         })
         .await
         .unwrap_or_default();
-        out.extend(page.into_iter().enumerate().map(|(i, record)| Candidate {
-            record,
-            trusted: trusted.get(i).copied().unwrap_or(false),
-        }));
+        out.extend(
+            page.into_iter()
+                .enumerate()
+                .map(|(i, (record, verdict))| Candidate {
+                    record,
+                    verdict,
+                    trusted: trusted.get(i).copied().unwrap_or(false),
+                }),
+        );
         if out.len() > SIGNATURES_LISTED {
             out.truncate(SIGNATURES_LISTED);
             return Ok((out, true));
@@ -251,8 +300,8 @@ async fn candidates(
     }
 }
 
-/// The stored signatures worth checking (those naming a trusted
-/// certificate first, then in digest order), and how many were left unread.
+/// The stored signatures worth checking (in [`Candidate::rank`] order,
+/// digest order within a rank), and how many were left unread.
 async fn signatures(
     state: &AppState,
     gate: &Arc<dyn Gate>,
@@ -260,8 +309,7 @@ async fn signatures(
     digest: &Digest,
 ) -> ApiResult<(Vec<StoredSignature>, Unchecked)> {
     let (mut listed, cut) = candidates(state, gate, repo, digest).await?;
-    // Stable: digest order within each class.
-    listed.sort_by_key(|c| !c.trusted);
+    listed.sort_by_key(Candidate::rank);
     let unread = listed.len().saturating_sub(SIGNATURES_CHECKED);
     let mut out = Vec::new();
     for c in listed.into_iter().take(SIGNATURES_CHECKED) {
@@ -276,6 +324,58 @@ async fn signatures(
             more: cut,
         },
     ))
+}
+
+/// After a Notary signature manifest is stored: verifies it once, under
+/// the trust configuration in force, and records the verdict, so later
+/// decisions read signatures that pass before any junk. Costs the pusher
+/// one verification; a failure here only loses the hint (logged).
+pub async fn record_verdict(
+    state: &AppState,
+    gate: &Arc<dyn Gate>,
+    repo: &RepoName,
+    digest: &Digest,
+    info: &ManifestInfo,
+    body: &Bytes,
+) {
+    let (Some(subject), Some(NOTARY_SIGNATURE)) = (&info.subject, info.artifact_type.as_deref())
+    else {
+        return;
+    };
+    if !gate.uses_signatures() {
+        return;
+    }
+    let record = ManifestRecord {
+        digest: digest.clone(),
+        media_type: info.media_type.clone(),
+        size: body.len() as u64,
+        artifact_type: info.artifact_type.clone(),
+        annotations: None,
+    };
+    let signature = match read_signature(state, record).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(%repo, %digest, error = ?e.detail, "signature verdict not recorded");
+            return;
+        }
+    };
+    let (g, name, subject) = (gate.clone(), repo.to_string(), subject.clone());
+    let judged = tokio::task::spawn_blocking(move || {
+        let generation = g.trust_generation()?;
+        let valid = g.judge_signature(&name, &signature, &subject)?;
+        Some((generation, valid))
+    })
+    .await;
+    if let Ok(Some((generation, valid))) = judged {
+        if let Err(e) = state
+            .meta
+            .record_signature_verdict(repo.as_str(), digest, &generation, valid)
+            .await
+        {
+            tracing::warn!(%repo, %digest, error = %e, "signature verdict not recorded");
+        }
+    }
 }
 
 /// Everything the gate is told about a manifest; `Err(message)` when the

@@ -197,7 +197,10 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
             tags: &tag_refs,
         })
         .await?;
-    state.cache_manifest(&digest, body);
+    state.cache_manifest(&digest, body.clone());
+    if let Some(gate) = &state.gate {
+        crate::facts::record_verdict(state, gate, &name, &digest, &info, &body).await;
+    }
 
     let mut resp = (
         StatusCode::CREATED,

@@ -339,6 +339,11 @@ impl MetaStore {
             .bind(&d)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM signature_verdicts WHERE repo = $1 AND digest = $2")
+            .bind(repo)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(r.rows_affected() > 0)
     }
@@ -400,7 +405,9 @@ impl MetaStore {
     /// Like [`MetaStore::referrers`], for judging many referrers cheaply:
     /// annotations longer than `max_annotations` characters come back as
     /// `None`, so a page costs at most `n` times that whatever was pushed
-    /// (a signature's own annotations are a few hundred bytes).
+    /// (a signature's own annotations are a few hundred bytes); with each,
+    /// the verdict recorded for it under `generation`, if any.
+    #[allow(clippy::too_many_arguments)]
     pub async fn referrers_brief(
         &self,
         repo: &str,
@@ -409,11 +416,15 @@ impl MetaStore {
         last: Option<&str>,
         n: i64,
         max_annotations: i64,
-    ) -> Result<Vec<ManifestRecord>, StoreError> {
+        generation: &str,
+    ) -> Result<Vec<(ManifestRecord, Option<bool>)>, StoreError> {
         let rows = sqlx::query(
             "SELECT m.digest, m.media_type, m.size, m.artifact_type, \
-             CASE WHEN LENGTH(m.annotations) <= $5 THEN m.annotations ELSE NULL END AS annotations \
-             FROM manifests m WHERE m.repo = $1 AND m.subject = $2 AND m.digest > $3 \
+             CASE WHEN LENGTH(m.annotations) <= $5 THEN m.annotations ELSE NULL END AS annotations, \
+             v.valid AS verdict \
+             FROM manifests m LEFT JOIN signature_verdicts v \
+             ON v.repo = m.repo AND v.digest = m.digest AND v.generation = $7 \
+             WHERE m.repo = $1 AND m.subject = $2 AND m.digest > $3 \
              AND m.artifact_type = $4 ORDER BY m.digest LIMIT $6",
         )
         .bind(repo)
@@ -422,9 +433,49 @@ impl MetaStore {
         .bind(artifact_type)
         .bind(max_annotations)
         .bind(n)
+        .bind(generation)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(record_from_row).collect()
+        rows.iter()
+            .map(|row| {
+                let verdict: Option<i64> = row.try_get("verdict")?;
+                Ok((record_from_row(row)?, verdict.map(|v| v != 0)))
+            })
+            .collect()
+    }
+
+    /// Records whether signature `digest` of `repo` passed verification
+    /// under the trust configuration `generation` (see the migration); a
+    /// verdict under another generation is dropped, so there is at most one
+    /// row per signature manifest.
+    pub async fn record_signature_verdict(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        generation: &str,
+        valid: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM signature_verdicts WHERE repo = $1 AND digest = $2 AND generation <> $3",
+        )
+        .bind(repo)
+        .bind(digest.to_string())
+        .bind(generation)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO signature_verdicts (repo, digest, generation, valid) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (repo, digest, generation) DO UPDATE SET valid = $4",
+        )
+        .bind(repo)
+        .bind(digest.to_string())
+        .bind(generation)
+        .bind(i64::from(valid))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records a new upload session for `repo`.
