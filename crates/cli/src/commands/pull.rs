@@ -178,12 +178,45 @@ struct Planned {
     index: usize,
 }
 
-/// What a pull made that must not outlive it: temporary archives always go,
-/// directories it created go if the pull fails (when still empty).
+/// What a pull made that must not outlive it: temporary archives always go;
+/// if the pull fails, the files it created (not those that were there
+/// before, even if it rewrote them) and
+/// the directories it created (when still empty) go too, so a failed pull
+/// never leaves part of an artifact looking like a whole one. A file
+/// interrupted mid-transfer keeps its partial file and record, so a rerun
+/// resumes it; placed files come back from the content cache.
 #[derive(Default)]
 struct Made {
     archives: Vec<OsString>,
     dirs: Vec<PathBuf>,
+    files: Vec<String>,
+}
+
+/// Whether `rel` names something already under `root` (without following
+/// symlinks).
+fn exists(root: &Dir, rel: &str) -> bool {
+    let rel = Path::new(rel);
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return false;
+    };
+    root.subdir(parent, None)
+        .is_ok_and(|d| d.metadata(name).ok().flatten().is_some())
+}
+
+impl Made {
+    /// Removes the files this pull placed, then the directories it created.
+    fn undo(&self, root: &Dir) {
+        for rel in &self.files {
+            let rel = Path::new(rel);
+            let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+                continue;
+            };
+            if let Ok(dir) = root.subdir(parent, None) {
+                let _ = dir.remove_file(name);
+            }
+        }
+        root.remove_created_dirs(&self.dirs);
+    }
 }
 
 /// A file placed: path, size, where its bytes came from, manifest position.
@@ -261,19 +294,31 @@ async fn place_all(
         let dir = root
             .subdir(parent, Some(&mut made.dirs))
             .map_err(|e| unsafe_io(&p.rel, e))?;
+        let existed = dir.metadata(name).ok().flatten().is_some();
         let how = fetch_file(client, r, &p.layer, &dir, name, parallel, blobs, digests)
             .await
             .with_context(|| format!("pulling {}", p.rel))?;
         if how != How::Pulled {
             bar.inc(p.layer.size);
         }
+        if !existed {
+            made.files.push(p.rel.clone());
+        }
         pulled.push((p.rel, p.layer.size, how, p.index));
     }
     for (p, file, how) in archives {
+        let new: Vec<String> = listings
+            .iter()
+            .filter(|l| l.rel == p.rel)
+            .flat_map(|l| l.entries.iter().filter(|e| !e.dir))
+            .filter(|e| !exists(root, &e.path))
+            .map(|e| e.path.clone())
+            .collect();
         let at = root.try_clone()?;
         let files = tokio::task::spawn_blocking(move || extract_tar(&file, &at))
             .await?
             .with_context(|| format!("extracting {} ({})", p.rel, p.layer.media_type))?;
+        made.files.extend(new);
         pulled.extend(files.into_iter().map(|f| (f.path, f.size, how, p.index)));
     }
     pulled.sort_by_key(|f| f.3);
@@ -502,7 +547,7 @@ pub fn run(args: PullArgs) -> Result<()> {
             let _ = root.remove_file(a);
         }
         if placed.is_err() {
-            root.remove_created_dirs(&made.dirs);
+            made.undo(&root);
         }
         let pulled: Vec<(String, u64, How)> = placed?.into_iter().map(|(p, s, h, _)| (p, s, h)).collect();
         bar.finish_and_clear();
