@@ -147,22 +147,22 @@ fn refused_untouched(what: &str, res: &Output, outside: &Path) -> Result<(), Str
     }
 }
 
+/// Pushes one raw layer named `path` as `repo:v1`; returns the reference.
+async fn push_raw(s: &Server, repo: &str, bytes: &[u8], path: &str) -> String {
+    let layer = Layer {
+        media_type: RAW,
+        bytes,
+        path,
+    };
+    push_layers(s, repo, "v1", &[layer]).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symlinks_planted_at_the_clients_names_are_never_written_through() {
     let s = Server::start(Backend::Sqlite).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let weights = xorshift_bytes(300_000, 4, 7, 11);
-    let raw = push_layers(
-        &s,
-        "plant/raw",
-        "v1",
-        &[Layer {
-            media_type: RAW,
-            bytes: &weights,
-            path: "w.bin",
-        }],
-    )
-    .await;
+    let raw = push_raw(&s, "plant/raw", &weights, "w.bin").await;
     let mut problems = Vec::new();
     // Each name the client writes for a raw layer, planted with a symlink
     // to a file outside the output directory.
@@ -219,17 +219,7 @@ async fn symlinks_planted_at_the_clients_names_are_never_written_through() {
     }
 
     // A subdirectory of the output that is a symlink to elsewhere.
-    let sub = push_layers(
-        &s,
-        "plant/sub",
-        "v1",
-        &[Layer {
-            media_type: RAW,
-            bytes: &weights,
-            path: "sub/w.bin",
-        }],
-    )
-    .await;
+    let sub = push_raw(&s, "plant/sub", &weights, "sub/w.bin").await;
     let (out, outside) = arena(tmp.path(), "subdir");
     std::os::unix::fs::symlink(&outside, out.join("sub")).unwrap();
     let res = pavilion(&["pull", &sub, "-o", out.to_str().unwrap(), "--no-cache"]);
@@ -506,17 +496,7 @@ async fn copy_into_a_layout_never_writes_through_symlinks() {
     // through `.partial` is used.
     let big = xorshift_bytes((4 << 20) + 4096, 5, 9, 11);
     let hex = sha256(&big)["sha256:".len()..].to_string();
-    let reference = push_layers(
-        &s,
-        "lay/model",
-        "v1",
-        &[Layer {
-            media_type: RAW,
-            bytes: &big,
-            path: "w.bin",
-        }],
-    )
-    .await;
+    let reference = push_raw(&s, "lay/model", &big, "w.bin").await;
     let mut problems = Vec::new();
     for planted in [
         "blobs/sha256".to_string(),
@@ -544,17 +524,7 @@ async fn a_progress_record_naming_pieces_past_the_end_is_ignored() {
     let s = Server::start(Backend::Sqlite).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let weights = xorshift_bytes(100_000, 6, 1, 11);
-    let reference = push_layers(
-        &s,
-        "record/model",
-        "v1",
-        &[Layer {
-            media_type: RAW,
-            bytes: &weights,
-            path: "w.bin",
-        }],
-    )
-    .await;
+    let reference = push_raw(&s, "record/model", &weights, "w.bin").await;
     let out = tmp.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     // A partial file of the right size and a record that matches the blob
