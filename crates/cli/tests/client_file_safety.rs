@@ -147,6 +147,17 @@ fn refused_untouched(what: &str, res: &Output, outside: &Path) -> Result<(), Str
     }
 }
 
+/// One line for a case that went wrong: its exit code, what the output
+/// directory holds and what the client said.
+fn outcome(label: &str, res: &Output, out: &Path) -> String {
+    format!(
+        "{label}: exit {:?}, output holds {:?}: {}",
+        res.status.code(),
+        entries(out),
+        stderr(res).trim()
+    )
+}
+
 /// Pushes one raw layer named `path` as `repo:v1`; returns the reference.
 async fn push_raw(s: &Server, repo: &str, bytes: &[u8], path: &str) -> String {
     let layer = Layer {
@@ -346,12 +357,10 @@ async fn one_path_twice_in_an_artifact_is_refused_before_anything_is_written() {
             let err = stderr(&res);
             let named = err.contains("more than once") || err.contains("both a file and");
             if res.status.code() != Some(4) || !named || !entries(&out).is_empty() {
-                problems.push(format!(
-                    "{tag} (cache {}): exit {:?}, wrote {:?}: {}",
-                    cache.is_some(),
-                    res.status.code(),
-                    entries(&out),
-                    err.trim()
+                problems.push(outcome(
+                    &format!("{tag} (cache {})", cache.is_some()),
+                    &res,
+                    &out,
                 ));
             }
         }
@@ -477,12 +486,7 @@ async fn a_huge_declared_size_fails_clearly_and_leaves_no_partial_file() {
         // Failed, no panic, a message naming the file and its size, nothing left.
         let clear = err.contains("w0.bin") && err.contains("bytes") && !err.contains("panicked");
         if res.status.success() || !clear || !entries(&out).is_empty() {
-            problems.push(format!(
-                "{name}: exit {:?}, left {:?}: {}",
-                res.status.code(),
-                entries(&out),
-                err.trim()
-            ));
+            problems.push(outcome(name, &res, &out));
         }
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
@@ -622,12 +626,7 @@ async fn names_of_the_clients_temporary_files_are_refused_in_an_artifact() {
             || !err.contains("temporary files")
             || !entries(&out).is_empty()
         {
-            problems.push(format!(
-                "{tag}: exit {:?}, wrote {:?}: {}",
-                res.status.code(),
-                entries(&out),
-                err.trim()
-            ));
+            problems.push(outcome(tag, &res, &out));
         }
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
