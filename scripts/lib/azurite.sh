@@ -17,8 +17,8 @@ azurite_install() {
     command -v npm >/dev/null || ensure_debs nodejs npm
     mkdir -p "$dir"
     info "installing azurite $AZURITE_VERSION (npm, into $dir)"
-    (cd "$dir" && npm install --silent --no-audit --no-fund --no-save \
-        "azurite@$AZURITE_VERSION" >&2) || return 1
+    (cd "$dir" && quietly "${SETUP_LOG:-/tmp/pavilion-setup.log}" npm install --no-audit \
+        --no-fund --no-save --no-progress "azurite@$AZURITE_VERSION") || return 1
     [[ -x "$dir/node_modules/.bin/azurite-blob" ]]
 }
 

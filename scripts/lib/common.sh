@@ -1,9 +1,14 @@
 # shellcheck shell=bash
 # Shared helpers for scripts/test and bench/registry. Source, don't execute.
 
-# Bold section header on stderr, so stdout stays clean for results.
+# Bold section header on stderr, so stdout stays clean for results. Bold
+# only on a terminal and without NO_COLOR: logs and pipes get plain text.
 section() {
-    printf '\n\033[1m==> %s\033[0m\n' "$*" >&2
+    if [[ -t 2 && -z "${NO_COLOR:-}" ]]; then
+        printf '\n\033[1m==> %s\033[0m\n' "$*" >&2
+    else
+        printf '\n==> %s\n' "$*" >&2
+    fi
 }
 
 info() {
@@ -15,16 +20,34 @@ die() {
     exit 1
 }
 
-# ensure_debs PKG...: install the Debian packages that are not installed yet.
-# Does nothing (and never touches apt) when all are present.
-ensure_debs() {
-    local missing=() pkg status
+# missing_debs PKG...: print the packages (one per line) not installed yet.
+missing_debs() {
+    local pkg status
     for pkg in "$@"; do
         status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-        if [[ "$status" != "install ok installed" ]]; then
-            missing+=("$pkg")
-        fi
+        [[ "$status" == "install ok installed" ]] || echo "$pkg"
     done
+}
+
+# quietly LOG CMD...: run CMD with its output appended to LOG (package
+# managers' progress stays out of the test log); on failure show LOG's tail.
+quietly() {
+    local log=$1
+    shift
+    mkdir -p "$(dirname "$log")"
+    if ! "$@" >>"$log" 2>&1; then
+        tail -n 30 "$log" | sed 's/^/    | /' >&2
+        info "failed: $* (whole log: $log)"
+        return 1
+    fi
+}
+
+# ensure_debs PKG...: install the Debian packages that are not installed yet.
+# Does nothing (and never touches apt) when all are present. apt's and
+# dpkg's output goes to $SETUP_LOG (default /tmp/pavilion-setup.log).
+ensure_debs() {
+    local missing
+    mapfile -t missing < <(missing_debs "$@")
     if ((${#missing[@]} == 0)); then
         return 0
     fi
@@ -36,9 +59,12 @@ ensure_debs() {
     fi
     # Wait for a concurrently running apt/dpkg instead of failing on its lock.
     local apt_opts=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" -qq update >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" -qq -y \
-        --no-install-recommends install "${missing[@]}" >&2
+    local log=${SETUP_LOG:-/tmp/pavilion-setup.log}
+    quietly "$log" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" -q update ||
+        die "apt-get update failed"
+    quietly "$log" "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" -q -y \
+        --no-install-recommends install "${missing[@]}" ||
+        die "apt-get install failed"
 }
 
 # port_in_use PORT: true if something accepts TCP connections on 127.0.0.1:PORT.

@@ -22,6 +22,19 @@ pub struct UsageError(pub String);
 #[error("{0}")]
 pub struct VerificationError(pub String);
 
+/// The name of an exit code, as `--output json` reports errors.
+pub fn name(code: u8) -> &'static str {
+    match code {
+        0 => "success",
+        2 => "usage",
+        3 => "not_found",
+        4 => "verification",
+        5 => "network",
+        6 => "auth",
+        _ => "failure",
+    }
+}
+
 /// The exit code for an error, from the first classifiable cause.
 pub fn code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {

@@ -5,6 +5,7 @@
 mod commands;
 mod config;
 mod exit;
+mod output;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -68,7 +69,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = output::json_requested(&args);
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        // Help and version are not errors; neither is anything without
+        // --output json, which clap prints (and exits 2 for) itself.
+        Err(e) if !json || !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            return output::fail(first.trim_start_matches("error: "), 2, true);
+        }
+    };
     if !matches!(cli.command, Command::Serve(_)) {
         // Client commands report retries and resumptions on stderr;
         // PAVILION_LOG (e.g. `debug`) says more. `serve` sets up its own.
@@ -77,6 +90,7 @@ fn main() -> ExitCode {
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
+                .with_ansi(output::colour_on_stderr())
                 .with_target(false)
                 .init();
         }
@@ -104,9 +118,6 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit::code(&e))
-        }
+        Err(e) => output::fail(&format!("{e:#}"), exit::code(&e), json),
     }
 }

@@ -494,9 +494,11 @@ async fn pull_of_a_container_image_says_it_is_not_a_model() {
         "-o",
         tmp.path().to_str().unwrap(),
     ]);
-    assert_eq!(res.status.code(), Some(1));
+    // A usage error: pull cannot fetch this, and the message says what can.
+    assert_eq!(res.status.code(), Some(2));
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("not a model"), "{err}");
+    assert!(err.contains("pavilion copy"), "{err}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 

@@ -1,25 +1,18 @@
-//! Where the Notary Project's interoperability vectors are
-//! (`shared/notary-vectors`, kept beside the checkout, not in it): the
-//! `PAVILION_NOTARY_VECTORS` variable, else the first `shared/notary-vectors`
-//! found going up from this crate's directory. Used by the tests.
+//! Where the Notary Project's interoperability vectors are: vendored in this
+//! crate's `testdata/notary-vectors` (sources, commits and licence in its
+//! SOURCE.md), so a plain clone tests with nothing beside it. Used by the
+//! tests of this crate and of the CLI.
 
 use std::path::PathBuf;
 
-/// The vectors directory; panics with instructions when it cannot be found
-/// (tests that need it cannot run without it).
+/// The vectors directory. Panics when it is missing, which only happens in a
+/// packaged copy of the crate that left the test data out.
 pub fn dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("PAVILION_NOTARY_VECTORS").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
-    }
-    let start = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for dir in start.ancestors() {
-        let candidate = dir.join("shared/notary-vectors");
-        if candidate.join("README.txt").is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "Notary vectors not found: set PAVILION_NOTARY_VECTORS or keep shared/notary-vectors beside the checkout ({})",
-        start.display()
-    )
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/notary-vectors");
+    assert!(
+        dir.join("SOURCE.md").is_file(),
+        "Notary vectors missing at {} (they are part of the repository)",
+        dir.display()
+    );
+    dir
 }

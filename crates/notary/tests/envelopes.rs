@@ -1,5 +1,5 @@
 //! Every signature envelope in the Notary Project's own test suites
-//! (../shared/notary-vectors, listed with their decoded facts in
+//! (testdata/notary-vectors, listed with their decoded facts in
 //! derived/envelopes-summary.json): each must decode to exactly the facts
 //! recorded there, verify (except the ones made with a broken signature),
 //! and carry a chain that passes the certificate rules.

@@ -1,6 +1,6 @@
 //! Trust policy documents from notation's own test suites.
 //!
-//! 1. Every trust policy JSON in ../shared/notary-vectors (the documents
+//! 1. Every trust policy JSON in testdata/notary-vectors (the documents
 //!    notation's e2e suite verifies with) must load, and say what it says.
 //! 2. The e2e suite's other policy documents (notation repository,
 //!    test/e2e/testdata/config/trustpolicies/, read at the commits listed

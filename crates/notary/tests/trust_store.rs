@@ -1,5 +1,5 @@
 //! Trust store directories: notation-go's own test stores
-//! (verifier/testdata/truststore in ../shared/notary-vectors), the
+//! (verifier/testdata/truststore in testdata/notary-vectors), the
 //! certificates of the other vectors placed in stores, and generated
 //! certificates for the cases the vectors do not cover.
 //!

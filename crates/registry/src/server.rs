@@ -81,8 +81,18 @@ pub enum ServeError {
     /// Storage or database.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Listening socket.
-    #[error("{0}")]
+    /// The listening address cannot be bound (in use, not ours, no such
+    /// interface).
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Listening socket. Transparent: the chain of causes names it once.
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The TLS certificate or key.
     #[error("{0}")]
@@ -292,7 +302,12 @@ pub async fn serve(
     let mut state = open_state(&cfg).await?;
     state.gate = ext.gate;
     let state = Arc::new(state);
-    let listener = TcpListener::bind(cfg.addr).await?;
+    let listener = TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.addr,
+            source,
+        })?;
     ready(listener.local_addr()?);
     let router = app(state.clone(), ext.routes.map(|build| build(state.clone())));
     tokio::spawn(expire_uploads(

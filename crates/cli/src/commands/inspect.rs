@@ -64,21 +64,26 @@ pub fn run_ls(args: RefArgs) -> Result<()> {
         ))
         .into());
     }
-    let files: Vec<(&str, &Descriptor)> = info
-        .blobs
-        .iter()
-        .skip(1)
-        .filter_map(|l| media::layer_filepath(l).map(|p| (p, l)))
-        .collect();
+    // Every layer of any artifact: a Helm chart or an SBOM has layers but
+    // no file paths, and an empty listing would look like an empty artifact.
+    let layers: &[Descriptor] = info.blobs.get(1..).unwrap_or(&[]);
     match args.conn.output {
         Output::Text => {
-            for (path, l) in &files {
-                println!("{}\t{path}\t{}", l.size, media::normalize(&l.media_type));
+            for l in layers {
+                // A file path or title names it; else "-" (the media
+                // type, in the next column, says what it is).
+                let name = media::layer_filepath(l).unwrap_or("-");
+                println!(
+                    "{}\t{name}\t{}\t{}",
+                    l.size,
+                    media::normalize(&l.media_type),
+                    l.digest
+                );
             }
         }
         Output::Json => print_json(&serde_json::json!({
-            "files": files.iter().map(|(p, l)| serde_json::json!({
-                "path": p,
+            "files": layers.iter().map(|l| serde_json::json!({
+                "path": media::layer_filepath(l),
                 "size": l.size,
                 "mediaType": l.media_type,
                 "digest": l.digest.to_string(),

@@ -1,7 +1,7 @@
 //! `pavilion login` / `logout`: credentials in docker's config.json (or its
 //! credential helper), where docker, ORAS and notation also look.
 
-use super::transfer::runtime;
+use super::transfer::{parse_output, print_json, runtime, Output};
 use crate::exit::UsageError;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -29,6 +29,9 @@ pub struct LoginArgs {
     /// Skip TLS certificate verification.
     #[arg(long)]
     pub insecure: bool,
+    /// Output format: text or json (one document per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_output)]
+    pub output: Output,
 }
 
 /// Arguments of `pavilion logout`.
@@ -36,6 +39,9 @@ pub struct LoginArgs {
 pub struct LogoutArgs {
     /// Registry host.
     pub registry: String,
+    /// Output format: text or json (one document per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_output)]
+    pub output: Output,
 }
 
 fn config_path() -> Result<std::path::PathBuf> {
@@ -90,7 +96,14 @@ pub fn run_login(args: LoginArgs) -> Result<()> {
         .with_context(|| format!("logging in to {registry}"))?;
     let path = config_path()?;
     save_credential(&path, &registry, Some(&cred)).map_err(anyhow::Error::msg)?;
-    eprintln!("Login Succeeded ({registry}, saved in {})", path.display());
+    match args.output {
+        Output::Json => print_json(&serde_json::json!({
+            "registry": registry,
+            "loggedIn": true,
+            "config": path,
+        })),
+        Output::Text => eprintln!("Login Succeeded ({registry}, saved in {})", path.display()),
+    }
     Ok(())
 }
 
@@ -99,9 +112,16 @@ pub fn run_logout(args: LogoutArgs) -> Result<()> {
     let registry = host(&args.registry)?;
     let path = config_path()?;
     save_credential(&path, &registry, None).map_err(anyhow::Error::msg)?;
-    eprintln!(
-        "Removed the credentials of {registry} from {}",
-        path.display()
-    );
+    match args.output {
+        Output::Json => print_json(&serde_json::json!({
+            "registry": registry,
+            "loggedIn": false,
+            "config": path,
+        })),
+        Output::Text => eprintln!(
+            "Removed the credentials of {registry} from {}",
+            path.display()
+        ),
+    }
     Ok(())
 }

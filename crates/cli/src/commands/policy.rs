@@ -54,8 +54,8 @@ pub struct EvalArgs {
     /// Decision point: rules of package pavilion.<point>.
     #[arg(long, default_value = "push", value_parser = ["push", "pull", "admission"])]
     pub point: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    /// Output format: text or json (one document per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = super::transfer::parse_output)]
     pub output: Output,
 }
 
@@ -64,8 +64,8 @@ pub struct EvalArgs {
 pub struct TestArgs {
     /// Directory of .rego files (and .json data).
     pub dir: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    /// Output format: text or json (one document per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = super::transfer::parse_output)]
     pub output: Output,
 }
 

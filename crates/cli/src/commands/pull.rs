@@ -533,7 +533,19 @@ pub fn run(args: PullArgs) -> Result<()> {
             plan.push(Planned { rel: rel.to_string(), layer: layer.clone(), tar, index });
         }
         if plan.is_empty() && args.include.is_empty() {
-            bail!("{r} is not a model or file artifact: none of its layers names a file");
+            // A Helm chart, an SBOM, an image: their layers name no file.
+            // Say which commands do fetch them.
+            let kind = info.artifact_type.as_deref().unwrap_or(&info.blobs[0].media_type);
+            let mut types: Vec<&str> = info.blobs[1..].iter().map(|l| l.media_type.as_str()).collect();
+            types.dedup();
+            let repo = format!("{}/{}", r.registry, r.repository);
+            return Err(UsageError(format!(
+                "{r} is not a model or file artifact: it is {kind}, and none of its layers ({}) names \
+                 a file. Get a layer with `pavilion blob get {repo}@DIGEST -o FILE` (`pavilion ls {r}` \
+                 lists their digests), or the whole artifact with `pavilion copy {r} oci:DIR:TAG`",
+                types.join(", ")
+            ))
+            .into());
         }
         // Saturating: sizes come from the manifest and may be absurd.
         bar.set_length(plan.iter().fold(0u64, |sum, p| sum.saturating_add(p.layer.size)));

@@ -24,6 +24,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(crate::output::colour_on_stderr())
         .init();
     // Policies are loaded (and checked) before the port opens: a typo in a
     // rule stops the start with the file and line, not the first push.
@@ -118,8 +119,25 @@ pub fn run(args: ServeArgs) -> Result<()> {
             tracing::info!(%addr, "listening");
         })
         .await
-        .context("registry failed")
+        .map_err(explain)
     })
+}
+
+/// A newcomer's most likely failure, the port taken (often by a registry
+/// started earlier), named with its way out; anything else as it is.
+fn explain(e: pavilion_registry::ServeError) -> anyhow::Error {
+    match e {
+        pavilion_registry::ServeError::Bind { addr, source }
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            anyhow::anyhow!(
+                "{addr} is already in use (another pavilion serve or registry?): \
+                 stop it, or listen elsewhere with --addr, e.g. --addr 127.0.0.1:{}",
+                addr.port().wrapping_add(1).max(1)
+            )
+        }
+        other => anyhow::Error::new(other).context("registry failed"),
+    }
 }
 
 async fn shutdown_signal() {

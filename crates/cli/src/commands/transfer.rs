@@ -1,20 +1,34 @@
 //! Options shared by the commands that talk to a registry.
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use pavilion_client::auth::{docker_config_path, Credentials};
 use pavilion_client::upload_journal::UploadJournal;
 use pavilion_client::{Client, ClientOptions, ProgressFn};
 use std::sync::Arc;
 
 /// How results are printed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Output {
     /// Lines for people.
     #[default]
     Text,
-    /// One JSON document for machines.
+    /// One JSON document per line, for machines (errors too, on stderr).
     Json,
+}
+
+/// Parses `--output`. A path given there (`pull --output ./dir`, the
+/// `--output-dir` it was meant to be) gets a hint, not a bare clap error.
+pub fn parse_output(s: &str) -> Result<Output, String> {
+    match s {
+        "text" => Ok(Output::Text),
+        "json" => Ok(Output::Json),
+        _ => Err(
+            "--output is the format, text or json; to choose where files go, use -o \
+                  (pull -o DIR, blob get -o FILE)"
+                .to_string(),
+        ),
+    }
 }
 
 /// Connection options.
@@ -29,8 +43,8 @@ pub struct RemoteArgs {
     /// Parallel transfers (files on push, byte ranges on pull).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    /// Output format: text or json (one document per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_output)]
     pub output: Output,
 }
 
@@ -59,8 +73,8 @@ pub struct ConnArgs {
     /// Skip TLS certificate verification.
     #[arg(long)]
     pub insecure: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    /// Output format: text or json (one document per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_output)]
     pub output: Output,
 }
 
@@ -125,9 +139,10 @@ pub fn parse_ref(s: &str) -> Result<pavilion_oci::ImageRef> {
         .map_err(|e| anyhow::Error::new(crate::exit::UsageError(e.to_string())))
 }
 
-/// Prints a JSON value on stdout.
+/// Prints a JSON value on stdout, on one line: every command's documents
+/// stream through `jq` and line-reading scripts alike.
 pub fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    println!("{v}");
 }
 
 /// A multi-threaded runtime for one command.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod notation;
+pub mod run;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,151 @@
+//! Running the `pavilion` binary as a user does: arguments, environment,
+//! standard input, bounded in time, with what it printed and its exit code.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// No single command may take longer than this.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a finished `pavilion` run left behind.
+#[derive(Debug)]
+pub struct Run {
+    pub what: String,
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Asserts success; returns stdout.
+    pub fn ok(&self) -> String {
+        assert_eq!(
+            self.code,
+            0,
+            "{} failed\nstdout: {}\nstderr: {}",
+            self.what,
+            self.text(),
+            self.stderr
+        );
+        self.text()
+    }
+
+    /// Asserts success; stdout parsed as one JSON document.
+    pub fn json(&self) -> Value {
+        let out = self.ok();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: {e}: {out}", self.what))
+    }
+
+    /// Asserts failure with exit code `code`; returns stderr.
+    pub fn fails(&self, code: i32) -> &str {
+        assert_eq!(
+            self.code,
+            code,
+            "{}: expected exit {code}\nstdout: {}\nstderr: {}",
+            self.what,
+            self.text(),
+            self.stderr
+        );
+        &self.stderr
+    }
+}
+
+/// How to run the binary: environment and working directory.
+#[derive(Default, Clone)]
+pub struct Cli {
+    pub docker_config: Option<PathBuf>,
+    pub path_prefix: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+}
+
+impl Cli {
+    pub fn with_config(dir: &Path) -> Self {
+        Cli {
+            docker_config: Some(dir.to_path_buf()),
+            ..Default::default()
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_stdin(args, None)
+    }
+
+    /// Runs `pavilion args` with `stdin`, killed (and the test failed) after
+    /// [`COMMAND_TIMEOUT`].
+    pub fn run_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pavilion"));
+        cmd.args(args)
+            .env(
+                "DOCKER_CONFIG",
+                self.docker_config
+                    .as_deref()
+                    .unwrap_or(Path::new("/nonexistent-pavilion-test")),
+            )
+            .env_remove("PAVILION_CONFIG")
+            .env("PAVILION_LOG", "warn")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(p) = &self.path_prefix {
+            let old = std::env::var_os("PATH").unwrap_or_default();
+            let mut paths = vec![p.clone()];
+            paths.extend(std::env::split_paths(&old));
+            cmd.env("PATH", std::env::join_paths(paths).unwrap());
+        }
+        if let Some(d) = &self.cwd {
+            cmd.current_dir(d);
+        }
+        let what = format!("pavilion {}", args.join(" "));
+        let mut child = cmd.spawn().expect("spawn pavilion");
+        if let Some(input) = stdin {
+            let mut w = child.stdin.take().unwrap();
+            w.write_all(input).unwrap();
+        }
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let t_out = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = out.read_to_end(&mut b);
+            b
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = err.read_to_end(&mut b);
+            b
+        });
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not finish within {COMMAND_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Run {
+            what,
+            code: status.code().unwrap_or(-1),
+            stdout: t_out.join().unwrap(),
+            stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
+        }
+    }
+}
+
+/// `pavilion args` with no credentials.
+pub fn pv(args: &[&str]) -> Run {
+    Cli::default().run(args)
+}
