@@ -7,7 +7,7 @@
 //! the temporary archives and the directories it made (files already
 //! verified and placed stay: a rerun finds them).
 
-use super::transfer::{progress_bar, runtime, Output, RemoteArgs};
+use super::transfer::{print_json, progress_bar, runtime, Output, RemoteArgs};
 use crate::exit::{UsageError, VerificationError};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -584,9 +584,8 @@ pub fn run(args: PullArgs) -> Result<()> {
                     args.dir.display()
                 );
             }
-            Output::Json => println!(
-                "{}",
-                serde_json::json!({
+            Output::Json => print_json(
+                &serde_json::json!({
                     "reference": r.to_string(),
                     "digest": manifest.digest.to_string(),
                     "files": pulled.iter().map(|(p, s, h)| serde_json::json!({"path": p, "size": s, "source": h.as_str()})).collect::<Vec<_>>(),

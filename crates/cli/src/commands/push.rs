@@ -1,7 +1,7 @@
 //! `pavilion push REF PATH...`: a model directory as a ModelPack artifact,
 //! or plain files as an ORAS-style artifact with `--artifact-type`.
 
-use super::transfer::{progress_bar, runtime, Output, RemoteArgs};
+use super::transfer::{print_json, progress_bar, runtime, Output, RemoteArgs};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Args;
@@ -188,9 +188,8 @@ pub fn run(args: PushArgs) -> Result<()> {
                 "pushed {r}@{digest} ({} files, {total} bytes: {uploaded} uploaded, {present} already present, {mounted} mounted)",
                 files.len()
             ),
-            Output::Json => println!(
-                "{}",
-                serde_json::json!({
+            Output::Json => print_json(
+                &serde_json::json!({
                     "reference": r.to_string(),
                     "digest": digest.to_string(),
                     "files": files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),

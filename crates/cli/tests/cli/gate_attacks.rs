@@ -8,9 +8,8 @@
 //! - docker-style clients (skopeo, oras-py, curl) pulling what the pull
 //!   rules refuse, because only Pavilion's own client applied them.
 
-mod common;
-use common::notation::{policy_dir, User};
-use common::*;
+use crate::common::notation::{policy_dir, User};
+use crate::common::*;
 use serde_json::{json, Value};
 use std::process::Command;
 

@@ -1,8 +1,7 @@
 //! Listings: `GET /v2/`, `/v2/<name>/tags/list`, `/v2/_catalog` and the
 //! referrers API `/v2/<name>/referrers/<digest>`, with pagination.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::BTreeSet;
 
 /// GET `path`; returns (status, Link header, JSON body).

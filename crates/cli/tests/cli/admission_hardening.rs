@@ -3,8 +3,7 @@
 //! review hung by a registry that never answers, malformed objects denied
 //! naming the field, callers authenticated, request sizes bounded.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::io::Read;
 use std::net::TcpListener;

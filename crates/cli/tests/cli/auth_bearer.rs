@@ -4,12 +4,11 @@
 //! docker config's Basic credentials) and retries. A small gateway in front of
 //! a real Pavilion plays the registry's auth front end.
 
-mod common;
+use crate::common::*;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use common::*;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};

@@ -1,8 +1,7 @@
 //! `pavilion push` and `pavilion pull` end to end, as a user runs them,
 //! against a real Pavilion (and CNCF Distribution, and oras-py).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Output};
 

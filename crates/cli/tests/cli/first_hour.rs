@@ -7,10 +7,9 @@
 //! that are not models are listed and get a hint on pull; logs written to a
 //! pipe carry no colour codes.
 
-mod common;
-use common::notation::User;
-use common::run::*;
-use common::*;
+use crate::common::notation::User;
+use crate::common::run::*;
+use crate::common::*;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

@@ -4,8 +4,7 @@
 //! (a full disk, `%2F` in names, caps on sessions, connections and headers,
 //! idle connections).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -1,6 +1,5 @@
-mod common;
-use common::run::*;
-use common::*;
+use crate::common::run::*;
+use crate::common::*;
 
 // The everyday commands as a user runs them, end to end through the real
 // binary against real registries (Pavilion, CNCF Distribution 2.8, with and

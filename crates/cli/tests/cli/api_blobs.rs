@@ -1,8 +1,7 @@
 //! Blob endpoints: `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`, with
 //! Range requests, sha512 blobs, empty blobs and repository isolation.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Deterministic pseudo-random bytes (no two MiB-aligned windows alike).
 fn pattern(len: usize, seed: u32) -> Vec<u8> {

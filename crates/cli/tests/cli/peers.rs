@@ -2,8 +2,7 @@
 //! layouts in and out byte-identically; oras-py (PyPI) pushes and pulls
 //! artifacts, including one with a `subject` that the referrers API lists.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;

@@ -2,8 +2,7 @@
 //! files pushed read-once and hashed while sent, pulled as parallel ranges,
 //! interrupted pulls resumed, and nothing placed unless its digest matches.
 
-mod common;
-use common::*;
+use crate::common::*;
 use pavilion_client::{Client, ClientError, ClientOptions};
 use pavilion_oci::{Digest, ImageRef};
 use std::path::Path;

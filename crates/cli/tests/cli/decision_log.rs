@@ -4,8 +4,7 @@
 //! rows and bytes. End to end against `pavilion serve --policy` with the
 //! admission endpoint, on SQLite and PostgreSQL.
 
-mod common;
-use common::*;
+use crate::common::*;
 use pavilion_store::decisions::{
     MAX_DECISION_BYTES, MAX_DECISION_PAGE, MAX_MESSAGES, MAX_MESSAGE_BYTES,
 };

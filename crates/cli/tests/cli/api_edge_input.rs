@@ -1,8 +1,7 @@
 //! Hostile values that pass the grammar checks of the path but must still
 //! get a 4xx, never reach the database raw, and change nothing stored.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 both_backends! {
     content_range_ending_at_u64_max_is_400_and_keeps_the_session => |s: Server| async move {

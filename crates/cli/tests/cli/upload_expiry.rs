@@ -3,8 +3,7 @@
 //! received no bytes expire sooner (`--upload-empty-ttl-secs`), and one
 //! repository cannot take every place (`--max-upload-sessions-per-repository`).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 async fn expiry(backend: Backend) {

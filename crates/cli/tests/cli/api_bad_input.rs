@@ -2,8 +2,7 @@
 //! repository names, malformed and truncated HTTP requests. Every test also
 //! checks that nothing stored changed.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

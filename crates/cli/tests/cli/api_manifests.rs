@@ -1,8 +1,7 @@
 //! Manifest endpoints: `PUT`/`GET`/`HEAD`/`DELETE /v2/<name>/manifests/<reference>`
 //! for every supported manifest type, and every way a manifest can be refused.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";

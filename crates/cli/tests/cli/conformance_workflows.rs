@@ -24,8 +24,7 @@
 //! connections are kept alive and reused, and only an idempotent body-less
 //! request (GET/HEAD) is replayed when a reused connection proves dead.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use reqwest::Method;
 use serde_json::Value;

@@ -2,8 +2,7 @@
 //! a restarted server serves exactly what was committed, and interrupted
 //! uploads resume from their reported offset; SIGTERM shuts down cleanly.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 async fn upload_offset(s: &Server, location: &str) -> u64 {

@@ -2,8 +2,7 @@
 //! `/v2/<name>/blobs/uploads/...`, monolithic and chunked, cross-repository
 //! mounts, interrupted uploads and every kind of bad upload input.
 
-mod common;
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -7,8 +7,7 @@
 //! `pavilion serve` and real `pavilion pull` processes; assertions on
 //! bytes and exit codes.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;

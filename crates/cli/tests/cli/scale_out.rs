@@ -5,8 +5,7 @@
 //! credentials, a missing bucket). The store and the database failing
 //! under a running registry: faults.rs.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 use std::time::Duration;
 

@@ -2,8 +2,7 @@
 //! and `pavilion pull --policy` judging every file it would write (files
 //! named only by title, non-ModelPack artifacts, tar layer entries).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Output};
 

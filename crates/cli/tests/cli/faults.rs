@@ -3,8 +3,7 @@
 //! refused cleanly and resumed, never a corrupted blob), and the metadata
 //! database restarted under load (clean 503s, then recovery).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,8 +2,7 @@
 //! against a real Pavilion and CNCF Distribution, and notation's own signed
 //! artifacts (its e2e OCI layouts) verified after `pavilion copy -r`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

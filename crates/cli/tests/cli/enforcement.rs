@@ -4,9 +4,8 @@
 //! `policy eval --ref`, and over HTTPS the Kubernetes admission webhook and
 //! the Gatekeeper external data provider.
 
-mod common;
-use common::notation::{policy_dir, User};
-use common::*;
+use crate::common::notation::{policy_dir, User};
+use crate::common::*;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,6 @@
 //! Smallest end-to-end check that the harness and server work on both backends.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 both_backends! {
     base_and_push_pull => |s: Server| async move {

@@ -1,0 +1,35 @@
+//! The CLI and the registry end to end, through the real `pavilion`
+//! binary and real peers: one test binary for all of them, so the harness
+//! and the dependencies are compiled and linked once (26 binaries took
+//! minutes of a clean build to link). Run one file's tests with
+//! `cargo test -p pavilion --test cli MODULE::`, e.g. `gate_attacks::`.
+
+#[macro_use]
+mod common;
+
+mod admission_hardening;
+mod api_bad_input;
+mod api_blobs;
+mod api_conformance_extra;
+mod api_edge_input;
+mod api_listing;
+mod api_manifests;
+mod api_uploads;
+mod auth_bearer;
+mod client_file_safety;
+mod client_transfers;
+mod conformance_workflows;
+mod crash;
+mod decision_log;
+mod enforcement;
+mod everyday_cli;
+mod faults;
+mod first_hour;
+mod gate_attacks;
+mod model_cli;
+mod notary_cli;
+mod peers;
+mod policy_cli;
+mod scale_out;
+mod smoke;
+mod upload_expiry;
