@@ -60,6 +60,38 @@ fn the_notary_vectors_come_with_the_clone() {
     assert!(license.trim_start().starts_with("Apache License"));
 }
 
+/// The README's examples call `pavilion` by name: it says how to install
+/// that binary (from the crate that builds it), and its examples write
+/// where a normal user can (relative paths or /tmp, never /models).
+#[test]
+fn the_readme_installs_pavilion_and_writes_where_a_user_can() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.contains("cargo install"))
+        .expect("an install line");
+    let path = line
+        .split("--path ")
+        .nth(1)
+        .and_then(|rest| rest.split(['`', ' ']).next())
+        .unwrap_or_else(|| panic!("no --path in {line}"));
+    let manifest = std::fs::read_to_string(root.join(path).join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("[[bin]]\nname = \"pavilion\""),
+        "{path} builds the pavilion binary"
+    );
+    for (n, l) in readme.lines().enumerate() {
+        for word in l.split_whitespace() {
+            let target = word.strip_prefix("oci:").unwrap_or(word);
+            let writes = l.contains(" -o ") || word.starts_with("oci:");
+            if writes && target.starts_with('/') && !target.starts_with("/tmp") {
+                panic!("README.md:{}: {l}: writes to {target}", n + 1);
+            }
+        }
+    }
+}
+
 #[test]
 fn the_test_command_says_what_is_missing_before_installing_anything() {
     // A cargo without rustfmt and clippy, as a fresh rustup minimal profile
