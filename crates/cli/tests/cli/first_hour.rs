@@ -12,7 +12,6 @@ use crate::common::run::*;
 use crate::common::*;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -359,15 +358,7 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stderr_lines(&mut child);
     // Up to the tracing line that follows the address line.
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);

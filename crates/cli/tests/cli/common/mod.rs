@@ -106,6 +106,21 @@ fn uuid_hex() -> String {
     format!("{t:x}_{:x}_{n}", std::process::id())
 }
 
+/// The lines `child` writes on stderr, read on a thread of their own (so a
+/// test can wait for one with a deadline).
+pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// A running registry.
 pub struct Server {
     child: Option<Child>,
