@@ -196,7 +196,7 @@ pub struct Settings {
     /// Rego policy directory.
     pub policy: Option<PathBuf>,
     /// Trust policy and store, when signatures are verified.
-    pub trust: Option<pavilion_enforce::TrustConfig>,
+    pub trust: Option<pavilion_verify::TrustConfig>,
     /// Admission cache lifetime.
     pub verification_cache: std::time::Duration,
     /// The names this registry is known by (empty: the bound address).
@@ -447,7 +447,7 @@ impl ServeArgs {
         }
         let trust_store = self.trust_store.or(file.trust_store);
         let trust = match self.trust_policy.or(file.trust_policy) {
-            Some(p) => Some(pavilion_enforce::TrustConfig {
+            Some(p) => Some(pavilion_verify::TrustConfig {
                 trust_policy: Some(p),
                 trust_store,
             }),

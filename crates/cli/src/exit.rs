@@ -50,8 +50,8 @@ pub fn code(e: &anyhow::Error) -> u8 {
         {
             return 4;
         }
-        if let Some(pavilion_enforce::VerifyError::TrustPolicy(_)) =
-            cause.downcast_ref::<pavilion_enforce::VerifyError>()
+        if let Some(pavilion_verify::VerifyError::TrustPolicy(_)) =
+            cause.downcast_ref::<pavilion_verify::VerifyError>()
         {
             return 4;
         }

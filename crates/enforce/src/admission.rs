@@ -26,8 +26,8 @@ pub mod caller;
 pub mod outbound;
 mod wire;
 
+use crate::cache::TtlCache;
 use crate::policies::PolicySet;
-use crate::verification::{verify_remote_manifest, ArtifactVerification, TrustConfig, TtlCache};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::post;
@@ -45,6 +45,7 @@ use pavilion_policy::kubernetes::{
 };
 use pavilion_policy::Point;
 use pavilion_registry::AppState;
+use pavilion_verify::{verify_remote_manifest, ArtifactVerification, TrustConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,7 +10,6 @@
 //! several names, a signature must pass the statement of every one.
 
 use crate::policies::PolicySet;
-use crate::verification::{trusted_thumbprints, verify_local, FoundSignature, TrustConfig};
 use pavilion_notary::signature_manifest::{SignatureManifest, THUMBPRINT_ANNOTATION};
 use pavilion_notary::verify::Expected;
 use pavilion_oci::Descriptor;
@@ -18,6 +17,7 @@ use pavilion_policy::input::{self, Artifact, Verification};
 use pavilion_policy::Point;
 use pavilion_registry::facts::SIGNATURES_CHECKED;
 use pavilion_registry::{Gate, GateDecision, GateFacts, StoredSignature};
+use pavilion_verify::{trusted_thumbprints, verify_local, FoundSignature, TrustConfig};
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 

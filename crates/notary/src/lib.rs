@@ -15,7 +15,8 @@ pub mod jws;
 pub mod policy;
 pub mod signature_manifest;
 pub mod signer;
-#[doc(hidden)]
+/// Where the vendored interoperability vectors are (feature `testing`).
+#[cfg(any(test, feature = "testing"))]
 pub mod test_vectors;
 pub mod timestamp;
 pub mod trust;

@@ -13,6 +13,11 @@ pub mod media_type;
 pub mod name;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
+
+/// Largest Notary signature envelope Pavilion reads, on the server (the
+/// push gate's stored signatures) and in every client verifier alike: a
+/// signature must not pass at one door and fail at another.
+pub const SIGNATURE_ENVELOPE_LIMIT: u64 = 1 << 20;
 pub use error_code::ErrorCode;
 pub use image_ref::{ImageRef, ImageRefError};
 pub use manifest::{Descriptor, ManifestError, ManifestInfo};

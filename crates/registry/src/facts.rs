@@ -21,9 +21,8 @@ use std::sync::Arc;
 
 /// Notary signature manifests carry this artifact type.
 pub const NOTARY_SIGNATURE: &str = "application/vnd.cncf.notary.signature";
-/// Largest signature envelope read, here and by every verifier of
-/// Pavilion's (a signature must not pass at one door and fail at another).
-pub const ENVELOPE_LIMIT: u64 = 1 << 20;
+/// Largest signature envelope read (the one bound of every door).
+pub use pavilion_oci::SIGNATURE_ENVELOPE_LIMIT as ENVELOPE_LIMIT;
 /// Most signature manifests listed for one artifact. Past it the rest are
 /// counted as unchecked, and a decision that finds no valid signature says so.
 pub const SIGNATURES_LISTED: usize = 10_000;

@@ -20,7 +20,7 @@ pub struct ByteRange {
 
 /// Content-addressed storage of blobs plus resumable upload sessions.
 ///
-/// Contract (checked by [`crate::conformance`]):
+/// Contract (checked by the `conformance` module, feature `testing`):
 /// - a blob becomes visible only whole and only after its digest was verified;
 /// - committing the same digest twice (even concurrently) succeeds and keeps
 ///   one copy;

@@ -6,9 +6,11 @@
 //! - [`MetaStore`]: repositories, tags, manifests, referrers, blob links and
 //!   upload sessions in SQL (SQLite embedded, PostgreSQL at scale), and the
 //!   bounded, pruned decision log ([`decisions`]).
-//! - [`conformance`]: the tests every `BlobStore` backend must pass.
+//! - `conformance` (feature `testing`): the tests every `BlobStore`
+//!   backend must pass, kept out of release builds.
 
 pub mod blob;
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod decisions;
 pub mod direct;

@@ -3,6 +3,11 @@
 //! or already stored in Pavilion's own repository (push-time tag guards).
 //! Both go through [`verify_signatures`], so a signature is judged the same
 //! way at every door.
+//!
+//! Client side: this crate needs the registry client, the notary crate and
+//! the policy input types, never a server crate, so the client commands
+//! (and a node agent or web page built on them) carry no server code. The
+//! server's doors (`pavilion-enforce`) use it too.
 
 use pavilion_client::{Client, ClientError};
 use pavilion_notary::signature_manifest::{SignatureManifest, SIGNATURE_ARTIFACT_TYPE};
@@ -10,13 +15,12 @@ use pavilion_notary::trust::{load_requirements, Resolved};
 use pavilion_notary::verify::{verify, Expected, Outcome, Report, Requirements};
 use pavilion_oci::{Descriptor, Digest, ImageRef};
 use pavilion_policy::input::{SignatureResult, Verification};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-/// Largest envelope read from a registry.
-pub use pavilion_registry::facts::ENVELOPE_LIMIT;
+/// Largest envelope read from a registry (the same bound as the registry's
+/// own reads: a signature must not pass at one door and fail at another).
+pub use pavilion_oci::SIGNATURE_ENVELOPE_LIMIT as ENVELOPE_LIMIT;
 
 /// Why verification could not run.
 #[derive(Debug, thiserror::Error)]
@@ -429,80 +433,4 @@ pub async fn verify_remote_manifest(
         reports: verify_signatures(&found, &expected, &req),
         skipped: false,
     })
-}
-
-/// Results remembered for a while, keyed by what they depend on. A TTL of
-/// zero remembers nothing. Entries past their time are dropped when the map
-/// grows past its bound, so memory stays bounded whatever the traffic.
-pub struct TtlCache<K, V> {
-    ttl: Duration,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
-}
-
-/// Most entries a cache keeps before sweeping expired ones (and, if still
-/// full, starting over).
-const CACHE_BOUND: usize = 10_000;
-
-impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
-    /// A cache keeping entries for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
-        TtlCache {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The value for `k`, if still fresh.
-    pub fn get(&self, k: &K) -> Option<V> {
-        let map = self.entries.lock().ok()?;
-        let (at, v) = map.get(k)?;
-        (at.elapsed() < self.ttl).then(|| v.clone())
-    }
-
-    /// Remembers `v` for `k`.
-    pub fn put(&self, k: K, v: V) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        if let Ok(mut map) = self.entries.lock() {
-            if map.len() >= CACHE_BOUND {
-                let ttl = self.ttl;
-                map.retain(|_, (at, _)| at.elapsed() < ttl);
-                if map.len() >= CACHE_BOUND {
-                    map.clear();
-                }
-            }
-            map.insert(k, (Instant::now(), v));
-        }
-    }
-}
-
-/// Shared verification results by (scope, digest).
-pub type VerificationCache = TtlCache<(String, Digest), Arc<ArtifactVerification>>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ttl_cache_expires_and_zero_keeps_nothing() {
-        let c: TtlCache<u32, u32> = TtlCache::new(Duration::from_millis(50));
-        c.put(1, 10);
-        assert_eq!(c.get(&1), Some(10));
-        std::thread::sleep(Duration::from_millis(80));
-        assert_eq!(c.get(&1), None);
-        let z: TtlCache<u32, u32> = TtlCache::new(Duration::ZERO);
-        z.put(1, 10);
-        assert_eq!(z.get(&1), None);
-    }
-
-    #[test]
-    fn ttl_cache_stays_bounded() {
-        let c: TtlCache<usize, usize> = TtlCache::new(Duration::from_secs(60));
-        for i in 0..(CACHE_BOUND + 5) {
-            c.put(i, i);
-        }
-        assert!(c.entries.lock().unwrap().len() <= CACHE_BOUND);
-        assert_eq!(c.get(&(CACHE_BOUND + 4)), Some(CACHE_BOUND + 4));
-    }
 }

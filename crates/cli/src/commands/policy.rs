@@ -149,7 +149,7 @@ fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> Result<ser
     }
     let r = super::transfer::parse_ref(reference)?;
     let client = super::transfer::make_client(args.plain_http, args.insecure, None, None)?;
-    let trust = pavilion_enforce::TrustConfig {
+    let trust = pavilion_verify::TrustConfig {
         trust_policy: args.trust_policy.clone(),
         trust_store: args.trust_store.clone(),
     };

@@ -14,13 +14,13 @@ use clap::Args;
 use pavilion_client::blob_cache::BlobCache;
 use pavilion_client::digest_cache::{default_cache_dir, DigestCache};
 use pavilion_dio::Dir;
-use pavilion_enforce::verification::{verify_remote, verify_remote_manifest};
-use pavilion_enforce::{ArtifactVerification, TrustConfig};
 use pavilion_model::media;
 use pavilion_model::{extract_tar, layer_path, list_tar, PathError, PathSet, TarEntry};
 use pavilion_oci::{ImageRef, ManifestInfo};
 use pavilion_policy::input::{self, Verification};
 use pavilion_policy::{Point, Policy};
+use pavilion_verify::{verify_remote, verify_remote_manifest};
+use pavilion_verify::{ArtifactVerification, TrustConfig};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 

@@ -187,8 +187,7 @@ pub fn run_signatures(args: SignaturesArgs) -> Result<()> {
     let client = args.conn.client()?;
     runtime()?.block_on(async {
         let subject = resolve(&client, &r).await?;
-        let found =
-            pavilion_enforce::verification::find_signatures(&client, &r, &subject.digest).await?;
+        let found = pavilion_verify::find_signatures(&client, &r, &subject.digest).await?;
         let rows: Vec<serde_json::Value> = found
             .iter()
             .map(|f| {

@@ -6,9 +6,9 @@ use super::transfer::{parse_ref, print_json, runtime, ConnArgs, Output};
 use crate::exit::VerificationError;
 use anyhow::Result;
 use clap::Args;
-use pavilion_enforce::verification::verify_remote;
-use pavilion_enforce::TrustConfig;
 use pavilion_notary::verify::Outcome;
+use pavilion_verify::verify_remote;
+use pavilion_verify::TrustConfig;
 use std::path::PathBuf;
 
 /// Arguments of `pavilion verify`.
