@@ -12,15 +12,10 @@
 
 use pavilion_client::{ClientError, ErrorKind};
 
-/// A request that cannot be carried out as written.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// An artifact that fails a safety or integrity check.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct VerificationError(pub String);
+/// A request that cannot be carried out as written, and an artifact that
+/// fails a safety or integrity check: the transfer library's types, so a
+/// refusal made there or here is classified alike.
+pub use pavilion_transfer::{UsageError, VerificationError};
 
 /// The name of an exit code, as `--output json` reports errors.
 pub fn name(code: u8) -> &'static str {

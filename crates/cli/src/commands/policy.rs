@@ -160,7 +160,7 @@ fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> Result<ser
             .with_context(|| format!("fetching {r}"))?;
         let info = pavilion_oci::ManifestInfo::parse(&manifest.bytes, Some(&manifest.media_type))
             .with_context(|| format!("{r} does not have a usable manifest"))?;
-        super::pull::artifact_document(
+        pavilion_transfer::artifact_document(
             point, &client, &r, reference, &manifest, &info, None, &trust,
         )
         .await

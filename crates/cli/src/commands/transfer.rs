@@ -64,6 +64,32 @@ pub fn progress_bar(total: u64, output: Output) -> indicatif::ProgressBar {
     bar
 }
 
+/// A transfer's progress on the terminal: the bar (hidden off a terminal
+/// and with `--output json`) and a line on stderr per event.
+pub struct BarProgress(pub indicatif::ProgressBar);
+
+impl pavilion_transfer::Progress for BarProgress {
+    fn length(&self, bytes: u64) {
+        self.0.set_length(bytes);
+    }
+
+    fn skipped(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+
+    fn event(&self, event: &pavilion_transfer::Event) {
+        use pavilion_transfer::Event;
+        let line = match event {
+            Event::Verified { reference, policy } => {
+                format!("verified {reference} (trust policy {policy:?})")
+            }
+            Event::PolicyWarning(w) => format!("policy warning: {w}"),
+            Event::CacheNotSaved(e) => format!("warning: could not save the digest cache: {e}"),
+        };
+        self.0.suspend(|| eprintln!("{line}"));
+    }
+}
+
 /// Connection options of the commands that move no bulk data.
 #[derive(Args, Debug, Clone)]
 pub struct ConnArgs {
