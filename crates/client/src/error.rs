@@ -31,6 +31,10 @@ pub enum ClientError {
         code: String,
         /// Message and detail from the error body.
         message: String,
+        /// The registry says its policy refused the request: a `DENIED`
+        /// error whose `detail` is an object with `"reason": "policy"`
+        /// (Pavilion's documented denial; see docs/POLICY.md).
+        denied_by_policy: bool,
     },
     /// Authentication failed or no usable challenge was offered.
     #[error("authentication failed: {0}")]
@@ -214,15 +218,15 @@ impl ClientError {
             ClientError::Http(_) => ErrorKind::Network,
             ClientError::Registry { status: 404, .. } => ErrorKind::NotFound,
             // Pavilion's policy refusals (`serve --policy`) are 403 DENIED
-            // like an authorisation failure; their detail tells them apart,
-            // and new credentials would not help.
+            // like an authorisation failure; their typed detail tells them
+            // apart (never the message's wording), and new credentials
+            // would not help.
             ClientError::Registry {
                 status: 403,
                 code,
-                message,
-            } if code == "DENIED" && message.contains("denied by policy") => {
-                ErrorKind::Verification
-            }
+                denied_by_policy: true,
+                ..
+            } if code == "DENIED" => ErrorKind::Verification,
             ClientError::Registry {
                 status: 401 | 403, ..
             } => ErrorKind::Auth,
@@ -253,34 +257,43 @@ impl ClientError {
             Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
             _ => String::new(),
         };
-        let parsed: Option<(String, String)> = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| {
-                let e = v.get("errors")?.get(0)?;
-                let code = e.get("code")?.as_str()?.to_string();
-                let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
-                let detail = e.get("detail").map(|d| match d {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
+        let parsed: Option<(String, String, bool)> =
+            serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| {
+                    let e = v.get("errors")?.get(0)?;
+                    let code = e.get("code")?.as_str()?.to_string();
+                    let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
+                    let policy = e
+                        .get("detail")
+                        .and_then(|d| d.get("reason"))
+                        .and_then(|r| r.as_str())
+                        == Some("policy");
+                    let detail = e.get("detail").map(|d| match d {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    });
+                    // A registry may put the whole reason in both (Pavilion's
+                    // policy denials do, for clients that show only the
+                    // message, and type it in the detail).
+                    let message = match detail {
+                        Some(d) if d != msg && !policy => format!("{msg}: {d}"),
+                        _ => msg.to_string(),
+                    };
+                    Some((code, message, policy))
                 });
-                // A registry may put the whole reason in both (Pavilion's
-                // policy denials do, for clients that show only the message).
-                let message = match detail {
-                    Some(d) if d != msg => format!("{msg}: {d}"),
-                    _ => msg.to_string(),
-                };
-                Some((code, message))
-            });
-        let (code, message) = parsed.unwrap_or_else(|| {
+        let (code, message, denied_by_policy) = parsed.unwrap_or_else(|| {
             (
                 "HTTP".to_string(),
                 text.lines().next().unwrap_or("").to_string(),
+                false,
             )
         });
         ClientError::Registry {
             status,
             code,
             message,
+            denied_by_policy,
         }
     }
 }

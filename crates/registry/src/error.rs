@@ -20,6 +20,9 @@ pub struct ApiError {
     /// Replaces the code's usual `message`: clients such as docker and
     /// skopeo show only the message, so a policy denial puts its reason there.
     pub message: Option<String>,
+    /// A structured `detail` in place of the text one (a policy denial's
+    /// `{"reason": "policy", "deny": [...]}`).
+    pub detail_json: Option<serde_json::Value>,
 }
 
 /// Handler result.
@@ -34,7 +37,14 @@ impl ApiError {
             status: None,
             headers: Vec::new(),
             message: None,
+            detail_json: None,
         }
+    }
+
+    /// The same error with a structured `detail`.
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail_json = Some(detail);
+        self
     }
 
     /// The same error with the detail as its `message` too.
@@ -142,7 +152,7 @@ impl IntoResponse for ApiError {
             "errors": [{
                 "code": self.code.as_str(),
                 "message": self.message.as_deref().unwrap_or(self.code.message()),
-                "detail": self.detail,
+                "detail": self.detail_json.unwrap_or(serde_json::Value::String(self.detail)),
             }]
         });
         let mut resp = Response::new(Body::from(body.to_string()));

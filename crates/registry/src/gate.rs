@@ -77,12 +77,16 @@ async fn record(
     }
 }
 
+/// A denial: the rules' messages in `message` for clients that show only
+/// that (docker, skopeo), and a typed `detail` for clients that act on it
+/// (`pavilion` exits 4, not 6) without reading prose.
 fn denied(decision: &GateDecision) -> ApiError {
     ApiError::new(
         ErrorCode::Denied,
         format!("denied by policy: {}", decision.deny.join("; ")),
     )
     .detail_as_message()
+    .with_detail(serde_json::json!({"reason": "policy", "deny": decision.deny}))
 }
 
 /// Passes a manifest PUT through the gate, when there is one, and records

@@ -132,8 +132,12 @@ async fn push_enforcement(backend: Backend) {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["errors"][0]["code"], "DENIED");
     assert_eq!(
-        body["errors"][0]["detail"],
+        body["errors"][0]["message"],
         "denied by policy: forbidden artifact type"
+    );
+    assert_eq!(
+        body["errors"][0]["detail"],
+        serde_json::json!({"reason": "policy", "deny": ["forbidden artifact type"]})
     );
     assert_eq!(get_manifest(&s, "team/app", &fd).await.status(), 404);
     let refs: Value = client()
@@ -151,11 +155,12 @@ async fn push_enforcement(backend: Backend) {
     let r = put_manifest(&s, "team/app", "counted", Some(OCI_MANIFEST), &counted).await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
-    let detail = body["errors"][0]["detail"].as_str().unwrap();
+    let detail = body["errors"][0]["message"].as_str().unwrap();
     assert!(
         detail.contains("policy evaluation failed") && detail.contains("push.rego"),
         "{detail}"
     );
+    assert_eq!(body["errors"][0]["detail"]["reason"], "policy");
     assert_eq!(get_manifest(&s, "team/app", "counted").await.status(), 404);
 
     // Tag guard: prod needs a valid signature.

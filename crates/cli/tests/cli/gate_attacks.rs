@@ -110,6 +110,12 @@ async fn host_header_cannot_choose_the_trust_statement() {
         assert_eq!(detail, "denied by policy: tag prod needs a valid signature");
         assert_eq!(get_manifest(&s, "team/m", "prod").await.status(), 404);
     }
+    // The denial is typed: clients act on the detail, never on the prose.
+    let (_, e) = error_body(put_with_host(&s, "team/m", "prod", &m, None).await).await;
+    assert_eq!(
+        e["detail"],
+        serde_json::json!({"reason": "policy", "deny": ["tag prod needs a valid signature"]})
+    );
     // The decision log records the statement of the registry's own name.
     let log: Value = get_json(&s, "/pavilion/v1/decisions?repository=team/m&n=1").await;
     assert_eq!(

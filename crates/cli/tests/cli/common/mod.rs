@@ -401,10 +401,21 @@ pub async fn error_code(r: reqwest::Response) -> String {
 /// The status, `errors[0].code` and `errors[0].detail` (as text) of an
 /// error response.
 pub async fn error_parts(r: reqwest::Response) -> (u16, String, String) {
+    let (status, v) = error_body(r).await;
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    // A structured detail (a policy denial's) carries its prose in `message`.
+    let detail = match &v["detail"] {
+        serde_json::Value::String(s) => s.clone(),
+        _ => text("message"),
+    };
+    (status, text("code"), detail)
+}
+
+/// The status and the first error object of an error response.
+pub async fn error_body(r: reqwest::Response) -> (u16, serde_json::Value) {
     let status = r.status().as_u16();
     let v: serde_json::Value = r.json().await.expect("error body is JSON");
-    let text = |k: &str| v["errors"][0][k].as_str().unwrap_or_default().to_string();
-    (status, text("code"), text("detail"))
+    (status, v["errors"][0].clone())
 }
 
 /// Media type of an OCI image manifest.
