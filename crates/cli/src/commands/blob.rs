@@ -1,8 +1,9 @@
 //! `pavilion blob get|put|delete`: single blobs by digest.
 
 use super::manifest::read_input;
-use super::transfer::{parse_ref, print_json, progress_bar, runtime, ConnArgs, Output, RemoteArgs};
 use crate::exit::UsageError;
+use crate::output::{print_json, progress_bar, Output};
+use crate::remote::{parse_ref, runtime, ConnArgs, RemoteArgs};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use futures::StreamExt;

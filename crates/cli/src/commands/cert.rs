@@ -2,7 +2,7 @@
 //! notation's places, so that `pavilion sign` and `pavilion verify` (and
 //! notation) work within a minute.
 
-use super::transfer::{print_json, Output};
+use crate::output::{print_json, Output};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use pavilion_client::auth::{write_file, IfExists};
@@ -35,7 +35,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub force: bool,
     /// Output format: text or json (one document per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = super::transfer::parse_output)]
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = crate::output::parse_output)]
     pub output: Output,
 }
 

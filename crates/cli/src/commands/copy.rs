@@ -1,8 +1,9 @@
 //! `pavilion copy SRC DST`: between registries and OCI layout directories
 //! (`oci:PATH[:TAG]`), with `--recursive` carrying referrers along.
 
-use super::transfer::{print_json, progress_bar, runtime, Output, RemoteArgs};
 use crate::exit::UsageError;
+use crate::output::{print_json, progress_bar, Output};
+use crate::remote::{runtime, RemoteArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_client::copy::{copy, CopyOptions, Endpoint};

@@ -2,7 +2,8 @@
 //! of a manifest, with the tag-schema fallback for registries without the
 //! referrers API.
 
-use super::transfer::{parse_ref, print_json, runtime, ConnArgs, Output};
+use crate::output::{print_json, Output};
+use crate::remote::{parse_ref, runtime, ConnArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use futures::future::BoxFuture;

@@ -1,8 +1,9 @@
 //! `pavilion ls REF` (the files of a model or artifact) and `pavilion
 //! inspect REF` (its manifest summary and model configuration).
 
-use super::transfer::{parse_ref, print_json, runtime, ConnArgs, Output};
 use crate::exit::UsageError;
+use crate::output::{print_json, Output};
+use crate::remote::{parse_ref, runtime, ConnArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_model::media;

@@ -1,8 +1,9 @@
 //! `pavilion login` / `logout`: credentials in docker's config.json (or its
 //! credential helper), where docker, ORAS and notation also look.
 
-use super::transfer::{parse_output, print_json, runtime, Output};
 use crate::exit::UsageError;
+use crate::output::{parse_output, print_json, Output};
+use crate::remote::runtime;
 use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_client::auth::{docker_config_path, save_credential, Credential, Credentials};

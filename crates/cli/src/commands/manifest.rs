@@ -1,7 +1,8 @@
 //! `pavilion manifest get|put|delete`: manifests as raw bytes.
 
-use super::transfer::{parse_ref, print_json, runtime, ConnArgs, Output};
 use crate::exit::UsageError;
+use crate::output::{print_json, Output};
+use crate::remote::{parse_ref, runtime, ConnArgs};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use pavilion_oci::ManifestInfo;

@@ -13,5 +13,4 @@ pub mod push;
 pub mod repo;
 pub mod serve;
 pub mod sign;
-pub mod transfer;
 pub mod verify;

@@ -1,8 +1,8 @@
 //! `pavilion policy eval` and `pavilion policy test`: Rego policies
 //! evaluated locally (regorus), as `opa eval` / `opa test` would.
 
-use super::transfer::{print_json, Output};
 use crate::exit::{UsageError, VerificationError};
+use crate::output::{print_json, Output};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use pavilion_policy::{Point, Policy};
@@ -55,7 +55,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "push", value_parser = ["push", "pull", "admission"])]
     pub point: String,
     /// Output format: text or json (one document per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = super::transfer::parse_output)]
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = crate::output::parse_output)]
     pub output: Output,
 }
 
@@ -65,7 +65,7 @@ pub struct TestArgs {
     /// Directory of .rego files (and .json data).
     pub dir: PathBuf,
     /// Output format: text or json (one document per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = super::transfer::parse_output)]
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = crate::output::parse_output)]
     pub output: Output,
 }
 
@@ -147,13 +147,13 @@ fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> Result<ser
         )
         .into());
     }
-    let r = super::transfer::parse_ref(reference)?;
-    let client = super::transfer::make_client(args.plain_http, args.insecure, None, None)?;
+    let r = crate::remote::parse_ref(reference)?;
+    let client = crate::remote::make_client(args.plain_http, args.insecure, None, None)?;
     let trust = pavilion_verify::TrustConfig {
         trust_policy: args.trust_policy.clone(),
         trust_store: args.trust_store.clone(),
     };
-    super::transfer::runtime()?.block_on(async {
+    crate::remote::runtime()?.block_on(async {
         let manifest = client
             .get_manifest(&r)
             .await

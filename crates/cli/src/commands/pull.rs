@@ -2,7 +2,8 @@
 //! directory. The transfer is `pavilion_transfer::Pull`; this command
 //! parses, shows progress and prints what was placed.
 
-use super::transfer::{print_json, progress_bar, runtime, Output, RemoteArgs};
+use crate::output::{print_json, progress_bar, Output};
+use crate::remote::{runtime, RemoteArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_client::digest_cache::default_cache_dir;
@@ -76,7 +77,7 @@ pub fn run(args: PullArgs) -> Result<()> {
         })
         .policy(args.policy.clone())
         .concurrency(usize::from(args.remote.concurrency));
-    let shown = super::transfer::BarProgress(bar.clone());
+    let shown = crate::output::BarProgress(bar.clone());
     let report = runtime()?.block_on(pull.run(&args.dir, &shown))?;
     bar.finish_and_clear();
     let r = &report.reference;

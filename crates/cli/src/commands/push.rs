@@ -3,7 +3,8 @@
 //! transfer is `pavilion_transfer::Push`; this command parses, shows
 //! progress and prints what was sent.
 
-use super::transfer::{print_json, progress_bar, runtime, BarProgress, Output, RemoteArgs};
+use crate::output::{print_json, progress_bar, BarProgress, Output};
+use crate::remote::{runtime, RemoteArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use pavilion_client::digest_cache::{default_cache_dir, DigestCache};

@@ -1,7 +1,8 @@
 //! `tag`, `tags` and `repos`: naming manifests and listing what a registry has.
 
-use super::transfer::{parse_ref, print_json, runtime, ConnArgs, Output};
 use crate::exit::UsageError;
+use crate::output::{print_json, Output};
+use crate::remote::{parse_ref, runtime, ConnArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_oci::Tag;

@@ -63,7 +63,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         allowed_hosts: Some(pavilion_client::HostAllowList(Arc::new(move || {
             hosts.list().to_vec()
         }))),
-        ..super::transfer::client_options(false, false)?
+        ..crate::remote::client_options(false, false)?
     })
     .context("creating the admission registry client")?;
     let auth = if adm.unauthenticated {

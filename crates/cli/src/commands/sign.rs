@@ -1,8 +1,9 @@
 //! `pavilion sign` and `pavilion signatures`: Notary Project signatures
 //! pushed and listed as referrers of the signed manifest, as notation does.
 
-use super::transfer::{parse_ref, print_json, runtime, ConnArgs, Output};
 use crate::exit::UsageError;
+use crate::output::{print_json, Output};
+use crate::remote::{parse_ref, runtime, ConnArgs};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use pavilion_client::Client;

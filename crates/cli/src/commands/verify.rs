@@ -2,8 +2,9 @@
 //! notation's trust policy and trust store (by default notation's own files),
 //! a result per validation, and exit code 4 when verification fails.
 
-use super::transfer::{parse_ref, print_json, runtime, ConnArgs, Output};
 use crate::exit::VerificationError;
+use crate::output::{print_json, Output};
+use crate::remote::{parse_ref, runtime, ConnArgs};
 use anyhow::Result;
 use clap::Args;
 use pavilion_notary::verify::Outcome;

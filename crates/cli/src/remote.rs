@@ -1,35 +1,14 @@
-//! Options shared by the commands that talk to a registry.
+//! Talking to a registry: the connection options the commands share, the
+//! client they build from them (with the user's docker credentials), image
+//! references as arguments, and the runtime a command runs on.
 
+use crate::output::{parse_output, Output};
 use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_client::auth::{docker_config_path, Credentials};
 use pavilion_client::upload_journal::UploadJournal;
 use pavilion_client::{Client, ClientOptions, ProgressFn};
 use std::sync::Arc;
-
-/// How results are printed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Output {
-    /// Lines for people.
-    #[default]
-    Text,
-    /// One JSON document per line, for machines (errors too, on stderr).
-    Json,
-}
-
-/// Parses `--output`. A path given there (`pull --output ./dir`, the
-/// `--output-dir` it was meant to be) gets a hint, not a bare clap error.
-pub fn parse_output(s: &str) -> Result<Output, String> {
-    match s {
-        "text" => Ok(Output::Text),
-        "json" => Ok(Output::Json),
-        _ => Err(
-            "--output is the format, text or json; to choose where files go, use -o \
-                  (pull -o DIR, blob get -o FILE)"
-                .to_string(),
-        ),
-    }
-}
 
 /// Connection options.
 #[derive(Args, Debug, Clone)]
@@ -46,48 +25,6 @@ pub struct RemoteArgs {
     /// Output format: text or json (one document per line).
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_output)]
     pub output: Output,
-}
-
-/// A byte progress bar on stderr, shown only on a terminal (and hidden
-/// with `--output json`), with rate and ETA.
-pub fn progress_bar(total: u64, output: Output) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if output == Output::Json || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    bar
-}
-
-/// A transfer's progress on the terminal: the bar (hidden off a terminal
-/// and with `--output json`) and a line on stderr per event.
-pub struct BarProgress(pub indicatif::ProgressBar);
-
-impl pavilion_transfer::Progress for BarProgress {
-    fn length(&self, bytes: u64) {
-        self.0.set_length(bytes);
-    }
-
-    fn skipped(&self, bytes: u64) {
-        self.0.inc(bytes);
-    }
-
-    fn event(&self, event: &pavilion_transfer::Event) {
-        use pavilion_transfer::Event;
-        let line = match event {
-            Event::Verified { reference, policy } => {
-                format!("verified {reference} (trust policy {policy:?})")
-            }
-            Event::PolicyWarning(w) => format!("policy warning: {w}"),
-            Event::CacheNotSaved(e) => format!("warning: could not save the digest cache: {e}"),
-        };
-        self.0.suspend(|| eprintln!("{line}"));
-    }
 }
 
 /// Connection options of the commands that move no bulk data.
@@ -163,12 +100,6 @@ pub fn client_options(plain_http: bool, insecure: bool) -> Result<ClientOptions>
 pub fn parse_ref(s: &str) -> Result<pavilion_oci::ImageRef> {
     s.parse::<pavilion_oci::ImageRef>()
         .map_err(|e| anyhow::Error::new(crate::exit::UsageError(e.to_string())))
-}
-
-/// Prints a JSON value on stdout, on one line: every command's documents
-/// stream through `jq` and line-reading scripts alike.
-pub fn print_json(v: &serde_json::Value) {
-    println!("{v}");
 }
 
 /// A multi-threaded runtime for one command.
