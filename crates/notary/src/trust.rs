@@ -2,7 +2,7 @@
 //! policy document, select the statement for a repository, and read the
 //! certificates of the trust stores it names.
 
-use crate::policy::{default_oci_policy_path, load_oci};
+use crate::trust_policy::{default_oci_policy_path, load_oci};
 use crate::truststore::{StoreType, TrustStore};
 use crate::verify::Requirements;
 use std::path::Path;

@@ -14,8 +14,8 @@ use crate::envelope::{Envelope, Payload, SigningScheme};
 use crate::x509::{parse_chain, validate_chain, Cert, Purpose};
 use time::OffsetDateTime;
 
-use crate::policy::TrustPolicy;
-pub use crate::policy::{Action, Validation, VerifyTimestamp};
+use crate::trust_policy::TrustPolicy;
+pub use crate::trust_policy::{Action, Validation, VerifyTimestamp};
 
 fn action_name<S: serde::Serializer>(a: &Action, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(a.name())

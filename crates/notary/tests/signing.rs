@@ -4,8 +4,8 @@
 
 use pavilion_notary::certgen::pem_certificates;
 use pavilion_notary::envelope::{Envelope, Format, TargetArtifact};
-use pavilion_notary::policy::OciPolicies;
 use pavilion_notary::signer::{sign, PrivateKey, SignRequest};
+use pavilion_notary::trust_policy::OciPolicies;
 use pavilion_notary::verify::{verify, Expected, Requirements};
 
 fn e2e(file: &str) -> String {

@@ -14,7 +14,7 @@
 //!    trustpolicy.oci.json / trustpolicy.json fallback, errors naming the
 //!    file.
 
-use pavilion_notary::policy::{
+use pavilion_notary::trust_policy::{
     identity_trusted, load_blob, load_oci, oci_policy_path_in, Action, BlobPolicies, Level,
     OciPolicies, PolicyError, TrustedIdentity, Validation, VerificationLevel, VerifyTimestamp,
     LEGACY_OCI_POLICY_FILE, OCI_POLICY_FILE,

@@ -1,7 +1,7 @@
 //! The verification workflow on notation's own signed vectors, with trust
 //! stores made of their real anchors, at each level of the trust policy.
 
-use pavilion_notary::policy::OciPolicies;
+use pavilion_notary::trust_policy::OciPolicies;
 use pavilion_notary::verify::{
     verify, Action, Expected, Outcome, Report, Requirements, Validation,
 };

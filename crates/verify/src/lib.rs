@@ -167,7 +167,7 @@ impl TrustConfig {
         let policy = self
             .trust_policy
             .clone()
-            .or_else(pavilion_notary::policy::default_oci_policy_path);
+            .or_else(pavilion_notary::trust_policy::default_oci_policy_path);
         if let Some(p) = policy {
             match std::fs::read(&p) {
                 Ok(b) => add("policy", &b),

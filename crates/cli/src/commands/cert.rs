@@ -6,8 +6,8 @@ use crate::output::{print_json, Output};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use pavilion_client::auth::{write_file, IfExists};
-use pavilion_notary::policy::{load_oci, oci_policy_path_in};
 use pavilion_notary::trust::notation_config_dir;
+use pavilion_notary::trust_policy::{load_oci, oci_policy_path_in};
 use std::path::{Path, PathBuf};
 
 /// Certificate operations.
