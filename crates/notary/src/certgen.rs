@@ -61,30 +61,10 @@ pub fn generate(name: &str, days: i64) -> Result<TestPki, String> {
     })
 }
 
-/// The DER certificates of a PEM text (every CERTIFICATE block).
+/// The DER certificates of a PEM text (every CERTIFICATE block; see
+/// [`crate::pem::certificates`]).
 pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, String> {
-    use base64::Engine as _;
-    let mut out = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line == "-----BEGIN CERTIFICATE-----" {
-            current = Some(String::new());
-        } else if line == "-----END CERTIFICATE-----" {
-            let b64 = current.take().ok_or("END CERTIFICATE without BEGIN")?;
-            out.push(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .map_err(|e| format!("certificate is not base64: {e}"))?,
-            );
-        } else if let Some(c) = current.as_mut() {
-            c.push_str(line);
-        }
-    }
-    if current.is_some() {
-        return Err("BEGIN CERTIFICATE without END".into());
-    }
-    Ok(out)
+    crate::pem::certificates(text.as_bytes()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod cose;
 pub mod crypto;
 pub mod envelope;
 pub mod jws;
+pub mod pem;
 pub mod signature_manifest;
 pub mod signer;
 /// Where the vendored interoperability vectors are (feature `testing`).

@@ -498,17 +498,17 @@ enum FileError {
     Bad { index: usize, why: String },
 }
 
-const PEM_BEGIN: &[u8] = b"-----BEGIN ";
-const PEM_DASHES: &[u8] = b"-----";
-
 /// DER bytes of the certificates in a trust store file: PEM when the file
 /// contains a PEM boundary (other block types, such as a key stored beside
 /// the certificate, are skipped, as notation does), else one or more
 /// concatenated DER certificates. Each certificate is parsed, so that a
 /// corrupt one is reported instead of never matching.
 fn read_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, FileError> {
-    let ders = if find(bytes, PEM_BEGIN).is_some() {
-        let ders = pem_certificates(bytes)?;
+    let ders = if crate::pem::is_pem(bytes) {
+        let ders = crate::pem::certificates(bytes).map_err(|e| FileError::Bad {
+            index: e.index,
+            why: e.why,
+        })?;
         if ders.is_empty() {
             return Err(FileError::NoCertificate(
                 "no PEM CERTIFICATE block".to_string(),
@@ -528,59 +528,6 @@ fn read_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, FileError> {
         })?;
     }
     Ok(ders)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The contents of the `CERTIFICATE` blocks of a PEM file (RFC 7468): the
-/// text between `-----BEGIN CERTIFICATE-----` and the matching END line,
-/// base64 with whitespace ignored. Text outside blocks is ignored (it is
-/// allowed by RFC 7468 as explanatory text).
-fn pem_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, FileError> {
-    use base64::Engine as _;
-    let mut out = Vec::new();
-    let mut rest = bytes;
-    let mut index = 0;
-    while let Some(start) = find(rest, PEM_BEGIN) {
-        let after = &rest[start + PEM_BEGIN.len()..];
-        let label_end = find(after, PEM_DASHES).ok_or_else(|| FileError::Bad {
-            index: index + 1,
-            why: "unterminated PEM BEGIN line".to_string(),
-        })?;
-        let label = &after[..label_end];
-        let body_start = &after[label_end + PEM_DASHES.len()..];
-        let mut end_line = b"-----END ".to_vec();
-        end_line.extend_from_slice(label);
-        end_line.extend_from_slice(PEM_DASHES);
-        let body_end = find(body_start, &end_line).ok_or_else(|| FileError::Bad {
-            index: index + 1,
-            why: format!(
-                "PEM block {:?} has no END line",
-                String::from_utf8_lossy(label)
-            ),
-        })?;
-        let body = &body_start[..body_end];
-        rest = &body_start[body_end + end_line.len()..];
-        if label != b"CERTIFICATE" {
-            continue;
-        }
-        index += 1;
-        let b64: Vec<u8> = body
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(&b64)
-            .map_err(|e| FileError::Bad {
-                index,
-                why: format!("PEM CERTIFICATE block is not valid base64: {e}"),
-            })?;
-        out.push(der);
-    }
-    Ok(out)
 }
 
 /// Splits concatenated DER certificates (Go's `x509.ParseCertificates`

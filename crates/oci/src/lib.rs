@@ -11,6 +11,7 @@ pub mod json;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
+pub mod percent;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 

@@ -1,4 +1,4 @@
-//! Request-body and query helpers shared by the handlers.
+//! Request bodies and headers as the handlers read them.
 
 use axum::extract::Request;
 use futures::StreamExt;
@@ -50,64 +50,7 @@ pub fn stream(req: Request, idle: Duration, shutdown: CancellationToken) -> Byte
     .boxed()
 }
 
-/// Query parameters in order, percent-decoded (`+` is a space).
-pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    let Some(q) = query else { return Vec::new() };
-    q.split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let spaced = s.replace('+', " ");
-    percent_decode(&spaced).unwrap_or(spaced)
-}
-
-/// Decodes `%XX` escapes; `None` if an escape is malformed or the result is
-/// not UTF-8.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// First value of query parameter `key`.
-pub fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
 /// A header as a string, if present and visible ASCII.
 pub fn header_str(h: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Percent-encodes a query value (for `Link` headers).
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -7,11 +7,13 @@
 pub mod blobs;
 pub mod body;
 pub mod caps;
+pub mod decisions;
 pub mod error;
 pub mod facts;
 pub mod gate;
 pub mod listing;
 pub mod manifests;
+pub mod query;
 pub mod routes;
 pub mod server;
 pub mod state;

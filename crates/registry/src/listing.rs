@@ -1,13 +1,14 @@
 //! Listings: `/v2/_catalog`, `/v2/<name>/tags/list` and the referrers API.
 
 use crate::blobs::blob_digest;
-use crate::body::{encode, query_get, query_pairs};
 use crate::error::{ApiError, ApiResult};
+use crate::query::{query_get, query_pairs};
 use crate::routes::repo;
 use crate::state::AppState;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
+use pavilion_oci::percent::encode;
 use pavilion_oci::{media_type, ErrorCode};
 
 /// Page size when the client gives no `n`.

@@ -1,7 +1,8 @@
 //! `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
 
-use crate::body::{header_str, query_pairs};
+use crate::body::header_str;
 use crate::error::{ApiError, ApiResult};
+use crate::query::query_pairs;
 use crate::routes::repo;
 use crate::state::AppState;
 use axum::body::Body;

@@ -1,7 +1,6 @@
 //! Parsing `/v2/...` paths. Repository names contain slashes, so routes are
 //! recognised from the end of the path rather than with a router pattern.
 
-use crate::body::percent_decode;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::{blobs, listing, manifests, uploads};
@@ -10,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use http::{header, HeaderValue, Method, StatusCode};
+use pavilion_oci::percent::decode as percent_decode;
 use pavilion_oci::{ErrorCode, RepoName};
 use std::sync::Arc;
 use std::time::Duration;

@@ -207,7 +207,7 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
     let own = Router::new()
         .route(
             "/pavilion/v1/decisions",
-            axum::routing::get(crate::gate::list_decisions),
+            axum::routing::get(crate::decisions::list_decisions),
         )
         .route(
             "/pavilion/v1/policy/{*rest}",

@@ -2,8 +2,9 @@
 //! `/v2/<name>/blobs/uploads/...`, plus cross-repository mounts.
 
 use crate::blobs::blob_digest;
-use crate::body::{self, header_str, query_get, query_pairs};
+use crate::body::{self, header_str};
 use crate::error::{upload_range, ApiError, ApiResult};
+use crate::query::{query_get, query_pairs};
 use crate::routes::repo;
 use crate::state::AppState;
 use axum::extract::Request;

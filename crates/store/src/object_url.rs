@@ -58,7 +58,7 @@ impl StorageUrl {
             let (k, v) = pair
                 .split_once('=')
                 .ok_or_else(|| bad(url, &format!("query pair {pair:?} has no '='")))?;
-            options.push((k.to_string(), percent_decode(v)));
+            options.push((k.to_string(), pavilion_oci::percent::decode_lenient(v)));
         }
         Ok(StorageUrl {
             scheme: scheme.to_string(),
@@ -72,25 +72,6 @@ impl StorageUrl {
     pub fn display(&self) -> String {
         format!("{}://{}/{}", self.scheme, self.bucket, self.prefix)
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 3 <= b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(hex, 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Opens the object store a URL names (no request is made yet).
@@ -195,6 +176,9 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("retry_timeout_secs"), "{e}");
-        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
+        assert_eq!(
+            pavilion_oci::percent::decode_lenient("a%2Fb%zz%4"),
+            "a/b%zz%4"
+        );
     }
 }
