@@ -13,23 +13,40 @@ use pavilion_verify::verify_remote_manifest;
 use pavilion_verify::{ArtifactVerification, TrustConfig};
 use std::path::Path;
 
+/// A remote artifact as fetched: what the policy input is built from.
+#[derive(Clone, Copy)]
+pub struct Remote<'a> {
+    /// The client it was fetched with.
+    pub client: &'a pavilion_client::Client,
+    /// Where it is (pinned to a digest once verified).
+    pub reference: &'a ImageRef,
+    /// The reference as the user wrote it (the rules' `reference`).
+    pub asked: &'a str,
+    /// Its manifest, as fetched.
+    pub manifest: &'a pavilion_client::Manifest,
+    /// The manifest, parsed.
+    pub info: &'a ManifestInfo,
+}
+
 /// The `pull` (or `push`, for `policy eval --ref`) input document of a
 /// remote artifact: the manifest as parsed when it was validated, its
 /// config when JSON, and the verification (the one `--verify` made, else
 /// made now; a failure to verify is recorded in it, for the rules to
 /// judge). A JSON config that cannot be fetched or parsed is an error: the
 /// rules must never see `null` where the artifact has a config.
-#[allow(clippy::too_many_arguments)]
 pub async fn artifact_document(
     point: Point,
-    client: &pavilion_client::Client,
-    r: &ImageRef,
-    asked: &str,
-    manifest: &pavilion_client::Manifest,
-    info: &ManifestInfo,
+    remote: &Remote<'_>,
     verified: Option<&ArtifactVerification>,
     trust: &TrustConfig,
 ) -> Result<serde_json::Value, String> {
+    let Remote {
+        client,
+        reference: r,
+        asked,
+        manifest,
+        info,
+    } = *remote;
     let config = match info.blobs.first().map(pavilion_oci::json::wanted_config) {
         Some(Ok(Some(c))) => {
             let bytes = client

@@ -22,7 +22,7 @@ pub mod progress;
 pub mod pull;
 pub mod push;
 
-pub use document::artifact_document;
+pub use document::{artifact_document, Remote};
 pub use error::{UsageError, VerificationError};
 pub use place::Source;
 pub use progress::{Event, Progress, Quiet};

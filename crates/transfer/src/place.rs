@@ -37,21 +37,39 @@ impl Source {
     }
 }
 
+/// Where a pull's layers come from and how: what every file's fetch shares.
+#[derive(Clone, Copy)]
+pub(crate) struct Fetch<'a> {
+    /// The registry client.
+    pub(crate) client: &'a pavilion_client::Client,
+    /// The artifact (its repository holds the blobs).
+    pub(crate) reference: &'a ImageRef,
+    /// Parallel byte ranges per file.
+    pub(crate) parallel: usize,
+    /// The local content cache, if used.
+    pub(crate) blobs: Option<&'a BlobCache>,
+    /// Told of bytes that needed no download.
+    pub(crate) progress: &'a dyn Progress,
+}
+
 /// Brings one layer to `name` in `dir`: nothing to do when the file there
 /// is known to hold the digest, a link from the content cache when it has
 /// the blob, else a verified download that is then added to the cache. A
 /// symlink at `name` is refused.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn fetch_file(
-    client: &pavilion_client::Client,
-    r: &ImageRef,
+async fn fetch_file(
+    from: &Fetch<'_>,
     layer: &pavilion_oci::Descriptor,
     dir: &Dir,
     name: &OsStr,
-    parallel: usize,
-    blobs: Option<&BlobCache>,
     digests: &mut DigestCache,
 ) -> Result<Source> {
+    let Fetch {
+        client,
+        reference: r,
+        parallel,
+        blobs,
+        ..
+    } = *from;
     match dir.metadata(name)? {
         Some(meta) if meta.file_type().is_symlink() => {
             let refused = pavilion_dio::SymlinkRefused {
@@ -165,25 +183,22 @@ pub(crate) type Judge<'a> = &'a mut dyn FnMut(&[ListedTar]) -> Result<()>;
 /// to temporary archives and listed, so an entry that collides with another
 /// layer's path is refused, and `judge` sees every entry, before any file
 /// is written.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn place_all(
-    client: &pavilion_client::Client,
-    r: &ImageRef,
+    from: &Fetch<'_>,
     root: &Dir,
     plan: Vec<Planned>,
     paths: &mut PathSet,
-    parallel: usize,
-    (blobs, digests): (Option<&BlobCache>, &mut DigestCache),
-    progress: &dyn Progress,
+    digests: &mut DigestCache,
     made: &mut Made,
     judge: Judge<'_>,
 ) -> Result<Vec<Placed>> {
+    let progress = from.progress;
     let (tars, raws): (Vec<Planned>, Vec<Planned>) = plan.into_iter().partition(|p| p.tar);
     let mut archives = Vec::new();
     let mut listings = Vec::new();
     for p in tars {
         let name = OsString::from(format!(".pavilion-layer-{}.tar", p.layer.digest.hex()));
-        let how = fetch_file(client, r, &p.layer, root, &name, parallel, blobs, digests)
+        let how = fetch_file(from, &p.layer, root, &name, digests)
             .await
             .with_context(|| format!("pulling {}", p.rel))?;
         made.archives.push(name.clone());
@@ -223,7 +238,7 @@ pub(crate) async fn place_all(
             .subdir(parent, Some(&mut made.dirs))
             .map_err(|e| unsafe_io(&p.rel, e))?;
         let existed = dir.metadata(name).ok().flatten().is_some();
-        let how = fetch_file(client, r, &p.layer, &dir, name, parallel, blobs, digests)
+        let how = fetch_file(from, &p.layer, &dir, name, digests)
             .await
             .with_context(|| format!("pulling {}", p.rel))?;
         if how != Source::Pulled {

@@ -5,8 +5,8 @@
 //! any byte is written, and no path may be named twice. A failed pull
 //! removes the files and directories it created (see [`crate::place`]).
 
-use crate::document::{artifact_document, judge_pull, with_tar_files};
-use crate::place::{place_all, ListedTar, Made, Planned, Source};
+use crate::document::{artifact_document, judge_pull, with_tar_files, Remote};
+use crate::place::{place_all, Fetch, ListedTar, Made, Planned, Source};
 use crate::progress::{Event, Progress};
 use crate::{UsageError, VerificationError};
 use anyhow::{bail, Context, Result};
@@ -192,22 +192,20 @@ impl<'a> Pull<'a> {
         // kept for the second decision once tar layers are listed.
         let mut judged = None;
         if let Some(mut policy) = policy {
-            let doc = artifact_document(
-                Point::Pull,
+            let remote = Remote {
                 client,
-                &r,
-                &asked,
-                &manifest,
-                &info,
-                verified.as_ref(),
-                &trust,
-            )
-            .await
-            .map_err(|e| {
-                VerificationError(format!(
-                    "{asked}: cannot build the policy input: {e}; nothing was written"
-                ))
-            })?;
+                reference: &r,
+                asked: &asked,
+                manifest: &manifest,
+                info: &info,
+            };
+            let doc = artifact_document(Point::Pull, &remote, verified.as_ref(), &trust)
+                .await
+                .map_err(|e| {
+                    VerificationError(format!(
+                        "{asked}: cannot build the policy input: {e}; nothing was written"
+                    ))
+                })?;
             judge_pull(
                 &mut policy,
                 &policy_dir,
@@ -249,15 +247,19 @@ impl<'a> Pull<'a> {
             .map_or_else(DigestCache::in_memory, DigestCache::open);
         let blobs = cache_dir.as_deref().map(BlobCache::new);
         let mut made = Made::default();
-        let placed = place_all(
+        let from = Fetch {
             client,
-            &r,
+            reference: &r,
+            parallel,
+            blobs: blobs.as_ref(),
+            progress,
+        };
+        let placed = place_all(
+            &from,
             &root,
             plan,
             &mut paths,
-            parallel,
-            (blobs.as_ref(), &mut digests),
-            progress,
+            &mut digests,
             &mut made,
             &mut judge,
         )

@@ -160,11 +160,18 @@ fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> Result<ser
             .with_context(|| format!("fetching {r}"))?;
         let info = pavilion_oci::ManifestInfo::parse(&manifest.bytes, Some(&manifest.media_type))
             .with_context(|| format!("{r} does not have a usable manifest"))?;
-        pavilion_transfer::artifact_document(
-            point, &client, &r, reference, &manifest, &info, None, &trust,
-        )
-        .await
-        .map_err(|e| VerificationError(format!("{r}: cannot build the policy input: {e}")).into())
+        let remote = pavilion_transfer::Remote {
+            client: &client,
+            reference: &r,
+            asked: reference,
+            manifest: &manifest,
+            info: &info,
+        };
+        pavilion_transfer::artifact_document(point, &remote, None, &trust)
+            .await
+            .map_err(|e| {
+                VerificationError(format!("{r}: cannot build the policy input: {e}")).into()
+            })
     })
 }
 
