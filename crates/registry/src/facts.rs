@@ -377,17 +377,35 @@ pub async fn record_verdict(
     }
 }
 
+/// The manifest a decision is about, as the handler holds it.
+#[derive(Clone, Copy)]
+pub struct Subject<'a> {
+    /// Its repository.
+    pub repo: &'a RepoName,
+    /// The tags a push sets (none for a pull or a push by digest).
+    pub tags: &'a [String],
+    /// Its digest.
+    pub digest: &'a Digest,
+    /// The manifest, parsed and validated.
+    pub info: &'a ManifestInfo,
+    /// Its bytes.
+    pub body: &'a Bytes,
+}
+
 /// Everything the gate is told about a manifest; `Err(message)` when the
 /// facts cannot be gathered and the request must be refused.
 pub async fn gather(
     state: &AppState,
     gate: &Arc<dyn Gate>,
-    repo: &RepoName,
-    tags: &[String],
-    digest: &Digest,
-    info: &ManifestInfo,
-    body: &Bytes,
+    subject: &Subject<'_>,
 ) -> ApiResult<Result<GateFacts, String>> {
+    let Subject {
+        repo,
+        tags,
+        digest,
+        info,
+        body,
+    } = *subject;
     let config = match config(state, info).await {
         Ok(c) => c,
         Err(e) => return Ok(Err(e)),

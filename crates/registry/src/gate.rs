@@ -5,7 +5,7 @@
 //! gathered in [`crate::facts`].
 
 use crate::error::{ApiError, ApiResult};
-use crate::facts::{gather, Gate, GateDecision, GateFacts};
+use crate::facts::{gather, Gate, GateDecision, GateFacts, Subject};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -91,18 +91,14 @@ fn denied(decision: &GateDecision) -> ApiError {
 /// Passes a manifest PUT through the gate, when there is one, and records
 /// the decision. `Ok(warnings)` lets it through; a denial is 403 `DENIED`
 /// with the rules' messages in the detail.
-pub async fn check_push(
-    state: &AppState,
-    repo: &RepoName,
-    tags: &[String],
-    digest: &Digest,
-    info: &ManifestInfo,
-    body: &Bytes,
-) -> ApiResult<Vec<String>> {
+pub async fn check_push(state: &AppState, subject: &Subject<'_>) -> ApiResult<Vec<String>> {
     let Some(gate) = state.gate.clone() else {
         return Ok(Vec::new());
     };
-    let facts = gather(state, &gate, repo, tags, digest, info, body).await?;
+    let Subject {
+        repo, tags, digest, ..
+    } = *subject;
+    let facts = gather(state, &gate, subject).await?;
     let decision = decide(gate, facts, None).await;
     let detail = serde_json::json!({ "digest": digest.to_string(), "tags": tags });
     record(state, "push", repo, digest, &decision, detail).await;
@@ -133,7 +129,14 @@ pub async fn check_pull(
     let decision = match ManifestInfo::parse(body, Some(media_type)) {
         Err(e) => decide(gate, Err(format!("stored manifest {digest}: {e}")), None).await,
         Ok(info) => {
-            let facts = gather(state, &gate, repo, &[], digest, &info, body).await?;
+            let subject = Subject {
+                repo,
+                tags: &[],
+                digest,
+                info: &info,
+                body,
+            };
+            let facts = gather(state, &gate, &subject).await?;
             let pinned = match pavilion_oci::Reference::parse(reference) {
                 Ok(pavilion_oci::Reference::Digest(_)) => format!("{repo}@{reference}"),
                 _ => format!("{repo}:{reference}"),
@@ -192,7 +195,14 @@ pub async fn policy_report(State(state): State<Arc<AppState>>, req: Request) -> 
             Ok(pavilion_oci::Reference::Tag(t)) => vec![t.as_str().to_string()],
             _ => Vec::new(),
         };
-        let facts = gather(&state, &gate, &repo, &tags, &rec.digest, &info, &body).await?;
+        let subject = Subject {
+            repo: &repo,
+            tags: &tags,
+            digest: &rec.digest,
+            info: &info,
+            body: &body,
+        };
+        let facts = gather(&state, &gate, &subject).await?;
         let d = decide(gate, facts, None).await;
         let report = serde_json::json!({
             "repository": repo.as_str(),

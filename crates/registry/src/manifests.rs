@@ -174,7 +174,14 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
     check_references(state, &name, &info).await?;
     let tag_names: Vec<String> = tags.iter().map(|t| t.as_str().to_string()).collect();
     // Decided before anything is written: a denied push leaves no trace.
-    let warnings = crate::gate::check_push(state, &name, &tag_names, &digest, &info, &body).await?;
+    let subject = crate::facts::Subject {
+        repo: &name,
+        tags: &tag_names,
+        digest: &digest,
+        info: &info,
+        body: &body,
+    };
+    let warnings = crate::gate::check_push(state, &subject).await?;
 
     state.blobs.put(&digest, body.clone()).await?;
     let record = ManifestRecord {
