@@ -107,7 +107,8 @@ async fn fetch_file(
     Ok(Source::Pulled)
 }
 
-/// A refused symlink as the unsafe-path error of layer path `rel` (exit 4).
+/// A refused symlink as the unsafe-path error of layer path `rel` (a
+/// `PathError`, which callers treat as a failed check).
 fn unsafe_io(rel: &str, e: std::io::Error) -> anyhow::Error {
     match pavilion_dio::refused(&e) {
         Some(r) => PathError::ThroughSymlink(rel.to_string(), r.path.display().to_string()).into(),
