@@ -441,7 +441,12 @@ impl Client {
                 actual: actual.to_string(),
             });
         }
-        target.buffered.sync_all().map_err(io)?;
+        // Flushing gigabytes can take seconds: not on an async worker.
+        let flushed = target.clone();
+        tokio::task::spawn_blocking(move || flushed.buffered.sync_all())
+            .await
+            .map_err(io_join)?
+            .map_err(io)?;
         dir.rename(partial, dir, name).map_err(ClientError::Io)?;
         left.partial = None;
         let _ = dir.remove_file(record);

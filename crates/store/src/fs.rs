@@ -380,19 +380,24 @@ impl BlobStore for FsBlobStore {
         };
 
         let short = declared.is_some_and(|d| p.received < d) && p.body_error.is_none();
-        let rollback = |s: &mut Session, before: Option<Hasher>| {
-            let f = OpenOptions::new().write(true).open(self.upload_path(id))?;
-            f.set_len(offset)?;
-            s.hasher = before;
-            Ok::<(), io::Error>(())
+        // The file cut back to where this append began, on a blocking
+        // thread (truncating a large file can take a while), and the
+        // session's hasher left as it was before the append.
+        let path = self.upload_path(id);
+        let truncate = move || {
+            tokio::task::spawn_blocking(move || {
+                OpenOptions::new().write(true).open(path)?.set_len(offset)
+            })
         };
         match written {
             Err(e) => {
-                rollback(&mut s, before)?;
+                truncate().await.map_err(blocking_err)??;
+                s.hasher = before;
                 Err(e.into())
             }
             Ok(_) if p.too_long || short => {
-                rollback(&mut s, before)?;
+                truncate().await.map_err(blocking_err)??;
+                s.hasher = before;
                 Err(StoreError::LengthMismatch {
                     declared: declared.unwrap_or(0),
                     got: p.received + u64::from(p.too_long),
