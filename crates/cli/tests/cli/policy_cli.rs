@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn pavilion(args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_pavilion"))
         .args(args)
         .stdin(std::process::Stdio::piped())
@@ -16,7 +15,7 @@ fn pavilion(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .unwrap();
     let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    feed(&mut pipe, stdin.unwrap_or("").as_bytes());
     drop(pipe);
     child.wait_with_output().unwrap()
 }

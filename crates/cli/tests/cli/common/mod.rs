@@ -106,6 +106,17 @@ fn uuid_hex() -> String {
     format!("{t:x}_{:x}_{n}", std::process::id())
 }
 
+/// Writes a command's standard input. A command may exit before it reads
+/// it (a usage error found first): the broken pipe that leaves is the
+/// command's choice, not a failure of the test's harness.
+pub fn feed(stdin: &mut impl std::io::Write, input: &[u8]) {
+    match stdin.write_all(input) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => panic!("writing the command's standard input: {e}"),
+    }
+}
+
 /// The lines `child` writes on stderr, read on a thread of their own (so a
 /// test can wait for one with a deadline).
 pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {

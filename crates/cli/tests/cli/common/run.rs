@@ -2,7 +2,7 @@
 //! standard input, bounded in time, with what it printed and its exit code.
 
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -110,7 +110,7 @@ impl Cli {
         let mut child = cmd.spawn().expect("spawn pavilion");
         if let Some(input) = stdin {
             let mut w = child.stdin.take().unwrap();
-            w.write_all(input).unwrap();
+            crate::common::feed(&mut w, input);
         }
         let mut out = child.stdout.take().unwrap();
         let mut err = child.stderr.take().unwrap();
