@@ -3,7 +3,7 @@
 
 use crate::exit::UsageError;
 use crate::output::{parse_output, print_json, Output};
-use crate::remote::runtime;
+use crate::remote::{runtime, ConnArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_client::auth::{docker_config_path, save_credential, Credential, Credentials};
@@ -24,15 +24,8 @@ pub struct LoginArgs {
     /// Read the password from standard input.
     #[arg(long)]
     pub password_stdin: bool,
-    /// Use plain HTTP (automatic for localhost and 127.0.0.1).
-    #[arg(long)]
-    pub plain_http: bool,
-    /// Skip TLS certificate verification.
-    #[arg(long)]
-    pub insecure: bool,
-    /// Output format: text or json (one document per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_output)]
-    pub output: Output,
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 /// Arguments of `pavilion logout`.
@@ -87,8 +80,8 @@ pub fn run_login(args: LoginArgs) -> Result<()> {
     let mut credentials = Credentials::default();
     credentials.insert(&registry, cred.clone());
     let client = Client::new(ClientOptions {
-        plain_http: args.plain_http,
-        insecure: args.insecure,
+        plain_http: args.conn.plain_http,
+        insecure: args.conn.insecure,
         credentials,
         ..ClientOptions::default()
     })?;
@@ -97,7 +90,7 @@ pub fn run_login(args: LoginArgs) -> Result<()> {
         .with_context(|| format!("logging in to {registry}"))?;
     let path = config_path()?;
     save_credential(&path, &registry, Some(&cred)).map_err(anyhow::Error::msg)?;
-    match args.output {
+    match args.conn.output {
         Output::Json => print_json(&serde_json::json!({
             "registry": registry,
             "loggedIn": true,
