@@ -4,6 +4,8 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
+use pavilion_oci::error_body::{Code, ErrorBody};
+use pavilion_oci::ErrorCode;
 
 /// The most manifest bytes the client reads: the registry's own default
 /// `max_manifest_bytes` (4 MiB), so anything Pavilion accepts can be read.
@@ -28,7 +30,7 @@ pub enum ClientError {
         /// HTTP status.
         status: u16,
         /// OCI error code (or `HTTP` when the body had none).
-        code: String,
+        code: Code,
         /// Message and detail from the error body.
         message: String,
         /// The registry says its policy refused the request: a `DENIED`
@@ -223,14 +225,22 @@ impl ClientError {
             // would not help.
             ClientError::Registry {
                 status: 403,
-                code,
+                code: Code::Known(ErrorCode::Denied),
                 denied_by_policy: true,
                 ..
-            } if code == "DENIED" => ErrorKind::Verification,
+            } => ErrorKind::Verification,
             ClientError::Registry {
                 status: 401 | 403, ..
             } => ErrorKind::Auth,
-            ClientError::Registry { code, .. } if code.ends_with("_UNKNOWN") => ErrorKind::NotFound,
+            ClientError::Registry {
+                code: Code::Known(c),
+                ..
+            } if c.is_unknown() => ErrorKind::NotFound,
+            // Another registry's own "not found" codes follow the spec's naming.
+            ClientError::Registry {
+                code: Code::Other(c),
+                ..
+            } if c.ends_with("_UNKNOWN") => ErrorKind::NotFound,
             ClientError::Registry { .. } => ErrorKind::Other,
             ClientError::Auth(_) => ErrorKind::Auth,
             ClientError::DigestMismatch { .. } => ErrorKind::Verification,
@@ -257,34 +267,27 @@ impl ClientError {
             Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
             _ => String::new(),
         };
-        let parsed: Option<(String, String, bool)> =
-            serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| {
-                    let e = v.get("errors")?.get(0)?;
-                    let code = e.get("code")?.as_str()?.to_string();
-                    let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or("");
-                    let policy = e
-                        .get("detail")
-                        .and_then(|d| d.get("reason"))
-                        .and_then(|r| r.as_str())
-                        == Some("policy");
-                    let detail = e.get("detail").map(|d| match d {
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    });
-                    // A registry may put the whole reason in both (Pavilion's
-                    // policy denials do, for clients that show only the
-                    // message, and type it in the detail).
-                    let message = match detail {
-                        Some(d) if d != msg && !policy => format!("{msg}: {d}"),
-                        _ => msg.to_string(),
-                    };
-                    Some((code, message, policy))
+        let parsed = serde_json::from_str::<ErrorBody>(&text)
+            .ok()
+            .and_then(|b| b.errors.into_iter().next())
+            .map(|e| {
+                let policy = e.policy_denial().is_some();
+                let detail = e.detail.as_ref().map(|d| match d {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
                 });
+                // A registry may put the whole reason in both (Pavilion's
+                // policy denials do, for clients that show only the
+                // message, and type it in the detail).
+                let message = match detail {
+                    Some(d) if d != e.message && !policy => format!("{}: {d}", e.message),
+                    _ => e.message,
+                };
+                (e.code, message, policy)
+            });
         let (code, message, denied_by_policy) = parsed.unwrap_or_else(|| {
             (
-                "HTTP".to_string(),
+                Code::Other("HTTP".to_string()),
                 text.lines().next().unwrap_or("").to_string(),
                 false,
             )

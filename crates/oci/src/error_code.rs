@@ -2,6 +2,9 @@
 
 /// An error code from the distribution-spec's error code table (plus the
 /// Docker-era `RANGE_INVALID`/`BLOB_UPLOAD_INVALID` that clients still expect).
+/// It serialises as, and deserialises from, the code string of an error body
+/// (`"MANIFEST_UNKNOWN"`); a string outside the table does not deserialise
+/// (see [`crate::error_body::Code`] for reading any registry's codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     /// blob unknown to registry
@@ -44,6 +47,46 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order of the table above.
+    pub const ALL: [ErrorCode; 18] = [
+        ErrorCode::BlobUnknown,
+        ErrorCode::BlobUploadInvalid,
+        ErrorCode::BlobUploadUnknown,
+        ErrorCode::DigestInvalid,
+        ErrorCode::ManifestBlobUnknown,
+        ErrorCode::ManifestInvalid,
+        ErrorCode::ManifestUnknown,
+        ErrorCode::NameInvalid,
+        ErrorCode::NameUnknown,
+        ErrorCode::SizeInvalid,
+        ErrorCode::Unauthorized,
+        ErrorCode::Denied,
+        ErrorCode::Unsupported,
+        ErrorCode::TooManyRequests,
+        ErrorCode::TagInvalid,
+        ErrorCode::PaginationNumberInvalid,
+        ErrorCode::Internal,
+        ErrorCode::StorageFull,
+    ];
+
+    /// The code a code string names (`"DENIED"` -> `Denied`); `None` for a
+    /// string outside the table.
+    pub fn from_code(code: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
+    /// Whether the code says the thing asked for does not exist (a blob,
+    /// manifest, upload session or repository).
+    pub fn is_unknown(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::BlobUnknown
+                | ErrorCode::BlobUploadUnknown
+                | ErrorCode::ManifestUnknown
+                | ErrorCode::NameUnknown
+        )
+    }
+
     /// The code string as sent in the JSON error body.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -116,5 +159,67 @@ impl ErrorCode {
             ErrorCode::Internal => "internal server error",
             ErrorCode::StorageFull => "the registry's storage is full",
         }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A code string outside the distribution-spec's table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an OCI error code")]
+pub struct UnknownErrorCode(pub String);
+
+impl std::str::FromStr for ErrorCode {
+    type Err = UnknownErrorCode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ErrorCode::from_code(s).ok_or_else(|| UnknownErrorCode(s.to_string()))
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn every_code_reads_back_from_its_string() {
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_code(c.as_str()), Some(c));
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), c);
+        }
+        let names: std::collections::BTreeSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            names.len(),
+            ErrorCode::ALL.len(),
+            "code strings are distinct"
+        );
+    }
+
+    #[test]
+    fn a_string_outside_the_table_is_refused() {
+        assert_eq!(ErrorCode::from_code("denied"), None);
+        let e = serde_json::from_str::<ErrorCode>("\"NOT_A_CODE\"").unwrap_err();
+        assert!(e.to_string().contains("NOT_A_CODE"), "{e}");
+        assert!("".parse::<ErrorCode>().is_err());
     }
 }

@@ -5,6 +5,7 @@
 //! layers above can never hold an invalid name or digest.
 
 pub mod digest;
+pub mod error_body;
 pub mod error_code;
 pub mod image_ref;
 pub mod json;
