@@ -45,6 +45,7 @@ use pavilion_policy::kubernetes::{
 };
 use pavilion_policy::Point;
 use pavilion_registry::AppState;
+use pavilion_store::NewDecision;
 use pavilion_verify::{verify_remote_manifest, ArtifactVerification, TrustConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -446,7 +447,15 @@ async fn admission(State(a): State<Arc<Admission>>, req: Request) -> Response {
         if let Err(e) = a
             .registry
             .meta
-            .record_decision("admission", None, &subject, allowed, &deny, &warn, &detail)
+            .record_decision(&NewDecision {
+                point: "admission",
+                repository: None,
+                subject: &subject,
+                allowed,
+                deny: &deny,
+                warn: &warn,
+                detail: &detail,
+            })
             .await
         {
             tracing::error!(error = %e, "could not record an admission decision");

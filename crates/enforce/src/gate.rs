@@ -15,8 +15,8 @@ use pavilion_notary::verify::Expected;
 use pavilion_oci::Descriptor;
 use pavilion_policy::input::{self, Artifact, Verification};
 use pavilion_policy::Point;
-use pavilion_registry::facts::SIGNATURES_CHECKED;
-use pavilion_registry::{Gate, GateDecision, GateFacts, StoredSignature};
+use pavilion_registry::policy_hook::SIGNATURES_CHECKED;
+use pavilion_registry::{Gate, GateDecision, GateError, GateFacts, StoredSignature};
 use pavilion_verify::{trusted_thumbprints, verify_local, FoundSignature, TrustConfig};
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
@@ -106,11 +106,11 @@ impl PushPolicy {
         point: Point,
         doc: &serde_json::Value,
         signature: &Verification,
-    ) -> Result<GateDecision, String> {
+    ) -> Result<GateDecision, GateError> {
         let d = self
             .policies
             .decide(point, doc)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| GateError::Evaluation(Box::new(e)))?;
         Ok(GateDecision {
             deny: d.deny,
             warn: d.warn,
@@ -223,7 +223,7 @@ impl Gate for PushPolicy {
             .collect()
     }
 
-    fn decide_push(&self, f: &GateFacts) -> Result<GateDecision, String> {
+    fn decide_push(&self, f: &GateFacts) -> Result<GateDecision, GateError> {
         let digest = f.digest.to_string();
         let signature = self.signature(f);
         let doc = input::push(
@@ -235,7 +235,7 @@ impl Gate for PushPolicy {
         self.decide(Point::Push, &doc, &signature)
     }
 
-    fn decide_pull(&self, f: &GateFacts, reference: &str) -> Result<GateDecision, String> {
+    fn decide_pull(&self, f: &GateFacts, reference: &str) -> Result<GateDecision, GateError> {
         let digest = f.digest.to_string();
         let signature = self.signature(f);
         // As `pavilion pull` would name it: this registry's first name.

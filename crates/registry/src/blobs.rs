@@ -1,7 +1,6 @@
 //! `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`.
 
 use crate::error::{ApiError, ApiResult};
-use crate::routes::repo;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::Request;
@@ -88,14 +87,13 @@ pub fn blob_digest(s: &str) -> ApiResult<Digest> {
 /// `GET` or `HEAD` of a blob, with `Range` support.
 pub async fn get(
     state: &AppState,
-    name: &str,
+    name: &RepoName,
     digest: &str,
     req: Request,
     head: bool,
 ) -> ApiResult {
-    let name = repo(name)?;
     let digest = blob_digest(digest)?;
-    let size = size_in_repo(state, &name, &digest).await?;
+    let size = size_in_repo(state, name, &digest).await?;
     // The bytes bypass the registry: the client fetches them (with its
     // Range header) from the storage service. HEAD never needs the bytes.
     if let (false, Some(ttl)) = (head, state.limits.redirect_blobs) {
@@ -158,8 +156,7 @@ pub async fn get(
 /// `DELETE` of a blob: unlinks it from the repository. The bytes stay until
 /// garbage collection, so a concurrent push of the same digest elsewhere can
 /// never lose them.
-pub async fn delete(state: &AppState, name: &str, digest: &str) -> ApiResult {
-    let name = repo(name)?;
+pub async fn delete(state: &AppState, name: &RepoName, digest: &str) -> ApiResult {
     let digest = blob_digest(digest)?;
     if !state.meta.unlink_blob(name.as_str(), &digest).await? {
         return Err(ApiError::new(

@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
+use pavilion_oci::error_body::{ErrorBody, ErrorEntry};
 use pavilion_oci::{DigestError, ErrorCode, NameError, ReferenceError};
 use pavilion_store::StoreError;
 
@@ -148,14 +149,22 @@ impl IntoResponse for ApiError {
         let status = self.status.unwrap_or_else(|| {
             StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::BAD_REQUEST)
         });
-        let body = serde_json::json!({
-            "errors": [{
-                "code": self.code.as_str(),
-                "message": self.message.as_deref().unwrap_or(self.code.message()),
-                "detail": self.detail_json.unwrap_or(serde_json::Value::String(self.detail)),
-            }]
-        });
-        let mut resp = Response::new(Body::from(body.to_string()));
+        let body = ErrorBody {
+            errors: vec![ErrorEntry {
+                code: self.code.into(),
+                message: self
+                    .message
+                    .unwrap_or_else(|| self.code.message().to_string()),
+                detail: Some(
+                    self.detail_json
+                        .unwrap_or(serde_json::Value::String(self.detail)),
+                ),
+            }],
+        };
+        // Serialising these plain strings and values cannot fail; were it
+        // to, the status and code headers still tell the client what happened.
+        let text = serde_json::to_string(&body).unwrap_or_default();
+        let mut resp = Response::new(Body::from(text));
         *resp.status_mut() = status;
         let h = resp.headers_mut();
         h.insert(

@@ -2,16 +2,17 @@
 //! passes through before anything is stored, the one a manifest GET or
 //! HEAD passes through before anything is served, and the decisions they
 //! record (served by [`crate::decisions`]). What the gate is told is
-//! gathered in [`crate::facts`].
+//! gathered in [`crate::facts`]; [`crate::policy_report`] asks the same
+//! question of a stored manifest after the fact.
 
 use crate::error::{ApiError, ApiResult};
-use crate::facts::{gather, Gate, GateDecision, GateFacts, Subject};
+use crate::facts::{gather, Subject};
+use crate::policy_hook::{Gate, GateDecision, GateError, GateFacts};
 use crate::state::AppState;
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::header;
+use pavilion_oci::error_body::PolicyDenial;
 use pavilion_oci::{Digest, ErrorCode, ManifestInfo, RepoName};
+use pavilion_store::NewDecision;
 use std::sync::Arc;
 
 /// The gate's decision; facts that could not be gathered, or a policy that
@@ -20,29 +21,24 @@ use std::sync::Arc;
 /// evaluation, signature checks and reading the trust policy files are CPU
 /// and disk work that must not stall the async workers (with pull rules,
 /// every manifest GET comes here).
-async fn decide(
+pub(crate) async fn decide(
     gate: Arc<dyn Gate>,
-    facts: Result<GateFacts, String>,
+    facts: Result<GateFacts, GateError>,
     pull: Option<String>,
 ) -> GateDecision {
-    let refused = |why: String| GateDecision {
-        deny: vec![why],
+    let asked = match facts {
+        Err(e) => Err(e),
+        Ok(facts) => tokio::task::spawn_blocking(move || match &pull {
+            Some(reference) => gate.decide_pull(&facts, reference),
+            None => gate.decide_push(&facts),
+        })
+        .await
+        .unwrap_or_else(|e| Err(GateError::Aborted(e.to_string()))),
+    };
+    asked.unwrap_or_else(|e| GateDecision {
+        deny: vec![e.to_string()],
         ..Default::default()
-    };
-    let facts = match facts {
-        Ok(f) => f,
-        Err(e) => return refused(format!("cannot build the policy input: {e}")),
-    };
-    let asked = tokio::task::spawn_blocking(move || match &pull {
-        Some(reference) => gate.decide_pull(&facts, reference),
-        None => gate.decide_push(&facts),
     })
-    .await;
-    match asked {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => refused(format!("policy evaluation failed: {e}")),
-        Err(e) => refused(format!("policy evaluation failed: {e}")),
-    }
 }
 
 /// Records a decision; a log that cannot be written is the operator's
@@ -61,15 +57,15 @@ async fn record(
     let subject = format!("{repo}@{digest}");
     if let Err(e) = state
         .meta
-        .record_decision(
+        .record_decision(&NewDecision {
             point,
-            Some(repo.as_str()),
-            &subject,
-            decision.deny.is_empty(),
-            &decision.deny,
-            &decision.warn,
-            &detail,
-        )
+            repository: Some(repo.as_str()),
+            subject: &subject,
+            allowed: decision.deny.is_empty(),
+            deny: &decision.deny,
+            warn: &decision.warn,
+            detail: &detail,
+        })
         .await
     {
         tracing::error!(error = %e, "could not record a policy decision");
@@ -78,14 +74,18 @@ async fn record(
 
 /// A denial: the rules' messages in `message` for clients that show only
 /// that (docker, skopeo), and a typed `detail` for clients that act on it
-/// (`pavilion` exits 4, not 6) without reading prose.
+/// (`pavilion` exits 4, not 6) without reading prose. (Serialising a list
+/// of strings cannot fail; were it to, the answer is still a refusal.)
 fn denied(decision: &GateDecision) -> ApiError {
     ApiError::new(
         ErrorCode::Denied,
         format!("denied by policy: {}", decision.deny.join("; ")),
     )
     .detail_as_message()
-    .with_detail(serde_json::json!({"reason": "policy", "deny": decision.deny}))
+    .with_detail(
+        serde_json::to_value(PolicyDenial::new(decision.deny.clone()))
+            .unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// Passes a manifest PUT through the gate, when there is one, and records
@@ -127,7 +127,10 @@ pub async fn check_pull(
         return Ok(Vec::new());
     };
     let decision = match ManifestInfo::parse(body, Some(media_type)) {
-        Err(e) => decide(gate, Err(format!("stored manifest {digest}: {e}")), None).await,
+        Err(e) => {
+            let e = GateError::Facts(format!("stored manifest {digest}: {e}"));
+            decide(gate, Err(e), None).await
+        }
         Ok(info) => {
             let subject = Subject {
                 repo,
@@ -151,76 +154,6 @@ pub async fn check_pull(
     record(state, "pull", repo, digest, &decision, detail).await;
     tracing::info!(%repo, %digest, deny = ?decision.deny, "pull denied by policy");
     Err(denied(&decision))
-}
-
-/// `GET /pavilion/v1/policy/<name>/manifests/<reference>`: the push rules
-/// evaluated now for a stored manifest (for a tag, as if that tag were set
-/// again), so a tag guard's verdict can be queried after the fact: a
-/// signature that expired or a certificate removed from the trust store
-/// shows here. Nothing is recorded or changed.
-pub async fn policy_report(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    // The raw path, split before decoding as the registry's own routes are:
-    // an escaped `/` must not name another repository.
-    let raw = req
-        .uri()
-        .path()
-        .strip_prefix("/pavilion/v1/policy")
-        .unwrap_or_default()
-        .to_string();
-    drop(req);
-    let result: ApiResult = async {
-        let Some(gate) = state.gate.clone() else {
-            return Err(ApiError::new(
-                ErrorCode::Unsupported,
-                "no push policy is configured (serve --policy)",
-            )
-            .with_status(http::StatusCode::NOT_FOUND));
-        };
-        let Some(crate::routes::Route::Manifest(name, reference)) =
-            crate::routes::Route::parse(&format!("/v2{raw}"))
-        else {
-            return Err(ApiError::new(
-                ErrorCode::NameInvalid,
-                "expected /pavilion/v1/policy/<name>/manifests/<reference>",
-            )
-            .with_status(http::StatusCode::NOT_FOUND));
-        };
-        let reference = reference.as_str();
-        let repo = crate::routes::repo(&name)?;
-        let rec = crate::manifests::resolve(&state, &repo, reference).await?;
-        let body = state.blobs.read_all(&rec.digest).await?;
-        let info = ManifestInfo::parse(&body, Some(&rec.media_type))
-            .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
-        let tags: Vec<String> = match pavilion_oci::Reference::parse(reference) {
-            Ok(pavilion_oci::Reference::Tag(t)) => vec![t.as_str().to_string()],
-            _ => Vec::new(),
-        };
-        let subject = Subject {
-            repo: &repo,
-            tags: &tags,
-            digest: &rec.digest,
-            info: &info,
-            body: &body,
-        };
-        let facts = gather(&state, &gate, &subject).await?;
-        let d = decide(gate, facts, None).await;
-        let report = serde_json::json!({
-            "repository": repo.as_str(),
-            "reference": reference,
-            "digest": rec.digest.to_string(),
-            "allowed": d.deny.is_empty(),
-            "deny": d.deny,
-            "warn": d.warn,
-            "detail": d.detail,
-        });
-        Ok((
-            [(header::CONTENT_TYPE, "application/json")],
-            report.to_string(),
-        )
-            .into_response())
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `Warning` header values for policy warnings (`299 - "text"`, as the

@@ -13,13 +13,16 @@ pub mod facts;
 pub mod gate;
 pub mod listing;
 pub mod manifests;
+pub mod policy_hook;
+pub mod policy_report;
 pub mod query;
+pub mod resolve;
 pub mod routes;
 pub mod server;
 pub mod state;
 pub mod tls;
 pub mod uploads;
 
-pub use facts::{Gate, GateDecision, GateFacts, StoredSignature};
+pub use policy_hook::{Gate, GateDecision, GateError, GateFacts, StoredSignature};
 pub use server::{serve, Extensions, ServeError, ServerConfig};
 pub use state::AppState;

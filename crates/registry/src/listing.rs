@@ -3,13 +3,12 @@
 use crate::blobs::blob_digest;
 use crate::error::{ApiError, ApiResult};
 use crate::query::{query_get, query_pairs};
-use crate::routes::repo;
 use crate::state::AppState;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 use pavilion_oci::percent::encode;
-use pavilion_oci::{media_type, ErrorCode};
+use pavilion_oci::{media_type, ErrorCode, RepoName};
 
 /// Page size when the client gives no `n`.
 const DEFAULT_PAGE: i64 = 1000;
@@ -106,8 +105,7 @@ pub async fn catalog(state: &AppState, req: Request) -> ApiResult {
 
 /// `GET /v2/<name>/tags/list?n=&last=`: 404 for a repository that never
 /// existed, an empty list for one whose tags were all deleted.
-pub async fn tags(state: &AppState, name: &str, req: Request) -> ApiResult {
-    let name = repo(name)?;
+pub async fn tags(state: &AppState, name: &RepoName, req: Request) -> ApiResult {
     let q = query_pairs(req.uri().query());
     let p = page(&q, state.limits.max_page)?;
     if !state.meta.repo_exists(name.as_str()).await? {
@@ -132,8 +130,7 @@ pub async fn tags(state: &AppState, name: &str, req: Request) -> ApiResult {
 
 /// `GET /v2/<name>/referrers/<digest>?artifactType=`: always an image index,
 /// empty for subjects (or repositories) with no referrers.
-pub async fn referrers(state: &AppState, name: &str, digest: &str, req: Request) -> ApiResult {
-    let name = repo(name)?;
+pub async fn referrers(state: &AppState, name: &RepoName, digest: &str, req: Request) -> ApiResult {
     let subject = blob_digest(digest)?;
     let q = query_pairs(req.uri().query());
     let p = page(&q, state.limits.max_page)?;

@@ -2,8 +2,9 @@
 
 use crate::body::header_str;
 use crate::error::{ApiError, ApiResult};
+use crate::gate::{check_pull, check_push, warning_headers};
 use crate::query::query_pairs;
-use crate::routes::repo;
+use crate::resolve::{resolve, unknown};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::Request;
@@ -14,39 +15,10 @@ use http::{header, StatusCode};
 use pavilion_oci::{Algorithm, Digest, ErrorCode, ManifestInfo, Reference, RepoName, Tag};
 use pavilion_store::{ManifestRecord, NewManifest};
 
-fn unknown(name: &RepoName, reference: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::ManifestUnknown,
-        format!("manifest {reference:?} not found in {name}"),
-    )
-}
-
-/// The manifest a tag or digest names in `name`, or `MANIFEST_UNKNOWN`.
-pub async fn resolve(
-    state: &AppState,
-    name: &RepoName,
-    reference: &str,
-) -> ApiResult<ManifestRecord> {
-    // A reference that is not even well formed names nothing: 404, as the
-    // conformance suite expects for GET/HEAD/DELETE.
-    let found = match Reference::parse(reference) {
-        Ok(Reference::Tag(t)) => {
-            state
-                .meta
-                .manifest_by_tag(name.as_str(), t.as_str())
-                .await?
-        }
-        Ok(Reference::Digest(d)) => state.meta.manifest_by_digest(name.as_str(), &d).await?,
-        Err(_) => None,
-    };
-    found.ok_or_else(|| unknown(name, reference))
-}
-
 /// `GET` or `HEAD` of a manifest, byte-for-byte as pushed, once the pull
 /// rules (when the policy has any) allow it.
-pub async fn get(state: &AppState, name: &str, reference: &str, head: bool) -> ApiResult {
-    let name = repo(name)?;
-    let rec = resolve(state, &name, reference).await?;
+pub async fn get(state: &AppState, name: &RepoName, reference: &str, head: bool) -> ApiResult {
+    let rec = resolve(state, name, reference).await?;
     let gated = state.gate.as_ref().is_some_and(|g| g.decides_pulls());
     let bytes = if head && !gated {
         None
@@ -62,8 +34,7 @@ pub async fn get(state: &AppState, name: &str, reference: &str, head: bool) -> A
     };
     let warnings = match &bytes {
         Some(b) if gated => {
-            crate::gate::check_pull(state, &name, reference, &rec.digest, &rec.media_type, b)
-                .await?
+            check_pull(state, name, reference, &rec.digest, &rec.media_type, b).await?
         }
         _ => Vec::new(),
     };
@@ -73,7 +44,7 @@ pub async fn get(state: &AppState, name: &str, reference: &str, head: bool) -> A
         .header(header::CONTENT_LENGTH, rec.size)
         .header("Docker-Content-Digest", rec.digest.to_string())
         .header(header::ETAG, format!("\"{}\"", rec.digest));
-    for w in crate::gate::warning_headers(&warnings) {
+    for w in warning_headers(&warnings) {
         builder = builder.header(header::WARNING, w);
     }
     let body = match bytes {
@@ -146,8 +117,7 @@ fn tag_params(query: Option<&str>) -> ApiResult<Vec<Tag>> {
 
 /// `PUT` of a manifest by tag or digest (plus any `?tag=` parameters, each
 /// answered with an `OCI-Tag` header once set).
-pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) -> ApiResult {
-    let name = repo(name)?;
+pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Request) -> ApiResult {
     let reference = Reference::parse(reference)?;
     let mut tags = tag_params(req.uri().query())?;
     let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_string);
@@ -171,17 +141,17 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
     };
     let info = ManifestInfo::parse(&body, content_type.as_deref())
         .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
-    check_references(state, &name, &info).await?;
+    check_references(state, name, &info).await?;
     let tag_names: Vec<String> = tags.iter().map(|t| t.as_str().to_string()).collect();
     // Decided before anything is written: a denied push leaves no trace.
     let subject = crate::facts::Subject {
-        repo: &name,
+        repo: name,
         tags: &tag_names,
         digest: &digest,
         info: &info,
         body: &body,
     };
-    let warnings = crate::gate::check_push(state, &subject).await?;
+    let warnings = check_push(state, &subject).await?;
 
     state.blobs.put(&digest, body.clone()).await?;
     let record = ManifestRecord {
@@ -207,7 +177,7 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
         .await?;
     state.cache_manifest(&digest, body.clone());
     if let Some(gate) = &state.gate {
-        crate::facts::record_verdict(state, gate, &name, &digest, &info, &body).await;
+        crate::facts::record_verdict(state, gate, name, &digest, &info, &body).await;
     }
 
     let mut resp = (
@@ -232,7 +202,7 @@ pub async fn put(state: &AppState, name: &str, reference: &str, req: Request) ->
             resp.headers_mut().append("oci-tag", v);
         }
     }
-    for w in crate::gate::warning_headers(&warnings) {
+    for w in warning_headers(&warnings) {
         resp.headers_mut().append(header::WARNING, w);
     }
     Ok(resp)
@@ -297,15 +267,14 @@ async fn check_references(state: &AppState, name: &RepoName, info: &ManifestInfo
 }
 
 /// `DELETE` by digest removes the manifest and its tags; by tag, the tag only.
-pub async fn delete(state: &AppState, name: &str, reference: &str) -> ApiResult {
-    let name = repo(name)?;
+pub async fn delete(state: &AppState, name: &RepoName, reference: &str) -> ApiResult {
     let deleted = match Reference::parse(reference) {
         Ok(Reference::Digest(d)) => state.meta.delete_manifest(name.as_str(), &d).await?,
         Ok(Reference::Tag(t)) => state.meta.delete_tag(name.as_str(), t.as_str()).await?,
         Err(_) => false,
     };
     if !deleted {
-        return Err(unknown(&name, reference));
+        return Err(unknown(name, reference));
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }

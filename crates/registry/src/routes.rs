@@ -103,6 +103,12 @@ impl Route {
             Route::Upload(..) => "GET, PATCH, PUT, DELETE",
         }
     }
+
+    /// Whether this endpoint answers `method` (the list in [`Route::allowed`]:
+    /// one table for both the dispatch and the `Allow` header).
+    pub fn allows(&self, method: &Method) -> bool {
+        self.allowed().split(", ").any(|m| m == method.as_str())
+    }
 }
 
 fn not_allowed(method: &Method, route: &Route) -> ApiError {
@@ -182,26 +188,50 @@ async fn route(state: &AppState, req: Request) -> Response {
         }
     };
     let method = req.method().clone();
-    let result = match (&route, &method) {
-        (Route::Base, &Method::GET | &Method::HEAD) => Ok(base()),
-        (Route::Catalog, &Method::GET) => listing::catalog(state, req).await,
-        (Route::Tags(n), &Method::GET) => listing::tags(state, n, req).await,
-        (Route::Referrers(n, d), &Method::GET) => listing::referrers(state, n, d, req).await,
-        (Route::Manifest(n, r), &Method::GET) => manifests::get(state, n, r, false).await,
-        (Route::Manifest(n, r), &Method::HEAD) => manifests::get(state, n, r, true).await,
-        (Route::Manifest(n, r), &Method::PUT) => manifests::put(state, n, r, req).await,
-        (Route::Manifest(n, r), &Method::DELETE) => manifests::delete(state, n, r).await,
-        (Route::Blob(n, d), &Method::GET) => blobs::get(state, n, d, req, false).await,
-        (Route::Blob(n, d), &Method::HEAD) => blobs::get(state, n, d, req, true).await,
-        (Route::Blob(n, d), &Method::DELETE) => blobs::delete(state, n, d).await,
-        (Route::UploadStart(n), &Method::POST) => uploads::start(state, n, req).await,
-        (Route::Upload(n, id), &Method::GET) => uploads::status(state, n, id).await,
-        (Route::Upload(n, id), &Method::PATCH) => uploads::patch(state, n, id, req).await,
-        (Route::Upload(n, id), &Method::PUT) => uploads::put(state, n, id, req).await,
-        (Route::Upload(n, id), &Method::DELETE) => uploads::cancel(state, n, id).await,
-        _ => Err(not_allowed(&method, &route)),
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
+    handle(state, route, &method, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Answers `route`: a method the endpoint does not have is 405 (before the
+/// name is looked at); then the repository name is validated once, here,
+/// and handlers receive it typed.
+async fn handle(state: &AppState, route: Route, method: &Method, req: Request) -> ApiResult {
+    if !route.allows(method) {
+        return Err(not_allowed(method, &route));
+    }
+    let get = method == Method::GET;
+    match route {
+        Route::Base => Ok(base()),
+        Route::Catalog => listing::catalog(state, req).await,
+        Route::Tags(n) => listing::tags(state, &repo(&n)?, req).await,
+        Route::Referrers(n, d) => listing::referrers(state, &repo(&n)?, &d, req).await,
+        Route::Manifest(n, r) => {
+            let n = repo(&n)?;
+            match *method {
+                Method::PUT => manifests::put(state, &n, &r, req).await,
+                Method::DELETE => manifests::delete(state, &n, &r).await,
+                _ => manifests::get(state, &n, &r, !get).await,
+            }
+        }
+        Route::Blob(n, d) => {
+            let n = repo(&n)?;
+            match *method {
+                Method::DELETE => blobs::delete(state, &n, &d).await,
+                _ => blobs::get(state, &n, &d, req, !get).await,
+            }
+        }
+        Route::UploadStart(n) => uploads::start(state, &repo(&n)?, req).await,
+        Route::Upload(n, id) => {
+            let n = repo(&n)?;
+            match *method {
+                Method::GET => uploads::status(state, &n, &id).await,
+                Method::PATCH => uploads::patch(state, &n, &id, req).await,
+                Method::PUT => uploads::put(state, &n, &id, req).await,
+                _ => uploads::cancel(state, &n, &id).await,
+            }
+        }
+    }
 }
 
 /// `GET /v2/`: Docker-era clients look for the API version header here.

@@ -68,7 +68,7 @@ pub struct ServerConfig {
 #[derive(Default)]
 pub struct Extensions {
     /// Decides manifest pushes and pulls.
-    pub gate: Option<Arc<dyn crate::facts::Gate>>,
+    pub gate: Option<Arc<dyn crate::policy_hook::Gate>>,
     /// Builds routes served beside the registry API (they may record
     /// decisions through the state's metadata store).
     #[allow(clippy::type_complexity)]
@@ -211,7 +211,7 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
         )
         .route(
             "/pavilion/v1/policy/{*rest}",
-            axum::routing::get(crate::gate::policy_report),
+            axum::routing::get(crate::policy_report::policy_report),
         )
         .fallback(dispatch)
         .with_state(state);

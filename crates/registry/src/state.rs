@@ -42,7 +42,7 @@ pub struct AppState {
     /// so uploads write out what they received.
     pub shutdown: CancellationToken,
     /// Decides manifest pushes and pulls, when a policy is configured.
-    pub gate: Option<Arc<dyn crate::facts::Gate>>,
+    pub gate: Option<Arc<dyn crate::policy_hook::Gate>>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
     /// cached entry is always right; the database still decides visibility.
     manifest_cache: RwLock<ManifestCache>,

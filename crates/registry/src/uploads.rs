@@ -5,7 +5,6 @@ use crate::blobs::blob_digest;
 use crate::body::{self, header_str};
 use crate::error::{upload_range, ApiError, ApiResult};
 use crate::query::{query_get, query_pairs};
-use crate::routes::repo;
 use crate::state::AppState;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -236,26 +235,25 @@ async fn finish(state: &AppState, name: &RepoName, id: &str, digest: &Digest) ->
 /// `POST /v2/<name>/blobs/uploads/`: opens a session, uploads a whole blob
 /// (`?digest=`), or mounts one from another repository (`?mount=&from=`, or
 /// `?mount=` alone: from any repository holding it).
-pub async fn start(state: &AppState, name: &str, req: Request) -> ApiResult {
-    let name = repo(name)?;
+pub async fn start(state: &AppState, name: &RepoName, req: Request) -> ApiResult {
     let q = query_pairs(req.uri().query());
     if let Some(mount) = query_get(&q, "mount") {
         if let Some(digest) = mountable(state, mount, query_get(&q, "from")).await? {
             let size = state.meta.blob_size(&digest).await?.unwrap_or(0);
             state.meta.link_blob(name.as_str(), &digest, size).await?;
-            return Ok(created(&name, &digest));
+            return Ok(created(name, &digest));
         }
         // Cannot mount (unknown blob, no or invalid source): the spec asks
         // for an ordinary upload session instead.
-        let id = new_session(state, &name).await?;
-        return Ok(session_response(state, StatusCode::ACCEPTED, &name, &id, 0));
+        let id = new_session(state, name).await?;
+        return Ok(session_response(state, StatusCode::ACCEPTED, name, &id, 0));
     }
     if let Some(d) = query_get(&q, "digest") {
         let digest = blob_digest(d)?;
-        let id = new_session(state, &name).await?;
+        let id = new_session(state, name).await?;
         let result = async {
             append(state, &id, req).await?;
-            finish(state, &name, &id, &digest).await
+            finish(state, name, &id, &digest).await
         }
         .await;
         if result.is_err() {
@@ -263,8 +261,8 @@ pub async fn start(state: &AppState, name: &str, req: Request) -> ApiResult {
         }
         return result;
     }
-    let id = new_session(state, &name).await?;
-    Ok(session_response(state, StatusCode::ACCEPTED, &name, &id, 0))
+    let id = new_session(state, name).await?;
+    Ok(session_response(state, StatusCode::ACCEPTED, name, &id, 0))
 }
 
 /// The digest to mount, if `mount` names a blob whose bytes are present and
@@ -298,9 +296,8 @@ async fn mountable(state: &AppState, mount: &str, from: Option<&str>) -> ApiResu
 }
 
 /// `GET` of a session: how many bytes it holds.
-pub async fn status(state: &AppState, name: &str, id: &str) -> ApiResult {
-    let name = repo(name)?;
-    session(state, &name, id).await?;
+pub async fn status(state: &AppState, name: &RepoName, id: &str) -> ApiResult {
+    session(state, name, id).await?;
     let len = state
         .blobs
         .upload_settled_len(id)
@@ -309,26 +306,19 @@ pub async fn status(state: &AppState, name: &str, id: &str) -> ApiResult {
     Ok(session_response(
         state,
         StatusCode::NO_CONTENT,
-        &name,
+        name,
         id,
         len,
     ))
 }
 
 /// `PATCH`: appends a chunk (with `Content-Range`) or a stream (without).
-pub async fn patch(state: &AppState, name: &str, id: &str, req: Request) -> ApiResult {
-    let name = repo(name)?;
-    session(state, &name, id).await?;
+pub async fn patch(state: &AppState, name: &RepoName, id: &str, req: Request) -> ApiResult {
+    session(state, name, id).await?;
     let len = append(state, id, req)
         .await
-        .map_err(|e| with_location(e, &name, id))?;
-    Ok(session_response(
-        state,
-        StatusCode::ACCEPTED,
-        &name,
-        id,
-        len,
-    ))
+        .map_err(|e| with_location(e, name, id))?;
+    Ok(session_response(state, StatusCode::ACCEPTED, name, id, len))
 }
 
 /// A 416 tells the client where to resume: add the session's Location.
@@ -341,9 +331,8 @@ fn with_location(e: ApiError, name: &RepoName, id: &str) -> ApiError {
 }
 
 /// `PUT ?digest=`: the optional last chunk, then verification and commit.
-pub async fn put(state: &AppState, name: &str, id: &str, req: Request) -> ApiResult {
-    let name = repo(name)?;
-    session(state, &name, id).await?;
+pub async fn put(state: &AppState, name: &RepoName, id: &str, req: Request) -> ApiResult {
+    session(state, name, id).await?;
     let q = query_pairs(req.uri().query());
     let digest = match query_get(&q, "digest") {
         Some(d) => blob_digest(d)?,
@@ -358,15 +347,14 @@ pub async fn put(state: &AppState, name: &str, id: &str, req: Request) -> ApiRes
     if has_body {
         append(state, id, req)
             .await
-            .map_err(|e| with_location(e, &name, id))?;
+            .map_err(|e| with_location(e, name, id))?;
     }
-    finish(state, &name, id, &digest).await
+    finish(state, name, id, &digest).await
 }
 
 /// `DELETE`: cancels a session.
-pub async fn cancel(state: &AppState, name: &str, id: &str) -> ApiResult {
-    let name = repo(name)?;
-    session(state, &name, id).await?;
+pub async fn cancel(state: &AppState, name: &RepoName, id: &str) -> ApiResult {
+    session(state, name, id).await?;
     end_session(state, id).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

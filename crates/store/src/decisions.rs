@@ -69,22 +69,32 @@ fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+/// A decision to record, as the code that made it holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDecision<'a> {
+    /// Where it was made: `push`, `pull`, `admission`.
+    pub point: &'a str,
+    /// The repository concerned, when there is one.
+    pub repository: Option<&'a str>,
+    /// What was decided about (`repo@digest`, a pod...).
+    pub subject: &'a str,
+    /// Whether it was allowed.
+    pub allowed: bool,
+    /// The rules' reasons for refusing.
+    pub deny: &'a [String],
+    /// The rules' warnings.
+    pub warn: &'a [String],
+    /// Facts kept with it (verification results...).
+    pub detail: &'a serde_json::Value,
+}
+
 impl MetaStore {
     /// Appends a decision, cut down to its bounded summary (see
     /// [`MAX_DECISION_BYTES`]), then applies retention; `at` and `id` are
     /// assigned here.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_decision(
-        &self,
-        point: &str,
-        repository: Option<&str>,
-        subject: &str,
-        allowed: bool,
-        deny: &[String],
-        warn: &[String],
-        detail: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let s = Summary::new(point, repository, subject, deny, warn, detail);
+    pub async fn record_decision(&self, d: &NewDecision<'_>) -> Result<(), StoreError> {
+        let s = Summary::new(d.point, d.repository, d.subject, d.deny, d.warn, d.detail);
+        let allowed = d.allowed;
         let size = s.size();
         let id: i64 = sqlx::query(
             "INSERT INTO decisions (at, point, repository, subject, allowed, deny, warn, detail, size) \

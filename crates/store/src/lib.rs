@@ -22,10 +22,10 @@ pub mod object_url;
 pub mod resumable_sha256;
 
 pub use blob::{BlobStore, ByteRange, ByteStream};
-pub use decisions::{Decision, DecisionQuery, DecisionRetention};
+pub use decisions::{Decision, DecisionQuery, DecisionRetention, NewDecision};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
-pub use meta::{ManifestRecord, MetaStore, NewManifest};
+pub use meta::{BriefReferrers, ManifestRecord, MetaStore, NewManifest};
 pub use object::ObjectBlobStore;
 
 /// Milliseconds since the Unix epoch, for timestamps in metadata.

@@ -93,6 +93,25 @@ fn record_from_row(row: &AnyRow) -> Result<ManifestRecord, StoreError> {
 
 const MANIFEST_COLUMNS: &str = "m.digest, m.media_type, m.size, m.artifact_type, m.annotations";
 
+/// A page of [`MetaStore::referrers_brief`].
+#[derive(Debug, Clone, Copy)]
+pub struct BriefReferrers<'a> {
+    /// The repository.
+    pub repo: &'a str,
+    /// The manifest they refer to.
+    pub subject: &'a Digest,
+    /// Only referrers of this artifact type.
+    pub artifact_type: &'a str,
+    /// Only digests after this one (the last of the previous page).
+    pub last: Option<&'a str>,
+    /// At most this many.
+    pub n: i64,
+    /// Annotations longer than this many characters come back as `None`.
+    pub max_annotations: i64,
+    /// The trust configuration whose recorded verdicts come with them.
+    pub generation: &'a str,
+}
+
 impl MetaStore {
     /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://...`) and
     /// brings the schema up to date.
@@ -407,17 +426,19 @@ impl MetaStore {
     /// `None`, so a page costs at most `n` times that whatever was pushed
     /// (a signature's own annotations are a few hundred bytes); with each,
     /// the verdict recorded for it under `generation`, if any.
-    #[allow(clippy::too_many_arguments)]
     pub async fn referrers_brief(
         &self,
-        repo: &str,
-        subject: &Digest,
-        artifact_type: &str,
-        last: Option<&str>,
-        n: i64,
-        max_annotations: i64,
-        generation: &str,
+        q: &BriefReferrers<'_>,
     ) -> Result<Vec<(ManifestRecord, Option<bool>)>, StoreError> {
+        let BriefReferrers {
+            repo,
+            subject,
+            artifact_type,
+            last,
+            n,
+            max_annotations,
+            generation,
+        } = *q;
         let rows = sqlx::query(
             "SELECT m.digest, m.media_type, m.size, m.artifact_type, \
              CASE WHEN LENGTH(m.annotations) <= $5 THEN m.annotations ELSE NULL END AS annotations, \

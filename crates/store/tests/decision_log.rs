@@ -8,7 +8,7 @@
 use pavilion_store::decisions::{
     MAX_DECISION_BYTES, MAX_DECISION_PAGE, MAX_DETAIL_BYTES, MAX_MESSAGES,
 };
-use pavilion_store::{DecisionQuery, DecisionRetention, MetaStore};
+use pavilion_store::{DecisionQuery, DecisionRetention, MetaStore, NewDecision};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -80,9 +80,17 @@ async fn postgres() -> Option<Db> {
 }
 
 async fn record(m: &MetaStore, subject: &str, detail: Value) {
-    m.record_decision("admission", None, subject, true, &[], &[], &detail)
-        .await
-        .unwrap();
+    m.record_decision(&NewDecision {
+        point: "admission",
+        repository: None,
+        subject,
+        allowed: true,
+        deny: &[],
+        warn: &[],
+        detail: &detail,
+    })
+    .await
+    .unwrap();
 }
 
 async fn subjects(m: &MetaStore) -> Vec<String> {
@@ -111,15 +119,15 @@ async fn every_decision_is_bounded(db: Db) {
     let hostile = "\u{1}\"é\n\0".repeat(300_000);
     let messages = vec![hostile.clone(); 500];
     let detail = json!({"uid": "u1", "images": vec![hostile.clone(); 3]});
-    m.record_decision(
-        &hostile,
-        Some(&hostile),
-        &hostile,
-        false,
-        &messages,
-        &messages,
-        &detail,
-    )
+    m.record_decision(&NewDecision {
+        point: &hostile,
+        repository: Some(&hostile),
+        subject: &hostile,
+        allowed: false,
+        deny: &messages,
+        warn: &messages,
+        detail: &detail,
+    })
     .await
     .unwrap();
     let list = m
