@@ -2,7 +2,27 @@
 //!
 //! One dispatcher ([`routes`]) maps `/v2/...` paths to handlers grouped by
 //! resource ([`blobs`], [`uploads`], [`manifests`], [`listing`]); every error
-//! becomes an OCI error body in exactly one place ([`error`]).
+//! becomes an OCI error body in exactly one place ([`error`]). Policies plug
+//! in through [`Gate`] ([`policy_hook`]); the registry gathers their facts
+//! ([`facts`]) and enforces their answers ([`gate`]).
+//!
+//! Serving on the embedded default (files and SQLite under a directory):
+//!
+//! ```
+//! use pavilion_registry::{serve, Extensions, ServerConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data = tempfile::tempdir()?;
+//! let cfg = ServerConfig::new("127.0.0.1:0".parse()?, data.path().to_path_buf());
+//! // Stops at once here; `pavilion serve` passes its signal handler.
+//! let shutdown = async {};
+//! serve(cfg, Extensions::default(), shutdown, |addr| {
+//!     assert!(addr.ip().is_loopback());
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
 
 pub mod blobs;
 pub mod body;
