@@ -2,8 +2,11 @@
 //! SQLite or a fresh PostgreSQL database, plus small HTTP helpers.
 #![allow(dead_code)]
 
+pub mod model;
 pub mod notation;
 pub mod run;
+
+pub use model::{files_of, make_model};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -127,42 +127,6 @@ pub(super) async fn push_small_image(s: &Server, repo: &str, tag: &str, layer: &
     sha256(&m)
 }
 
-/// A small model directory (as in model_cli.rs): a 1 MiB safetensors
-/// weight, configs, code and docs.
-pub(super) fn make_model(dir: &Path) {
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    let header = br#"{"__metadata__":{"format":"pt"},"w":{"dtype":"BF16","shape":[512,1024],"data_offsets":[0,1048576]}}"#;
-    let mut st = (header.len() as u64).to_le_bytes().to_vec();
-    st.extend_from_slice(header);
-    st.extend(xorshift_bytes(1 << 20, 5, 1, 11));
-    std::fs::write(dir.join("model.safetensors"), st).unwrap();
-    std::fs::write(dir.join("config.json"), br#"{"model_type":"tiny"}"#).unwrap();
-    std::fs::write(dir.join("tokenizer.json"), br#"{"v":1}"#).unwrap();
-    std::fs::write(dir.join("README.md"), b"# tiny\n").unwrap();
-    std::fs::write(dir.join("scripts/run.py"), b"print('hi')\n").unwrap();
-}
-
-/// Every regular file under `dir` (relative path -> bytes).
-pub(super) fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 /// Pushes `model` to `reference` with `pavilion push`; returns the digest.
 pub(super) fn push_model(cli: &Cli, reference: &str, model: &Path, cache: &Path) -> String {
     let v = cli
