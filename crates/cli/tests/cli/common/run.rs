@@ -13,13 +13,18 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// What a finished `pavilion` run left behind.
 #[derive(Debug)]
 pub struct Run {
+    /// The command line, for failure messages.
     pub what: String,
+    /// The exit code (-1 when killed by a signal).
     pub code: i32,
+    /// Standard output, as bytes.
     pub stdout: Vec<u8>,
+    /// Standard error, lossily decoded.
     pub stderr: String,
 }
 
 impl Run {
+    /// Standard output, lossily decoded.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
@@ -60,12 +65,16 @@ impl Run {
 /// How to run the binary: environment and working directory.
 #[derive(Default, Clone)]
 pub struct Cli {
+    /// `DOCKER_CONFIG` (credentials); None points it at nothing.
     pub docker_config: Option<PathBuf>,
+    /// A directory put first on `PATH` (credential helpers).
     pub path_prefix: Option<PathBuf>,
+    /// The working directory.
     pub cwd: Option<PathBuf>,
 }
 
 impl Cli {
+    /// Runs with `DOCKER_CONFIG=dir`.
     pub fn with_config(dir: &Path) -> Self {
         Cli {
             docker_config: Some(dir.to_path_buf()),
@@ -73,6 +82,7 @@ impl Cli {
         }
     }
 
+    /// Runs `pavilion args` with no standard input.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_stdin(args, None)
     }
