@@ -385,22 +385,6 @@ async fn push_tar_layer(s: &Server, repo: &str, tag: &str, tar: &[u8], path: &st
     format!("{}/{repo}:{tag}", s.addr)
 }
 
-/// Runs GNU tar in `dir` with `args`, returning the archive bytes.
-fn gnu_tar(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("tar")
-        .current_dir(dir)
-        .args(["-cf", "-"])
-        .args(args)
-        .output()
-        .expect("run tar");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_extracts_tar_layers_and_refuses_links_in_them() {
     let s = Server::start(Backend::Sqlite).unwrap();
@@ -468,20 +452,6 @@ async fn pull_of_a_container_image_says_it_is_not_a_model() {
     assert!(err.contains("not a model"), "{err}");
     assert!(err.contains("pavilion copy"), "{err}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-}
-
-/// Whether this machine lets an unprivileged process mount a tmpfs in its
-/// own user and mount namespaces (how the full-disk test gets a tiny disk).
-fn can_unshare_mount() -> bool {
-    Command::new("unshare")
-        .args([
-            "-rm",
-            "sh",
-            "-c",
-            "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs \"$d\"",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

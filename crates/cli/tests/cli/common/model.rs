@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::Command;
 
 use super::xorshift_bytes;
 
@@ -42,4 +43,21 @@ pub fn files_of(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     out
+}
+
+/// Runs GNU tar in `dir` with `args`, returning the archive bytes (an
+/// archive made as modctl's tar layers are).
+pub fn gnu_tar(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("tar")
+        .current_dir(dir)
+        .args(["-cf", "-"])
+        .args(args)
+        .output()
+        .expect("run tar");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

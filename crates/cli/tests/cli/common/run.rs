@@ -1,11 +1,11 @@
 //! Running the `pavilion` binary as a user does: arguments, environment,
 //! standard input, bounded in time, with what it printed and its exit code.
 
+use super::process::{read_all, wait_bounded};
 use serde_json::Value;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// No single command may take longer than this.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -122,30 +122,8 @@ impl Cli {
             let mut w = child.stdin.take().unwrap();
             crate::common::feed(&mut w, input);
         }
-        let mut out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let t_out = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = out.read_to_end(&mut b);
-            b
-        });
-        let t_err = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = err.read_to_end(&mut b);
-            b
-        });
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what} did not finish within {COMMAND_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let (t_out, t_err) = (read_all(child.stdout.take()), read_all(child.stderr.take()));
+        let status = wait_bounded(&mut child, &what);
         Run {
             what,
             code: status.code().unwrap_or(-1),

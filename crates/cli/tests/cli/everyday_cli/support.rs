@@ -1,6 +1,5 @@
-//! What the everyday commands' tests share: running external tools, the
-//! content they push (images, indexes, models, referrers) and reading
-//! layouts and registries back.
+//! What the everyday commands' tests share: the content they push (images,
+//! indexes, models, referrers) and reading layouts and registries back.
 
 use crate::common::run::*;
 use crate::common::*;
@@ -8,43 +7,6 @@ use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Whether `cmd` is on PATH (skopeo and htpasswd are optional peers).
-pub(super) fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Runs an external tool (skopeo, htpasswd), bounded in time; returns stdout.
-pub(super) fn tool(cmd: &mut Command) -> String {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {COMMAND_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A path as an argument (tests' paths are UTF-8).
 pub(super) fn s(p: &Path) -> &str {
