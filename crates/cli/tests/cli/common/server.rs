@@ -46,6 +46,21 @@ impl Server {
         if let Some(url) = storage {
             extra.extend(["--storage".to_string(), url]);
         }
+        Some(Self::launch(database_url, extra, true))
+    }
+
+    /// Another replica of this server: same storage, same database, its
+    /// own process, port and data directory.
+    pub fn replica(&self) -> Server {
+        Self::launch(self.database_url.clone(), self.extra_args.clone(), false)
+    }
+
+    /// A server process on a free loopback port with a fresh data directory.
+    fn launch(
+        database_url: Option<String>,
+        extra_args: Vec<String>,
+        owns_database: bool,
+    ) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut s = Server {
             child: None,
@@ -53,26 +68,8 @@ impl Server {
             scheme: "http".into(),
             data: tmp.path().join("data"),
             database_url,
-            extra_args: extra,
-            owns_database: true,
-            _tmp: Some(tmp),
-        };
-        s.spawn("127.0.0.1:0");
-        Some(s)
-    }
-
-    /// Another replica of this server: same storage, same database, its
-    /// own process, port and data directory.
-    pub fn replica(&self) -> Server {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let mut s = Server {
-            child: None,
-            addr: String::new(),
-            scheme: "http".into(),
-            data: tmp.path().join("data"),
-            database_url: self.database_url.clone(),
-            extra_args: self.extra_args.clone(),
-            owns_database: false,
+            extra_args,
+            owns_database,
             _tmp: Some(tmp),
         };
         s.spawn("127.0.0.1:0");

@@ -4,25 +4,23 @@ use super::support::*;
 use crate::common::run::*;
 use crate::common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// A bcrypt htpasswd file for `user`:`pass`.
-fn htpasswd_file(dir: &Path, user: &str, pass: &str) -> PathBuf {
+/// CNCF Distribution asking every request for `user`:`pass` (a bcrypt
+/// htpasswd file in `dir`), or None when htpasswd or Distribution is missing.
+fn distribution_with_login(dir: &Path, user: &str, pass: &str) -> Option<Distribution> {
+    require_peer("htpasswd (apache2-utils)", have("htpasswd"))?;
     let line = tool(Command::new("htpasswd").args(["-Bbn", user, pass]));
-    let p = dir.join("htpasswd");
-    std::fs::write(&p, line.trim()).unwrap();
-    p
+    let htpasswd = dir.join("htpasswd");
+    std::fs::write(&htpasswd, line.trim()).unwrap();
+    Distribution::start_with_htpasswd(Some(&htpasswd))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_and_logout_against_distribution_with_htpasswd() {
-    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let htpasswd = htpasswd_file(tmp.path(), "alice", "s3cret pw");
-    let Some(dist) = Distribution::start_with_htpasswd(Some(&htpasswd)) else {
+    let Some(dist) = distribution_with_login(tmp.path(), "alice", "s3cret pw") else {
         return;
     };
     let d = &dist.addr;
@@ -72,14 +70,7 @@ async fn login_and_logout_against_distribution_with_htpasswd() {
     );
 
     // Push, pull, tags, copy with the saved credential.
-    let model = tmp.path().join("tiny-model");
-    make_model(&model);
-    let digest = push_model(
-        &cli,
-        &format!("{d}/auth/tiny:v1"),
-        &model,
-        &tmp.path().join("c"),
-    );
+    let (model, digest) = push_tiny_model(&cli, &format!("{d}/auth/tiny:v1"), tmp.path());
     assert_eq!(tags_of(&cli, &format!("{d}/auth/tiny")), ["v1"]);
     let v = cli.run(&["repos", d, "--output", "json"]).json();
     assert_eq!(v["repositories"], serde_json::json!(["auth/tiny"]));
@@ -146,12 +137,8 @@ esac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_helper_stores_and_serves_the_login() {
-    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let htpasswd = htpasswd_file(tmp.path(), "carol", "hunter2");
-    let Some(dist) = Distribution::start_with_htpasswd(Some(&htpasswd)) else {
+    let Some(dist) = distribution_with_login(tmp.path(), "carol", "hunter2") else {
         return;
     };
     let d = &dist.addr;

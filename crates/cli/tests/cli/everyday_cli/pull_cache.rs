@@ -55,10 +55,8 @@ async fn pull_cache_places_files_and_never_hands_out_altered_bytes() {
     let a = &srv.addr;
     let tmp = tempfile::tempdir().unwrap();
     let cli = Cli::default();
-    let model = tmp.path().join("tiny-model");
-    make_model(&model);
     let reference = format!("{a}/cache/tiny:v1");
-    push_model(&cli, &reference, &model, &tmp.path().join("push-cache"));
+    let (model, _) = push_tiny_model(&cli, &reference, tmp.path());
     let expected = files_of(&model);
     let cache = tmp.path().join("cache");
     let pull = |dir: &Path| {

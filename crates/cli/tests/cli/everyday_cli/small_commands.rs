@@ -12,14 +12,7 @@ async fn tags_repos_manifests_blobs_ls_and_inspect() {
     let a = &srv.addr;
     let tmp = tempfile::tempdir().unwrap();
     let cli = Cli::default();
-    let model = tmp.path().join("tiny-model");
-    make_model(&model);
-    let digest = push_model(
-        &cli,
-        &format!("{a}/team/tiny:v1"),
-        &model,
-        &tmp.path().join("c"),
-    );
+    let (model, digest) = push_tiny_model(&cli, &format!("{a}/team/tiny:v1"), tmp.path());
 
     // tag / tags
     let out = pv(&["tag", &format!("{a}/team/tiny:v1"), "stable", "latest"]).ok();

@@ -6,7 +6,7 @@ use crate::common::*;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A path as an argument (tests' paths are UTF-8).
 pub(super) fn s(p: &Path) -> &str {
@@ -89,20 +89,24 @@ pub(super) async fn push_small_image(s: &Server, repo: &str, tag: &str, layer: &
     sha256(&m)
 }
 
-/// Pushes `model` to `reference` with `pavilion push`; returns the digest.
-pub(super) fn push_model(cli: &Cli, reference: &str, model: &Path, cache: &Path) -> String {
+/// Makes the tiny model (`common::make_model`) in `tmp/tiny-model` and
+/// pushes it to `reference` with `pavilion push` (its cache in
+/// `tmp/push-cache`); returns the model's directory and the digest.
+pub(super) fn push_tiny_model(cli: &Cli, reference: &str, tmp: &Path) -> (PathBuf, String) {
+    let model = tmp.join("tiny-model");
+    make_model(&model);
     let v = cli
         .run(&[
             "push",
             reference,
-            s(model),
+            s(&model),
             "--cache-dir",
-            s(cache),
+            s(&tmp.join("push-cache")),
             "--output",
             "json",
         ])
         .json();
-    v["digest"].as_str().unwrap().to_string()
+    (model, v["digest"].as_str().unwrap().to_string())
 }
 
 /// An artifact manifest (empty config, one layer) referring to `subject`.
