@@ -499,20 +499,6 @@ async fn request_headers_over_the_cap_are_431() {
     assert_eq!(request_with_header(&s, 100 << 10).await.0, 431);
 }
 
-/// Whether this machine lets an unprivileged process mount a tmpfs in its
-/// own user and mount namespaces.
-fn can_unshare_mount() -> bool {
-    Command::new("unshare")
-        .args([
-            "-rm",
-            "sh",
-            "-c",
-            "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs \"$d\"",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// A `pavilion serve` whose data directory is a tmpfs of `size` in its own
 /// user and mount namespaces: a tiny disk that really fills up.
 struct TinyDiskServer {

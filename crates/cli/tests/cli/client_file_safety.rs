@@ -99,18 +99,6 @@ fn model_manifest(config: &str, layers: Vec<serde_json::Value>) -> String {
     .to_string()
 }
 
-/// Runs GNU tar in `dir` with `args`, returning the archive bytes.
-fn gnu_tar(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("tar")
-        .current_dir(dir)
-        .args(["-cf", "-"])
-        .args(args)
-        .output()
-        .expect("run tar");
-    assert!(out.status.success(), "{}", stderr(&out));
-    out.stdout
-}
-
 /// A fresh output directory and an outside file holding [`SECRET`].
 fn arena(tmp: &Path, name: &str) -> (PathBuf, PathBuf) {
     let out = tmp.join(format!("out-{name}"));

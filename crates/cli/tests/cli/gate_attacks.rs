@@ -443,13 +443,6 @@ deny contains msg if {
 }
 "#;
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Attack: the pull rules ran only in `pavilion pull --policy`, so skopeo,
 /// oras-py or curl fetched what they refuse. With `serve --policy` the
 /// registry decides `pavilion.pull` on every manifest GET and HEAD.

@@ -23,39 +23,6 @@ fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A small model directory: a safetensors weight, configs, code and docs.
-fn make_model(dir: &Path) {
-    std::fs::create_dir_all(dir.join("scripts")).unwrap();
-    let header = br#"{"__metadata__":{"format":"pt"},"w":{"dtype":"BF16","shape":[1024,1024],"data_offsets":[0,2097152]}}"#;
-    let mut st = (header.len() as u64).to_le_bytes().to_vec();
-    st.extend_from_slice(header);
-    st.extend(xorshift_bytes(2 << 20, 5, 1, 11));
-    std::fs::write(dir.join("model.safetensors"), st).unwrap();
-    std::fs::write(dir.join("config.json"), br#"{"model_type":"tiny"}"#).unwrap();
-    std::fs::write(dir.join("tokenizer.json"), br#"{"v":1}"#).unwrap();
-    std::fs::write(dir.join("README.md"), b"# tiny\n").unwrap();
-    std::fs::write(dir.join("scripts/run.py"), b"print('hi')\n").unwrap();
-    std::fs::write(dir.join(".hidden"), b"not packed").unwrap();
-}
-
-fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn json(out: &str) -> serde_json::Value {
     serde_json::from_str(out.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
@@ -64,6 +31,8 @@ async fn model_round_trip(registry: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("tiny-model");
     make_model(&model);
+    // A dot-file beside the model's files: push leaves it out.
+    std::fs::write(model.join(".hidden"), b"not packed").unwrap();
     let reference = format!("{registry}/models/tiny:v1");
     let cache = tmp.path().join("cache");
     let push = |reference: &str, extra: &[&str]| {
@@ -107,7 +76,7 @@ async fn model_round_trip(registry: &str) {
     let out = tmp.path().join("out");
     ok(pavilion(&["pull", &reference, "-o", out.to_str().unwrap()]));
     let mut expected = files_of(&model);
-    expected.retain(|(p, _)| p != ".hidden");
+    expected.remove(".hidden");
     assert_eq!(
         files_of(&out),
         expected,
@@ -183,7 +152,7 @@ async fn model_round_trip(registry: &str) {
         "--include",
         "*.json",
     ]));
-    let names: Vec<String> = files_of(&some).into_iter().map(|(p, _)| p).collect();
+    let names: Vec<String> = files_of(&some).into_keys().collect();
     assert_eq!(names, ["config.json", "tokenizer.json"]);
 }
 
@@ -416,22 +385,6 @@ async fn push_tar_layer(s: &Server, repo: &str, tag: &str, tar: &[u8], path: &st
     format!("{}/{repo}:{tag}", s.addr)
 }
 
-/// Runs GNU tar in `dir` with `args`, returning the archive bytes.
-fn gnu_tar(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("tar")
-        .current_dir(dir)
-        .args(["-cf", "-"])
-        .args(args)
-        .output()
-        .expect("run tar");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pull_extracts_tar_layers_and_refuses_links_in_them() {
     let s = Server::start(Backend::Sqlite).unwrap();
@@ -499,20 +452,6 @@ async fn pull_of_a_container_image_says_it_is_not_a_model() {
     assert!(err.contains("not a model"), "{err}");
     assert!(err.contains("pavilion copy"), "{err}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-}
-
-/// Whether this machine lets an unprivileged process mount a tmpfs in its
-/// own user and mount namespaces (how the full-disk test gets a tiny disk).
-fn can_unshare_mount() -> bool {
-    Command::new("unshare")
-        .args([
-            "-rm",
-            "sh",
-            "-c",
-            "d=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs \"$d\"",
-        ])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,91 +2,31 @@
 //! against a real Pavilion and CNCF Distribution, and notation's own signed
 //! artifacts (its e2e OCI layouts) verified after `pavilion copy -r`.
 
+use crate::common::notation::User;
 use crate::common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-struct Notary {
-    xdg: tempfile::TempDir,
-}
-
-impl Notary {
-    fn new() -> Self {
-        Notary {
-            xdg: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_pavilion"))
-            .args(args)
-            .env("XDG_CONFIG_HOME", self.xdg.path())
-            .env("XDG_CACHE_HOME", self.xdg.path().join("cache"))
-            .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
-            .output()
-            .expect("run pavilion")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn fails(&self, code: i32, args: &[&str]) -> String {
-        let out = self.run(args);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
-        err
-    }
-
-    fn config(&self) -> PathBuf {
-        self.xdg.path().join("notation")
-    }
-
-    fn key(&self, name: &str) -> String {
-        self.config()
-            .join(format!("localkeys/{name}.key"))
-            .display()
-            .to_string()
-    }
-
-    fn cert(&self, name: &str) -> String {
-        self.config()
-            .join(format!("localkeys/{name}.crt"))
-            .display()
-            .to_string()
-    }
-}
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("{e}: {s}"))
 }
 
 /// Pushes a small model and returns its reference.
-fn push_model(n: &Notary, registry: &str, repo: &str) -> String {
-    let dir = n
-        .xdg
-        .path()
-        .join(format!("model-{}", repo.replace('/', "-")));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("weights.gguf"), xorshift_bytes(64 << 10, 3, 1, 5)).unwrap();
-    std::fs::write(dir.join("README.md"), repo.as_bytes()).unwrap();
+fn push_model(n: &User, registry: &str, repo: &str) -> String {
+    let weights = xorshift_bytes(64 << 10, 3, 1, 5);
+    let dir = n.model(
+        &format!("model-{}", repo.replace('/', "-")),
+        &[("weights.gguf", &weights), ("README.md", repo.as_bytes())],
+    );
     let reference = format!("{registry}/{repo}:v1");
-    n.ok(&["push", &reference, dir.to_str().unwrap()]);
+    n.stdout(&["push", &reference, dir.to_str().unwrap()]);
     reference
 }
 
 fn sign_verify_round_trip(registry: &str) {
-    let n = Notary::new();
-    let out = n.ok(&["cert", "generate", "alice"]);
+    let n = User::without_keys();
+    let out = n.stdout(&["cert", "generate", "alice"]);
     assert!(out.contains("ca:alice"), "{out}");
-    assert!(n.config().join("trustpolicy.oci.json").exists());
+    assert!(n.notation().join("trustpolicy.oci.json").exists());
     let reference = push_model(&n, registry, "signed/model");
     let (key, cert) = (n.key("alice"), n.cert("alice"));
 
@@ -94,8 +34,8 @@ fn sign_verify_round_trip(registry: &str) {
     let err = n.fails(4, &["verify", &reference]);
     assert!(err.contains("no signature passes"), "{err}");
 
-    let jws = n.ok(&["sign", &reference, "--key", &key, "--cert", &cert]);
-    let cose = n.ok(&[
+    let jws = n.stdout(&["sign", &reference, "--key", &key, "--cert", &cert]);
+    let cose = n.stdout(&[
         "sign",
         &reference,
         "--key",
@@ -106,7 +46,7 @@ fn sign_verify_round_trip(registry: &str) {
         "cose",
     ]);
     assert_ne!(jws.trim(), cose.trim());
-    let list = json(&n.ok(&["signatures", &reference, "--output", "json"]));
+    let list = json(&n.stdout(&["signatures", &reference, "--output", "json"]));
     let sigs = list["signatures"].as_array().unwrap();
     assert_eq!(sigs.len(), 2, "{list}");
     let formats: Vec<&str> = sigs.iter().map(|s| s["format"].as_str().unwrap()).collect();
@@ -116,7 +56,7 @@ fn sign_verify_round_trip(registry: &str) {
         .iter()
         .all(|s| s["signer"].as_str().unwrap().contains("CN=alice")));
 
-    let report = json(&n.ok(&["verify", &reference, "--output", "json"]));
+    let report = json(&n.stdout(&["verify", &reference, "--output", "json"]));
     assert_eq!(report["verified"], true, "{report}");
     assert_eq!(report["signatures"].as_array().unwrap().len(), 2);
     for s in report["signatures"].as_array().unwrap() {
@@ -140,9 +80,9 @@ fn sign_verify_round_trip(registry: &str) {
     }
 
     // Another signer, not in the trust store: its artifact does not verify.
-    n.ok(&["cert", "generate", "mallory"]); // keeps alice's policy
+    n.stdout(&["cert", "generate", "mallory"]); // keeps alice's policy
     let other = push_model(&n, registry, "signed/other");
-    n.ok(&[
+    n.stdout(&[
         "sign",
         &other,
         "--key",
@@ -160,8 +100,8 @@ fn sign_verify_round_trip(registry: &str) {
     n.fails(4, &["verify", &other]);
 
     // pull --verify: files land only for a verified artifact.
-    let good_dir = n.xdg.path().join("pulled-good");
-    n.ok(&[
+    let good_dir = n.home().join("pulled-good");
+    n.stdout(&[
         "pull",
         &reference,
         "-o",
@@ -169,7 +109,7 @@ fn sign_verify_round_trip(registry: &str) {
         "--verify",
     ]);
     assert!(good_dir.join("weights.gguf").exists());
-    let bad_dir = n.xdg.path().join("pulled-bad");
+    let bad_dir = n.home().join("pulled-bad");
     let err = n.fails(
         4,
         &["pull", &other, "-o", bad_dir.to_str().unwrap(), "--verify"],
@@ -182,7 +122,7 @@ fn sign_verify_round_trip(registry: &str) {
 
     // An expired signature fails under strict.
     let short = push_model(&n, registry, "signed/short");
-    n.ok(&[
+    n.stdout(&[
         "sign", &short, "--key", &key, "--cert", &cert, "--expiry", "1s",
     ]);
     std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -245,7 +185,7 @@ fn e2e_trust(dir: &Path, level: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notation_signatures_copied_into_pavilion_verify_as_notation_says() {
     let s = Server::start(Backend::Sqlite).unwrap();
-    let n = Notary::new();
+    let n = User::without_keys();
     let tmp = tempfile::tempdir().unwrap();
     let (strict, store) = e2e_trust(tmp.path(), "strict");
     let (permissive, _) = e2e_trust(tmp.path(), "permissive");
@@ -271,7 +211,7 @@ async fn notation_signatures_copied_into_pavilion_verify_as_notation_says() {
             std::fs::copy(e.path(), copy.join("blobs/sha256").join(e.file_name())).unwrap();
         }
         let reference = format!("{}/e2e/{layout}:v1", s.addr);
-        n.ok(&[
+        n.stdout(&[
             "copy",
             "-r",
             &format!("oci:{}:v1", copy.display()),
@@ -312,9 +252,9 @@ async fn notation_signatures_copied_into_pavilion_verify_as_notation_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_keys_policies_and_references_get_clear_errors() {
     let s = Server::start(Backend::Sqlite).unwrap();
-    let n = Notary::new();
-    n.ok(&["cert", "generate", "alice"]);
-    n.ok(&["cert", "generate", "bob"]);
+    let n = User::without_keys();
+    n.stdout(&["cert", "generate", "alice"]);
+    n.stdout(&["cert", "generate", "bob"]);
     let reference = push_model(&n, &s.addr, "bad/model");
     // A key that does not belong to the certificate: usage error, nothing pushed.
     let err = n.fails(
@@ -329,10 +269,10 @@ async fn bad_keys_policies_and_references_get_clear_errors() {
         ],
     );
     assert!(err.contains("does not belong"), "{err}");
-    let list = json(&n.ok(&["signatures", &reference, "--output", "json"]));
+    let list = json(&n.stdout(&["signatures", &reference, "--output", "json"]));
     assert!(list["signatures"].as_array().unwrap().is_empty(), "{list}");
     // Files that are not keys or certificates.
-    let junk = n.xdg.path().join("junk.pem");
+    let junk = n.home().join("junk.pem");
     std::fs::write(&junk, "not a pem").unwrap();
     let junk = junk.display().to_string();
     n.fails(
@@ -371,13 +311,13 @@ async fn bad_keys_policies_and_references_get_clear_errors() {
         ],
     );
     // A broken trust policy: a one-line error naming the file, exit 4.
-    let bad_policy = n.xdg.path().join("policy.json");
+    let bad_policy = n.home().join("policy.json");
     std::fs::write(
         &bad_policy,
         r#"{"version":"1.0","trustPolicies":[{"name":"x"}]}"#,
     )
     .unwrap();
-    n.ok(&[
+    n.stdout(&[
         "sign",
         &reference,
         "--key",
@@ -398,7 +338,7 @@ async fn bad_keys_policies_and_references_get_clear_errors() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     // An oversized envelope is reported as an integrity failure, not fetched.
     let repo = "bad/model";
-    let subject = json(&n.ok(&["manifest", "get", &reference, "--descriptor"]));
+    let subject = json(&n.stdout(&["manifest", "get", &reference, "--descriptor"]));
     let big = push_blob(&s, repo, &vec![b'x'; (4 << 20) + 1]).await;
     let config = push_blob(&s, repo, b"{}").await;
     let manifest = serde_json::json!({
@@ -454,11 +394,11 @@ async fn bad_keys_policies_and_references_get_clear_errors() {
 #[test]
 fn cert_generate_never_writes_through_what_is_already_there() {
     use std::os::unix::fs::{symlink, PermissionsExt as _};
-    let n = Notary::new();
-    let keys = n.config().join("localkeys");
+    let n = User::without_keys();
+    let keys = n.notation().join("localkeys");
     std::fs::create_dir_all(&keys).unwrap();
     // A symlink planted at the key path, pointing at someone's file.
-    let victim = n.xdg.path().join("victim.txt");
+    let victim = n.home().join("victim.txt");
     std::fs::write(&victim, "precious").unwrap();
     symlink(&victim, keys.join("alice.key")).unwrap();
     let err = n.fails(1, &["cert", "generate", "alice"]);
@@ -476,9 +416,9 @@ fn cert_generate_never_writes_through_what_is_already_there() {
     assert_eq!(std::fs::read_to_string(&old).unwrap(), "old key");
     // A dangling symlink planted at the trust policy's path: the policy is
     // not written through it.
-    let outside = n.xdg.path().join("outside-policy.json");
-    symlink(&outside, n.config().join("trustpolicy.oci.json")).unwrap();
-    let out = n.ok(&["cert", "generate", "carol"]);
+    let outside = n.home().join("outside-policy.json");
+    symlink(&outside, n.notation().join("trustpolicy.oci.json")).unwrap();
+    let out = n.stdout(&["cert", "generate", "carol"]);
     assert!(out.contains("trust policy: unchanged"), "{out}");
     assert!(!outside.exists());
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

@@ -7,24 +7,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Writes `data` as a blob of the OCI layout at `dir`; returns (digest, size).
 fn layout_blob(dir: &Path, data: &[u8]) -> (String, usize) {
     let d = sha256(data);
@@ -91,7 +73,7 @@ both_backends! {
         let dst = tmp.path().join("dst");
         let index_digest = make_layout(&src);
         let remote = format!("docker://{}/peers/skopeo:v1", s.addr);
-        run(Command::new("skopeo").args(["copy", "--all", "--preserve-digests", "--dest-tls-verify=false"])
+        tool(Command::new("skopeo").args(["copy", "--all", "--preserve-digests", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:v1", src.display())).arg(&remote));
         // The index arrives byte-identical, under its own digest and media type.
         let r = client().get(s.url("/v2/peers/skopeo/manifests/v1"))
@@ -99,11 +81,11 @@ both_backends! {
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "application/vnd.oci.image.index.v1+json");
         assert_eq!(r.headers()["docker-content-digest"], index_digest.as_str());
-        run(Command::new("skopeo").args(["copy", "--all", "--preserve-digests", "--src-tls-verify=false"])
+        tool(Command::new("skopeo").args(["copy", "--all", "--preserve-digests", "--src-tls-verify=false"])
             .arg(&remote).arg(format!("oci:{}:v1", dst.display())));
         assert_eq!(blobs_of(&src), blobs_of(&dst), "every blob and manifest must come back byte-identical");
         // skopeo's own view of the tag list.
-        let tags = run(Command::new("skopeo").args(["list-tags", "--tls-verify=false"])
+        let tags = tool(Command::new("skopeo").args(["list-tags", "--tls-verify=false"])
             .arg(format!("docker://{}/peers/skopeo", s.addr)));
         assert!(tags.contains("\"v1\""), "{tags}");
     };
@@ -117,16 +99,16 @@ both_backends! {
         make_layout(&src);
         let remote = format!("docker://{}/peers/docker:v2", s.addr);
         // One platform, converted to Docker Image Manifest V2 Schema 2 as docker and podman push it.
-        run(Command::new("skopeo").args(["copy", "--format", "v2s2", "--override-arch", "arm64", "--dest-tls-verify=false"])
+        tool(Command::new("skopeo").args(["copy", "--format", "v2s2", "--override-arch", "arm64", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:v1", src.display())).arg(&remote));
-        let raw = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false"]).arg(&remote));
+        let raw = tool(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false"]).arg(&remote));
         let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
         assert_eq!(v["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
         let r = client().head(s.url("/v2/peers/docker/manifests/v2")).send().await.unwrap();
         assert_eq!(r.headers()["content-type"], "application/vnd.docker.distribution.manifest.v2+json");
         assert_eq!(r.headers()["docker-content-digest"], sha256(raw.as_bytes()).as_str());
         let dir = tmp.path().join("dirout");
-        run(Command::new("skopeo").args(["copy", "--src-tls-verify=false"]).arg(&remote).arg(format!("dir:{}", dir.display())));
+        tool(Command::new("skopeo").args(["copy", "--src-tls-verify=false"]).arg(&remote).arg(format!("dir:{}", dir.display())));
         assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), raw.as_bytes());
     };
 
@@ -158,7 +140,7 @@ c.push(files=["sig.txt"], target=f"{host}/peers/oras:sig", subject=subject)
 print(json.dumps({"files": sorted(os.path.basename(f) for f in files), "subject": subject.digest}))
 "#;
         let out_dir = work.join("out");
-        let stdout = run(Command::new(&py).arg("-c").arg(script).arg(&s.addr).arg(work).arg(&out_dir));
+        let stdout = tool(Command::new(&py).arg("-c").arg(script).arg(&s.addr).arg(work).arg(&out_dir));
         let last = stdout.lines().last().unwrap_or("");
         let v: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"));
         assert_eq!(v["files"], serde_json::json!(["README.md", "weights.bin"]));

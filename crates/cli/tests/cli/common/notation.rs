@@ -2,7 +2,7 @@
 //! signing key), and policy directories written for a test.
 
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// A user with their own notation directory (test CA + signing key).
@@ -11,14 +11,28 @@ pub struct User {
 }
 
 impl User {
+    /// A user who has run `cert generate alice` (a test CA, a signing key
+    /// and a trust policy naming the CA).
     pub fn new() -> Self {
-        let u = User {
-            home: tempfile::tempdir().unwrap(),
-        };
+        let u = Self::without_keys();
         u.ok(&["cert", "generate", "alice"]);
         u
     }
 
+    /// A user whose notation directory is still empty.
+    pub fn without_keys() -> Self {
+        User {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The user's home: the configuration and cache directories are below
+    /// it, and a test may keep its own files there.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Runs `pavilion args` as this user.
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_pavilion"))
             .args(args)
@@ -30,7 +44,19 @@ impl User {
             .expect("run pavilion")
     }
 
+    /// Runs a command that must succeed; returns what it printed on
+    /// standard output and standard error.
     pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.succeeds(args);
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    /// Runs a command that must succeed; returns its standard output alone.
+    pub fn stdout(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.succeeds(args).stdout).into_owned()
+    }
+
+    fn succeeds(&self, args: &[&str]) -> Output {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -38,7 +64,7 @@ impl User {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+        out
     }
 
     /// Runs a command whose standard output is JSON.
@@ -52,6 +78,7 @@ impl User {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
+    /// Runs a command that must exit with `code`; returns its stderr.
     pub fn fails(&self, code: i32, args: &[&str]) -> String {
         let out = self.run(args);
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -59,10 +86,12 @@ impl User {
         err
     }
 
+    /// The notation directory (`$XDG_CONFIG_HOME/notation`).
     pub fn notation(&self) -> PathBuf {
         self.home.path().join("notation")
     }
 
+    /// The trust policy `cert generate` writes, as an argument.
     pub fn trust_policy(&self) -> String {
         self.notation()
             .join("trustpolicy.oci.json")
@@ -70,20 +99,37 @@ impl User {
             .to_string()
     }
 
+    /// The trust store directory, as an argument.
     pub fn trust_store(&self) -> String {
         self.notation().join("truststore").display().to_string()
     }
 
+    /// The private key `cert generate name` wrote, as an argument.
+    pub fn key(&self, name: &str) -> String {
+        self.local_key(name, "key")
+    }
+
+    /// The certificate `cert generate name` wrote, as an argument.
+    pub fn cert(&self, name: &str) -> String {
+        self.local_key(name, "crt")
+    }
+
+    fn local_key(&self, name: &str, ext: &str) -> String {
+        self.notation()
+            .join(format!("localkeys/{name}.{ext}"))
+            .display()
+            .to_string()
+    }
+
+    /// Signs `reference` with alice's key.
     pub fn sign(&self, reference: &str) {
-        let key = self.notation().join("localkeys/alice.key");
-        let cert = self.notation().join("localkeys/alice.crt");
         self.ok(&[
             "sign",
             reference,
             "--key",
-            key.to_str().unwrap(),
+            &self.key("alice"),
             "--cert",
-            cert.to_str().unwrap(),
+            &self.cert("alice"),
         ]);
     }
 
@@ -98,6 +144,7 @@ impl User {
     }
 }
 
+/// A directory holding `files` (name, text): a policy bundle.
 pub fn policy_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     for (name, text) in files {

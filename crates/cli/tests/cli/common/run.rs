@@ -1,11 +1,11 @@
 //! Running the `pavilion` binary as a user does: arguments, environment,
 //! standard input, bounded in time, with what it printed and its exit code.
 
+use super::process::{read_all, wait_bounded};
 use serde_json::Value;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// No single command may take longer than this.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -13,13 +13,18 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// What a finished `pavilion` run left behind.
 #[derive(Debug)]
 pub struct Run {
+    /// The command line, for failure messages.
     pub what: String,
+    /// The exit code (-1 when killed by a signal).
     pub code: i32,
+    /// Standard output, as bytes.
     pub stdout: Vec<u8>,
+    /// Standard error, lossily decoded.
     pub stderr: String,
 }
 
 impl Run {
+    /// Standard output, lossily decoded.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
@@ -60,12 +65,16 @@ impl Run {
 /// How to run the binary: environment and working directory.
 #[derive(Default, Clone)]
 pub struct Cli {
+    /// `DOCKER_CONFIG` (credentials); None points it at nothing.
     pub docker_config: Option<PathBuf>,
+    /// A directory put first on `PATH` (credential helpers).
     pub path_prefix: Option<PathBuf>,
+    /// The working directory.
     pub cwd: Option<PathBuf>,
 }
 
 impl Cli {
+    /// Runs with `DOCKER_CONFIG=dir`.
     pub fn with_config(dir: &Path) -> Self {
         Cli {
             docker_config: Some(dir.to_path_buf()),
@@ -73,6 +82,7 @@ impl Cli {
         }
     }
 
+    /// Runs `pavilion args` with no standard input.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_stdin(args, None)
     }
@@ -112,30 +122,8 @@ impl Cli {
             let mut w = child.stdin.take().unwrap();
             crate::common::feed(&mut w, input);
         }
-        let mut out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let t_out = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = out.read_to_end(&mut b);
-            b
-        });
-        let t_err = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = err.read_to_end(&mut b);
-            b
-        });
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{what} did not finish within {COMMAND_TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let (t_out, t_err) = (read_all(child.stdout.take()), read_all(child.stderr.take()));
+        let status = wait_bounded(&mut child, &what);
         Run {
             what,
             code: status.code().unwrap_or(-1),
