@@ -4,13 +4,14 @@
 //! docker config's Basic credentials) and retries. A small gateway in front of
 //! a real Pavilion plays the registry's auth front end.
 
+use crate::common::run::Cli;
 use crate::common::*;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
 const USER: &str = "robot";
@@ -163,11 +164,7 @@ async fn start_gateway(upstream: &str) -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn pavilion(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pavilion"))
-        .args(args)
-        .env("DOCKER_CONFIG", config)
-        .output()
-        .expect("run pavilion")
+    Cli::with_config(config).output(args, None)
 }
 
 fn write_config(dir: &Path, host: &str, password: &str) {

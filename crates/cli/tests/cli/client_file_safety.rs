@@ -7,22 +7,15 @@
 //! `pavilion serve` and real `pavilion pull` processes; assertions on
 //! bytes and exit codes.
 
+use crate::common::run::pavilion;
 use crate::common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 const RAW: &str = "application/vnd.cncf.model.weight.v1.raw";
 const TAR: &str = "application/vnd.cncf.model.weight.config.v1.tar";
 const SECRET: &[u8] = b"outside file: must never change\n";
-
-fn pavilion(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pavilion"))
-        .args(args)
-        .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
-        .output()
-        .expect("run pavilion")
-}
 
 /// Runs `pavilion` off the async workers (a proxy in this process must keep
 /// answering while the CLI waits for it).

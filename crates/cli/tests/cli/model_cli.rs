@@ -1,17 +1,10 @@
 //! `pavilion push` and `pavilion pull` end to end, as a user runs them,
 //! against a real Pavilion (and CNCF Distribution, and oras-py).
 
+use crate::common::run::pavilion;
 use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn pavilion(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pavilion"))
-        .args(args)
-        .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
-        .output()
-        .expect("run pavilion")
-}
 
 fn ok(out: Output) -> String {
     assert!(

@@ -2,22 +2,13 @@
 //! and `pavilion pull --policy` judging every file it would write (files
 //! named only by title, non-ModelPack artifacts, tar layer entries).
 
+use crate::common::run::Cli;
 use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn pavilion(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pavilion"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    feed(&mut pipe, stdin.unwrap_or("").as_bytes());
-    drop(pipe);
-    child.wait_with_output().unwrap()
+    Cli::default().output(args, Some(stdin.unwrap_or("").as_bytes()))
 }
 
 const POLICY: &str = r#"

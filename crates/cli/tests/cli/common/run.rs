@@ -4,7 +4,7 @@
 use super::process::{read_all, wait_bounded};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 /// No single command may take longer than this.
@@ -17,6 +17,8 @@ pub struct Run {
     pub what: String,
     /// The exit code (-1 when killed by a signal).
     pub code: i32,
+    /// The exit status itself.
+    pub status: ExitStatus,
     /// Standard output, as bytes.
     pub stdout: Vec<u8>,
     /// Standard error, lossily decoded.
@@ -82,6 +84,16 @@ impl Cli {
         }
     }
 
+    /// [`Cli::run_stdin`], as the standard library's `Output`.
+    pub fn output(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let r = self.run_stdin(args, stdin);
+        Output {
+            status: r.status,
+            stdout: r.stdout,
+            stderr: r.stderr.into_bytes(),
+        }
+    }
+
     /// Runs `pavilion args` with no standard input.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_stdin(args, None)
@@ -127,6 +139,7 @@ impl Cli {
         Run {
             what,
             code: status.code().unwrap_or(-1),
+            status,
             stdout: t_out.join().unwrap(),
             stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
         }
@@ -136,4 +149,10 @@ impl Cli {
 /// `pavilion args` with no credentials.
 pub fn pv(args: &[&str]) -> Run {
     Cli::default().run(args)
+}
+
+/// `pavilion args` with no credentials, as the standard library's
+/// `Output`, for tests that read the status and streams themselves.
+pub fn pavilion(args: &[&str]) -> Output {
+    Cli::default().output(args, None)
 }
