@@ -1,6 +1,7 @@
 //! `pavilion`: one binary for the registry and the model client.
-//! Each subcommand is a thin layer over the library crates; only `main`
-//! exits, with a code that tells failures apart (see `exit`).
+//! Each subcommand is a thin layer over the library crates and returns its
+//! exit status, or a failure that carries one (see `exit`); only `main`
+//! prints the failure and exits.
 
 mod commands;
 mod config;
@@ -80,7 +81,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or_default();
-            return output::fail(first.trim_start_matches("error: "), 2, true);
+            return output::fail(
+                first.trim_start_matches("error: "),
+                exit::ExitStatus::Usage,
+                true,
+            );
         }
     };
     if !matches!(cli.command, Command::Serve(_)) {
@@ -118,7 +123,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => commands::policy::run(cmd),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => output::fail(&format!("{e:#}"), exit::code(&e), json),
+        Ok(status) => status.into(),
+        Err(f) => output::fail(&format!("{:#}", f.error), f.status, json),
     }
 }

@@ -3,6 +3,7 @@
 //! text or, with `--output json`, as one JSON object on stderr; and colour
 //! only where a person is looking.
 
+use crate::exit::ExitStatus;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,6 +16,15 @@ pub enum Output {
     Text,
     /// One JSON document per line, for machines (errors too, on stderr).
     Json,
+}
+
+/// The `--output` flag of every command that prints results, flattened
+/// into each one's arguments so that all spell it alike.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct OutputArgs {
+    /// Output format: text or json (one document per line).
+    #[arg(id = "output", long = "output", value_name = "FORMAT", default_value = "text", value_parser = parse_output)]
+    pub format: Output,
 }
 
 /// Parses `--output`. A path given there (`pull --output ./dir`, the
@@ -96,14 +106,14 @@ pub fn json_requested(args: &[OsString]) -> bool {
     false
 }
 
-/// Reports a failure and gives the exit code: `error: MESSAGE` on stderr,
+/// Reports a failure and gives its exit code: `error: MESSAGE` on stderr,
 /// or `{"error":{"exit":N,"code":NAME,"message":MESSAGE}}` on one line.
-pub fn fail(message: &str, code: u8, json: bool) -> ExitCode {
+pub fn fail(message: &str, status: ExitStatus, json: bool) -> ExitCode {
     if json {
         let doc = serde_json::json!({
             "error": {
-                "exit": code,
-                "code": crate::exit::name(code),
+                "exit": status.code(),
+                "code": status.name(),
                 "message": message,
             }
         });
@@ -111,7 +121,7 @@ pub fn fail(message: &str, code: u8, json: bool) -> ExitCode {
     } else {
         eprintln!("error: {message}");
     }
-    ExitCode::from(code)
+    status.into()
 }
 
 /// Whether log lines on stderr may carry ANSI colour: only on a terminal,

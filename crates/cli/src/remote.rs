@@ -2,8 +2,8 @@
 //! client they build from them (with the user's docker credentials), image
 //! references as arguments, and the runtime a command runs on.
 
-use crate::output::{parse_output, Output};
-use anyhow::{Context, Result};
+use crate::exit::{CmdResult, Context, Failure, UsageError};
+use crate::output::OutputArgs;
 use clap::Args;
 use pavilion_client::auth::{docker_config_path, Credentials};
 use pavilion_client::upload_journal::UploadJournal;
@@ -22,9 +22,8 @@ pub struct RemoteArgs {
     /// Parallel transfers (files on push, byte ranges on pull).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
-    /// Output format: text or json (one document per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_output)]
-    pub output: Output,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Connection options of the commands that move no bulk data.
@@ -36,21 +35,20 @@ pub struct ConnArgs {
     /// Skip TLS certificate verification.
     #[arg(long)]
     pub insecure: bool,
-    /// Output format: text or json (one document per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_output)]
-    pub output: Output,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 impl ConnArgs {
     /// A client with docker's credentials.
-    pub fn client(&self) -> Result<Client> {
+    pub fn client(&self) -> CmdResult<Client> {
         make_client(self.plain_http, self.insecure, None, None)
     }
 }
 
 impl RemoteArgs {
     /// A client with docker's credentials, reporting transferred bytes to `bar`.
-    pub fn client_with_progress(&self, bar: &indicatif::ProgressBar) -> Result<Client> {
+    pub fn client_with_progress(&self, bar: &indicatif::ProgressBar) -> CmdResult<Client> {
         self.client_with(bar, None)
     }
 
@@ -60,19 +58,21 @@ impl RemoteArgs {
         &self,
         bar: &indicatif::ProgressBar,
         journal: Option<Arc<UploadJournal>>,
-    ) -> Result<Client> {
+    ) -> CmdResult<Client> {
         let bar = bar.clone();
         let progress = Some(ProgressFn(Arc::new(move |n| bar.inc(n))));
         make_client(self.plain_http, self.insecure, progress, journal)
     }
 }
 
+/// A client with the user's docker credentials, reporting bytes to
+/// `progress` and remembering upload sessions in `upload_journal`.
 pub fn make_client(
     plain_http: bool,
     insecure: bool,
     progress: Option<ProgressFn>,
     upload_journal: Option<Arc<UploadJournal>>,
-) -> Result<Client> {
+) -> CmdResult<Client> {
     Client::new(ClientOptions {
         progress,
         upload_journal,
@@ -83,9 +83,10 @@ pub fn make_client(
 
 /// Client options with the user's docker credentials (what
 /// [`make_client`] builds on).
-pub fn client_options(plain_http: bool, insecure: bool) -> Result<ClientOptions> {
+pub fn client_options(plain_http: bool, insecure: bool) -> CmdResult<ClientOptions> {
     let credentials = match docker_config_path() {
-        Some(p) => Credentials::from_docker_config(&p).map_err(anyhow::Error::msg)?,
+        Some(p) => Credentials::from_docker_config(&p)
+            .map_err(|e| Failure::other(anyhow::Error::msg(e)))?,
         None => Credentials::default(),
     };
     Ok(ClientOptions {
@@ -97,13 +98,13 @@ pub fn client_options(plain_http: bool, insecure: bool) -> Result<ClientOptions>
 }
 
 /// Parses an image reference; a malformed one is a usage error.
-pub fn parse_ref(s: &str) -> Result<pavilion_oci::ImageRef> {
+pub fn parse_ref(s: &str) -> CmdResult<pavilion_oci::ImageRef> {
     s.parse::<pavilion_oci::ImageRef>()
-        .map_err(|e| anyhow::Error::new(crate::exit::UsageError(e.to_string())))
+        .map_err(|e| UsageError(e.to_string()).into())
 }
 
 /// A multi-threaded runtime for one command.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> CmdResult<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -13,7 +13,8 @@
 //!   `policy eval --ref` judges).
 //!
 //! Refusals carry a [`UsageError`] or a [`VerificationError`] in their
-//! chain of causes, beside the client's and the model crate's own errors.
+//! chain of causes, beside the client's and the model crate's own errors;
+//! [`error_kind`] says which kind of failure an error is.
 
 pub mod document;
 mod error;
@@ -23,7 +24,7 @@ pub mod pull;
 pub mod push;
 
 pub use document::{artifact_document, Remote};
-pub use error::{UsageError, VerificationError};
+pub use error::{error_kind, UsageError, VerificationError};
 pub use place::Source;
 pub use progress::{Event, Progress, Quiet};
 pub use pull::{Pull, PullReport, PulledFile};

@@ -9,7 +9,7 @@
 //! (and a node agent or web page built on them) carry no server code. The
 //! server's doors (`pavilion-enforce`) use it too.
 
-use pavilion_client::{Client, ClientError};
+use pavilion_client::{Client, ClientError, ErrorKind};
 use pavilion_notary::signature_manifest::{SignatureManifest, SIGNATURE_ARTIFACT_TYPE};
 use pavilion_notary::trust::{load_requirements, Resolved};
 use pavilion_notary::verify::{verify, Expected, Outcome, Report, Requirements};
@@ -38,6 +38,17 @@ pub enum VerifyError {
     /// for the artifact.
     #[error("trust policy: {0}")]
     TrustPolicy(String),
+}
+
+impl VerifyError {
+    /// What kind of failure this is: the client's own kind for a registry
+    /// that could not be asked, a failed check for an unusable trust policy.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            VerifyError::Registry { source, .. } => source.kind(),
+            VerifyError::TrustPolicy(_) => ErrorKind::Verification,
+        }
+    }
 }
 
 fn registry(context: String) -> impl FnOnce(ClientError) -> VerifyError {

@@ -1,10 +1,9 @@
 //! `pavilion blob get|put|delete`: single blobs by digest.
 
 use super::manifest::read_input;
-use crate::exit::UsageError;
+use crate::exit::{CmdResult, Context, ExitStatus, Failure, UsageError};
 use crate::output::{print_json, progress_bar, Output};
 use crate::remote::{parse_ref, runtime, ConnArgs, RemoteArgs};
-use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use pavilion_oci::ImageRef;
@@ -54,7 +53,7 @@ pub struct DeleteArgs {
     pub conn: ConnArgs,
 }
 
-fn pinned(s: &str) -> Result<(ImageRef, pavilion_oci::Digest)> {
+fn pinned(s: &str) -> CmdResult<(ImageRef, pavilion_oci::Digest)> {
     let r = parse_ref(s)?;
     let d = r
         .digest
@@ -64,7 +63,7 @@ fn pinned(s: &str) -> Result<(ImageRef, pavilion_oci::Digest)> {
 }
 
 /// Runs a blob subcommand.
-pub fn run(cmd: BlobCommand) -> Result<()> {
+pub fn run(cmd: BlobCommand) -> CmdResult {
     match cmd {
         BlobCommand::Get(a) => get(a),
         BlobCommand::Put(a) => put(a),
@@ -72,13 +71,13 @@ pub fn run(cmd: BlobCommand) -> Result<()> {
     }
 }
 
-fn get(args: GetArgs) -> Result<()> {
+fn get(args: GetArgs) -> CmdResult {
     let (r, d) = pinned(&args.reference)?;
     let to_file = args.file.filter(|f| f.as_os_str() != "-");
     let bar = progress_bar(
         0,
         if to_file.is_some() {
-            args.remote.output
+            args.remote.output.format
         } else {
             Output::Json
         },
@@ -104,23 +103,23 @@ fn get(args: GetArgs) -> Result<()> {
                     out.flush()?;
                 }
             }
-            Ok::<_, anyhow::Error>(())
+            Ok::<_, Failure>(())
         })
         .with_context(|| format!("fetching blob {r}"))?;
     bar.finish_and_clear();
-    Ok(())
+    Ok(ExitStatus::Success)
 }
 
-fn put(args: PutArgs) -> Result<()> {
+fn put(args: PutArgs) -> CmdResult {
     let r = parse_ref(&args.repository)?;
-    let bar = progress_bar(0, args.remote.output);
+    let bar = progress_bar(0, args.remote.output.format);
     let client = args.remote.client_with_progress(&bar)?;
     let (digest, size) = runtime()?
         .block_on(async {
             if args.file == "-" {
                 let bytes = read_input("-")?;
                 let size = bytes.len() as u64;
-                Ok::<_, anyhow::Error>((client.push_blob_bytes(&r, bytes.into()).await?, size))
+                Ok::<_, Failure>((client.push_blob_bytes(&r, bytes.into()).await?, size))
             } else {
                 let path = std::path::Path::new(&args.file);
                 bar.set_length(
@@ -133,25 +132,25 @@ fn put(args: PutArgs) -> Result<()> {
         })
         .with_context(|| format!("uploading {} to {}/{}", args.file, r.registry, r.repository))?;
     bar.finish_and_clear();
-    match args.remote.output {
+    match args.remote.output.format {
         Output::Text => println!("{digest}"),
         Output::Json => print_json(&serde_json::json!({
             "digest": digest.to_string(),
             "size": size,
         })),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }
 
-fn delete(args: DeleteArgs) -> Result<()> {
+fn delete(args: DeleteArgs) -> CmdResult {
     let (r, d) = pinned(&args.reference)?;
     let client = args.conn.client()?;
     runtime()?
         .block_on(client.delete_blob(&r, &d))
         .with_context(|| format!("deleting blob {r}"))?;
-    match args.conn.output {
+    match args.conn.output.format {
         Output::Text => println!("deleted {r}"),
         Output::Json => print_json(&serde_json::json!({ "deleted": r.to_string() })),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

@@ -2,8 +2,8 @@
 //! notation's places, so that `pavilion sign` and `pavilion verify` (and
 //! notation) work within a minute.
 
-use crate::output::{print_json, Output};
-use anyhow::{Context, Result};
+use crate::exit::{CmdResult, Context, ExitStatus, Failure, UsageError};
+use crate::output::{print_json, Output, OutputArgs};
 use clap::{Args, Subcommand};
 use pavilion_client::auth::{write_file, IfExists};
 use pavilion_notary::trust::notation_config_dir;
@@ -34,13 +34,12 @@ pub struct GenerateArgs {
     /// Signatures made with the old key then no longer verify.
     #[arg(long)]
     pub force: bool,
-    /// Output format: text or json (one document per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = crate::output::parse_output)]
-    pub output: Output,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Runs a cert subcommand.
-pub fn run(cmd: CertCommand) -> Result<()> {
+pub fn run(cmd: CertCommand) -> CmdResult {
     let CertCommand::Generate(args) = cmd;
     let valid_name = !args.name.is_empty()
         && args
@@ -49,7 +48,7 @@ pub fn run(cmd: CertCommand) -> Result<()> {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         && !args.name.starts_with('.');
     if !valid_name {
-        return Err(crate::exit::UsageError(format!(
+        return Err(UsageError(format!(
             "{:?}: use letters, digits, '.', '-' and '_'",
             args.name
         ))
@@ -70,16 +69,16 @@ pub fn run(cmd: CertCommand) -> Result<()> {
         .collect();
     if !present.is_empty() && !args.force {
         let list: Vec<String> = present.iter().map(|p| p.display().to_string()).collect();
-        return Err(anyhow::anyhow!(
+        return Err(Failure::other(anyhow::anyhow!(
             "{:?} already exists ({}): signatures made with it verify only while these stay. \
              Choose another name, or give --force to replace them (its earlier signatures will \
              then fail verification)",
             args.name,
             list.join(", ")
-        ));
+        )));
     }
     let pki = pavilion_notary::certgen::generate(&args.name, args.days)
-        .map_err(|e| anyhow::anyhow!("generating the certificates: {e}"))?;
+        .map_err(|e| Failure::other(anyhow::anyhow!("generating the certificates: {e}")))?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
     // With --force each file is replaced by rename (a symlink there is
@@ -104,19 +103,19 @@ pub fn run(cmd: CertCommand) -> Result<()> {
                 }
             }
             return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
-                anyhow::anyhow!(
+                Failure::other(anyhow::anyhow!(
                     "{} already exists: choose another name, or give --force to replace it",
                     path.display()
-                )
+                ))
             } else {
-                anyhow::Error::new(e).context(format!("writing {}", path.display()))
+                Failure::from(e).context(format!("writing {}", path.display()))
             });
         }
         written.push(path);
     }
     let store_ref = format!("ca:{}", args.name);
     let policy = policy_for(&config, &args.name, &store_ref)?;
-    match args.output {
+    match args.output.format {
         Output::Json => print_json(&serde_json::json!({
             "key": key_path,
             "certificate": crt_path,
@@ -153,7 +152,7 @@ pub fn run(cmd: CertCommand) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }
 
 /// The trust policy after `cert generate`: where it is, whether this run
@@ -167,7 +166,7 @@ struct PolicyState {
 /// Writes a policy trusting `store_ref` if none exists (notation's
 /// `trustpolicy.oci.json`, or the older `trustpolicy.json`); else reports
 /// whether the existing one already names it.
-fn policy_for(config: &Path, name: &str, store_ref: &str) -> Result<PolicyState> {
+fn policy_for(config: &Path, name: &str, store_ref: &str) -> CmdResult<PolicyState> {
     let path = oci_policy_path_in(config);
     if path.symlink_metadata().is_ok() {
         return Ok(PolicyState {

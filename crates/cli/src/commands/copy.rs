@@ -1,10 +1,9 @@
 //! `pavilion copy SRC DST`: between registries and OCI layout directories
 //! (`oci:PATH[:TAG]`), with `--recursive` carrying referrers along.
 
-use crate::exit::UsageError;
+use crate::exit::{CmdResult, Context, ExitStatus, UsageError};
 use crate::output::{print_json, progress_bar, Output};
 use crate::remote::{runtime, RemoteArgs};
-use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_client::copy::{copy, CopyOptions, Endpoint};
 
@@ -22,16 +21,16 @@ pub struct CopyArgs {
     pub remote: RemoteArgs,
 }
 
-fn endpoint(s: &str) -> Result<Endpoint> {
+fn endpoint(s: &str) -> CmdResult<Endpoint> {
     s.parse::<Endpoint>()
-        .map_err(|e| anyhow::Error::new(UsageError(e.to_string())))
+        .map_err(|e| UsageError(e.to_string()).into())
 }
 
 /// Runs `pavilion copy`.
-pub fn run(args: CopyArgs) -> Result<()> {
+pub fn run(args: CopyArgs) -> CmdResult {
     let src = endpoint(&args.source)?;
     let dst = endpoint(&args.destination)?;
-    let bar = progress_bar(0, args.remote.output);
+    let bar = progress_bar(0, args.remote.output.format);
     let client = args.remote.client_with_progress(&bar)?;
     let opts = CopyOptions {
         recursive: args.recursive,
@@ -41,7 +40,7 @@ pub fn run(args: CopyArgs) -> Result<()> {
         .block_on(copy(&client, &src, &dst, opts))
         .with_context(|| format!("copying {src} to {dst}"))?;
     bar.finish_and_clear();
-    match args.remote.output {
+    match args.remote.output.format {
         Output::Text => {
             println!("{}", report.digest);
             eprintln!(
@@ -60,5 +59,5 @@ pub fn run(args: CopyArgs) -> Result<()> {
         }
         Output::Json => print_json(&serde_json::to_value(&report)?),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

@@ -2,9 +2,9 @@
 //! of a manifest, with the tag-schema fallback for registries without the
 //! referrers API.
 
+use crate::exit::{CmdResult, Context, ExitStatus, Failure};
 use crate::output::{print_json, Output};
 use crate::remote::{parse_ref, runtime, ConnArgs};
-use anyhow::{Context, Result};
 use clap::Args;
 use futures::future::BoxFuture;
 use pavilion_client::Client;
@@ -47,7 +47,7 @@ fn tree<'a>(
     filter: Option<&'a str>,
     depth: usize,
     seen: &'a mut HashSet<Digest>,
-) -> BoxFuture<'a, Result<Vec<Node>>> {
+) -> BoxFuture<'a, Result<Vec<Node>, pavilion_client::ClientError>> {
     Box::pin(async move {
         if depth >= MAX_DEPTH || !seen.insert(subject.clone()) {
             return Ok(Vec::new());
@@ -81,7 +81,7 @@ fn print_tree(nodes: &[Node], prefix: &str) {
 }
 
 /// Runs `pavilion discover`.
-pub fn run(args: DiscoverArgs) -> Result<()> {
+pub fn run(args: DiscoverArgs) -> CmdResult {
     let r = parse_ref(&args.reference)?;
     let client = args.conn.client()?;
     let (digest, nodes) = runtime()?
@@ -100,10 +100,10 @@ pub fn run(args: DiscoverArgs) -> Result<()> {
                 &mut seen,
             )
             .await?;
-            Ok::<_, anyhow::Error>((digest, nodes))
+            Ok::<_, Failure>((digest, nodes))
         })
         .with_context(|| format!("discovering the referrers of {r}"))?;
-    match args.conn.output {
+    match args.conn.output.format {
         Output::Text => {
             println!("{}/{}@{digest}", r.registry, r.repository);
             print_tree(&nodes, "");
@@ -113,5 +113,5 @@ pub fn run(args: DiscoverArgs) -> Result<()> {
             "referrers": nodes,
         })),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

@@ -1,10 +1,9 @@
 //! `pavilion ls REF` (the files of a model or artifact) and `pavilion
 //! inspect REF` (its manifest summary and model configuration).
 
-use crate::exit::UsageError;
+use crate::exit::{CmdResult, Context, ExitStatus, Failure, UsageError};
 use crate::output::{print_json, Output};
 use crate::remote::{parse_ref, runtime, ConnArgs};
-use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_model::media;
 use pavilion_oci::{Descriptor, ManifestInfo};
@@ -23,7 +22,7 @@ pub struct RefArgs {
 
 fn fetch(
     args: &RefArgs,
-) -> Result<(
+) -> CmdResult<(
     pavilion_client::Manifest,
     ManifestInfo,
     Option<serde_json::Value>,
@@ -36,7 +35,7 @@ fn fetch(
             .await
             .with_context(|| format!("fetching {r}"))?;
         let info = ManifestInfo::parse(&m.bytes, Some(&m.media_type))
-            .map_err(|e| anyhow::anyhow!("{r}: {e}"))?;
+            .map_err(|e| Failure::other(anyhow::anyhow!("{r}: {e}")))?;
         let config = match info.blobs.first() {
             Some(c)
                 if info.manifests.is_empty()
@@ -56,7 +55,7 @@ fn fetch(
 }
 
 /// Runs `pavilion ls`.
-pub fn run_ls(args: RefArgs) -> Result<()> {
+pub fn run_ls(args: RefArgs) -> CmdResult {
     let (_, info, _) = fetch(&args)?;
     if !info.manifests.is_empty() {
         return Err(UsageError(format!(
@@ -68,7 +67,7 @@ pub fn run_ls(args: RefArgs) -> Result<()> {
     // Every layer of any artifact: a Helm chart or an SBOM has layers but
     // no file paths, and an empty listing would look like an empty artifact.
     let layers: &[Descriptor] = info.blobs.get(1..).unwrap_or(&[]);
-    match args.conn.output {
+    match args.conn.output.format {
         Output::Text => {
             for l in layers {
                 // A file path or title names it; else "-" (the media
@@ -91,11 +90,11 @@ pub fn run_ls(args: RefArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
         })),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }
 
 /// Runs `pavilion inspect`.
-pub fn run_inspect(args: RefArgs) -> Result<()> {
+pub fn run_inspect(args: RefArgs) -> CmdResult {
     let (m, info, config) = fetch(&args)?;
     let layers: &[Descriptor] = info.blobs.get(1..).unwrap_or(&[]);
     let total: u64 = layers.iter().map(|l| l.size).sum();
@@ -110,7 +109,7 @@ pub fn run_inspect(args: RefArgs) -> Result<()> {
         "annotations": info.annotations,
         "config": config,
     });
-    match args.conn.output {
+    match args.conn.output.format {
         Output::Json => print_json(&summary),
         Output::Text => {
             println!("Digest:        {}", m.digest);
@@ -153,5 +152,5 @@ pub fn run_inspect(args: RefArgs) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

@@ -1,10 +1,9 @@
 //! `pavilion login` / `logout`: credentials in docker's config.json (or its
 //! credential helper), where docker, ORAS and notation also look.
 
-use crate::exit::UsageError;
-use crate::output::{parse_output, print_json, Output};
+use crate::exit::{CmdResult, Context, ExitStatus, Failure, UsageError};
+use crate::output::{print_json, Output, OutputArgs};
 use crate::remote::{runtime, ConnArgs};
-use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_client::auth::{docker_config_path, save_credential, Credential, Credentials};
 use pavilion_client::{Client, ClientOptions};
@@ -33,17 +32,15 @@ pub struct LoginArgs {
 pub struct LogoutArgs {
     /// Registry host.
     pub registry: String,
-    /// Output format: text or json (one document per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = parse_output)]
-    pub output: Output,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
-fn config_path() -> Result<std::path::PathBuf> {
-    docker_config_path()
-        .ok_or_else(|| anyhow::anyhow!("no HOME or DOCKER_CONFIG to keep credentials in"))
+fn config_path() -> CmdResult<std::path::PathBuf> {
+    docker_config_path().context("no HOME or DOCKER_CONFIG to keep credentials in")
 }
 
-fn host(s: &str) -> Result<String> {
+fn host(s: &str) -> CmdResult<String> {
     let h = s
         .trim_start_matches("https://")
         .trim_start_matches("http://")
@@ -55,7 +52,7 @@ fn host(s: &str) -> Result<String> {
 }
 
 /// Runs `pavilion login`: checks the credential against the registry, then saves it.
-pub fn run_login(args: LoginArgs) -> Result<()> {
+pub fn run_login(args: LoginArgs) -> CmdResult {
     let registry = host(&args.registry)?;
     let password = match (args.password, args.password_stdin) {
         (Some(p), _) => p,
@@ -89,8 +86,9 @@ pub fn run_login(args: LoginArgs) -> Result<()> {
         .block_on(client.ping(&registry))
         .with_context(|| format!("logging in to {registry}"))?;
     let path = config_path()?;
-    save_credential(&path, &registry, Some(&cred)).map_err(anyhow::Error::msg)?;
-    match args.conn.output {
+    save_credential(&path, &registry, Some(&cred))
+        .map_err(|e| Failure::other(anyhow::Error::msg(e)))?;
+    match args.conn.output.format {
         Output::Json => print_json(&serde_json::json!({
             "registry": registry,
             "loggedIn": true,
@@ -98,15 +96,15 @@ pub fn run_login(args: LoginArgs) -> Result<()> {
         })),
         Output::Text => eprintln!("Login Succeeded ({registry}, saved in {})", path.display()),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }
 
 /// Runs `pavilion logout`.
-pub fn run_logout(args: LogoutArgs) -> Result<()> {
+pub fn run_logout(args: LogoutArgs) -> CmdResult {
     let registry = host(&args.registry)?;
     let path = config_path()?;
-    save_credential(&path, &registry, None).map_err(anyhow::Error::msg)?;
-    match args.output {
+    save_credential(&path, &registry, None).map_err(|e| Failure::other(anyhow::Error::msg(e)))?;
+    match args.output.format {
         Output::Json => print_json(&serde_json::json!({
             "registry": registry,
             "loggedIn": false,
@@ -117,5 +115,5 @@ pub fn run_logout(args: LogoutArgs) -> Result<()> {
             path.display()
         ),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

@@ -1,9 +1,8 @@
 //! `pavilion manifest get|put|delete`: manifests as raw bytes.
 
-use crate::exit::UsageError;
+use crate::exit::{CmdResult, Context, ExitStatus, UsageError};
 use crate::output::{print_json, Output};
 use crate::remote::{parse_ref, runtime, ConnArgs};
-use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use pavilion_oci::ManifestInfo;
 use std::io::{Read, Write};
@@ -56,7 +55,7 @@ pub struct DeleteArgs {
 }
 
 /// Reads a file, or standard input for `-`.
-pub fn read_input(file: &str) -> Result<Vec<u8>> {
+pub fn read_input(file: &str) -> CmdResult<Vec<u8>> {
     if file == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -69,7 +68,7 @@ pub fn read_input(file: &str) -> Result<Vec<u8>> {
 }
 
 /// Runs a manifest subcommand.
-pub fn run(cmd: ManifestCommand) -> Result<()> {
+pub fn run(cmd: ManifestCommand) -> CmdResult {
     match cmd {
         ManifestCommand::Get(a) => get(a),
         ManifestCommand::Put(a) => put(a),
@@ -77,7 +76,7 @@ pub fn run(cmd: ManifestCommand) -> Result<()> {
     }
 }
 
-fn get(args: GetArgs) -> Result<()> {
+fn get(args: GetArgs) -> CmdResult {
     let r = parse_ref(&args.reference)?;
     let client = args.conn.client()?;
     let m = runtime()?
@@ -96,10 +95,10 @@ fn get(args: GetArgs) -> Result<()> {
             writeln!(out)?;
         }
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }
 
-fn put(args: PutArgs) -> Result<()> {
+fn put(args: PutArgs) -> CmdResult {
     let r = parse_ref(&args.reference)?;
     let bytes = read_input(&args.file)?;
     // Check locally first: a broken manifest is the user's mistake, and the
@@ -110,7 +109,7 @@ fn put(args: PutArgs) -> Result<()> {
     let digest = runtime()?
         .block_on(client.put_manifest(&r, &info.media_type, bytes.into()))
         .with_context(|| format!("pushing the manifest to {r}"))?;
-    match args.conn.output {
+    match args.conn.output.format {
         Output::Text => println!("{digest}"),
         Output::Json => print_json(&serde_json::json!({
             "reference": r.to_string(),
@@ -118,10 +117,10 @@ fn put(args: PutArgs) -> Result<()> {
             "mediaType": info.media_type,
         })),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }
 
-fn delete(args: DeleteArgs) -> Result<()> {
+fn delete(args: DeleteArgs) -> CmdResult {
     let mut r = parse_ref(&args.reference)?;
     let client = args.conn.client()?;
     runtime()?
@@ -140,9 +139,9 @@ fn delete(args: DeleteArgs) -> Result<()> {
             client.delete_manifest(&r).await
         })
         .with_context(|| format!("deleting {}", args.reference))?;
-    match args.conn.output {
+    match args.conn.output.format {
         Output::Text => println!("deleted {r}"),
         Output::Json => print_json(&serde_json::json!({ "deleted": r.to_string() })),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

@@ -1,9 +1,8 @@
 //! `pavilion policy eval` and `pavilion policy test`: Rego policies
 //! evaluated locally (regorus), as `opa eval` / `opa test` would.
 
-use crate::exit::{UsageError, VerificationError};
-use crate::output::{print_json, Output};
-use anyhow::{Context, Result};
+use crate::exit::{CmdResult, Context, ExitStatus, Failure, UsageError, VerificationError};
+use crate::output::{print_json, Output, OutputArgs};
 use clap::{Args, Subcommand};
 use pavilion_policy::{Point, Policy};
 use std::path::PathBuf;
@@ -54,9 +53,8 @@ pub struct EvalArgs {
     /// Decision point: rules of package pavilion.<point>.
     #[arg(long, default_value = "push", value_parser = ["push", "pull", "admission"])]
     pub point: String,
-    /// Output format: text or json (one document per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = crate::output::parse_output)]
-    pub output: Output,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Arguments of `policy test`.
@@ -64,24 +62,23 @@ pub struct EvalArgs {
 pub struct TestArgs {
     /// Directory of .rego files (and .json data).
     pub dir: PathBuf,
-    /// Output format: text or json (one document per line).
-    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = crate::output::parse_output)]
-    pub output: Output,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// Runs a policy subcommand.
-pub fn run(cmd: PolicyCommand) -> Result<()> {
+pub fn run(cmd: PolicyCommand) -> CmdResult {
     match cmd {
         PolicyCommand::Eval(a) => eval(a),
         PolicyCommand::Test(a) => test(a),
     }
 }
 
-fn load(dir: &std::path::Path) -> Result<Policy> {
+fn load(dir: &std::path::Path) -> CmdResult<Policy> {
     Policy::load(dir).map_err(|e| UsageError(e.to_string()).into())
 }
 
-fn eval(args: EvalArgs) -> Result<()> {
+fn eval(args: EvalArgs) -> CmdResult {
     let point = Point::parse(&args.point)
         .ok_or_else(|| UsageError(format!("unknown point {}", args.point)))?;
     let mut policy = load(&args.policy)?;
@@ -97,7 +94,7 @@ fn eval(args: EvalArgs) -> Result<()> {
     let decision = policy
         .decide(point, &input)
         .with_context(|| format!("evaluating {}", args.policy.display()))?;
-    match args.output {
+    match args.output.format {
         Output::Json => {
             let mut out = serde_json::json!({
                 "point": point.name(),
@@ -128,7 +125,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         }
     }
     if decision.allowed() {
-        Ok(())
+        Ok(ExitStatus::Success)
     } else {
         Err(VerificationError(format!(
             "denied by {}: {}",
@@ -140,7 +137,7 @@ fn eval(args: EvalArgs) -> Result<()> {
 }
 
 /// The input document of a registry artifact at `point`.
-fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> Result<serde_json::Value> {
+fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> CmdResult<serde_json::Value> {
     if point == Point::Admission {
         return Err(UsageError(
             "--ref builds push and pull documents; an admission document comes from an AdmissionReview (--input)".into(),
@@ -175,11 +172,11 @@ fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> Result<ser
     })
 }
 
-fn test(args: TestArgs) -> Result<()> {
+fn test(args: TestArgs) -> CmdResult {
     let mut policy = load(&args.dir)?;
     let results = policy.run_tests();
     let failed = results.iter().filter(|r| !r.passed).count();
-    match args.output {
+    match args.output.format {
         Output::Json => print_json(&serde_json::json!({ "tests": results, "failed": failed })),
         Output::Text => {
             for r in &results {
@@ -193,7 +190,11 @@ fn test(args: TestArgs) -> Result<()> {
         }
     }
     if failed > 0 {
-        anyhow::bail!("{failed} of {} policy tests failed", results.len());
+        // An error, not a bare status: its message says how many failed.
+        return Err(Failure::other(anyhow::anyhow!(
+            "{failed} of {} policy tests failed",
+            results.len()
+        )));
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

@@ -2,9 +2,9 @@
 //! directory. The transfer is `pavilion_transfer::Pull`; this command
 //! parses, shows progress and prints what was placed.
 
+use crate::exit::{CmdResult, Context, ExitStatus, Failure};
 use crate::output::{print_json, progress_bar, Output};
 use crate::remote::{runtime, RemoteArgs};
-use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_client::digest_cache::default_cache_dir;
 use pavilion_oci::ImageRef;
@@ -55,12 +55,12 @@ pub struct PullArgs {
 }
 
 /// Runs `pavilion pull`.
-pub fn run(args: PullArgs) -> Result<()> {
+pub fn run(args: PullArgs) -> CmdResult {
     let r: ImageRef = args
         .reference
         .parse()
         .with_context(|| format!("invalid reference {:?}", args.reference))?;
-    let bar = progress_bar(0, args.remote.output);
+    let bar = progress_bar(0, args.remote.output.format);
     let client = args.remote.client_with_progress(&bar)?;
     let cache_dir = if args.no_cache {
         None
@@ -78,10 +78,12 @@ pub fn run(args: PullArgs) -> Result<()> {
         .policy(args.policy.clone())
         .concurrency(usize::from(args.remote.concurrency));
     let shown = crate::output::BarProgress(bar.clone());
-    let report = runtime()?.block_on(pull.run(&args.dir, &shown))?;
+    let report = runtime()?
+        .block_on(pull.run(&args.dir, &shown))
+        .map_err(Failure::transfer)?;
     bar.finish_and_clear();
     let r = &report.reference;
-    match args.remote.output {
+    match args.remote.output.format {
         Output::Text => {
             for f in &report.files {
                 println!("{}\t{}", f.path, f.size);
@@ -108,5 +110,5 @@ pub fn run(args: PullArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
         })),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

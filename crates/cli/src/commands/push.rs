@@ -3,9 +3,9 @@
 //! transfer is `pavilion_transfer::Push`; this command parses, shows
 //! progress and prints what was sent.
 
+use crate::exit::{CmdResult, Context, ExitStatus, Failure};
 use crate::output::{print_json, progress_bar, BarProgress, Output};
 use crate::remote::{runtime, RemoteArgs};
-use anyhow::{bail, Context, Result};
 use clap::Args;
 use pavilion_client::digest_cache::{default_cache_dir, DigestCache};
 use pavilion_client::upload_journal::UploadJournal;
@@ -64,7 +64,7 @@ pub struct PushArgs {
 }
 
 /// Runs `pavilion push`.
-pub fn run(args: PushArgs) -> Result<()> {
+pub fn run(args: PushArgs) -> CmdResult {
     let r: ImageRef = args
         .reference
         .parse()
@@ -76,7 +76,9 @@ pub fn run(args: PushArgs) -> Result<()> {
         },
         None => {
             let [dir] = args.paths.as_slice() else {
-                bail!("a model push takes one directory (use --artifact-type to push files)");
+                return Err(Failure::other(anyhow::anyhow!(
+                    "a model push takes one directory (use --artifact-type to push files)"
+                )));
             };
             Content::Model {
                 dir: dir.clone(),
@@ -94,7 +96,7 @@ pub fn run(args: PushArgs) -> Result<()> {
             }
         }
     };
-    let output = args.remote.output;
+    let output = args.remote.output.format;
     let bar = progress_bar(0, output);
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
     // Open upload sessions are remembered beside the digests, so a push
@@ -110,7 +112,9 @@ pub fn run(args: PushArgs) -> Result<()> {
         .mount_from(args.from.clone())
         .digests(digests)
         .concurrency(usize::from(args.remote.concurrency));
-    let report = runtime()?.block_on(push.run(&BarProgress(bar.clone())))?;
+    let report = runtime()?
+        .block_on(push.run(&BarProgress(bar.clone())))
+        .map_err(Failure::transfer)?;
     bar.finish_and_clear();
     let (r, digest, total) = (&report.reference, &report.digest, report.bytes());
     let (uploaded, present, mounted) = (
@@ -133,5 +137,5 @@ pub fn run(args: PushArgs) -> Result<()> {
             "mounted": mounted,
         })),
     }
-    Ok(())
+    Ok(ExitStatus::Success)
 }

@@ -1,9 +1,8 @@
 //! `tag`, `tags` and `repos`: naming manifests and listing what a registry has.
 
-use crate::exit::UsageError;
+use crate::exit::{CmdResult, Context, ExitStatus, UsageError};
 use crate::output::{print_json, Output};
 use crate::remote::{parse_ref, runtime, ConnArgs};
-use anyhow::{Context, Result};
 use clap::Args;
 use pavilion_oci::Tag;
 
@@ -38,13 +37,14 @@ pub struct ReposArgs {
 }
 
 /// Runs `pavilion tag`: the manifest's exact bytes are pushed under each tag.
-pub fn run_tag(args: TagArgs) -> Result<()> {
+pub fn run_tag(args: TagArgs) -> CmdResult {
     let r = parse_ref(&args.reference)?;
     let tags = args
         .tags
         .iter()
-        .map(|t| Tag::new(t).map_err(|e| anyhow::Error::new(UsageError(e.to_string()))))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|t| Tag::new(t).map_err(|e| UsageError(e.to_string()).into()))
+        .collect::<CmdResult<Vec<_>>>()?;
+    let output = args.conn.output.format;
     let client = args.conn.client()?;
     runtime()?.block_on(async {
         let m = client
@@ -61,33 +61,33 @@ pub fn run_tag(args: TagArgs) -> Result<()> {
                 .put_manifest(&target, &m.media_type, m.bytes.clone())
                 .await
                 .with_context(|| format!("tagging {target}"))?;
-            if args.conn.output == Output::Text {
+            if output == Output::Text {
                 println!("{target}");
             }
         }
-        if args.conn.output == Output::Json {
+        if output == Output::Json {
             print_json(&serde_json::json!({
                 "digest": m.digest.to_string(),
                 "tags": tags.iter().map(Tag::to_string).collect::<Vec<_>>(),
             }));
         }
-        Ok(())
+        Ok(ExitStatus::Success)
     })
 }
 
 /// Runs `pavilion tags`.
-pub fn run_tags(args: TagsArgs) -> Result<()> {
+pub fn run_tags(args: TagsArgs) -> CmdResult {
     let r = parse_ref(&args.repository)?;
     let client = args.conn.client()?;
     let tags = runtime()?
         .block_on(client.list_tags(&r))
         .with_context(|| format!("listing the tags of {}/{}", r.registry, r.repository))?;
-    print_list(&tags, "tags", args.conn.output);
-    Ok(())
+    print_list(&tags, "tags", args.conn.output.format);
+    Ok(ExitStatus::Success)
 }
 
 /// Runs `pavilion repos`.
-pub fn run_repos(args: ReposArgs) -> Result<()> {
+pub fn run_repos(args: ReposArgs) -> CmdResult {
     let registry = args.registry.trim_end_matches('/');
     if registry.is_empty() || registry.contains('/') {
         return Err(UsageError(format!("{:?} is not a registry host", args.registry)).into());
@@ -96,8 +96,8 @@ pub fn run_repos(args: ReposArgs) -> Result<()> {
     let repos = runtime()?
         .block_on(client.catalog(registry))
         .with_context(|| format!("listing the repositories of {registry}"))?;
-    print_list(&repos, "repositories", args.conn.output);
-    Ok(())
+    print_list(&repos, "repositories", args.conn.output.format);
+    Ok(ExitStatus::Success)
 }
 
 fn print_list(items: &[String], key: &str, output: Output) {

@@ -1,7 +1,7 @@
 //! `pavilion serve`.
 
 use crate::config::ServeArgs;
-use anyhow::{Context, Result};
+use crate::exit::{CmdResult, Context, ExitStatus, Failure, UsageError};
 use pavilion_enforce::{
     Admission, AdmissionConfig, AllowedRegistries, CallerAuth, PolicySet, PushPolicy,
 };
@@ -9,7 +9,7 @@ use pavilion_registry::Extensions;
 use std::sync::Arc;
 
 /// Runs the registry until SIGTERM or Ctrl-C.
-pub fn run(args: ServeArgs) -> Result<()> {
+pub fn run(args: ServeArgs) -> CmdResult {
     // regorus makes and drops an error for many ordinary evaluation steps;
     // with RUST_BACKTRACE=1 each captured a backtrace, halving admission
     // throughput (bench/policy). Panics still get theirs (RUST_BACKTRACE);
@@ -18,9 +18,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    let settings = args.settings()?;
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&settings.log).context("invalid log filter")?;
+    // The settings' checks are plain messages: a bad key is exit 1.
+    let settings = args.settings().map_err(Failure::other)?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .map_err(Failure::other)
+        .context("invalid log filter")?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -30,7 +32,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // rule stops the start with the file and line, not the first push.
     let policies = match &settings.policy {
         Some(dir) => Some(Arc::new(
-            PolicySet::load(dir).map_err(|e| crate::exit::UsageError(e.to_string()))?,
+            PolicySet::load(dir).map_err(|e| UsageError(e.to_string()))?,
         )),
         None => None,
     };
@@ -120,13 +122,14 @@ pub fn run(args: ServeArgs) -> Result<()> {
         })
         .await
         .map_err(explain)
-    })
+    })?;
+    Ok(ExitStatus::Success)
 }
 
 /// A newcomer's most likely failure, the port taken (often by a registry
 /// started earlier), named with its way out; anything else as it is.
-fn explain(e: pavilion_registry::ServeError) -> anyhow::Error {
-    match e {
+fn explain(e: pavilion_registry::ServeError) -> Failure {
+    Failure::other(match e {
         pavilion_registry::ServeError::Bind { addr, source }
             if source.kind() == std::io::ErrorKind::AddrInUse =>
         {
@@ -137,7 +140,7 @@ fn explain(e: pavilion_registry::ServeError) -> anyhow::Error {
             )
         }
         other => anyhow::Error::new(other).context("registry failed"),
-    }
+    })
 }
 
 async fn shutdown_signal() {

@@ -1,10 +1,9 @@
 //! `pavilion sign` and `pavilion signatures`: Notary Project signatures
 //! pushed and listed as referrers of the signed manifest, as notation does.
 
-use crate::exit::UsageError;
+use crate::exit::{CmdResult, Context, ExitStatus, UsageError};
 use crate::output::{print_json, Output};
 use crate::remote::{parse_ref, runtime, ConnArgs};
-use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use pavilion_client::Client;
 use pavilion_notary::envelope::{Envelope, Format, TargetArtifact};
@@ -54,7 +53,7 @@ pub struct SignaturesArgs {
 }
 
 /// Parses `30d`, `12h`, `90m`, `3600s`.
-pub fn parse_duration(s: &str) -> Result<time::Duration> {
+pub fn parse_duration(s: &str) -> CmdResult<time::Duration> {
     let bad = || {
         UsageError(format!(
             "{s:?} is not a duration like 30d, 12h, 90m or 3600s"
@@ -86,7 +85,7 @@ fn pinned(r: &ImageRef, d: &Digest) -> ImageRef {
 }
 
 /// The descriptor of the manifest `r` names.
-async fn resolve(client: &Client, r: &ImageRef) -> Result<Descriptor> {
+async fn resolve(client: &Client, r: &ImageRef) -> CmdResult<Descriptor> {
     let m = client
         .get_manifest(r)
         .await
@@ -101,7 +100,7 @@ async fn resolve(client: &Client, r: &ImageRef) -> Result<Descriptor> {
 }
 
 /// Runs `pavilion sign`.
-pub fn run_sign(args: SignArgs) -> Result<()> {
+pub fn run_sign(args: SignArgs) -> CmdResult {
     let r = parse_ref(&args.reference)?;
     let key_pem = std::fs::read_to_string(&args.key)
         .with_context(|| format!("reading {}", args.key.display()))?;
@@ -159,7 +158,7 @@ pub fn run_sign(args: SignArgs) -> Result<()> {
             )
             .await
             .context("pushing the signature manifest")?;
-        match args.conn.output {
+        match args.conn.output.format {
             Output::Text => {
                 println!("{sig_digest}");
                 eprintln!(
@@ -178,12 +177,12 @@ pub fn run_sign(args: SignArgs) -> Result<()> {
                 "signer": certs[0].subject(),
             })),
         }
-        Ok(())
+        Ok(ExitStatus::Success)
     })
 }
 
 /// Runs `pavilion signatures`.
-pub fn run_signatures(args: SignaturesArgs) -> Result<()> {
+pub fn run_signatures(args: SignaturesArgs) -> CmdResult {
     let r = parse_ref(&args.reference)?;
     let client = args.conn.client()?;
     runtime()?.block_on(async {
@@ -223,7 +222,7 @@ pub fn run_signatures(args: SignaturesArgs) -> Result<()> {
                 }
             })
             .collect();
-        match args.conn.output {
+        match args.conn.output.format {
             Output::Json => print_json(&serde_json::json!({
                 "reference": format!("{}/{}@{}", r.registry, r.repository, subject.digest),
                 "signatures": rows,
@@ -250,6 +249,6 @@ pub fn run_signatures(args: SignaturesArgs) -> Result<()> {
                 }
             }
         }
-        Ok(())
+        Ok(ExitStatus::Success)
     })
 }

@@ -2,10 +2,9 @@
 //! notation's trust policy and trust store (by default notation's own files),
 //! a result per validation, and exit code 4 when verification fails.
 
-use crate::exit::VerificationError;
+use crate::exit::{CmdResult, ExitStatus, VerificationError};
 use crate::output::{print_json, Output};
 use crate::remote::{parse_ref, runtime, ConnArgs};
-use anyhow::Result;
 use clap::Args;
 use pavilion_notary::verify::Outcome;
 use pavilion_verify::verify_remote;
@@ -38,7 +37,7 @@ fn outcome_text(o: &Outcome) -> (&'static str, String) {
 }
 
 /// Runs `pavilion verify`.
-pub fn run(args: VerifyArgs) -> Result<()> {
+pub fn run(args: VerifyArgs) -> CmdResult {
     let r = parse_ref(&args.reference)?;
     let client = args.conn.client()?;
     let trust = TrustConfig {
@@ -46,7 +45,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         trust_store: args.trust_store,
     };
     let v = runtime()?.block_on(verify_remote(&client, &r, &trust))?;
-    match args.conn.output {
+    match args.conn.output.format {
         Output::Json => print_json(&serde_json::json!({
             "reference": v.reference,
             "policy": v.policy,
@@ -97,7 +96,7 @@ pub fn run(args: VerifyArgs) -> Result<()> {
         }
     }
     if v.verified() {
-        Ok(())
+        Ok(ExitStatus::Success)
     } else {
         Err(VerificationError(format!(
             "{}: no signature passes the trust policy {:?}",
