@@ -27,18 +27,22 @@
 //! constraints where notation does not enforce them.
 
 use crate::truststore::{notation_config_dir, StoreRef, StoreRefError, StoreType};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 mod dn;
+mod documents;
 mod error;
 mod levels;
 #[cfg(test)]
 mod tests;
 
 pub use dn::{normalize_attribute_type, DistinguishedName, DnError, TrustedIdentity};
+pub use documents::{
+    BlobDocument, BlobStatement, OciDocument, OciStatement, SignatureVerification,
+};
 pub use error::PolicyError;
 pub use levels::{Action, Level, Validation, VerificationLevel, VerifyTimestamp};
 
@@ -56,147 +60,6 @@ pub const BLOB_POLICY_FILE: &str = "trustpolicy.blob.json";
 pub const WILDCARD: &str = "*";
 /// Prefix of trusted identities given as X.509 subject attributes.
 pub const X509_SUBJECT: &str = "x509.subject";
-
-// ---------------------------------------------------------------------------
-// Documents, as written on disk
-// ---------------------------------------------------------------------------
-
-/// `null` reads as the default, as Go's `encoding/json` does for slices,
-/// maps and strings (notation writes `"trustStores": null` for skip
-/// statements in some versions).
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-/// `signatureVerification` of a statement, as written.
-///
-/// Unknown members are ignored, as notation ignores them (newer notation
-/// versions may add some): every member that relaxes verification is a
-/// known one, so ignoring an unknown member can only make verification
-/// stricter than its author meant, never weaker.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignatureVerification {
-    /// `strict`, `permissive`, `audit` or `skip`.
-    #[serde(default, deserialize_with = "null_default")]
-    pub level: String,
-    /// Per-validation actions replacing the level's
-    /// (`authenticity`/`authenticTimestamp`/`expiry`: `enforce` or `log`;
-    /// `revocation`: `enforce`, `log` or `skip`).
-    #[serde(
-        rename = "override",
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub override_: BTreeMap<String, String>,
-    /// `always` (the default) or `afterCertExpiry`.
-    #[serde(
-        rename = "verifyTimestamp",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub verify_timestamp: Option<String>,
-}
-
-/// One statement of an OCI trust policy document, as written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OciStatement {
-    /// Statement name, unique in the document.
-    #[serde(default, deserialize_with = "null_default")]
-    pub name: String,
-    /// Repositories (`registry/namespace/repository`) the statement applies
-    /// to, or `["*"]`.
-    #[serde(rename = "registryScopes", default, deserialize_with = "null_default")]
-    pub registry_scopes: Vec<String>,
-    /// Verification level and overrides.
-    #[serde(
-        rename = "signatureVerification",
-        default,
-        deserialize_with = "null_default"
-    )]
-    pub signature_verification: SignatureVerification,
-    /// `<type>:<name>` trust store references.
-    #[serde(
-        rename = "trustStores",
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub trust_stores: Vec<String>,
-    /// `*` or `x509.subject: <DN>` entries.
-    #[serde(
-        rename = "trustedIdentities",
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub trusted_identities: Vec<String>,
-}
-
-/// An OCI trust policy document (`trustpolicy.oci.json`), as written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OciDocument {
-    /// Must be `1.0`.
-    #[serde(default, deserialize_with = "null_default")]
-    pub version: String,
-    /// The statements.
-    #[serde(rename = "trustPolicies", default, deserialize_with = "null_default")]
-    pub trust_policies: Vec<OciStatement>,
-}
-
-/// One statement of a blob trust policy document, as written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobStatement {
-    /// Statement name, unique in the document; blobs select policies by it.
-    #[serde(default, deserialize_with = "null_default")]
-    pub name: String,
-    /// Verification level and overrides.
-    #[serde(
-        rename = "signatureVerification",
-        default,
-        deserialize_with = "null_default"
-    )]
-    pub signature_verification: SignatureVerification,
-    /// `<type>:<name>` trust store references.
-    #[serde(
-        rename = "trustStores",
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub trust_stores: Vec<String>,
-    /// `*` or `x509.subject: <DN>` entries.
-    #[serde(
-        rename = "trustedIdentities",
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub trusted_identities: Vec<String>,
-    /// The statement used when no name is given.
-    #[serde(
-        rename = "globalPolicy",
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "std::ops::Not::not"
-    )]
-    pub global_policy: bool,
-}
-
-/// A blob trust policy document (`trustpolicy.blob.json`), as written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobDocument {
-    /// Must be `1.0`.
-    #[serde(default, deserialize_with = "null_default")]
-    pub version: String,
-    /// The statements.
-    #[serde(rename = "trustPolicies", default, deserialize_with = "null_default")]
-    pub trust_policies: Vec<BlobStatement>,
-}
 
 // ---------------------------------------------------------------------------
 // Validated policies
@@ -362,21 +225,24 @@ fn valid_repository(repository: &str) -> bool {
     })
 }
 
-/// The parts shared by OCI and blob statements, validated.
+/// The parts shared by OCI and blob statements, validated: the statement
+/// without registry scopes and not global (the callers set those).
 fn validate_core(
     name: &str,
     sv: &SignatureVerification,
     trust_stores: &[String],
     trusted_identities: &[String],
-) -> Result<
-    (
-        VerificationLevel,
-        VerifyTimestamp,
-        Vec<StoreRef>,
-        Vec<TrustedIdentity>,
-    ),
-    PolicyError,
-> {
+) -> Result<TrustPolicy, PolicyError> {
+    let statement =
+        |verification, verify_timestamp, trust_stores, trusted_identities| TrustPolicy {
+            name: name.to_string(),
+            registry_scopes: Vec::new(),
+            global: false,
+            verification,
+            verify_timestamp,
+            trust_stores,
+            trusted_identities,
+        };
     let policy = || name.to_string();
     let verification = VerificationLevel::resolve(&sv.level, &sv.override_).map_err(|why| {
         PolicyError::InvalidVerification {
@@ -395,7 +261,12 @@ fn validate_core(
         if !trust_stores.is_empty() || !trusted_identities.is_empty() {
             return Err(PolicyError::SkipWithTrust { policy: policy() });
         }
-        return Ok((verification, verify_timestamp, Vec::new(), Vec::new()));
+        return Ok(statement(
+            verification,
+            verify_timestamp,
+            Vec::new(),
+            Vec::new(),
+        ));
     }
     match (trust_stores.is_empty(), trusted_identities.is_empty()) {
         (true, true) => {
@@ -457,7 +328,12 @@ fn validate_core(
             }
         }
     }
-    Ok((verification, verify_timestamp, stores, identities))
+    Ok(statement(
+        verification,
+        verify_timestamp,
+        stores,
+        identities,
+    ))
 }
 
 /// Version, statement count and names, common to both documents.
@@ -488,6 +364,28 @@ fn validate_header<'a>(
     }
     if seen.is_empty() {
         return Err(PolicyError::NoStatements);
+    }
+    Ok(())
+}
+
+/// Records the statement `name` (validated as `policy`) as the document's
+/// global statement: refused when another statement already is (`global`
+/// holds its name), or when it is `skip`. Common to both documents.
+fn claim_global<'a>(
+    global: &mut Option<&'a str>,
+    name: &'a str,
+    policy: &TrustPolicy,
+) -> Result<(), PolicyError> {
+    if let Some(first) = global.replace(name) {
+        return Err(PolicyError::MultipleGlobalPolicies {
+            first: first.to_string(),
+            second: name.to_string(),
+        });
+    }
+    if policy.verification.level == Level::Skip {
+        return Err(PolicyError::GlobalSkip {
+            policy: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -535,7 +433,7 @@ impl OciPolicies {
         let mut scopes: BTreeMap<&str, &str> = BTreeMap::new();
         let mut global: Option<&str> = None;
         for st in &document.trust_policies {
-            let (verification, verify_timestamp, trust_stores, trusted_identities) = validate_core(
+            let mut policy = validate_core(
                 &st.name,
                 &st.signature_verification,
                 &st.trust_stores,
@@ -571,39 +469,18 @@ impl OciPolicies {
                 }
             }
             if is_global {
-                if let Some(first) = global.replace(&st.name) {
-                    return Err(PolicyError::MultipleGlobalPolicies {
-                        first: first.to_string(),
-                        second: st.name.clone(),
-                    });
-                }
-                if verification.level == Level::Skip {
-                    return Err(PolicyError::GlobalSkip {
-                        policy: st.name.clone(),
-                    });
-                }
+                claim_global(&mut global, &st.name, &policy)?;
             }
-            policies.push(TrustPolicy {
-                name: st.name.clone(),
-                registry_scopes: st.registry_scopes.clone(),
-                global: is_global,
-                verification,
-                verify_timestamp,
-                trust_stores,
-                trusted_identities,
-            });
+            policy.registry_scopes = st.registry_scopes.clone();
+            policy.global = is_global;
+            policies.push(policy);
         }
         Ok(OciPolicies { document, policies })
     }
 
     /// Parses and validates a JSON document.
     pub fn from_json(bytes: &[u8]) -> Result<Self, PolicyError> {
-        let doc: OciDocument =
-            serde_json::from_slice(bytes).map_err(|e| PolicyError::Malformed {
-                origin: "document".to_string(),
-                why: e.to_string(),
-            })?;
-        OciPolicies::from_document(doc)
+        OciPolicies::from_document(parse_json(bytes, &"document")?)
     }
 
     /// The statement that applies to an artifact in `repository_ref`
@@ -659,46 +536,24 @@ impl BlobPolicies {
         let mut policies = Vec::with_capacity(document.trust_policies.len());
         let mut global: Option<&str> = None;
         for st in &document.trust_policies {
-            let (verification, verify_timestamp, trust_stores, trusted_identities) = validate_core(
+            let mut policy = validate_core(
                 &st.name,
                 &st.signature_verification,
                 &st.trust_stores,
                 &st.trusted_identities,
             )?;
             if st.global_policy {
-                if let Some(first) = global.replace(&st.name) {
-                    return Err(PolicyError::MultipleGlobalPolicies {
-                        first: first.to_string(),
-                        second: st.name.clone(),
-                    });
-                }
-                if verification.level == Level::Skip {
-                    return Err(PolicyError::GlobalSkip {
-                        policy: st.name.clone(),
-                    });
-                }
+                claim_global(&mut global, &st.name, &policy)?;
             }
-            policies.push(TrustPolicy {
-                name: st.name.clone(),
-                registry_scopes: Vec::new(),
-                global: st.global_policy,
-                verification,
-                verify_timestamp,
-                trust_stores,
-                trusted_identities,
-            });
+            policy.global = st.global_policy;
+            policies.push(policy);
         }
         Ok(BlobPolicies { document, policies })
     }
 
     /// Parses and validates a JSON document.
     pub fn from_json(bytes: &[u8]) -> Result<Self, PolicyError> {
-        let doc: BlobDocument =
-            serde_json::from_slice(bytes).map_err(|e| PolicyError::Malformed {
-                origin: "document".to_string(),
-                why: e.to_string(),
-            })?;
-        BlobPolicies::from_document(doc)
+        BlobPolicies::from_document(parse_json(bytes, &"document")?)
     }
 
     /// The statement for a blob: the one named `name` exactly, or with no
@@ -740,12 +595,21 @@ fn read_policy_file(path: &Path) -> Result<Vec<u8>, PolicyError> {
     })
 }
 
-fn parse_file<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, PolicyError> {
-    let bytes = read_policy_file(path)?;
-    serde_json::from_slice(&bytes).map_err(|e| PolicyError::Malformed {
-        origin: path.display().to_string(),
+/// Parses a document as written; `origin` (the file, or "document") names
+/// it in the error.
+fn parse_json<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    origin: &dyn fmt::Display,
+) -> Result<T, PolicyError> {
+    serde_json::from_slice(bytes).map_err(|e| PolicyError::Malformed {
+        origin: origin.to_string(),
         why: e.to_string(),
     })
+}
+
+fn parse_file<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, PolicyError> {
+    let bytes = read_policy_file(path)?;
+    parse_json(&bytes, &path.display())
 }
 
 fn in_file(path: &Path) -> impl FnOnce(PolicyError) -> PolicyError + '_ {
