@@ -117,12 +117,6 @@ impl Failure {
         Failure::new(ExitStatus::Failure, error)
     }
 
-    /// An error of `pavilion_transfer`'s push or pull, with the status of
-    /// the kind the transfer library gives it.
-    pub fn transfer(error: anyhow::Error) -> Self {
-        Failure::new(pavilion_transfer::error_kind(&error).into(), error)
-    }
-
     /// The same failure with `context` in front of its message.
     pub fn context<C: Display + Send + Sync + 'static>(self, context: C) -> Self {
         Failure {
@@ -147,6 +141,7 @@ macro_rules! failure_from {
 failure_from! {
     ClientError => |e| e.kind().into(),
     pavilion_verify::VerifyError => |e| e.kind().into(),
+    pavilion_transfer::TransferError => |e| e.kind().into(),
     UsageError => |_| ExitStatus::Usage,
     pavilion_oci::ImageRefError => |_| ExitStatus::Usage,
     VerificationError => |_| ExitStatus::Verification,
@@ -233,9 +228,15 @@ mod tests {
 
     #[test]
     fn a_transfer_error_is_classified_by_the_transfer_library() {
-        let e = anyhow::Error::new(UsageError("bad glob".into())).context("pulling");
-        assert_eq!(Failure::transfer(e).status, ExitStatus::Usage);
-        let e = anyhow::anyhow!("disk full");
-        assert_eq!(Failure::transfer(e).status, ExitStatus::Failure);
+        use pavilion_transfer::TransferError;
+        let e = TransferError::Context {
+            context: "pulling".into(),
+            source: Box::new(UsageError("bad glob".into()).into()),
+        };
+        let f = Failure::from(e);
+        assert_eq!(f.status, ExitStatus::Usage);
+        assert_eq!(format!("{:#}", f.error), "pulling: bad glob");
+        let f = Failure::from(TransferError::Refused("disk full".into()));
+        assert_eq!(f.status, ExitStatus::Failure);
     }
 }

@@ -2,10 +2,10 @@
 //! input document, built the way the registry builds it, and the decisions
 //! of `pull --policy` on it (again once tar layers are listed).
 
+use crate::error::Result;
 use crate::place::ListedTar;
 use crate::progress::{Event, Progress};
 use crate::{UsageError, VerificationError};
-use anyhow::Result;
 use pavilion_oci::{ImageRef, ManifestInfo};
 use pavilion_policy::input::{self, Verification};
 use pavilion_policy::{Point, Policy};

@@ -12,9 +12,9 @@
 //! - [`document`]: the policy input of a remote artifact (also what
 //!   `policy eval --ref` judges).
 //!
-//! Refusals carry a [`UsageError`] or a [`VerificationError`] in their
-//! chain of causes, beside the client's and the model crate's own errors;
-//! [`error_kind`] says which kind of failure an error is.
+//! Failures are a [`TransferError`], typed down to the client's, the
+//! verifier's and the model crate's own errors; [`TransferError::kind`]
+//! says which kind of failure one is.
 
 pub mod document;
 mod error;
@@ -24,7 +24,7 @@ pub mod pull;
 pub mod push;
 
 pub use document::{artifact_document, Remote};
-pub use error::{error_kind, UsageError, VerificationError};
+pub use error::{TransferError, UsageError, VerificationError};
 pub use place::Source;
 pub use progress::{Event, Progress, Quiet};
 pub use pull::{Pull, PullReport, PulledFile};

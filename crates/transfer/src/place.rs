@@ -5,8 +5,8 @@
 //! relative to a handle on its directory, without following a symlink
 //! below the output directory (`pavilion_dio::Dir`).
 
+use crate::error::{Context, Result, TransferError};
 use crate::progress::Progress;
-use anyhow::{Context, Result};
 use pavilion_client::blob_cache::BlobCache;
 use pavilion_client::digest_cache::DigestCache;
 use pavilion_dio::Dir;
@@ -109,7 +109,7 @@ async fn fetch_file(
 
 /// A refused symlink as the unsafe-path error of layer path `rel` (a
 /// `PathError`, which callers treat as a failed check).
-fn unsafe_io(rel: &str, e: std::io::Error) -> anyhow::Error {
+fn unsafe_io(rel: &str, e: std::io::Error) -> TransferError {
     match pavilion_dio::refused(&e) {
         Some(r) => PathError::ThroughSymlink(rel.to_string(), r.path.display().to_string()).into(),
         None => e.into(),

@@ -6,10 +6,10 @@
 //! removes the files and directories it created (see [`crate::place`]).
 
 use crate::document::{artifact_document, judge_pull, with_tar_files, Remote};
+use crate::error::{bail, Context, Result};
 use crate::place::{place_all, Fetch, ListedTar, Made, Planned, Source};
 use crate::progress::{Event, Progress};
 use crate::{UsageError, VerificationError};
-use anyhow::{bail, Context, Result};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use pavilion_client::blob_cache::BlobCache;
 use pavilion_client::digest_cache::DigestCache;

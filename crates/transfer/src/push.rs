@@ -4,8 +4,8 @@
 //! already holds is not read at all, and one the registry can mount from
 //! another repository is linked instead of sent.
 
+use crate::error::{bail, Context, Result, TransferError};
 use crate::progress::{Event, Progress};
-use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use pavilion_client::digest_cache::DigestCache;
@@ -292,7 +292,9 @@ async fn push_files(
         let title = Path::new(p)
             .file_name()
             .and_then(|n| n.to_str())
-            .with_context(|| format!("{}: file names must be UTF-8", p.display()))?;
+            .ok_or_else(|| {
+                TransferError::Refused(format!("{}: file names must be UTF-8", p.display()))
+            })?;
         if files.iter().any(|f: &Upload| {
             f.annotations.get(ANNOTATION_TITLE).map(String::as_str) == Some(title)
         }) {

@@ -2,7 +2,7 @@
 //! directory. The transfer is `pavilion_transfer::Pull`; this command
 //! parses, shows progress and prints what was placed.
 
-use crate::exit::{CmdResult, Context, ExitStatus, Failure};
+use crate::exit::{CmdResult, Context, ExitStatus};
 use crate::output::{print_json, progress_bar, Output};
 use crate::remote::{runtime, RemoteArgs};
 use clap::Args;
@@ -78,9 +78,7 @@ pub fn run(args: PullArgs) -> CmdResult {
         .policy(args.policy.clone())
         .concurrency(usize::from(args.remote.concurrency));
     let shown = crate::output::BarProgress(bar.clone());
-    let report = runtime()?
-        .block_on(pull.run(&args.dir, &shown))
-        .map_err(Failure::transfer)?;
+    let report = runtime()?.block_on(pull.run(&args.dir, &shown))?;
     bar.finish_and_clear();
     let r = &report.reference;
     match args.remote.output.format {

@@ -112,9 +112,7 @@ pub fn run(args: PushArgs) -> CmdResult {
         .mount_from(args.from.clone())
         .digests(digests)
         .concurrency(usize::from(args.remote.concurrency));
-    let report = runtime()?
-        .block_on(push.run(&BarProgress(bar.clone())))
-        .map_err(Failure::transfer)?;
+    let report = runtime()?.block_on(push.run(&BarProgress(bar.clone())))?;
     bar.finish_and_clear();
     let (r, digest, total) = (&report.reference, &report.digest, report.bytes());
     let (uploaded, present, mounted) = (
