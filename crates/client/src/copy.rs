@@ -4,6 +4,7 @@
 //! theirs. Blobs the destination has are skipped; within one registry they
 //! are mounted; large blobs from a registry are fetched as parallel ranges.
 
+use crate::blocking;
 use crate::error::ClientError;
 use crate::layout::{LayoutRef, OciLayout};
 use crate::Client;
@@ -359,9 +360,7 @@ impl Copier<'_> {
             (Side::Layout(from, _), Side::Layout(to, _)) => {
                 let (src, dst) = (from.blob_path(&b.digest), to.blob_target(&b.digest)?);
                 let digest = b.digest.clone();
-                tokio::task::spawn_blocking(move || copy_verified(&src, &dst.0, &dst.1, &digest))
-                    .await
-                    .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                blocking::spawn(move || copy_verified(&src, &dst.0, &dst.1, &digest)).await??;
             }
         }
         self.copied.fetch_add(1, Ordering::Relaxed);

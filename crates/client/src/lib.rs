@@ -35,6 +35,7 @@
 pub mod auth;
 mod blob;
 pub mod blob_cache;
+mod blocking;
 mod client;
 pub mod copy;
 pub mod digest_cache;

@@ -18,6 +18,7 @@
 //! `(parallel + 1)` pieces whatever the blob size. The file is never read
 //! back, except the pieces a previous run left (resume).
 
+use crate::blocking;
 use crate::client::{check, scope, Client};
 use crate::error::ClientError;
 use futures::{StreamExt, TryStreamExt};
@@ -55,10 +56,6 @@ struct Progress {
 
 /// A progress record larger than this is not ours: it is ignored.
 const RECORD_LIMIT: u64 = 1 << 20;
-
-fn io_join(e: tokio::task::JoinError) -> ClientError {
-    ClientError::Io(std::io::Error::other(e))
-}
 
 /// Buffers returned by the hasher for the downloaders to fill again.
 #[derive(Clone, Default)]
@@ -166,8 +163,9 @@ struct Shared<'a> {
     parts: mpsc::Sender<(u64, Part)>,
     hashed: tokio::sync::watch::Receiver<u64>,
     window: u64,
-    /// The record and its open file, written together under the lock.
-    progress: Mutex<(Progress, File)>,
+    /// The record and its open file, written together under the lock (on
+    /// a blocking thread).
+    progress: Arc<Mutex<(Progress, File)>>,
 }
 
 /// Replaces the record's contents with `p`.
@@ -403,9 +401,8 @@ impl Client {
         }
         let (hashed_tx, hashed_rx) = tokio::sync::watch::channel(0u64);
         let (alg, hp) = (digest.algorithm(), pool.clone());
-        let hasher = tokio::task::spawn_blocking(move || {
-            ordered_hash(reader, alg, size, parts_rx, hashed_tx, hp)
-        });
+        let hasher =
+            blocking::spawn(move || ordered_hash(reader, alg, size, parts_rx, hashed_tx, hp));
         let shared = Shared {
             r,
             url: self.url(r, &format!("/v2/{}/blobs/{digest}", r.repository)),
@@ -415,7 +412,7 @@ impl Client {
             parts: parts_tx,
             hashed: hashed_rx,
             window: (parallel as u64 + 1) * PIECE,
-            progress: Mutex::new((progress, record_file)),
+            progress: Arc::new(Mutex::new((progress, record_file))),
         };
         let pieces: Vec<u64> = (0..size.div_ceil(PIECE))
             .filter(|i| !done.contains(i))
@@ -428,7 +425,7 @@ impl Client {
             .await;
         left.resumable = shared.progress.lock().is_ok_and(|p| !p.0.done.is_empty());
         drop(shared);
-        let hashed = hasher.await.map_err(io_join)?;
+        let hashed = hasher.await?;
         fetched?;
         let actual = hashed?.ok_or_else(|| {
             ClientError::Protocol("download ended before every piece arrived".into())
@@ -443,9 +440,8 @@ impl Client {
         }
         // Flushing gigabytes can take seconds: not on an async worker.
         let flushed = target.clone();
-        tokio::task::spawn_blocking(move || flushed.buffered.sync_all())
-            .await
-            .map_err(io_join)?
+        blocking::spawn(move || flushed.buffered.sync_all())
+            .await?
             .map_err(io)?;
         dir.rename(partial, dir, name).map_err(ClientError::Io)?;
         left.partial = None;
@@ -489,15 +485,18 @@ impl Client {
         }
         self.flush(s, &mut fill).await?;
         s.pool.give(fill.buf);
-        let mut p = s
-            .progress
-            .lock()
-            .map_err(|_| ClientError::Protocol("progress lock poisoned".into()))?;
-        let (progress, file) = &mut *p;
-        progress.done.push(i);
-        // A small write, under the lock so records never interleave.
-        write_record(file, progress)?;
-        Ok(())
+        let record = s.progress.clone();
+        // A small write, but a file write all the same: not on an async
+        // worker. Under the lock, so records never interleave.
+        blocking::spawn(move || {
+            let mut p = record
+                .lock()
+                .map_err(|_| ClientError::Protocol("progress lock poisoned".into()))?;
+            let (progress, file) = &mut *p;
+            progress.done.push(i);
+            write_record(file, progress).map_err(ClientError::Io)
+        })
+        .await?
     }
 
     /// Writes the filled part of the buffer and hands it to the hasher.
@@ -508,9 +507,7 @@ impl Client {
         let full = std::mem::replace(&mut fill.buf, s.pool.take());
         let (len, at, target) = (fill.len, fill.at, s.target.clone());
         let full =
-            tokio::task::spawn_blocking(move || target.write(full.slice(len), at).map(|()| full))
-                .await
-                .map_err(io_join)??;
+            blocking::spawn(move || target.write(full.slice(len), at).map(|()| full)).await??;
         // A closed channel means the hasher failed; its error is reported.
         let _ = s.parts.send((at, Part::Memory(full, len)));
         fill.at += len as u64;

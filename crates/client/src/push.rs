@@ -1,6 +1,7 @@
 //! Blob upload: a file is read once and hashed while it is sent; an
 //! interrupted upload resumes from the offset the registry reports.
 
+use crate::blocking;
 use crate::client::{check, scope, Client};
 use crate::error::ClientError;
 use crate::upload_journal::UploadJournal;
@@ -11,6 +12,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Read size for uploads.
@@ -29,6 +31,17 @@ fn location_of(resp: &reqwest::Response) -> Result<String, ClientError> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .ok_or_else(|| ClientError::Protocol("upload response without Location".into()))
+}
+
+/// Records (or, with `None`, forgets) the session of `key` in the upload
+/// journal: a file write, so on a blocking thread.
+async fn journal_set(
+    journal: &Arc<UploadJournal>,
+    key: &str,
+    location: Option<String>,
+) -> Result<(), ClientError> {
+    let (journal, key) = (journal.clone(), key.to_string());
+    blocking::spawn(move || journal.set(&key, location.as_deref())).await
 }
 
 /// Hashes `path[0..len)` (used only when resuming after a failure).
@@ -160,7 +173,7 @@ impl Client {
     ) -> Result<(Digest, u64), ClientError> {
         let meta = std::fs::metadata(path).map_err(|e| ClientError::io_at(path, e))?;
         let size = meta.len();
-        let journal = self.opts.upload_journal.as_deref();
+        let journal = self.opts.upload_journal.as_ref();
         let key = UploadJournal::key(r, path, &meta);
         // A session a killed run left open continues where the registry
         // says it stopped.
@@ -169,7 +182,7 @@ impl Client {
             None => (self.start_upload(r).await?, 0, Algorithm::Sha256.hasher()),
         };
         if let Some(j) = journal {
-            j.set(&key, Some(&self.url(r, &location)));
+            journal_set(j, &key, Some(self.url(r, &location))).await?;
         }
         let mut attempt = 0;
         while offset < size {
@@ -192,7 +205,7 @@ impl Client {
             }
         }
         if let Some(j) = journal {
-            j.set(&key, None);
+            journal_set(j, &key, None).await?;
         }
         let digest = hasher.finish();
         if let Some(e) = expected.filter(|e| **e != digest) {
@@ -230,9 +243,7 @@ impl Client {
             _ => (self.start_upload(r).await?, 0),
         };
         let p = path.to_path_buf();
-        let hasher = tokio::task::spawn_blocking(move || hash_prefix(&p, offset))
-            .await
-            .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+        let hasher = blocking::spawn(move || hash_prefix(&p, offset)).await??;
         Ok((location, offset, hasher))
     }
 
@@ -273,7 +284,7 @@ impl Client {
         let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(4);
         let file = File::open(path)?;
-        let reader = tokio::task::spawn_blocking(move || {
+        let reader = blocking::spawn(move || {
             let mut pos = offset;
             while pos < size {
                 let want = READ_CHUNK.min((size - pos) as usize);
@@ -294,7 +305,7 @@ impl Client {
                 }
             }
         });
-        let hash_task = tokio::task::spawn_blocking(move || {
+        let hash_task = blocking::spawn(move || {
             let mut h = hasher;
             while let Some(c) = hash_rx.blocking_recv() {
                 h.update(&c);
@@ -330,9 +341,7 @@ impl Client {
             })
             .await;
         let _ = reader.await;
-        let hasher = hash_task
-            .await
-            .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
+        let hasher = hash_task.await?;
         let resp = check(resp?).await?;
         Ok((location_of(&resp)?, hasher))
     }

@@ -5,11 +5,14 @@
 //! - `uploads/<id>`: the bytes of an upload session, appended in order;
 //! - `tmp/`: small blobs being written before their atomic rename.
 //!
-//! An upload's body is written by one blocking thread while another hashes it,
-//! so network, disk and SHA-256 overlap. The running hash is kept in memory
+//! An upload's body goes through the upload path both backends share
+//! (`crate::append`): written by one blocking thread while another hashes
+//! it, so network, disk and SHA-256 overlap. The running hash is kept in memory
 //! between chunks; after a restart it is rebuilt from the file at commit.
 
+use crate::append::{self, Batch, Sink, States, PIPE_DEPTH};
 use crate::blob::{BlobStore, ByteRange, ByteStream};
+use crate::blocking::{self, Blocking};
 use crate::direct::{RangeReader, UploadWriter};
 use crate::error::StoreError;
 use async_trait::async_trait;
@@ -23,17 +26,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, OwnedMutexGuard};
 
-/// Chunks in flight between the network task and each worker thread; bounds
-/// memory per upload to a few MiB whatever the blob size.
-const PIPE_DEPTH: usize = 8;
-/// Body pieces are handed to the writer and hasher threads in batches of
-/// about this many bytes: far fewer thread wake-ups than one per network read,
-/// and no copying (a batch holds the pieces hyper received).
-const BATCH_BYTES: usize = 1 << 20;
-
-/// Pieces of a request body shared by the writer and the hasher.
-type Batch = Arc<Vec<Bytes>>;
-
 /// What is known about a live upload session between requests.
 struct Session {
     /// SHA-256 state over exactly the bytes in the file, when trustworthy.
@@ -45,10 +37,6 @@ struct Session {
 pub struct FsBlobStore {
     root: PathBuf,
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
-}
-
-fn blocking_err(e: tokio::task::JoinError) -> StoreError {
-    StoreError::Io(io::Error::other(e))
 }
 
 use crate::blob::{check_digest, check_id};
@@ -144,11 +132,59 @@ fn hash_file(path: &Path, alg: Algorithm) -> io::Result<Digest> {
     Ok(h.finish())
 }
 
-/// Result of pumping a body into an upload file.
-struct Pumped {
-    received: u64,
-    too_long: bool,
-    body_error: Option<String>,
+/// The filesystem's side of an append (`append::append`): batches written at
+/// the end of the upload file by a blocking thread, the session's hash
+/// replaced when they are kept, the file cut back when they are not.
+struct FileSink {
+    /// The session, locked for the whole append.
+    session: OwnedMutexGuard<Session>,
+    path: PathBuf,
+    /// Where this append began.
+    offset: u64,
+    tx: Option<mpsc::Sender<Batch>>,
+    /// The writer thread; it returns how many bytes it wrote.
+    writer: Option<Blocking<io::Result<u64>>>,
+    written: u64,
+}
+
+impl Sink<Hasher> for FileSink {
+    async fn accept(&mut self, batch: Batch, _: &mut States<Hasher>) -> Result<(), StoreError> {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        if tx.send(batch).await.is_ok() {
+            return Ok(());
+        }
+        // The writer stopped on an error, which is the append's.
+        self.settle().await?;
+        Err(StoreError::Io(io::Error::other(
+            "the upload writer stopped",
+        )))
+    }
+
+    async fn settle(&mut self) -> Result<(), StoreError> {
+        drop(self.tx.take());
+        if let Some(writer) = self.writer.take() {
+            self.written = writer.await??;
+        }
+        Ok(())
+    }
+
+    async fn keep(mut self, hash: Option<Hasher>) -> Result<u64, StoreError> {
+        // The writer and the hasher saw the same pieces, so the kept state
+        // matches the file even when the client went away.
+        self.session.hasher = hash;
+        Ok(self.offset + self.written)
+    }
+
+    async fn roll_back(self) -> Result<(), StoreError> {
+        // Truncating a large file can take a while: a blocking thread. The
+        // session's hash was never touched, so it still matches.
+        let (path, offset) = (self.path, self.offset);
+        blocking::spawn(move || OpenOptions::new().write(true).open(path)?.set_len(offset))
+            .await??;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -169,15 +205,12 @@ impl BlobStore for FsBlobStore {
         let path = self.blob_path(digest);
         let digest = digest.clone();
         let meta_path = path.clone();
-        let size = tokio::task::spawn_blocking(move || {
-            Ok::<_, io::Error>(std::fs::metadata(&meta_path)?.len())
-        })
-        .await
-        .map_err(blocking_err)?
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::BlobNotFound(digest),
-            _ => e.into(),
-        })?;
+        let size = blocking::spawn(move || std::fs::metadata(&meta_path).map(|m| m.len()))
+            .await?
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => StoreError::BlobNotFound(digest),
+                _ => e.into(),
+            })?;
         let r = range.unwrap_or(ByteRange {
             start: 0,
             end: size,
@@ -186,7 +219,9 @@ impl BlobStore for FsBlobStore {
             return Err(StoreError::RangeNotSatisfiable { size });
         }
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(2);
-        tokio::task::spawn_blocking(move || {
+        // Not awaited: the reader runs on as long as the stream is read,
+        // and delivers its own errors down the channel.
+        let _reader = blocking::spawn(move || {
             let mut reader = match RangeReader::open(&path, r.start, r.end) {
                 Ok(reader) => reader,
                 Err(e) => {
@@ -226,7 +261,7 @@ impl BlobStore for FsBlobStore {
         }
         let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
         let dst = self.blob_path(digest);
-        tokio::task::spawn_blocking(move || {
+        blocking::spawn(move || {
             let res = File::create(&tmp)
                 .and_then(|mut f| f.write_all(&data))
                 .and_then(|()| install(&tmp, &dst));
@@ -235,8 +270,7 @@ impl BlobStore for FsBlobStore {
             }
             res
         })
-        .await
-        .map_err(blocking_err)??;
+        .await??;
         Ok(())
     }
 
@@ -251,12 +285,11 @@ impl BlobStore for FsBlobStore {
     async fn upload_create(&self, id: &str) -> Result<(), StoreError> {
         check_id(id)?;
         let path = self.upload_path(id);
-        tokio::task::spawn_blocking(move || {
+        blocking::spawn(move || {
             File::create(&path)?;
             sync_dir(path.parent().unwrap_or(Path::new(".")))
         })
-        .await
-        .map_err(blocking_err)??;
+        .await??;
         self.session(id, 0);
         Ok(())
     }
@@ -287,9 +320,9 @@ impl BlobStore for FsBlobStore {
         id: &str,
         offset: u64,
         declared: Option<u64>,
-        mut body: ByteStream,
+        body: ByteStream,
     ) -> Result<u64, StoreError> {
-        let (mut s, len) = self.lock_session(id).await?;
+        let (session, len) = self.lock_session(id).await?;
         if offset != len {
             return Err(StoreError::OffsetMismatch {
                 expected: len,
@@ -297,122 +330,28 @@ impl BlobStore for FsBlobStore {
             });
         }
         let path = self.upload_path(id);
-        let mut file = tokio::task::spawn_blocking(move || UploadWriter::open(&path, offset))
-            .await
-            .map_err(blocking_err)??;
-
-        let (wtx, mut wrx) = mpsc::channel::<Batch>(PIPE_DEPTH);
-        let writer = tokio::task::spawn_blocking(move || {
-            while let Some(batch) = wrx.blocking_recv() {
+        let open = path.clone();
+        let mut file = blocking::spawn(move || UploadWriter::open(&open, offset)).await??;
+        let (tx, mut rx) = mpsc::channel::<Batch>(PIPE_DEPTH);
+        let writer = blocking::spawn(move || {
+            while let Some(batch) = rx.blocking_recv() {
                 for chunk in batch.iter() {
                     file.write(chunk)?;
                 }
             }
             Ok::<u64, io::Error>(file.finish()? - offset)
         });
-        let before = s.hasher.clone();
-        let (htx, hasher) = match before.clone() {
-            Some(mut h) => {
-                let (htx, mut hrx) = mpsc::channel::<Batch>(PIPE_DEPTH);
-                let task = tokio::task::spawn_blocking(move || {
-                    while let Some(batch) = hrx.blocking_recv() {
-                        for chunk in batch.iter() {
-                            h.update(chunk);
-                        }
-                    }
-                    h
-                });
-                (Some(htx), Some(task))
-            }
-            None => (None, None),
+        let hash = session.hasher.clone();
+        let sink = FileSink {
+            session,
+            path,
+            offset,
+            tx: Some(tx),
+            writer: Some(writer),
+            written: 0,
         };
-
-        let mut p = Pumped {
-            received: 0,
-            too_long: false,
-            body_error: None,
-        };
-        let mut pending: Vec<Bytes> = Vec::new();
-        let mut pending_bytes = 0usize;
-        let mut writer_gone = false;
-        loop {
-            let item = body.next().await;
-            let mut last = true;
-            match item {
-                None => {}
-                Some(Err(e)) => p.body_error = Some(e.to_string()),
-                Some(Ok(mut chunk)) => {
-                    if let Some(d) = declared {
-                        if p.received + chunk.len() as u64 > d {
-                            // Keep only the declared bytes so the rollback below is exact.
-                            p.too_long = true;
-                            chunk.truncate((d - p.received) as usize);
-                        }
-                    }
-                    p.received += chunk.len() as u64;
-                    pending_bytes += chunk.len();
-                    if !chunk.is_empty() {
-                        pending.push(chunk);
-                    }
-                    last = p.too_long;
-                }
-            }
-            if (last || pending_bytes >= BATCH_BYTES) && !pending.is_empty() {
-                let batch: Batch = Arc::new(std::mem::take(&mut pending));
-                pending_bytes = 0;
-                if let Some(htx) = &htx {
-                    let _ = htx.send(batch.clone()).await;
-                }
-                if wtx.send(batch).await.is_err() {
-                    writer_gone = true; // its error is reported below
-                }
-            }
-            if last || writer_gone {
-                break;
-            }
-        }
-        drop(wtx);
-        drop(htx);
-        let written = writer.await.map_err(blocking_err)?;
-        let hashed = match hasher {
-            Some(t) => Some(t.await.map_err(blocking_err)?),
-            None => None,
-        };
-
-        let short = declared.is_some_and(|d| p.received < d) && p.body_error.is_none();
-        // The file cut back to where this append began, on a blocking
-        // thread (truncating a large file can take a while), and the
-        // session's hasher left as it was before the append.
-        let path = self.upload_path(id);
-        let truncate = move || {
-            tokio::task::spawn_blocking(move || {
-                OpenOptions::new().write(true).open(path)?.set_len(offset)
-            })
-        };
-        match written {
-            Err(e) => {
-                truncate().await.map_err(blocking_err)??;
-                s.hasher = before;
-                Err(e.into())
-            }
-            Ok(_) if p.too_long || short => {
-                truncate().await.map_err(blocking_err)??;
-                s.hasher = before;
-                Err(StoreError::LengthMismatch {
-                    declared: declared.unwrap_or(0),
-                    got: p.received + u64::from(p.too_long),
-                })
-            }
-            Ok(w) => {
-                // The writer and the hasher saw the same chunks, so the kept
-                // state matches the file even when the client went away.
-                s.hasher = hashed;
-                match p.body_error {
-                    Some(e) => Err(StoreError::Body(e)),
-                    None => Ok(offset + w),
-                }
-            }
-        }
+        // The file's bytes are never saved partway: no marks.
+        append::append(body, declared, hash, std::iter::empty(), sink).await
     }
 
     async fn upload_commit(&self, id: &str, digest: &Digest) -> Result<u64, StoreError> {
@@ -423,9 +362,7 @@ impl BlobStore for FsBlobStore {
             _ => {
                 let p = path.clone();
                 let alg = digest.algorithm();
-                tokio::task::spawn_blocking(move || hash_file(&p, alg))
-                    .await
-                    .map_err(blocking_err)??
+                blocking::spawn(move || hash_file(&p, alg)).await??
             }
         };
         if &actual != digest {
@@ -437,9 +374,7 @@ impl BlobStore for FsBlobStore {
             });
         }
         let dst = self.blob_path(digest);
-        tokio::task::spawn_blocking(move || install(&path, &dst))
-            .await
-            .map_err(blocking_err)??;
+        blocking::spawn(move || install(&path, &dst)).await??;
         drop(s);
         self.forget(id);
         Ok(len)

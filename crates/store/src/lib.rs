@@ -9,7 +9,9 @@
 //! - `conformance` (feature `testing`): the tests every `BlobStore`
 //!   backend must pass, kept out of release builds.
 
+mod append;
 pub mod blob;
+mod blocking;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod decisions;
