@@ -8,6 +8,31 @@
 //!   bounded, pruned decision log ([`decisions`]).
 //! - `conformance` (feature `testing`): the tests every `BlobStore`
 //!   backend must pass, kept out of release builds.
+//!
+//! An upload as the registry makes one (a session, appends at the
+//! session's length, a commit that checks the digest):
+//!
+//! ```
+//! use bytes::Bytes;
+//! use pavilion_oci::Digest;
+//! use pavilion_store::{BlobStore, ByteStream, FsBlobStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let store = FsBlobStore::open(dir.path())?;
+//! let data = Bytes::from_static(b"weights");
+//! let digest = Digest::sha256(&data);
+//! // Session ids are hex and dashes (the registry uses UUIDs).
+//! let id = "0b5e55ed-0001";
+//! store.upload_create(id).await?;
+//! let body: ByteStream = Box::pin(futures::stream::iter([Ok(data.clone())]));
+//! let len = store.upload_append(id, 0, Some(7), body).await?;
+//! assert_eq!(len, 7);
+//! assert_eq!(store.upload_commit(id, &digest).await?, 7);
+//! assert_eq!(store.read_all(&digest).await?, data);
+//! # Ok(()) }
+//! ```
 
 mod append;
 pub mod blob;
