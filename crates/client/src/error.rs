@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
-use pavilion_oci::error_body::{Code, ErrorBody};
+use pavilion_oci::error_body::{first_error, Code};
 use pavilion_oci::ErrorCode;
 
 /// The most manifest bytes the client reads: the registry's own default
@@ -34,8 +34,9 @@ pub enum ClientError {
         /// Message and detail from the error body.
         message: String,
         /// The registry says its policy refused the request: a `DENIED`
-        /// error whose `detail` is an object with `"reason": "policy"`
-        /// (Pavilion's documented denial; see docs/POLICY.md).
+        /// error whose `detail` is a `pavilion_oci::error_body::PolicyDenial`
+        /// (`"reason": "policy"`; Pavilion's documented denial, see
+        /// docs/POLICY.md).
         denied_by_policy: bool,
     },
     /// Authentication failed or no usable challenge was offered.
@@ -232,15 +233,12 @@ impl ClientError {
             ClientError::Registry {
                 status: 401 | 403, ..
             } => ErrorKind::Auth,
-            ClientError::Registry {
-                code: Code::Known(c),
-                ..
-            } if c.is_unknown() => ErrorKind::NotFound,
-            // Another registry's own "not found" codes follow the spec's naming.
-            ClientError::Registry {
-                code: Code::Other(c),
-                ..
-            } if c.ends_with("_UNKNOWN") => ErrorKind::NotFound,
+            // The spec's "unknown" codes, MANIFEST_BLOB_UNKNOWN (a 400: a
+            // manifest naming what the registry lacks) among them, and
+            // other registries' own codes named the same way.
+            ClientError::Registry { code, .. } if code.as_str().ends_with("_UNKNOWN") => {
+                ErrorKind::NotFound
+            }
             ClientError::Registry { .. } => ErrorKind::Other,
             ClientError::Auth(_) => ErrorKind::Auth,
             ClientError::DigestMismatch { .. } => ErrorKind::Verification,
@@ -267,24 +265,21 @@ impl ClientError {
             Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
             _ => String::new(),
         };
-        let parsed = serde_json::from_str::<ErrorBody>(&text)
-            .ok()
-            .and_then(|b| b.errors.into_iter().next())
-            .map(|e| {
-                let policy = e.policy_denial().is_some();
-                let detail = e.detail.as_ref().map(|d| match d {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
-                // A registry may put the whole reason in both (Pavilion's
-                // policy denials do, for clients that show only the
-                // message, and type it in the detail).
-                let message = match detail {
-                    Some(d) if d != e.message && !policy => format!("{}: {d}", e.message),
-                    _ => e.message,
-                };
-                (e.code, message, policy)
+        let parsed = first_error(text.as_bytes()).map(|e| {
+            let policy = e.policy_denial().is_some();
+            let detail = e.detail.as_ref().map(|d| match d {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
             });
+            // A registry may put the whole reason in both (Pavilion's
+            // policy denials do, for clients that show only the
+            // message, and type it in the detail).
+            let message = match detail {
+                Some(d) if d != e.message && !policy => format!("{}: {d}", e.message),
+                _ => e.message,
+            };
+            (e.code, message, policy)
+        });
         let (code, message, denied_by_policy) = parsed.unwrap_or_else(|| {
             (
                 Code::Other("HTTP".to_string()),
@@ -298,5 +293,38 @@ impl ClientError {
             message,
             denied_by_policy,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(status: u16, code: Code, denied_by_policy: bool) -> ClientError {
+        ClientError::Registry {
+            status,
+            code,
+            message: String::new(),
+            denied_by_policy,
+        }
+    }
+
+    #[test]
+    fn every_unknown_code_is_not_found_whatever_its_status() {
+        // A manifest naming a blob the registry lacks: 400, yet "not found".
+        let e = registry(400, ErrorCode::ManifestBlobUnknown.into(), false);
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = registry(400, Code::Other("LAYER_UNKNOWN".into()), false);
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = registry(400, ErrorCode::ManifestInvalid.into(), false);
+        assert_eq!(e.kind(), ErrorKind::Other);
+    }
+
+    #[test]
+    fn only_a_typed_policy_denial_is_a_failed_check() {
+        let e = registry(403, ErrorCode::Denied.into(), true);
+        assert_eq!(e.kind(), ErrorKind::Verification);
+        let e = registry(403, ErrorCode::Denied.into(), false);
+        assert_eq!(e.kind(), ErrorKind::Auth);
     }
 }

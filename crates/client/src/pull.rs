@@ -176,6 +176,16 @@ fn write_record(f: &File, p: &Progress) -> std::io::Result<()> {
 }
 
 /// What a pull created beside its destination, removed if it fails.
+/// Where a download goes: the file `name` of `dir`, through `partial`
+/// and its progress `record`, all opened relative to `dir`.
+#[derive(Clone, Copy)]
+struct Names<'a> {
+    dir: &'a Dir,
+    name: &'a OsStr,
+    partial: &'a OsString,
+    record: &'a OsString,
+}
+
 struct Leftovers<'a> {
     dir: &'a Dir,
     partial: Option<&'a OsStr>,
@@ -304,9 +314,12 @@ impl Client {
                 r,
                 digest,
                 size,
-                dir,
-                name,
-                (&partial, &record),
+                Names {
+                    dir,
+                    name,
+                    partial: &partial,
+                    record: &record,
+                },
                 parallel,
                 &mut left,
             )
@@ -317,18 +330,21 @@ impl Client {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn pull_blob_inner<'a>(
         &self,
         r: &ImageRef,
         digest: &Digest,
         size: u64,
-        dir: &'a Dir,
-        name: &OsStr,
-        (partial, record): (&'a OsString, &'a OsString),
+        names: Names<'a>,
         parallel: usize,
         left: &mut Leftovers<'a>,
     ) -> Result<(), ClientError> {
+        let Names {
+            dir,
+            name,
+            partial,
+            record,
+        } = names;
         let parallel = parallel.max(1);
         let io = |e: std::io::Error| ClientError::io_at(&dir.join(partial), e);
         if dir

@@ -27,12 +27,38 @@ pub struct ErrorBody {
 pub struct ErrorEntry {
     /// The error code.
     pub code: Code,
-    /// A message for people (may be empty).
-    #[serde(default)]
+    /// A message for people (may be empty; read as empty when a registry
+    /// sends `null` or something other than a string).
+    #[serde(default, deserialize_with = "lenient_text")]
     pub message: String,
     /// Unstructured in the spec: a string or any JSON value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+}
+
+/// A string, or empty for anything else (a registry's `"message": null`
+/// must not cost the client the error's code).
+fn lenient_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s,
+        _ => String::new(),
+    })
+}
+
+/// The first error of a body, as leniently as clients read them: the other
+/// entries are not looked at, so one malformed entry after it does not
+/// hide it. `None` when the body has no readable first error.
+pub fn first_error(body: &[u8]) -> Option<ErrorEntry> {
+    #[derive(Deserialize)]
+    struct Errors {
+        errors: Vec<serde_json::Value>,
+    }
+    let first = serde_json::from_slice::<Errors>(body)
+        .ok()?
+        .errors
+        .into_iter()
+        .next()?;
+    serde_json::from_value(first).ok()
 }
 
 /// An error code as a registry sent it: one of the spec's, or another
@@ -90,7 +116,8 @@ impl PartialEq<str> for Code {
 pub struct PolicyDenial {
     /// Always [`DenialReason::Policy`].
     pub reason: DenialReason,
-    /// The rules' messages.
+    /// The rules' messages (absent: none listed).
+    #[serde(default)]
     pub deny: Vec<String>,
 }
 
@@ -160,6 +187,23 @@ mod tests {
         let other_reason =
             r#"{"errors":[{"code":"DENIED","detail":{"reason":"quota","deny":[]}}]}"#;
         assert_eq!(entry(other_reason).policy_denial(), None);
+    }
+
+    #[test]
+    fn the_first_error_is_read_leniently() {
+        let body = br#"{"errors":[{"code":"BLOB_UNKNOWN","message":null},{"code":7}]}"#;
+        let e = first_error(body).unwrap();
+        assert_eq!(e.code, Code::Known(ErrorCode::BlobUnknown));
+        assert_eq!(e.message, "");
+        let e = first_error(br#"{"errors":[{"code":"X_UNKNOWN","message":{"a":1}}]}"#).unwrap();
+        assert_eq!(e.code, Code::Other("X_UNKNOWN".into()));
+        assert_eq!(e.message, "");
+        assert!(first_error(br#"{"errors":[{"message":"no code"}]}"#).is_none());
+        assert!(first_error(br#"{"errors":[]}"#).is_none());
+        assert!(first_error(b"<html>502</html>").is_none());
+        // A denial without its list is still a policy denial.
+        let e = first_error(br#"{"errors":[{"code":"DENIED","detail":{"reason":"policy"}}]}"#);
+        assert_eq!(e.unwrap().policy_denial(), Some(PolicyDenial::new(vec![])));
     }
 
     #[test]

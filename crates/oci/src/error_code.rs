@@ -75,18 +75,6 @@ impl ErrorCode {
         ErrorCode::ALL.into_iter().find(|c| c.as_str() == code)
     }
 
-    /// Whether the code says the thing asked for does not exist (a blob,
-    /// manifest, upload session or repository).
-    pub fn is_unknown(self) -> bool {
-        matches!(
-            self,
-            ErrorCode::BlobUnknown
-                | ErrorCode::BlobUploadUnknown
-                | ErrorCode::ManifestUnknown
-                | ErrorCode::NameUnknown
-        )
-    }
-
     /// The code string as sent in the JSON error body.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -241,7 +241,16 @@ pub(crate) async fn append<H: RunningHash, S: Sink<H>>(
             got: if too_long { d + 1 } else { received },
         });
     }
-    let len = sink.keep(hashed?).await?;
+    // A hasher that failed (it panicked) leaves no hash to keep the bytes
+    // under: they go too, so the session's hash never lags its bytes.
+    let hashed = match hashed {
+        Ok(h) => h,
+        Err(e) => {
+            sink.roll_back().await?;
+            return Err(e);
+        }
+    };
+    let len = sink.keep(hashed).await?;
     match body_error {
         Some(e) => Err(StoreError::Body(e)),
         None => Ok(len),
