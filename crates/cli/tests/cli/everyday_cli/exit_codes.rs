@@ -104,6 +104,23 @@ async fn exit_codes_tell_failures_apart() {
     assert_eq!(tags_of(&Cli::default(), &format!("{a}/codes/img")), before);
     assert_eq!(before, ["v1"]);
 
+    // 3: a manifest naming a blob the registry lacks (MANIFEST_BLOB_UNKNOWN,
+    // a 400, is "not found" like every *_UNKNOWN code); nothing stored.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let orphan = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": missing, "size": 2},
+        "layers": []
+    });
+    let f = tmp.path().join("orphan.json");
+    std::fs::write(&f, orphan.to_string()).unwrap();
+    let err = pv(&["manifest", "put", &format!("{a}/codes/img:orphan"), s(&f)])
+        .fails(3)
+        .to_string();
+    assert!(err.contains("MANIFEST_BLOB_UNKNOWN"), "{err}");
+    assert_eq!(tags_of(&Cli::default(), &format!("{a}/codes/img")), ["v1"]);
+
     // 3: unknown tags, repositories, digests.
     pv(&["manifest", "get", &format!("{a}/codes/img:missing")]).fails(3);
     pv(&["inspect", &format!("{a}/codes/img:missing")]).fails(3);
