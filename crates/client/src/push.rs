@@ -44,6 +44,45 @@ async fn journal_set(
     blocking::spawn(move || journal.set(&key, location.as_deref())).await
 }
 
+/// Chunks a reader keeps for reuse, at most (each [`READ_CHUNK`] bytes).
+const SPARE_CHUNKS: usize = 4;
+
+/// Read buffers of an upload, used again once the hasher and the request
+/// body have both let go of them: a fresh zeroed 4 MiB buffer per read
+/// cost the client about 5% of its CPU in memset and page clearing.
+#[derive(Default)]
+struct Spare(std::collections::VecDeque<Bytes>);
+
+impl Spare {
+    /// Takes the chunks the hasher returned, up to [`SPARE_CHUNKS`].
+    fn gather(&mut self, spent: &std::sync::mpsc::Receiver<Bytes>) {
+        while self.0.len() < SPARE_CHUNKS {
+            match spent.try_recv() {
+                Ok(b) => self.0.push_back(b),
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// A buffer of `want` bytes: a spare chunk nothing else holds any
+    /// more (its old bytes are overwritten by the read), else a new one.
+    /// Chunks the request body still holds stay for a later call.
+    fn take(&mut self, want: usize) -> bytes::BytesMut {
+        for _ in 0..self.0.len() {
+            let Some(b) = self.0.pop_front() else { break };
+            match b.try_into_mut() {
+                Ok(mut m) if m.len() >= want => {
+                    m.truncate(want);
+                    return m;
+                }
+                Ok(_) => {}
+                Err(b) => self.0.push_back(b),
+            }
+        }
+        bytes::BytesMut::zeroed(want)
+    }
+}
+
 /// Hashes `path[0..len)` (used only when resuming after a failure).
 fn hash_prefix(path: &Path, len: u64) -> std::io::Result<Hasher> {
     let mut f = File::open(path)?.take(len);
@@ -283,15 +322,19 @@ impl Client {
     ) -> Result<(String, Hasher), ClientError> {
         let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
         let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(4);
+        // Chunks the hasher is done with, back to the reader for reuse.
+        let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel::<Bytes>(SPARE_CHUNKS);
         let file = File::open(path)?;
         let reader = blocking::spawn(move || {
+            let mut spare = Spare::default();
             let mut pos = offset;
             while pos < size {
                 let want = READ_CHUNK.min((size - pos) as usize);
-                let mut buf = vec![0u8; want];
+                spare.gather(&spent_rx);
+                let mut buf = spare.take(want);
                 let res = file.read_exact_at(&mut buf, pos);
                 let chunk = match res {
-                    Ok(()) => Bytes::from(buf),
+                    Ok(()) => buf.freeze(),
                     Err(e) => {
                         let _ = body_tx.blocking_send(Err(e));
                         return;
@@ -309,6 +352,8 @@ impl Client {
             let mut h = hasher;
             while let Some(c) = hash_rx.blocking_recv() {
                 h.update(&c);
+                // Full: the reader has enough; this one is simply freed.
+                let _ = spent_tx.try_send(c);
             }
             h
         });
@@ -344,5 +389,36 @@ impl Client {
         let hasher = hash_task.await?;
         let resp = check(resp?).await?;
         Ok((location_of(&resp)?, hasher))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_buffer_is_reused_only_when_nothing_else_holds_it() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(SPARE_CHUNKS);
+        let mut spare = Spare::default();
+        let first = spare.take(8).freeze();
+        let ptr = first.as_ptr();
+        // The request body still holds a copy of the handle: not reused.
+        let held = first.clone();
+        tx.send(first).unwrap();
+        spare.gather(&rx);
+        let fresh = spare.take(8);
+        assert_ne!(fresh.as_ptr(), ptr);
+        assert_eq!(&fresh[..], &[0u8; 8]);
+        // Once the body lets go, the same memory comes back, cut to size.
+        drop(held);
+        let reused = spare.take(5);
+        assert_eq!(reused.as_ptr(), ptr);
+        assert_eq!(reused.len(), 5);
+        // Never more than SPARE_CHUNKS kept.
+        for _ in 0..SPARE_CHUNKS + 3 {
+            let _ = tx.try_send(Bytes::from(vec![1u8; 4]));
+        }
+        spare.gather(&rx);
+        assert!(spare.0.len() <= SPARE_CHUNKS);
     }
 }
