@@ -41,7 +41,7 @@ async fn journal_set(
     location: Option<String>,
 ) -> Result<(), ClientError> {
     let (journal, key) = (journal.clone(), key.to_string());
-    blocking::spawn(move || journal.set(&key, location.as_deref())).await
+    Ok(blocking::spawn(move || journal.set(&key, location.as_deref())).await?)
 }
 
 /// Chunks a reader keeps for reuse, at most (each [`READ_CHUNK`] bytes).

@@ -7,6 +7,7 @@
 //! aligned to [`ALIGN`]; callers fall back to ordinary I/O where it is
 //! refused (tmpfs, some filesystems) or where a piece is unaligned.
 
+pub mod blocking;
 pub mod dir;
 
 pub use dir::{refused, Dir, SymlinkRefused};

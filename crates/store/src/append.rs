@@ -120,7 +120,7 @@ impl<H: RunningHash> Hashing<H> {
     /// The state after everything fed.
     pub(crate) async fn finish(self) -> Result<H, StoreError> {
         drop(self.tx);
-        self.done.await
+        Ok(self.done.await?)
     }
 }
 
