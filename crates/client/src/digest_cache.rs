@@ -75,6 +75,15 @@ impl DigestCache {
     }
 }
 
+/// The SHA-256 digest of the whole file at `path`, read on a blocking
+/// thread: what a push computes before asking the registry whether it
+/// already holds a file.
+pub async fn digest_of_file(path: &Path) -> std::io::Result<Digest> {
+    let path = path.to_path_buf();
+    crate::blocking::spawn(move || crate::push::hash_prefix(&path, u64::MAX).map(|h| h.finish()))
+        .await?
+}
+
 /// Writes `value` as JSON to `path` through a new temporary file (`O_EXCL`
 /// under a unique name: nothing planted there is written through) and a
 /// rename, creating the directory if needed (the caches' and journal's

@@ -83,8 +83,9 @@ impl Spare {
     }
 }
 
-/// Hashes `path[0..len)` (used only when resuming after a failure).
-fn hash_prefix(path: &Path, len: u64) -> std::io::Result<Hasher> {
+/// Hashes `path[0..len)` (a resumed upload's prefix, or with `u64::MAX`
+/// a whole file).
+pub(crate) fn hash_prefix(path: &Path, len: u64) -> std::io::Result<Hasher> {
     let mut f = File::open(path)?.take(len);
     let mut h = Algorithm::Sha256.hasher();
     let mut buf = vec![0u8; READ_CHUNK];

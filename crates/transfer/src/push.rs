@@ -3,6 +3,13 @@
 //! uploaded); a file whose digest is remembered and that the registry
 //! already holds is not read at all, and one the registry can mount from
 //! another repository is linked instead of sent.
+//!
+//! A machine with no remembered digests (a fresh CI runner) learns from
+//! the registry first: the manifest behind the tag (and behind the same
+//! tag in `--from`) names each file's digest and size. A file of that name
+//! and size is hashed before anything is sent, and only when its digest
+//! is not already in the registry is it read again and uploaded; a file
+//! with no such counterpart is read once, as on a first push.
 
 use crate::error::{bail, Context, Result, TransferError};
 use crate::progress::{Event, Progress};
@@ -13,6 +20,7 @@ use pavilion_client::Client;
 use pavilion_model::media::ANNOTATION_TITLE;
 use pavilion_model::{pack_directory, ModelInfo};
 use pavilion_oci::{media_type, Digest, ImageRef, RepoName};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -103,6 +111,8 @@ struct Target<'a> {
     r: &'a ImageRef,
     from: Option<&'a str>,
     cache: &'a Mutex<DigestCache>,
+    /// Layers the registry already has under this name: title → (digest, size).
+    previous: &'a HashMap<String, (Digest, u64)>,
     progress: &'a dyn Progress,
 }
 
@@ -146,11 +156,13 @@ impl<'a> Push<'a> {
             RepoName::new(from).with_context(|| format!("--from {from:?}"))?;
         }
         let cache = Mutex::new(self.digests);
+        let previous = previous_layers(self.client, &self.reference, self.from.as_deref()).await;
         let target = Target {
             client: self.client,
             r: &self.reference,
             from: self.from.as_deref(),
             cache: &cache,
+            previous: &previous,
             progress,
         };
         let (manifest, files, sent) = match &self.content {
@@ -190,10 +202,96 @@ impl<'a> Push<'a> {
     }
 }
 
+/// The layers of the manifests the registry holds under `r`'s tag and,
+/// with `from`, under the same tag in that repository: each file's title
+/// with its digest and size. Only a hint of which files to hash before
+/// sending (a digest is always computed here, never taken from the
+/// registry), so a tag that does not exist, an index, or any failure to
+/// fetch or read one gives no hints and the push goes on as a first push.
+async fn previous_layers(
+    client: &Client,
+    r: &ImageRef,
+    from: Option<&str>,
+) -> HashMap<String, (Digest, u64)> {
+    let mut found = HashMap::new();
+    if r.digest.is_some() || r.tag.is_none() {
+        return found;
+    }
+    let mut refs = vec![r.clone()];
+    if let Some(repo) = from.and_then(|f| RepoName::new(f).ok()) {
+        refs.push(ImageRef {
+            repository: repo,
+            ..r.clone()
+        });
+    }
+    for at in refs {
+        let Ok(m) = client.get_manifest(&at).await else {
+            continue;
+        };
+        let Ok(doc) = serde_json::from_slice::<LayersOnly>(&m.bytes) else {
+            continue;
+        };
+        for l in doc.layers {
+            let title = l.annotations.get(ANNOTATION_TITLE);
+            if let Some(title) = title {
+                found.entry(title.clone()).or_insert((l.digest, l.size));
+            }
+        }
+    }
+    found
+}
+
+/// The part of an image manifest [`previous_layers`] reads.
+#[derive(serde::Deserialize)]
+struct LayersOnly {
+    #[serde(default)]
+    layers: Vec<LayerHint>,
+}
+
+#[derive(serde::Deserialize)]
+struct LayerHint {
+    digest: Digest,
+    size: u64,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The digest of `f` when the registry may already hold it: remembered
+/// from an earlier push, or computed now because the manifest behind the
+/// tag has a file of the same name and size. `None`: upload it.
+async fn known_digest(
+    t: &Target<'_>,
+    f: &Upload,
+    meta: &std::fs::Metadata,
+) -> Result<Option<Digest>> {
+    if let Some(d) = t.cache.lock().ok().and_then(|c| c.get(&f.path, meta)) {
+        return Ok(Some(d));
+    }
+    let title = f.annotations.get(ANNOTATION_TITLE);
+    let Some((_, size)) = title.and_then(|n| t.previous.get(n)) else {
+        return Ok(None);
+    };
+    if *size != meta.len() {
+        return Ok(None);
+    }
+    let d = pavilion_client::digest_cache::digest_of_file(&f.path)
+        .await
+        .with_context(|| format!("hashing {}", f.path.display()))?;
+    let after =
+        std::fs::metadata(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
+    if after.len() != meta.len() || after.modified().ok() != meta.modified().ok() {
+        bail!("{} changed while it was being hashed", f.path.display());
+    }
+    if let Ok(mut c) = t.cache.lock() {
+        c.put(&f.path, &after, d.clone());
+    }
+    Ok(Some(d))
+}
+
 async fn upload_one(t: &Target<'_>, f: &Upload) -> Result<(Digest, Sent)> {
     let meta =
         std::fs::metadata(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
-    let known = t.cache.lock().ok().and_then(|c| c.get(&f.path, &meta));
+    let known = known_digest(t, f, &meta).await?;
     if let Some(d) = known {
         if t.client.blob_exists(t.r, &d).await? == Some(meta.len()) {
             t.progress.skipped(meta.len());

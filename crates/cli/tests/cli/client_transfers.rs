@@ -455,3 +455,115 @@ async fn pull_retries_ranges_a_balancer_answers_503() {
     assert_eq!(refused.load(Ordering::SeqCst), 2, "both 503s were met");
     assert!(std::fs::read(&dest).unwrap() == data, "pulled bytes differ");
 }
+
+/// Runs `pavilion push --output json` with `args` and a cache directory of
+/// its own, off the async workers (the proxy needs them); returns the
+/// report and the bytes the proxy carried upwards meanwhile.
+async fn push_counted(args: &[&str], cache: &Path, cuts: &Cuts) -> (serde_json::Value, u64) {
+    let before = cuts.carried.load(Ordering::SeqCst);
+    let mut all: Vec<String> = vec!["push".into(), "--output".into(), "json".into()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    all.extend(["--cache-dir".into(), cache.display().to_string()]);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pavilion"))
+            .args(&all)
+            .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report = serde_json::from_str(&assert_success(out)).unwrap();
+    (report, cuts.carried.load(Ordering::SeqCst) - before)
+}
+
+/// What a push that sends no file may still send: requests, the config and
+/// the manifest (a few KB), far below one file.
+const NO_FILE_BYTES: u64 = 64 << 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_push_from_a_fresh_machine_sends_only_what_the_registry_lacks() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    let size: u64 = 3 << 20;
+    write_pattern(&model.join("a.safetensors"), size as usize, 31);
+    write_pattern(&model.join("b.safetensors"), size as usize, 32);
+    std::fs::write(model.join("config.json"), br#"{"layers": 2}"#).unwrap();
+    let (up, cuts) = proxy(s.addr.clone(), u64::MAX, Way::Up, None).await;
+    let reference = format!("{up}/fresh/model:v1");
+    let dir = model.to_str().unwrap();
+    let cache = |n: &str| tmp.path().join(format!("cache-{n}"));
+
+    let (first, sent) = push_counted(&[&reference, dir], &cache("1"), &cuts).await;
+    assert_eq!(first["uploaded"], 3, "{first}");
+    assert!(sent > 2 * size, "the first push sent only {sent} bytes");
+
+    // Another machine, same files, nothing remembered: nothing is sent.
+    let (again, sent) = push_counted(&[&reference, dir], &cache("2"), &cuts).await;
+    assert_eq!(
+        (&again["uploaded"], &again["present"]),
+        (&0.into(), &3.into()),
+        "{again}"
+    );
+    assert!(
+        sent < NO_FILE_BYTES,
+        "a re-push of unchanged files sent {sent} bytes"
+    );
+    assert_eq!(again["digest"], first["digest"], "the same manifest");
+
+    // One file changed, same size: it is hashed, found missing and sent;
+    // the other is not, and what is stored is the new content.
+    let changed = write_pattern(&model.join("b.safetensors"), size as usize, 33);
+    let (third, sent) = push_counted(&[&reference, dir], &cache("3"), &cuts).await;
+    assert_eq!(
+        (&third["uploaded"], &third["present"]),
+        (&1.into(), &2.into()),
+        "{third}"
+    );
+    assert!(
+        sent > size && sent < size + NO_FILE_BYTES,
+        "a push with one changed file sent {sent} bytes"
+    );
+    let out_dir = tmp.path().join("out");
+    let pulled = tokio::task::spawn_blocking({
+        let (r, o) = (format!("{}/fresh/model:v1", s.addr), out_dir.clone());
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_pavilion"))
+                .args(["pull", &r, "-o", o.to_str().unwrap(), "--no-cache"])
+                .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_success(pulled);
+    assert!(std::fs::read(out_dir.join("b.safetensors")).unwrap() == changed);
+
+    // Another repository, told where the files live: mounted, not sent.
+    let other = format!("{up}/other/model:v1");
+    let (mounted, sent) =
+        push_counted(&[&other, dir, "--from", "fresh/model"], &cache("4"), &cuts).await;
+    assert_eq!(mounted["mounted"], 3, "{mounted}");
+    assert!(sent < NO_FILE_BYTES, "a push with --from sent {sent} bytes");
+
+    // Plain files (ORAS style) the same way.
+    let file = model.join("a.safetensors");
+    let files_ref = format!("{up}/fresh/files:v1");
+    let args = [
+        files_ref.as_str(),
+        file.to_str().unwrap(),
+        "--artifact-type",
+        "application/x-test",
+    ];
+    let (_, sent) = push_counted(&args, &cache("5"), &cuts).await;
+    assert!(sent > size);
+    let (files_again, sent) = push_counted(&args, &cache("6"), &cuts).await;
+    assert_eq!(files_again["present"], 1, "{files_again}");
+    assert!(
+        sent < NO_FILE_BYTES,
+        "a re-push of a file sent {sent} bytes"
+    );
+}
