@@ -9,6 +9,7 @@
 
 pub mod blocking;
 pub mod dir;
+pub mod page_cache;
 
 pub use dir::{refused, Dir, SymlinkRefused};
 

@@ -1,4 +1,5 @@
-//! Direct I/O for blob files: appending uploads and reading blobs out.
+//! Direct I/O for blob files: appending uploads (reading them out is
+//! `reader`'s).
 //!
 //! Measured on this project's machines: writing through the page cache costs
 //! more CPU per byte than SHA-256 itself (the kernel copies every byte into
@@ -7,55 +8,15 @@
 //! the bytes instead; one cheap user-space copy into the buffer replaces the
 //! page-cache copy. Where direct I/O is unavailable (tmpfs, some filesystems)
 //! or the append does not start on an aligned offset, ordinary writes are used.
-//!
-//! Reads are direct too: large aligned reads reach the device's full speed
-//! whether or not the blob is cached (the upload bypassed the cache), where
-//! buffered 1 MiB reads of an uncached file ran at a third of it.
 
-use bytes::Bytes;
 use pavilion_dio::{AlignedBuf, ALIGN};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 /// Bytes gathered before each direct write.
 const DIRECT_BUF: usize = 8 << 20;
-/// Bytes asked of the device per read; also the largest chunk sent out.
-const READ_BUF: usize = 4 << 20;
-
-/// Read buffers a reader keeps for reuse: allocating (and zeroing, and
-/// faulting in) a fresh 4 MiB buffer per chunk costs as much as copying it.
-type Pool = Arc<Mutex<Vec<AlignedBuf>>>;
-/// Buffers kept per reader: enough for those queued downstream.
-const POOL_MAX: usize = 4;
-
-/// A read buffer lent out as the storage of a `Bytes` chunk, so chunks go to
-/// the socket without a copy; it returns to the pool when the chunk is dropped.
-struct Lent {
-    buf: Option<AlignedBuf>,
-    range: std::ops::Range<usize>,
-    pool: Pool,
-}
-
-impl AsRef<[u8]> for Lent {
-    fn as_ref(&self) -> &[u8] {
-        self.buf
-            .as_ref()
-            .map_or(&[], |b| b.range(self.range.clone()))
-    }
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        if let (Some(buf), Ok(mut pool)) = (self.buf.take(), self.pool.lock()) {
-            if pool.len() < POOL_MAX {
-                pool.push(buf);
-            }
-        }
-    }
-}
 
 /// Appends to an upload file starting at a known offset.
 pub struct UploadWriter {
@@ -146,98 +107,6 @@ impl UploadWriter {
     }
 }
 
-/// Reads `[start, end)` of a blob file in chunks.
-pub struct RangeReader {
-    path: PathBuf,
-    file: File,
-    direct: bool,
-    pool: Pool,
-    /// Next file offset to read (aligned while `direct`).
-    pos: u64,
-    /// Bytes at the front of the next read that precede the range.
-    skip: usize,
-    /// Bytes of the range still to deliver.
-    left: u64,
-}
-
-impl RangeReader {
-    /// Opens `path` to read `start..end`.
-    pub fn open(path: &Path, start: u64, end: u64) -> io::Result<Self> {
-        let (file, direct) = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-        {
-            Ok(f) => (f, true),
-            Err(_) => (File::open(path)?, false),
-        };
-        let pos = if direct {
-            start / ALIGN as u64 * ALIGN as u64
-        } else {
-            start
-        };
-        Ok(RangeReader {
-            path: path.to_path_buf(),
-            file,
-            direct,
-            pool: Arc::new(Mutex::new(Vec::new())),
-            pos,
-            skip: (start - pos) as usize,
-            left: end.saturating_sub(start),
-        })
-    }
-
-    /// The next chunk of the range, or `None` when it is complete.
-    pub fn next_chunk(&mut self) -> io::Result<Option<Bytes>> {
-        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
-        let mut buf = pooled.unwrap_or_else(|| AlignedBuf::new(READ_BUF));
-        while self.left > 0 {
-            let want = if self.direct {
-                READ_BUF
-            } else {
-                READ_BUF.min(self.skip + self.left as usize)
-            };
-            let n = match self.file.read_at(&mut buf.slice_mut()[..want], self.pos) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "blob shorter than expected",
-                    ))
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if self.direct => {
-                    tracing::debug!(error = %e, "direct read failed; using buffered reads");
-                    self.file = File::open(&self.path)?;
-                    self.direct = false;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            self.pos += n as u64;
-            if n <= self.skip {
-                self.skip -= n;
-                continue;
-            }
-            let take = (n - self.skip).min(self.left as usize);
-            let start = self.skip;
-            self.skip = 0;
-            self.left -= take as u64;
-            if self.direct && !self.pos.is_multiple_of(ALIGN as u64) {
-                // A short read left the offset unaligned: finish buffered.
-                self.file = File::open(&self.path)?;
-                self.direct = false;
-            }
-            return Ok(Some(Bytes::from_owner(Lent {
-                buf: Some(buf),
-                range: start..start + take,
-                pool: self.pool.clone(),
-            })));
-        }
-        Ok(None)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,46 +133,5 @@ mod tests {
         check(4096, &[DIRECT_BUF + 1]);
         check(22, &[DIRECT_BUF * 2, 9]);
         check(0, &[]);
-    }
-
-    #[test]
-    fn ranges_read_back_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("blob");
-        let data: Vec<u8> = (0..(READ_BUF * 2 + 5000))
-            .map(|i| (i % 251) as u8)
-            .collect();
-        std::fs::write(&path, &data).unwrap();
-        let len = data.len() as u64;
-        for (s, e) in [
-            (0, len),
-            (1, 2),
-            (4095, 4097),
-            (5000, len),
-            (len - 1, len),
-            (7, 7),
-            (READ_BUF as u64 - 3, READ_BUF as u64 + 9),
-        ] {
-            let mut r = RangeReader::open(&path, s, e).unwrap();
-            let mut got = Vec::new();
-            while let Some(c) = r.next_chunk().unwrap() {
-                assert!(c.len() <= READ_BUF);
-                got.extend_from_slice(&c);
-            }
-            assert_eq!(got, &data[s as usize..e as usize], "range {s}..{e}");
-        }
-        let mut r = RangeReader::open(&path, 0, len + 10).unwrap();
-        let mut err = None;
-        for _ in 0..10 {
-            match r.next_chunk() {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    err = Some(e);
-                    break;
-                }
-            }
-        }
-        assert_eq!(err.map(|e| e.kind()), Some(io::ErrorKind::UnexpectedEof));
     }
 }

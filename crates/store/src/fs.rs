@@ -13,8 +13,9 @@
 use crate::append::{self, Batch, Sink, States, PIPE_DEPTH};
 use crate::blob::{BlobStore, ByteRange, ByteStream};
 use crate::blocking::{self, Blocking};
-use crate::direct::{RangeReader, UploadWriter};
+use crate::direct::UploadWriter;
 use crate::error::StoreError;
+use crate::reader::{Pool, RangeReader, ReadPolicy};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -37,6 +38,10 @@ struct Session {
 pub struct FsBlobStore {
     root: PathBuf,
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+    /// Read buffers shared by every blob read.
+    pool: Pool,
+    /// Which blobs are read often enough to keep in the page cache.
+    policy: ReadPolicy,
 }
 
 use crate::blob::{check_digest, check_id};
@@ -61,6 +66,8 @@ impl FsBlobStore {
         Ok(FsBlobStore {
             root,
             sessions: Mutex::new(HashMap::new()),
+            pool: Pool::default(),
+            policy: ReadPolicy::default(),
         })
     }
 
@@ -124,7 +131,8 @@ fn install(src: &Path, dst: &Path) -> io::Result<()> {
 
 fn hash_file(path: &Path, alg: Algorithm) -> io::Result<Digest> {
     let len = fs::metadata(path)?.len();
-    let mut reader = RangeReader::open(path, 0, len)?;
+    // A commit's one read of the upload: direct, nothing to keep cached.
+    let mut reader = RangeReader::open(path, 0, len, false, Pool::default())?;
     let mut h = alg.hasher();
     while let Some(chunk) = reader.next_chunk()? {
         h.update(&chunk);
@@ -203,12 +211,12 @@ impl BlobStore for FsBlobStore {
         range: Option<ByteRange>,
     ) -> Result<ByteStream, StoreError> {
         let path = self.blob_path(digest);
-        let digest = digest.clone();
+        let missing = digest.clone();
         let meta_path = path.clone();
         let size = blocking::spawn(move || std::fs::metadata(&meta_path).map(|m| m.len()))
             .await?
             .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => StoreError::BlobNotFound(digest),
+                io::ErrorKind::NotFound => StoreError::BlobNotFound(missing),
                 _ => e.into(),
             })?;
         let r = range.unwrap_or(ByteRange {
@@ -218,11 +226,13 @@ impl BlobStore for FsBlobStore {
         if r.start > r.end || r.end > size {
             return Err(StoreError::RangeNotSatisfiable { size });
         }
+        let fill_cache = self.policy.note(digest, size, r.end - r.start);
+        let pool = self.pool.clone();
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(2);
         // Not awaited: the reader runs on as long as the stream is read,
         // and delivers its own errors down the channel.
         let _reader = blocking::spawn(move || {
-            let mut reader = match RangeReader::open(&path, r.start, r.end) {
+            let mut reader = match RangeReader::open(&path, r.start, r.end, fill_cache, pool) {
                 Ok(reader) => reader,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e));

@@ -46,6 +46,7 @@ pub mod fs;
 pub mod meta;
 pub mod object;
 pub mod object_url;
+pub mod reader;
 pub mod resumable_sha256;
 
 pub use blob::{BlobStore, ByteRange, ByteStream};
