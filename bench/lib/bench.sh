@@ -37,8 +37,8 @@ round_order() {
 # not a number (FAIL, fail, n/a) is skipped. Prints the first non-numeric
 # value if there is no numeric one, "—" if there is no value at all.
 # The median of an even count is the mean of the two middle values.
-# Printed with the precision of the values (at most 6 decimals, trailing
-# zeros kept from the inputs' widest fraction).
+# Printed with the precision of the values (the inputs' widest fraction, at
+# most 6 decimals; one more for a mean of two middle values that needs it).
 stat_of() {
     local what=$1 v nums=() other="" dec=0 d
     shift
@@ -64,7 +64,7 @@ stat_of() {
             if (what == "min") r = v[1]
             else if (what == "max") r = v[NR]
             else if (NR % 2) r = v[(NR + 1) / 2]
-            else r = (v[NR / 2] + v[NR / 2 + 1]) / 2
+            else { r = (v[NR / 2] + v[NR / 2 + 1]) / 2; if (sprintf("%.*f", dec, r) + 0 != r) dec++ }
             printf "%.*f\n", dec, r
         }'
 }
