@@ -128,9 +128,10 @@ binary_identity() {
 }
 
 # ---------------------------------------------------------------- RSS
-# rss_kib PID: "VmRSS VmHWM" in KiB, or nothing if the process is gone.
+# rss_kib PID: "VmRSS VmHWM RssAnon" in KiB, or nothing if the process is gone.
 rss_kib() {
-    awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } END { if (r != "") print r, h }' "/proc/$1/status" 2>/dev/null || true
+    awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } /^RssAnon:/ { a = $2 }
+        END { if (r != "") print r, h, (a == "" ? "-" : a) }' "/proc/$1/status" 2>/dev/null || true
 }
 
 # child_of PID: the first child process of PID (e.g. the real program run by
