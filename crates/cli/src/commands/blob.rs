@@ -83,7 +83,7 @@ fn get(args: GetArgs) -> CmdResult {
         },
     );
     let client = args.remote.client_with_progress(&bar)?;
-    let parallel = usize::from(args.remote.concurrency);
+    let parallel = args.remote.concurrency();
     runtime()?
         .block_on(async {
             match &to_file {

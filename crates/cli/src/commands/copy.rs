@@ -34,7 +34,7 @@ pub fn run(args: CopyArgs) -> CmdResult {
     let client = args.remote.client_with_progress(&bar)?;
     let opts = CopyOptions {
         recursive: args.recursive,
-        concurrency: usize::from(args.remote.concurrency),
+        concurrency: args.remote.concurrency(),
     };
     let report = runtime()?
         .block_on(copy(&client, &src, &dst, opts))

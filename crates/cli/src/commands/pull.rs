@@ -76,7 +76,7 @@ pub fn run(args: PullArgs) -> CmdResult {
             trust_store: args.trust_store.clone(),
         })
         .policy(args.policy.clone())
-        .concurrency(usize::from(args.remote.concurrency));
+        .concurrency(args.remote.concurrency());
     let shown = crate::output::BarProgress(bar.clone());
     let report = runtime()?.block_on(pull.run(&args.dir, &shown))?;
     bar.finish_and_clear();

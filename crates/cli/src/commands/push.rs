@@ -111,7 +111,7 @@ pub fn run(args: PushArgs) -> CmdResult {
     let push = Push::new(&client, r, content)
         .mount_from(args.from.clone())
         .digests(digests)
-        .concurrency(usize::from(args.remote.concurrency));
+        .concurrency(args.remote.concurrency());
     let report = runtime()?.block_on(push.run(&BarProgress(bar.clone())))?;
     bar.finish_and_clear();
     let (r, digest, total) = (&report.reference, &report.digest, report.bytes());
