@@ -226,8 +226,8 @@ impl BlobStore for FsBlobStore {
         if r.start > r.end || r.end > size {
             return Err(StoreError::RangeNotSatisfiable { size });
         }
-        let fill_cache = self.policy.note(digest, size, r.end - r.start);
-        let pool = self.pool.clone();
+        let fill_cache = self.policy.hot(digest, size);
+        let (pool, policy, served) = (self.pool.clone(), self.policy.clone(), digest.clone());
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(2);
         // Not awaited: the reader runs on as long as the stream is read,
         // and delivers its own errors down the channel.
@@ -246,9 +246,11 @@ impl BlobStore for FsBlobStore {
                     Err(e) => Err(e),
                 };
                 let failed = item.is_err();
+                let len = item.as_ref().map_or(0, |c| c.len() as u64);
                 if tx.blocking_send(item).is_err() || failed {
                     return; // client went away, or the error is delivered
                 }
+                policy.delivered(&served, len);
             }
         });
         Ok(tokio_util_stream(rx))

@@ -17,8 +17,8 @@
 //!    through the page cache, so that the next pulls of a model that many
 //!    machines fetch come from memory.
 //!
-//! Chunks are lent out of a pool of aligned buffers shared by every read of
-//! the store: a fresh 4 MiB buffer per chunk is zeroed and faulted in,
+//! Chunks are lent out of a pool of aligned buffers shared by every blob
+//! GET of the store: a fresh 4 MiB buffer per chunk is zeroed and faulted in,
 //! which cost the server 7.6% of its CPU during model pulls (many ranged
 //! GETs, each of which used to start with an empty pool of its own).
 
@@ -97,20 +97,44 @@ pub struct ReadPolicy {
 
 impl Default for ReadPolicy {
     fn default() -> Self {
+        let memory = match (mem_total(), cgroup_limit()) {
+            (Some(m), Some(c)) => Some(m.min(c)),
+            (m, c) => m.or(c),
+        };
         ReadPolicy {
             served: Arc::default(),
-            cacheable: mem_total().map_or(0, |m| m / 4),
+            cacheable: memory.map_or(0, |m| m / 4),
         }
     }
 }
 
 impl ReadPolicy {
-    /// Notes that `len` bytes of blob `digest` (of `size` bytes) are about to
-    /// be read; answers whether its misses should go through the page cache
-    /// (the blob was read in full within [`HOT_WINDOW`] and fits).
-    pub fn note(&self, digest: &Digest, size: u64, len: u64) -> bool {
+    /// Whether the misses of a read of blob `digest` (of `size` bytes)
+    /// should go through the page cache: bytes of it were delivered, within
+    /// [`HOT_WINDOW`] of the last such read, at least as many as it holds,
+    /// and it fits. A hot blob stays hot while it is read.
+    pub fn hot(&self, digest: &Digest, size: u64) -> bool {
         let Ok(mut served) = self.served.lock() else {
             return false;
+        };
+        let now = Instant::now();
+        match served.get_mut(digest) {
+            Some((bytes, since)) if now.duration_since(*since) < HOT_WINDOW => {
+                let hot = *bytes >= size && size <= self.cacheable;
+                if hot {
+                    *since = now;
+                }
+                hot
+            }
+            _ => false,
+        }
+    }
+
+    /// Counts `len` bytes of blob `digest` delivered to a client (counted
+    /// once sent, so a request abandoned at once counts for nothing).
+    pub fn delivered(&self, digest: &Digest, len: u64) {
+        let Ok(mut served) = self.served.lock() else {
+            return;
         };
         let now = Instant::now();
         if served.len() >= HOT_MAX && !served.contains_key(digest) {
@@ -123,9 +147,7 @@ impl ReadPolicy {
         if now.duration_since(entry.1) >= HOT_WINDOW {
             *entry = (0, now);
         }
-        let hot = entry.0 >= size && size <= self.cacheable;
         entry.0 = entry.0.saturating_add(len);
-        hot
     }
 }
 
@@ -135,6 +157,13 @@ fn mem_total() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The memory limit of this process's cgroup (v2), when one is set: in a
+/// container the page cache counts against it, not against the host's RAM.
+fn cgroup_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok()?;
+    text.trim().parse().ok()
 }
 
 /// Reads `[start, end)` of a blob file in chunks.
@@ -174,6 +203,12 @@ impl RangeReader {
                 .open(path)
                 .ok()
         };
+        if direct.is_some() {
+            // Reads of cached pages must not start readahead of the
+            // uncached ones after them (pages a filling read marked for
+            // it): misses go to the device directly, not into the cache.
+            let _ = rustix::fs::fadvise(&buffered, 0, None, rustix::fs::Advice::Random);
+        }
         Ok(RangeReader {
             buffered,
             direct,
@@ -368,12 +403,19 @@ mod tests {
 
     #[test]
     fn ranges_read_back_exactly_cached_or_not() {
-        let dir = tempfile::tempdir().unwrap();
+        use rustix::fs::{fadvise, Advice};
+        // /var/tmp is on a disk where /tmp may be tmpfs (no direct I/O).
+        let dir = tempfile::tempdir_in("/var/tmp")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
         let path = dir.path().join("blob");
         let data: Vec<u8> = (0..(READ_BUF * 2 + 5000))
             .map(|i| (i % 251) as u8)
             .collect();
         std::fs::write(&path, &data).unwrap();
+        let file = File::open(&path).unwrap();
+        file.sync_all().unwrap(); // only clean pages can be evicted
+        let visible = cache_visible(&path);
         let len = data.len() as u64;
         for fill_cache in [false, true] {
             for (s, e) in [
@@ -385,8 +427,14 @@ mod tests {
                 (7, 7),
                 (READ_BUF as u64 - 3, READ_BUF as u64 + 9),
             ] {
-                let got = read_range(&path, s, e, fill_cache).unwrap();
+                // Evicted first, so that the device path (direct and
+                // unaligned, or filling the cache) is what is read.
+                fadvise(&file, 0, None, Advice::DontNeed).unwrap();
+                let (got, cached) = read_counted(&path, s, e, fill_cache).unwrap();
                 assert_eq!(got, &data[s as usize..e as usize], "range {s}..{e}");
+                if visible && !fill_cache && e > s {
+                    assert_eq!(cached, 0, "range {s}..{e} came from the cache");
+                }
             }
         }
         let short = read_range(&path, 0, len + 10, false).unwrap_err();
@@ -394,28 +442,27 @@ mod tests {
     }
 
     #[test]
-    fn a_blob_is_hot_once_read_in_full_and_only_while_it_fits() {
+    fn a_blob_is_hot_once_delivered_in_full_and_only_while_it_fits() {
         let p = ReadPolicy {
             served: Arc::default(),
             cacheable: 1000,
         };
         let d = Digest::sha256(b"x");
-        assert!(!p.note(&d, 100, 60), "first read: not hot");
-        assert!(
-            !p.note(&d, 100, 40),
-            "the rest of the first read: not hot yet"
-        );
-        assert!(p.note(&d, 100, 100), "read in full before: hot");
+        assert!(!p.hot(&d, 100), "never read: not hot");
+        p.delivered(&d, 60);
+        assert!(!p.hot(&d, 100), "part of it delivered: not hot yet");
+        p.delivered(&d, 40);
+        assert!(p.hot(&d, 100), "delivered in full before: hot");
         let big = Digest::sha256(b"y");
-        assert!(!p.note(&big, 5000, 5000));
-        assert!(!p.note(&big, 5000, 5000), "too big to stay cached");
+        p.delivered(&big, 5000);
+        assert!(!p.hot(&big, 5000), "too big to stay cached");
     }
 
     #[test]
     fn remembered_blobs_are_bounded() {
         let p = ReadPolicy::default();
         for i in 0..(HOT_MAX + 10) {
-            p.note(&Digest::sha256(&i.to_le_bytes()), 1, 1);
+            p.delivered(&Digest::sha256(&i.to_le_bytes()), 1);
         }
         assert!(p.served.lock().unwrap().len() <= HOT_MAX);
     }

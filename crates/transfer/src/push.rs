@@ -111,8 +111,10 @@ struct Target<'a> {
     r: &'a ImageRef,
     from: Option<&'a str>,
     cache: &'a Mutex<DigestCache>,
-    /// Layers the registry already has under this name: title → (digest, size).
-    previous: &'a HashMap<String, (Digest, u64)>,
+    /// Sizes of the files the registry already has under this name, by
+    /// title: fetched once, at the first file whose digest is not
+    /// remembered (a push that remembers every file asks nothing more).
+    previous: tokio::sync::OnceCell<HashMap<String, u64>>,
     progress: &'a dyn Progress,
 }
 
@@ -156,13 +158,12 @@ impl<'a> Push<'a> {
             RepoName::new(from).with_context(|| format!("--from {from:?}"))?;
         }
         let cache = Mutex::new(self.digests);
-        let previous = previous_layers(self.client, &self.reference, self.from.as_deref()).await;
         let target = Target {
             client: self.client,
             r: &self.reference,
             from: self.from.as_deref(),
             cache: &cache,
-            previous: &previous,
+            previous: tokio::sync::OnceCell::new(),
             progress,
         };
         let (manifest, files, sent) = match &self.content {
@@ -202,17 +203,17 @@ impl<'a> Push<'a> {
     }
 }
 
-/// The layers of the manifests the registry holds under `r`'s tag and,
-/// with `from`, under the same tag in that repository: each file's title
-/// with its digest and size. Only a hint of which files to hash before
-/// sending (a digest is always computed here, never taken from the
-/// registry), so a tag that does not exist, an index, or any failure to
-/// fetch or read one gives no hints and the push goes on as a first push.
+/// The files of the manifests the registry holds under `r`'s tag and,
+/// with `from`, under the same tag in that repository: each layer's title
+/// with its size. Only a hint of which files to hash before sending (the
+/// digests that go into the manifest are always computed here), so a tag
+/// that does not exist, an index, or any failure to fetch or read one
+/// gives no hints and the push goes on as a first push.
 async fn previous_layers(
     client: &Client,
     r: &ImageRef,
     from: Option<&str>,
-) -> HashMap<String, (Digest, u64)> {
+) -> HashMap<String, u64> {
     let mut found = HashMap::new();
     if r.digest.is_some() || r.tag.is_none() {
         return found;
@@ -225,16 +226,20 @@ async fn previous_layers(
         });
     }
     for at in refs {
-        let Ok(m) = client.get_manifest(&at).await else {
-            continue;
+        let layers = match client.get_manifest(&at).await {
+            Ok(m) => serde_json::from_slice::<LayersOnly>(&m.bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
-        let Ok(doc) = serde_json::from_slice::<LayersOnly>(&m.bytes) else {
-            continue;
-        };
-        for l in doc.layers {
-            let title = l.annotations.get(ANNOTATION_TITLE);
-            if let Some(title) = title {
-                found.entry(title.clone()).or_insert((l.digest, l.size));
+        match layers {
+            Ok(doc) => {
+                for l in doc.layers {
+                    if let Some(title) = l.annotations.get(ANNOTATION_TITLE) {
+                        found.entry(title.clone()).or_insert(l.size);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(reference = %at, error = %e, "no hints from the manifest behind the tag")
             }
         }
     }
@@ -250,7 +255,6 @@ struct LayersOnly {
 
 #[derive(serde::Deserialize)]
 struct LayerHint {
-    digest: Digest,
     size: u64,
     #[serde(default)]
     annotations: std::collections::BTreeMap<String, String>,
@@ -267,8 +271,12 @@ async fn known_digest(
     if let Some(d) = t.cache.lock().ok().and_then(|c| c.get(&f.path, meta)) {
         return Ok(Some(d));
     }
+    let previous = t
+        .previous
+        .get_or_init(|| previous_layers(t.client, t.r, t.from))
+        .await;
     let title = f.annotations.get(ANNOTATION_TITLE);
-    let Some((_, size)) = title.and_then(|n| t.previous.get(n)) else {
+    let Some(size) = title.and_then(|n| previous.get(n)) else {
         return Ok(None);
     };
     if *size != meta.len() {
@@ -291,6 +299,11 @@ async fn known_digest(
 async fn upload_one(t: &Target<'_>, f: &Upload) -> Result<(Digest, Sent)> {
     let meta =
         std::fs::metadata(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
+    // The manifest gives the size planned from the directory: a file that
+    // changed since must not be paired with another size's digest.
+    if meta.len() != f.size {
+        bail!("{} changed while it was being pushed", f.path.display());
+    }
     let known = known_digest(t, f, &meta).await?;
     if let Some(d) = known {
         if t.client.blob_exists(t.r, &d).await? == Some(meta.len()) {
