@@ -6,7 +6,7 @@
 //!
 //! A machine with no remembered digests (a fresh CI runner) learns from
 //! the registry first: the manifest behind the tag (and behind the same
-//! tag in `--from`) names each file's digest and size. A file of that name
+//! tag in `--from`) names each file and its size. A file of that name
 //! and size is hashed before anything is sent, and only when its digest
 //! is not already in the registry is it read again and uploaded; a file
 //! with no such counterpart is read once, as on a first push.
