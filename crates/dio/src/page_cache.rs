@@ -14,7 +14,7 @@ use std::os::fd::AsRawFd;
 /// `cachestat`'s number on the architectures that share the unified
 /// syscall table (the libc crate names it only for some targets); alpha
 /// and MIPS number it differently, and there the call is not made.
-#[cfg(any(
+const SYS_CACHESTAT: Option<libc::c_long> = if cfg!(any(
     target_arch = "x86_64",
     target_arch = "x86",
     target_arch = "aarch64",
@@ -23,19 +23,11 @@ use std::os::fd::AsRawFd;
     target_arch = "loongarch64",
     target_arch = "powerpc64",
     target_arch = "s390x"
-))]
-const SYS_CACHESTAT: Option<libc::c_long> = Some(451);
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "x86",
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "riscv64",
-    target_arch = "loongarch64",
-    target_arch = "powerpc64",
-    target_arch = "s390x"
-)))]
-const SYS_CACHESTAT: Option<libc::c_long> = None;
+)) {
+    Some(451)
+} else {
+    None
+};
 
 /// `struct cachestat_range` of the kernel's uapi.
 #[repr(C)]
