@@ -1,0 +1,25 @@
+//! Who a request comes from. The registry asks [`Authenticator::authenticate`]
+//! with the request's `Authorization` header and gets an [`Identity`] or an
+//! [`AuthError`] that says why not (never which of user or password was
+//! wrong). Everything here is synchronous and may be slow on purpose
+//! (bcrypt): callers run it on a blocking thread.
+//!
+//! Today: Basic credentials checked against an htpasswd file (bcrypt, as
+//! Distribution and Zot read it), re-read when the file changes. Issue 16
+//! adds tokens, API keys and workload identity beside it.
+
+pub mod basic;
+pub mod error;
+pub mod htpasswd;
+pub mod identity;
+mod verified;
+
+pub use error::AuthError;
+pub use htpasswd::HtpasswdFile;
+pub use identity::{Identity, Method};
+
+/// Decides who a request comes from.
+pub trait Authenticator: Send + Sync {
+    /// The identity the `Authorization` header proves, if any.
+    fn authenticate(&self, authorization: Option<&str>) -> Result<Identity, AuthError>;
+}
