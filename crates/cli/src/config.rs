@@ -146,6 +146,12 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// htpasswd file (bcrypt entries, as `htpasswd -B` writes): every registry API request must then carry valid Basic credentials (401 otherwise). Re-read when it changes. In the config file: `[auth]` `htpasswd = "FILE"`.
+    #[arg(long, env = "PAVILION_AUTH_HTPASSWD", value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// Serve the registry API without authentication on an address other than loopback (refused otherwise): only behind something else that authenticates.
+    #[arg(long, env = "PAVILION_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
 }
 
 /// The same keys as they appear in the TOML file.
@@ -186,6 +192,15 @@ pub struct FileConfig {
     admission_timeout_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    insecure_no_auth: Option<bool>,
+    auth: Option<AuthFile>,
+}
+
+/// The `[auth]` section of the config file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    htpasswd: Option<PathBuf>,
 }
 
 /// The merged configuration.
@@ -203,6 +218,8 @@ pub struct Settings {
     pub names: Vec<String>,
     /// Who may call the admission endpoints and what they may look up.
     pub admission: AdmissionSettings,
+    /// The htpasswd file registry callers authenticate against, if any.
+    pub htpasswd: Option<PathBuf>,
 }
 
 /// The admission and Gatekeeper endpoints' settings.
@@ -493,8 +510,17 @@ impl ServeArgs {
             },
             &mut server,
         )?;
+        let htpasswd = self.htpasswd.or(file.auth.and_then(|a| a.htpasswd));
+        let insecure_no_auth = self.insecure_no_auth || file.insecure_no_auth == Some(true);
+        if htpasswd.is_none() && !insecure_no_auth && !server.addr.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve {} without authentication: configure [auth] htpasswd (--htpasswd), or give --insecure-no-auth if something in front authenticates",
+                server.addr
+            );
+        }
         Ok(Settings {
             admission,
+            htpasswd,
             names,
             server,
             log,
@@ -535,6 +561,35 @@ mod tests {
         }
         .settings()
         .unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+
+    #[test]
+    fn auth_comes_from_the_auth_table_and_guards_other_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        let file = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            ServeArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            }
+            .settings()
+        };
+        let s = file("addr = \"0.0.0.0:5000\"\n[auth]\nhtpasswd = \"/etc/p/htpasswd\"\n").unwrap();
+        assert_eq!(s.htpasswd, Some(PathBuf::from("/etc/p/htpasswd")));
+        let err = file("addr = \"0.0.0.0:5000\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("refusing to serve 0.0.0.0:5000 without authentication"),
+            "{err}"
+        );
+        assert!(file("addr = \"0.0.0.0:5000\"\ninsecure_no_auth = true\n").is_ok());
+        assert!(
+            file("addr = \"127.0.0.1:5000\"\n").is_ok(),
+            "loopback stays open"
+        );
+        assert!(file("addr = \"[::1]:5000\"\n").is_ok());
+        let err = file("[auth]\nhtpassword = \"x\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
     }
 

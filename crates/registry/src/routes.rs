@@ -188,9 +188,62 @@ async fn route(state: &AppState, req: Request) -> Response {
         }
     };
     let method = req.method().clone();
+    let mut req = req;
+    // Read before awaiting: a request body is not Sync, so the future must
+    // not hold a reference to the request across the check.
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().map(str::to_string));
+    match authenticate(state, header).await {
+        Ok(Some(who)) => {
+            req.extensions_mut().insert(who);
+        }
+        Ok(None) => {}
+        Err(e) => return e.into_response(),
+    }
     handle(state, route, &method, req)
         .await
         .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Who sent the request whose `Authorization` header is `header`, when the
+/// server requires authentication (`None` when
+/// it does not). bcrypt is slow on purpose, so the check runs on a blocking
+/// thread. Anything but valid credentials is 401 `UNAUTHORIZED` with a
+/// challenge, whatever the route: nothing a request says picks which rule
+/// applies.
+async fn authenticate(
+    state: &AppState,
+    header: Option<Result<String, http::header::ToStrError>>,
+) -> ApiResult<Option<pavilion_auth::Identity>> {
+    let Some(auth) = state.auth.clone() else {
+        return Ok(None);
+    };
+    let header = header
+        .transpose()
+        .map_err(|_| unauthorized("malformed Authorization header: not ASCII"))?;
+    let checked = pavilion_dio::blocking::spawn(move || auth.authenticate(header.as_deref()))
+        .await
+        .map_err(|e| unauthorized(&format!("credentials cannot be checked: {e}")))?;
+    match checked {
+        Ok(who) => Ok(Some(who)),
+        Err(e) => {
+            if let pavilion_auth::AuthError::Unavailable(why) = &e {
+                tracing::error!(error = %why, "refusing a request: credentials cannot be checked");
+            }
+            Err(unauthorized(&e.to_string()))
+        }
+    }
+}
+
+/// 401 with the challenge Basic-speaking clients (docker, skopeo, oras)
+/// answer with the user's credentials.
+fn unauthorized(detail: &str) -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, detail.to_string()).with_header(
+        header::WWW_AUTHENTICATE,
+        "Basic realm=\"pavilion\"".to_string(),
+    )
 }
 
 /// Answers `route`: a method the endpoint does not have is 405 (before the

@@ -69,6 +69,8 @@ pub struct ServerConfig {
 pub struct Extensions {
     /// Decides manifest pushes and pulls.
     pub gate: Option<Arc<dyn crate::policy_hook::Gate>>,
+    /// Who may call the registry API (`None`: anyone).
+    pub auth: Option<Arc<dyn pavilion_auth::Authenticator>>,
     /// Builds routes served beside the registry API (they may record
     /// decisions through the state's metadata store).
     #[allow(clippy::type_complexity)]
@@ -301,6 +303,7 @@ pub async fn serve(
     };
     let mut state = open_state(&cfg).await?;
     state.gate = ext.gate;
+    state.auth = ext.auth;
     let state = Arc::new(state);
     let listener = TcpListener::bind(cfg.addr)
         .await

@@ -92,8 +92,18 @@ pub fn run(args: ServeArgs) -> CmdResult {
         auth,
         timeout: adm.timeout,
     };
+    // The credentials file is read before the port opens: a server that
+    // cannot check credentials does not start.
+    let registry_auth = match &settings.htpasswd {
+        Some(path) => Some(Arc::new(
+            pavilion_auth::HtpasswdFile::open(path)
+                .map_err(|e| UsageError(format!("htpasswd: {e}")))?,
+        ) as Arc<dyn pavilion_auth::Authenticator>),
+        None => None,
+    };
     let ext = Extensions {
         gate,
+        auth: registry_auth,
         routes: Some(Box::new(move |state| Admission::router(admission, state))),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -30,6 +30,7 @@ mod model_cli;
 mod notary_cli;
 mod peers;
 mod policy_cli;
+mod registry_auth;
 mod scale_out;
 mod smoke;
 mod upload_expiry;

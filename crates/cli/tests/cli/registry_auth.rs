@@ -1,0 +1,247 @@
+//! `pavilion serve --htpasswd`: every registry API request needs valid
+//! Basic credentials (issue 16, first piece), checked against a file made
+//! by Apache's `htpasswd -B`, with the pavilion client and skopeo as the
+//! clients that answer the challenge.
+
+use crate::common::run::*;
+use crate::common::*;
+use std::path::Path;
+use std::process::Command;
+
+/// A bcrypt htpasswd line for `user`:`pass`, made by the real tool.
+fn htpasswd_line(user: &str, pass: &str) -> String {
+    tool(Command::new("htpasswd").args(["-Bbn", user, pass]))
+        .trim()
+        .to_string()
+}
+
+/// Replaces `path` the way editors and `htpasswd` do (a new file renamed
+/// over it), then waits out the server's once-a-second look at it.
+fn replace_file(path: &Path, text: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, text).unwrap();
+    std::fs::rename(&next, path).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_needs_credentials_and_nothing_changes_without_them() {
+    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("htpasswd");
+    std::fs::write(&file, htpasswd_line("alice", "s3cret pw")).unwrap();
+    let s = Server::start_with(Backend::Sqlite, &["--htpasswd", file.to_str().unwrap()]).unwrap();
+    let c = client();
+    let digest = sha256(b"hello");
+    let endpoints: Vec<(reqwest::Method, String)> = vec![
+        (reqwest::Method::GET, "/v2/".into()),
+        (reqwest::Method::GET, "/v2/_catalog".into()),
+        (reqwest::Method::GET, "/v2/team/m/tags/list".into()),
+        (reqwest::Method::GET, "/v2/team/m/manifests/v1".into()),
+        (reqwest::Method::PUT, "/v2/team/m/manifests/v1".into()),
+        (reqwest::Method::DELETE, "/v2/team/m/manifests/v1".into()),
+        (reqwest::Method::HEAD, format!("/v2/team/m/blobs/{digest}")),
+        (
+            reqwest::Method::POST,
+            format!("/v2/team/m/blobs/uploads/?digest={digest}"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/v2/team/m/referrers/{digest}"),
+        ),
+    ];
+    let wrong = [
+        None,
+        Some(basic("alice", "wrong")),
+        Some(basic("bob", "s3cret pw")),
+        Some("Basic !!!".to_string()),
+        Some("Bearer abc.def.ghi".to_string()),
+        Some(format!("Basic {}", "A".repeat(5000))),
+    ];
+    for (method, path) in &endpoints {
+        for auth in &wrong {
+            let mut req = c.request(method.clone(), s.url(path)).body("hello");
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{method} {path} with {auth:.30?}");
+            assert_eq!(
+                hdr(&r, "www-authenticate").as_deref(),
+                Some("Basic realm=\"pavilion\""),
+                "{method} {path}"
+            );
+            if *method != reqwest::Method::HEAD {
+                let body: serde_json::Value = r.json().await.unwrap();
+                assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED", "{method} {path}");
+                let text = body.to_string();
+                assert!(
+                    !text.contains("s3cret") && !text.contains("wrong"),
+                    "{text}"
+                );
+            }
+        }
+    }
+    // Nothing was stored by any of those requests.
+    let ok = basic("alice", "s3cret pw");
+    let r = c
+        .get(s.url(&format!("/v2/team/m/blobs/{digest}")))
+        .header("authorization", &ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "an unauthenticated upload stored its blob");
+    let r = c
+        .get(s.url("/v2/_catalog"))
+        .header("authorization", &ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["repositories"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pavilion_client_and_skopeo_log_in_and_a_changed_file_counts_at_once() {
+    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("htpasswd");
+    std::fs::write(&file, htpasswd_line("alice", "s3cret pw")).unwrap();
+    let s = Server::start_with(Backend::Sqlite, &["--htpasswd", file.to_str().unwrap()]).unwrap();
+    let d = s.addr.clone();
+    let cli = Cli::with_config(&tmp.path().join("docker"));
+    let model = tmp.path().join("model");
+    make_model(&model);
+    let reference = format!("{d}/team/model:v1");
+
+    // Without a login: an authentication failure (exit 6), nothing stored.
+    cli.run(&["push", &reference, model.to_str().unwrap()])
+        .fails(6);
+    cli.run(&["login", &d, "-u", "alice", "-p", "wrong"])
+        .fails(6);
+    cli.run(&["login", &d, "-u", "alice", "-p", "s3cret pw"])
+        .ok();
+    cli.run(&["push", &reference, model.to_str().unwrap()]).ok();
+    let out = tmp.path().join("out");
+    cli.run(&[
+        "pull",
+        &reference,
+        "-o",
+        out.to_str().unwrap(),
+        "--no-cache",
+    ])
+    .ok();
+    assert_eq!(files_of(&out), files_of(&model));
+
+    // skopeo answers the same challenge with --creds.
+    if require_peer("skopeo", have("skopeo")).is_some() {
+        let layout = tmp.path().join("layout");
+        tool(
+            Command::new("skopeo")
+                .args([
+                    "copy",
+                    "--src-tls-verify=false",
+                    "--src-creds",
+                    "alice:s3cret pw",
+                ])
+                .arg(format!("docker://{reference}"))
+                .arg(format!("oci:{}:v1", layout.display())),
+        );
+        let refused = Command::new("skopeo")
+            .args([
+                "copy",
+                "--src-tls-verify=false",
+                "--src-creds",
+                "alice:nope",
+            ])
+            .arg(format!("docker://{reference}"))
+            .arg(format!("oci:{}:v2", layout.display()))
+            .output()
+            .unwrap();
+        assert!(
+            !refused.status.success(),
+            "skopeo with a wrong password got in"
+        );
+    }
+
+    // The password changes in the file: the old one stops working, the new
+    // one works, without a restart.
+    replace_file(&file, &htpasswd_line("alice", "n3w pw"));
+    cli.run(&["tags", &format!("{d}/team/model")]).fails(6);
+    cli.run(&["login", &d, "-u", "alice", "-p", "n3w pw"]).ok();
+    assert!(cli
+        .run(&["tags", &format!("{d}/team/model")])
+        .ok()
+        .contains("v1"));
+
+    // A file the server cannot check lets nobody in (fail closed).
+    replace_file(&file, "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n");
+    let r = client()
+        .get(s.url("/v2/"))
+        .header("authorization", basic("alice", "n3w pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let msg = body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+        + body["errors"][0]["detail"].as_str().unwrap_or("");
+    assert!(msg.contains("cannot be checked"), "{body}");
+}
+
+#[test]
+fn serve_refuses_what_it_cannot_protect() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // Not loopback and no credentials: refused before anything listens.
+    let r = pv(&[
+        "serve",
+        "--addr",
+        "0.0.0.0:0",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let err = r.fails(1);
+    assert!(
+        err.contains("refusing to serve 0.0.0.0:0 without authentication")
+            && err.contains("--htpasswd"),
+        "{err}"
+    );
+    // A credentials file it cannot check: refused at start, naming the line.
+    let file = tmp.path().join("htpasswd");
+    std::fs::write(&file, "alice:plaintext\n").unwrap();
+    let r = pv(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+        "--htpasswd",
+        file.to_str().unwrap(),
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("line 1: only bcrypt"), "{}", r.stderr);
+    let r = pv(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--data",
+        data.to_str().unwrap(),
+        "--htpasswd",
+        tmp.path().join("missing").to_str().unwrap(),
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("htpasswd"), "{}", r.stderr);
+}
