@@ -139,7 +139,28 @@ impl HtpasswdFile {
     }
 }
 
+impl HtpasswdFile {
+    /// The users as last read, when they are not due for a look at the file
+    /// (which would block): for [`Authenticator::remembered`].
+    fn users_if_fresh(&self) -> Option<Arc<Users>> {
+        let loaded = self.loaded.lock().ok()?;
+        if loaded.checked.elapsed() >= RECHECK {
+            return None;
+        }
+        loaded.users.as_ref().ok().cloned()
+    }
+}
+
 impl Authenticator for HtpasswdFile {
+    fn remembered(&self, authorization: Option<&str>) -> Option<Identity> {
+        let (user, password) = basic::credentials(authorization?).ok()?;
+        let users = self.users_if_fresh()?;
+        let hash = users.hashes.get(&user)?;
+        self.verified
+            .contains(&user, hash, &password)
+            .then(|| identity(user))
+    }
+
     fn authenticate(&self, authorization: Option<&str>) -> Result<Identity, AuthError> {
         let (user, password) = basic::credentials(authorization.ok_or(AuthError::Missing)?)?;
         let users = self.users()?;
@@ -203,6 +224,18 @@ mod tests {
             "ci",
             "again, remembered"
         );
+        assert_eq!(
+            f.remembered(Some(&basic("ci", "s3cret")))
+                .map(|w| w.subject),
+            Some("ci".into())
+        );
+        assert_eq!(f.remembered(Some(&basic("ci", "wrong"))), None);
+        assert_eq!(
+            f.remembered(Some(&basic("ops", "x"))),
+            None,
+            "never accepted yet"
+        );
+        assert_eq!(f.remembered(None), None);
         assert_eq!(
             f.authenticate(Some(&basic("ci", "wrong"))),
             Err(AuthError::Invalid)

@@ -20,6 +20,15 @@ pub use identity::{Identity, Method};
 
 /// Decides who a request comes from.
 pub trait Authenticator: Send + Sync {
-    /// The identity the `Authorization` header proves, if any.
+    /// The identity the `Authorization` header proves, if any. May block
+    /// (file reads, bcrypt): run it on a blocking thread.
     fn authenticate(&self, authorization: Option<&str>) -> Result<Identity, AuthError>;
+
+    /// The identity of credentials accepted a moment ago, answered from
+    /// memory without blocking (no file access, no slow hash), so that the
+    /// many requests of one pull need no blocking thread; `None`: ask
+    /// [`Authenticator::authenticate`].
+    fn remembered(&self, _authorization: Option<&str>) -> Option<Identity> {
+        None
+    }
 }

@@ -208,11 +208,11 @@ async fn route(state: &AppState, req: Request) -> Response {
 }
 
 /// Who sent the request whose `Authorization` header is `header`, when the
-/// server requires authentication (`None` when
-/// it does not). bcrypt is slow on purpose, so the check runs on a blocking
-/// thread. Anything but valid credentials is 401 `UNAUTHORIZED` with a
-/// challenge, whatever the route: nothing a request says picks which rule
-/// applies.
+/// server requires authentication (`None` when it does not). bcrypt is
+/// slow on purpose, so the check runs on a blocking thread, unless the same
+/// credentials were accepted a moment ago. Anything but valid credentials
+/// is 401 `UNAUTHORIZED` with a challenge, whatever the route: nothing a
+/// request says picks which rule applies.
 async fn authenticate(
     state: &AppState,
     header: Option<Result<String, http::header::ToStrError>>,
@@ -223,6 +223,9 @@ async fn authenticate(
     let header = header
         .transpose()
         .map_err(|_| unauthorized("malformed Authorization header: not ASCII"))?;
+    if let Some(who) = auth.remembered(header.as_deref()) {
+        return Ok(Some(who));
+    }
     let checked = pavilion_dio::blocking::spawn(move || auth.authenticate(header.as_deref()))
         .await
         .map_err(|e| unauthorized(&format!("credentials cannot be checked: {e}")))?;
