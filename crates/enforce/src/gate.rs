@@ -248,6 +248,7 @@ impl Gate for PushPolicy {
             &format!("{name}/{reference}"),
             &self.artifact(f, &digest),
             Some(&signature),
+            f.identity.as_deref(),
         );
         self.decide(Point::Pull, &doc, &signature)
     }

@@ -208,12 +208,23 @@ pub fn push(
     document("push", f)
 }
 
-/// The `pull` document: the reference as asked, the resolved digest, and
-/// the signature verification (Null when not verified).
-pub fn pull(reference: &str, artifact: &Artifact<'_>, signature: Option<&Verification>) -> Value {
+/// The `pull` document: the reference as asked, the resolved digest, the
+/// signature verification (Null when not verified) and who pulls (the
+/// registry's authenticated caller; Null on the client, and on a registry
+/// without authentication).
+pub fn pull(
+    reference: &str,
+    artifact: &Artifact<'_>,
+    signature: Option<&Verification>,
+    identity: Option<&str>,
+) -> Value {
     let mut f = artifact_fields(artifact);
     f.insert("reference".into(), reference.into());
     f.insert("signature".into(), json!(signature));
+    f.insert(
+        "identity".into(),
+        identity.map_or(Value::Null, |u| json!({ "username": u })),
+    );
     document("pull", f)
 }
 
@@ -351,10 +362,13 @@ mod tests {
             manifest,
             config: None,
         };
-        let doc = pull("localhost:5000/app:v1", &a, None);
+        let doc = pull("localhost:5000/app:v1", &a, None, None);
         assert_eq!(doc["model"], Value::Null);
         assert_eq!(doc["signature"], Value::Null);
         assert_eq!(doc["reference"], "localhost:5000/app:v1");
+        assert_eq!(doc["identity"], Value::Null, "no caller known");
+        let who = pull("localhost:5000/app:v1", &a, None, Some("alice"));
+        assert_eq!(who["identity"]["username"], "alice");
         assert_eq!(
             doc["artifactType"],
             "application/vnd.oci.image.config.v1+json"
@@ -389,7 +403,7 @@ mod tests {
                 ..Default::default()
             };
             for doc in [
-                pull("r", &a, None),
+                pull("r", &a, None, None),
                 push(&a, &[], None, &Verification::default()),
             ] {
                 let paths: Vec<&Value> = doc["files"]
@@ -432,7 +446,7 @@ mod tests {
             manifest,
             ..Default::default()
         };
-        let mut doc = pull("r", &a, None);
+        let mut doc = pull("r", &a, None, None);
         add_tar_files(
             &mut doc,
             "tok",

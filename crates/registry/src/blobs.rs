@@ -58,7 +58,12 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
 /// or one of its manifests (Distribution serves manifests as blobs too). A
 /// manifest fetched this way passes the same pull rules as through
 /// `/manifests/`: the blob route must not be a way around them.
-async fn size_in_repo(state: &AppState, name: &RepoName, digest: &Digest) -> ApiResult<u64> {
+async fn size_in_repo(
+    state: &AppState,
+    name: &RepoName,
+    digest: &Digest,
+    identity: Option<&str>,
+) -> ApiResult<u64> {
     if let Some(size) = state.meta.blob_in_repo(name.as_str(), digest).await? {
         return Ok(size);
     }
@@ -69,7 +74,16 @@ async fn size_in_repo(state: &AppState, name: &RepoName, digest: &Digest) -> Api
                 None => state.blobs.read_all(digest).await?,
             };
             let reference = digest.to_string();
-            crate::gate::check_pull(state, name, &reference, digest, &m.media_type, &body).await?;
+            crate::gate::check_pull(
+                state,
+                name,
+                &reference,
+                digest,
+                &m.media_type,
+                &body,
+                identity,
+            )
+            .await?;
         }
         return Ok(m.size);
     }
@@ -93,7 +107,8 @@ pub async fn get(
     head: bool,
 ) -> ApiResult {
     let digest = blob_digest(digest)?;
-    let size = size_in_repo(state, name, &digest).await?;
+    let identity = crate::caller::caller(&req);
+    let size = size_in_repo(state, name, &digest, identity.as_deref()).await?;
     // The bytes bypass the registry: the client fetches them (with its
     // Range header) from the storage service. HEAD never needs the bytes.
     if let (false, Some(ttl)) = (head, state.limits.redirect_blobs) {

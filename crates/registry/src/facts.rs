@@ -260,6 +260,8 @@ pub struct Subject<'a> {
     pub info: &'a ManifestInfo,
     /// Its bytes.
     pub body: &'a Bytes,
+    /// Who asked (the authenticated subject), when the server knows.
+    pub identity: Option<&'a str>,
 }
 
 /// Everything the gate is told about a manifest; `Ok(Err(..))` when the
@@ -276,6 +278,7 @@ pub async fn gather(
         digest,
         info,
         body,
+        identity,
     } = *subject;
     let config = match config(state, info).await {
         Ok(c) => c,
@@ -294,7 +297,7 @@ pub async fn gather(
         manifest: body.clone(),
         document: info.document.clone(),
         config,
-        identity: None,
+        identity: identity.map(str::to_string),
         signatures,
         signatures_unchecked,
     }))

@@ -115,6 +115,7 @@ pub async fn check_push(state: &AppState, subject: &Subject<'_>) -> ApiResult<Ve
 /// on the client, so docker, containerd, oras or curl cannot fetch what
 /// they refuse. Denials are recorded (allowed pulls are not: they are the
 /// bulk of all traffic). `Ok(warnings)` lets it through.
+#[allow(clippy::too_many_arguments)]
 pub async fn check_pull(
     state: &AppState,
     repo: &RepoName,
@@ -122,6 +123,7 @@ pub async fn check_pull(
     digest: &Digest,
     media_type: &str,
     body: &Bytes,
+    identity: Option<&str>,
 ) -> ApiResult<Vec<String>> {
     let Some(gate) = state.gate.clone().filter(|g| g.decides_pulls()) else {
         return Ok(Vec::new());
@@ -138,6 +140,7 @@ pub async fn check_pull(
                 digest,
                 info: &info,
                 body,
+                identity,
             };
             let facts = gather(state, &gate, &subject).await?;
             let pinned = match pavilion_oci::Reference::parse(reference) {

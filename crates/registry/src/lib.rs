@@ -26,6 +26,7 @@
 
 pub mod blobs;
 pub mod body;
+pub mod caller;
 pub mod caps;
 pub mod decisions;
 pub mod error;

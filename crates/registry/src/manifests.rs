@@ -17,7 +17,13 @@ use pavilion_store::{ManifestRecord, NewManifest};
 
 /// `GET` or `HEAD` of a manifest, byte-for-byte as pushed, once the pull
 /// rules (when the policy has any) allow it.
-pub async fn get(state: &AppState, name: &RepoName, reference: &str, head: bool) -> ApiResult {
+pub async fn get(
+    state: &AppState,
+    name: &RepoName,
+    reference: &str,
+    head: bool,
+    identity: Option<&str>,
+) -> ApiResult {
     let rec = resolve(state, name, reference).await?;
     let gated = state.gate.as_ref().is_some_and(|g| g.decides_pulls());
     let bytes = if head && !gated {
@@ -34,7 +40,16 @@ pub async fn get(state: &AppState, name: &RepoName, reference: &str, head: bool)
     };
     let warnings = match &bytes {
         Some(b) if gated => {
-            check_pull(state, name, reference, &rec.digest, &rec.media_type, b).await?
+            check_pull(
+                state,
+                name,
+                reference,
+                &rec.digest,
+                &rec.media_type,
+                b,
+                identity,
+            )
+            .await?
         }
         _ => Vec::new(),
     };
@@ -121,6 +136,7 @@ pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Reques
     let reference = Reference::parse(reference)?;
     let mut tags = tag_params(req.uri().query())?;
     let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_string);
+    let identity = crate::caller::caller(&req);
     let body = read_limited(req, state.limits.max_manifest_bytes).await?;
     let digest = match &reference {
         Reference::Digest(d) => {
@@ -150,6 +166,7 @@ pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Reques
         digest: &digest,
         info: &info,
         body: &body,
+        identity: identity.as_deref(),
     };
     let warnings = check_push(state, &subject).await?;
 

@@ -27,6 +27,8 @@ pub async fn policy_report(State(state): State<Arc<AppState>>, req: Request) -> 
         .strip_prefix("/pavilion/v1/policy")
         .unwrap_or_default()
         .to_string();
+    // Evaluated as the caller would be, were they pushing it.
+    let identity = crate::caller::caller(&req);
     drop(req);
     let result: ApiResult = async {
         let Some(gate) = state.gate.clone() else {
@@ -59,6 +61,7 @@ pub async fn policy_report(State(state): State<Arc<AppState>>, req: Request) -> 
             digest: &rec.digest,
             info: &info,
             body: &body,
+            identity: identity.as_deref(),
         };
         let facts = gather(&state, &gate, &subject).await?;
         let d = decide(gate, facts, None).await;

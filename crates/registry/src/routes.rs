@@ -188,23 +188,40 @@ async fn route(state: &AppState, req: Request) -> Response {
         }
     };
     let method = req.method().clone();
-    let mut req = req;
+    handle(state, route, &method, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The registry's own routes (the distribution API, the decision log, the
+/// policy report) answer only requests that prove who sent them, when the
+/// server requires authentication: the caller's [`pavilion_auth::Identity`]
+/// goes into the request's extensions, anything else is 401. Admission
+/// endpoints have their own callers and credentials and are not behind it.
+pub async fn require_auth(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> Response {
     // Read before awaiting: a request body is not Sync, so the future must
     // not hold a reference to the request across the check.
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().map(str::to_string));
-    match authenticate(state, header).await {
+    match authenticate(&state, header).await {
         Ok(Some(who)) => {
             req.extensions_mut().insert(who);
         }
         Ok(None) => {}
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            // Read (bounded) what the client is still sending, so that the
+            // 401 reaches it instead of a reset connection.
+            let mut body = req.into_body().into_data_stream();
+            return drain_before(&mut body, e.into_response()).await;
+        }
     }
-    handle(state, route, &method, req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    next.run(req).await
 }
 
 /// Who sent the request whose `Authorization` header is `header`, when the
@@ -257,6 +274,7 @@ async fn handle(state: &AppState, route: Route, method: &Method, req: Request) -
         return Err(not_allowed(method, &route));
     }
     let get = method == Method::GET;
+    let identity = crate::caller::caller(&req);
     match route {
         Route::Base => Ok(base()),
         Route::Catalog => listing::catalog(state, req).await,
@@ -267,7 +285,7 @@ async fn handle(state: &AppState, route: Route, method: &Method, req: Request) -
             match *method {
                 Method::PUT => manifests::put(state, &n, &r, req).await,
                 Method::DELETE => manifests::delete(state, &n, &r).await,
-                _ => manifests::get(state, &n, &r, !get).await,
+                _ => manifests::get(state, &n, &r, !get, identity.as_deref()).await,
             }
         }
         Route::Blob(n, d) => {

@@ -216,6 +216,10 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
             axum::routing::get(crate::policy_report::policy_report),
         )
         .fallback(dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::routes::require_auth,
+        ))
         .with_state(state);
     let all = match extra {
         Some(r) => own.merge(r),

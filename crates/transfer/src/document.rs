@@ -90,7 +90,7 @@ pub async fn artifact_document(
             let tags: Vec<String> = r.tag.iter().map(|t| t.to_string()).collect();
             input::push(&artifact, &tags, None, &signature)
         }
-        _ => input::pull(asked, &artifact, Some(&signature)),
+        _ => input::pull(asked, &artifact, Some(&signature), None),
     })
 }
 

@@ -3,6 +3,7 @@
 //! by Apache's `htpasswd -B`, with the pavilion client and skopeo as the
 //! clients that answer the challenge.
 
+use crate::common::notation::policy_dir;
 use crate::common::run::*;
 use crate::common::*;
 use std::path::Path;
@@ -244,4 +245,118 @@ fn serve_refuses_what_it_cannot_protect() {
     ]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("htpasswd"), "{}", r.stderr);
+}
+
+/// Pushes under `team/` only for alice, pulls of `team/` only for alice:
+/// rules that can only pass when the gate knows who asks.
+const WHO_RULES: &[(&str, &str)] = &[
+    (
+        "push.rego",
+        r#"
+package pavilion.push
+import rego.v1
+
+deny contains msg if {
+    startswith(input.repository, "team/")
+    input.identity.username != "alice"
+    msg := sprintf("%s may not push to team/", [input.identity.username])
+}
+"#,
+    ),
+    (
+        "pull.rego",
+        r#"
+package pavilion.pull
+import rego.v1
+
+deny contains msg if {
+    startswith(input.repository, "team/")
+    input.identity.username != "alice"
+    msg := sprintf("%s may not pull from team/", [input.identity.username])
+}
+"#,
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_see_who_pushes_and_pulls_and_the_decision_log_needs_credentials() {
+    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("htpasswd");
+    let users = format!(
+        "{}\n{}\n",
+        htpasswd_line("alice", "a pw"),
+        htpasswd_line("bob", "b pw")
+    );
+    std::fs::write(&file, users).unwrap();
+    let rules = policy_dir(WHO_RULES);
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            "--htpasswd",
+            file.to_str().unwrap(),
+            "--policy",
+            rules.path().to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let d = s.addr.clone();
+    let model = tmp.path().join("model");
+    make_model(&model);
+    let alice = Cli::with_config(&tmp.path().join("alice"));
+    let bob = Cli::with_config(&tmp.path().join("bob"));
+    alice.run(&["login", &d, "-u", "alice", "-p", "a pw"]).ok();
+    bob.run(&["login", &d, "-u", "bob", "-p", "b pw"]).ok();
+
+    let err = bob
+        .run(&["push", &format!("{d}/team/m:v1"), model.to_str().unwrap()])
+        .fails(4)
+        .to_string();
+    assert!(err.contains("bob may not push to team/"), "{err}");
+    alice
+        .run(&["push", &format!("{d}/team/m:v1"), model.to_str().unwrap()])
+        .ok();
+    bob.run(&["push", &format!("{d}/bob/m:v1"), model.to_str().unwrap()])
+        .ok();
+    let err = bob
+        .run(&["manifest", "get", &format!("{d}/team/m:v1")])
+        .fails(4)
+        .to_string();
+    assert!(err.contains("bob may not pull from team/"), "{err}");
+    alice
+        .run(&["manifest", "get", &format!("{d}/team/m:v1")])
+        .ok();
+
+    // The decision log and the policy report are the registry's too.
+    let c = client();
+    for path in [
+        "/pavilion/v1/decisions",
+        "/pavilion/v1/policy/team/m/manifests/v1",
+    ] {
+        let r = c.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without credentials");
+        let r = c
+            .get(s.url(path))
+            .header("authorization", basic("bob", "wrong"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path} with a wrong password");
+    }
+    let r = c
+        .get(s.url("/pavilion/v1/decisions?point=push"))
+        .header("authorization", basic("alice", "a pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let denied = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["repository"] == "team/m" && d["allowed"] == false);
+    assert!(denied, "bob's denied push is in the log: {v:#}");
 }
