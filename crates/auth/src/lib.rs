@@ -8,12 +8,14 @@
 //! Distribution and Zot read it), re-read when the file changes. Issue 16
 //! adds tokens, API keys and workload identity beside it.
 
+pub mod anonymous;
 pub mod basic;
 pub mod error;
 pub mod htpasswd;
 pub mod identity;
 mod verified;
 
+pub use anonymous::AnonymousPull;
 pub use error::AuthError;
 pub use htpasswd::HtpasswdFile;
 pub use identity::{Identity, Method};

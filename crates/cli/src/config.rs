@@ -149,6 +149,14 @@ pub struct ServeArgs {
     /// htpasswd file (bcrypt entries, as `htpasswd -B` writes): every registry API request must then carry valid Basic credentials (401 otherwise). Re-read when it changes. In the config file: `[auth]` `htpasswd = "FILE"`.
     #[arg(long, env = "PAVILION_AUTH_HTPASSWD", value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
+    /// Repositories anyone may pull from without credentials when --htpasswd is set (glob over repository names: `*` within one component, `**` across), repeatable. Only reads (GET, HEAD of tags, manifests, blobs, referrers); the catalog and every write still need credentials.
+    #[arg(
+        long = "anonymous-pull",
+        env = "PAVILION_AUTH_ANONYMOUS_PULL",
+        value_name = "GLOB",
+        value_delimiter = ','
+    )]
+    pub anonymous_pull: Vec<String>,
     /// Serve the registry API without authentication on an address other than loopback (refused otherwise): only behind something else that authenticates.
     #[arg(long, env = "PAVILION_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
@@ -201,6 +209,7 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct AuthFile {
     htpasswd: Option<PathBuf>,
+    anonymous_pull: Option<Vec<String>>,
 }
 
 /// The merged configuration.
@@ -220,6 +229,8 @@ pub struct Settings {
     pub admission: AdmissionSettings,
     /// The htpasswd file registry callers authenticate against, if any.
     pub htpasswd: Option<PathBuf>,
+    /// Repository globs anyone may pull from without credentials.
+    pub anonymous_pull: Vec<String>,
 }
 
 /// The admission and Gatekeeper endpoints' settings.
@@ -510,7 +521,18 @@ impl ServeArgs {
             },
             &mut server,
         )?;
-        let htpasswd = self.htpasswd.or(file.auth.and_then(|a| a.htpasswd));
+        let auth_file = file.auth.unwrap_or_default();
+        let htpasswd = self.htpasswd.or(auth_file.htpasswd);
+        let anonymous_pull = if self.anonymous_pull.is_empty() {
+            auth_file.anonymous_pull.unwrap_or_default()
+        } else {
+            self.anonymous_pull
+        };
+        anyhow::ensure!(
+            anonymous_pull.is_empty() || htpasswd.is_some(),
+            "anonymous_pull needs [auth] htpasswd (--htpasswd): without authentication everyone may pull anyway"
+        );
+        pavilion_auth::AnonymousPull::new(&anonymous_pull).map_err(anyhow::Error::msg)?;
         let insecure_no_auth = self.insecure_no_auth || file.insecure_no_auth == Some(true);
         if htpasswd.is_none() && !insecure_no_auth && !server.addr.ip().is_loopback() {
             anyhow::bail!(
@@ -520,6 +542,7 @@ impl ServeArgs {
         }
         Ok(Settings {
             admission,
+            anonymous_pull,
             htpasswd,
             names,
             server,
@@ -589,6 +612,19 @@ mod tests {
             "loopback stays open"
         );
         assert!(file("addr = \"[::1]:5000\"\n").is_ok());
+        let s = file("[auth]\nhtpasswd = \"/h\"\nanonymous_pull = [\"public/*\"]\n").unwrap();
+        assert_eq!(s.anonymous_pull, ["public/*"]);
+        let err = file("[auth]\nanonymous_pull = [\"public/*\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("anonymous_pull needs [auth] htpasswd"),
+            "{err}"
+        );
+        let err = file("[auth]\nhtpasswd = \"/h\"\nanonymous_pull = [\"[\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("anonymous_pull glob"), "{err}");
         let err = file("[auth]\nhtpassword = \"x\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
     }

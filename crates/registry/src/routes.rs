@@ -209,6 +209,9 @@ pub async fn require_auth(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().map(str::to_string));
+    if header.is_none() && anonymous_read(&state, req.method(), req.uri().path()) {
+        return next.run(req).await;
+    }
     match authenticate(&state, header).await {
         Ok(Some(who)) => {
             req.extensions_mut().insert(who);
@@ -222,6 +225,29 @@ pub async fn require_auth(
         }
     }
     next.run(req).await
+}
+
+/// Whether a request without credentials may go on anonymously: a GET or
+/// HEAD of a repository's tags, manifests, blobs or referrers, where the
+/// repository (as the dispatcher will validate it) matches the anonymous
+/// pull globs. Writes, the catalog, uploads and anything that is not a
+/// valid repository name never are; credentials that are given are always
+/// checked.
+fn anonymous_read(state: &AppState, method: &Method, path: &str) -> bool {
+    let Some(globs) = &state.anonymous_pull else {
+        return false;
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return false;
+    }
+    let name = match Route::parse(path) {
+        Some(Route::Tags(n))
+        | Some(Route::Manifest(n, _))
+        | Some(Route::Blob(n, _))
+        | Some(Route::Referrers(n, _)) => n,
+        _ => return false,
+    };
+    repo(&name).is_ok_and(|r| globs.allows(r.as_str()))
 }
 
 /// Who sent the request whose `Authorization` header is `header`, when the

@@ -71,6 +71,8 @@ pub struct Extensions {
     pub gate: Option<Arc<dyn crate::policy_hook::Gate>>,
     /// Who may call the registry API (`None`: anyone).
     pub auth: Option<Arc<dyn pavilion_auth::Authenticator>>,
+    /// Repositories anyone may read without credentials despite `auth`.
+    pub anonymous_pull: Option<Arc<pavilion_auth::AnonymousPull>>,
     /// Builds routes served beside the registry API (they may record
     /// decisions through the state's metadata store).
     #[allow(clippy::type_complexity)]
@@ -308,6 +310,7 @@ pub async fn serve(
     let mut state = open_state(&cfg).await?;
     state.gate = ext.gate;
     state.auth = ext.auth;
+    state.anonymous_pull = ext.anonymous_pull;
     let state = Arc::new(state);
     let listener = TcpListener::bind(cfg.addr)
         .await

@@ -46,6 +46,8 @@ pub struct AppState {
     /// Who may call the API at all, when authentication is configured
     /// (`None`: open, the loopback quickstart).
     pub auth: Option<Arc<dyn pavilion_auth::Authenticator>>,
+    /// Repositories anyone may read without credentials, when `auth` is set.
+    pub anonymous_pull: Option<Arc<pavilion_auth::AnonymousPull>>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
     /// cached entry is always right; the database still decides visibility.
     manifest_cache: RwLock<ManifestCache>,
@@ -70,6 +72,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             gate: None,
             auth: None,
+            anonymous_pull: None,
             manifest_cache: RwLock::new(ManifestCache::default()),
         }
     }

@@ -101,9 +101,17 @@ pub fn run(args: ServeArgs) -> CmdResult {
         ) as Arc<dyn pavilion_auth::Authenticator>),
         None => None,
     };
+    let anonymous_pull = if settings.anonymous_pull.is_empty() {
+        None
+    } else {
+        Some(Arc::new(
+            pavilion_auth::AnonymousPull::new(&settings.anonymous_pull).map_err(UsageError)?,
+        ))
+    };
     let ext = Extensions {
         gate,
         auth: registry_auth,
+        anonymous_pull,
         routes: Some(Box::new(move |state| Admission::router(admission, state))),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -360,3 +360,94 @@ async fn policies_see_who_pushes_and_pulls_and_the_decision_log_needs_credential
         .any(|d| d["repository"] == "team/m" && d["allowed"] == false);
     assert!(denied, "bob's denied push is in the log: {v:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_pull_is_reads_of_matching_repositories_only() {
+    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("htpasswd");
+    std::fs::write(&file, htpasswd_line("alice", "a pw")).unwrap();
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            "--htpasswd",
+            file.to_str().unwrap(),
+            "--anonymous-pull",
+            "public/*",
+        ],
+    )
+    .unwrap();
+    let d = s.addr.clone();
+    let model = tmp.path().join("model");
+    make_model(&model);
+    let alice = Cli::with_config(&tmp.path().join("alice"));
+    alice.run(&["login", &d, "-u", "alice", "-p", "a pw"]).ok();
+    for repo in ["public/m", "private/m", "public/deeper/m"] {
+        alice
+            .run(&["push", &format!("{d}/{repo}:v1"), model.to_str().unwrap()])
+            .ok();
+    }
+
+    // Anyone: reads of public/* work, with every client command.
+    let anyone = Cli::with_config(&tmp.path().join("anyone"));
+    let out = tmp.path().join("out");
+    anyone
+        .run(&[
+            "pull",
+            &format!("{d}/public/m:v1"),
+            "-o",
+            out.to_str().unwrap(),
+            "--no-cache",
+        ])
+        .ok();
+    assert_eq!(files_of(&out), files_of(&model));
+    assert!(anyone
+        .run(&["tags", &format!("{d}/public/m")])
+        .ok()
+        .contains("v1"));
+    // Not writes, not other repositories, not deeper names, not the catalog.
+    anyone
+        .run(&["push", &format!("{d}/public/m:v2"), model.to_str().unwrap()])
+        .fails(6);
+    anyone.run(&["tags", &format!("{d}/private/m")]).fails(6);
+    anyone
+        .run(&["tags", &format!("{d}/public/deeper/m")])
+        .fails(6);
+    let c = client();
+    for (method, path) in [
+        (reqwest::Method::GET, "/v2/_catalog".to_string()),
+        (reqwest::Method::GET, "/v2/".to_string()),
+        (reqwest::Method::GET, "/v2/public%2Fm/tags/list".to_string()),
+        (
+            reqwest::Method::DELETE,
+            "/v2/public/m/manifests/v1".to_string(),
+        ),
+        (
+            reqwest::Method::POST,
+            "/v2/public/m/blobs/uploads/".to_string(),
+        ),
+        (reqwest::Method::GET, "/pavilion/v1/decisions".to_string()),
+    ] {
+        let r = c
+            .request(method.clone(), s.url(&path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path} without credentials");
+    }
+    // Credentials that are given are checked, public or not.
+    let r = c
+        .get(s.url("/v2/public/m/tags/list"))
+        .header("authorization", basic("alice", "wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a wrong password is not anonymous");
+    // The manifest is still there: nothing anonymous changed anything.
+    assert!(alice
+        .run(&["tags", &format!("{d}/public/m")])
+        .ok()
+        .contains("v1"));
+}
