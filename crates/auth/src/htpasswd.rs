@@ -183,11 +183,7 @@ impl Authenticator for HtpasswdFile {
 }
 
 fn identity(subject: String) -> Identity {
-    Identity {
-        subject,
-        groups: Vec::new(),
-        method: Method::Htpasswd,
-    }
+    Identity::new(subject, Method::Htpasswd)
 }
 
 #[cfg(test)]

@@ -1,10 +1,20 @@
 //! An authenticated caller, as policies and logs see it.
 
 /// How a caller proved who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     /// A user name and password from an htpasswd file (HTTP Basic).
     Htpasswd,
+    /// A robot / API key (`pvk_...`) from the metadata database.
+    ApiKey,
+    /// A bearer token this registry (or a replica) issued at `/token`.
+    Token,
+    /// A JWT from a configured workload issuer (Kubernetes service
+    /// account, CI OIDC), given as the password.
+    Workload,
+    /// A verified TLS client certificate (SPIFFE ID or subject), directly
+    /// or forwarded by a trusted proxy.
+    Certificate,
 }
 
 impl Method {
@@ -12,7 +22,24 @@ impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Htpasswd => "htpasswd",
+            Method::ApiKey => "api_key",
+            Method::Token => "token",
+            Method::Workload => "workload",
+            Method::Certificate => "certificate",
         }
+    }
+
+    /// Parses [`Method::as_str`] (a token's claim).
+    pub fn parse(s: &str) -> Option<Method> {
+        [
+            Method::Htpasswd,
+            Method::ApiKey,
+            Method::Token,
+            Method::Workload,
+            Method::Certificate,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
     }
 }
 
@@ -25,4 +52,18 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// How it was proved.
     pub method: Method,
+    /// The SPIFFE ID of a client certificate (its URI SAN), when there is one.
+    pub spiffe_id: Option<String>,
+}
+
+impl Identity {
+    /// An identity with no groups and no SPIFFE ID.
+    pub fn new(subject: impl Into<String>, method: Method) -> Identity {
+        Identity {
+            subject: subject.into(),
+            groups: Vec::new(),
+            method,
+            spiffe_id: None,
+        }
+    }
 }
