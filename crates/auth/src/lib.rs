@@ -13,12 +13,14 @@ pub mod basic;
 pub mod error;
 pub mod htpasswd;
 pub mod identity;
+pub mod scope;
 mod verified;
 
 pub use anonymous::AnonymousPull;
 pub use error::AuthError;
 pub use htpasswd::HtpasswdFile;
 pub use identity::{Identity, Method};
+pub use scope::{Actions, Grant, Grants, Resource, Scope};
 
 /// Decides who a request comes from.
 pub trait Authenticator: Send + Sync {
