@@ -11,16 +11,20 @@
 pub mod anonymous;
 pub mod basic;
 pub mod error;
+pub mod grant_table;
 pub mod htpasswd;
 pub mod identity;
 pub mod scope;
+pub mod throttle;
 mod verified;
 
 pub use anonymous::AnonymousPull;
 pub use error::AuthError;
+pub use grant_table::GrantTable;
 pub use htpasswd::HtpasswdFile;
 pub use identity::{Identity, Method};
 pub use scope::{Actions, Grant, Grants, Resource, Scope};
+pub use throttle::Throttle;
 
 /// Decides who a request comes from.
 pub trait Authenticator: Send + Sync {

@@ -4,10 +4,12 @@
 //!
 //! Convention: the rules for a decision point live in package
 //! `pavilion.<point>` (`pavilion.push`, `pavilion.pull`,
-//! `pavilion.admission`); `deny` and `warn` are sets whose elements are
-//! messages (strings, or objects with a `msg` field, as Gatekeeper writes
-//! them). An empty `deny` set means allowed. Rules named `test_*` in any
-//! package are tests (`pavilion policy test`, as `opa test` runs them).
+//! `pavilion.admission`, `pavilion.authz`); `deny` and `warn` are sets
+//! whose elements are messages (strings, or objects with a `msg` field, as
+//! Gatekeeper writes them). An empty `deny` set means allowed, except at
+//! `authz`, which also needs `allow` to be true (deny wins over allow;
+//! nothing allowed is denied). Rules named `test_*` in any package are
+//! tests (`pavilion policy test`, as `opa test` runs them).
 //!
 //! Data: every `*.json` file of the directory is merged into `data`
 //! (objects at the top level).
@@ -62,7 +64,15 @@ pub enum Point {
     Pull,
     /// A Kubernetes admission review.
     Admission,
+    /// A request to the registry by an authenticated (or anonymous)
+    /// caller, and each scope of a token asked for.
+    Authz,
 }
+
+/// The authorization policy used when the policy directory has no
+/// `pavilion.authz` package: a caller may do exactly what its grants give
+/// (an API key's or token's scopes, the configuration's grants for users).
+pub const DEFAULT_AUTHZ: &str = include_str!("authz_default.rego");
 
 impl Point {
     /// The point's name (and package suffix).
@@ -71,12 +81,13 @@ impl Point {
             Point::Push => "push",
             Point::Pull => "pull",
             Point::Admission => "admission",
+            Point::Authz => "authz",
         }
     }
 
     /// Parses a point name.
     pub fn parse(s: &str) -> Option<Point> {
-        [Point::Push, Point::Pull, Point::Admission]
+        [Point::Push, Point::Pull, Point::Admission, Point::Authz]
             .into_iter()
             .find(|p| p.name() == s)
     }
@@ -89,12 +100,16 @@ pub struct Decision {
     pub deny: Vec<String>,
     /// Warnings that do not refuse.
     pub warn: Vec<String>,
+    /// At `authz` only: whether an `allow` rule held (undefined is false).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow: Option<bool>,
 }
 
 impl Decision {
-    /// Whether the request is allowed.
+    /// Whether the request is allowed: no `deny` message and, at `authz`,
+    /// `allow` true.
     pub fn allowed(&self) -> bool {
-        self.deny.is_empty()
+        self.deny.is_empty() && self.allow != Some(false)
     }
 }
 
@@ -199,15 +214,48 @@ fn messages(v: &serde_json::Value) -> Vec<String> {
 impl Policy {
     /// Loads every `.rego` file and `.json` data file under `dir`.
     pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
+        Policy::load_with_defaults(Some(dir), &[])
+    }
+
+    /// Loads `dir` (if any), then each `(point, source)` default whose
+    /// package `dir` does not declare: the defaults fill in decision points
+    /// the directory leaves out, and never mix with its own rules.
+    pub fn load_with_defaults(
+        dir: Option<&Path>,
+        defaults: &[(Point, &str)],
+    ) -> Result<Policy, PolicyError> {
         let mut engine = regorus::Engine::new();
         // A builtin that fails (bad argument types, ...) is an error to
         // report, not a silently undefined rule.
         engine.set_strict_builtin_errors(true);
+        let mut tests = Vec::new();
+        if let Some(dir) = dir {
+            Policy::add_dir(&mut engine, &mut tests, dir)?;
+        }
+        let mut policy = Policy { engine, tests };
+        for (point, source) in defaults {
+            if !policy.has_point(*point) {
+                policy
+                    .engine
+                    .add_policy(
+                        format!("(default {} policy)", point.name()),
+                        source.to_string(),
+                    )
+                    .map_err(|e| PolicyError::Rego(one_line(&e.to_string())))?;
+            }
+        }
+        Ok(policy)
+    }
+
+    fn add_dir(
+        engine: &mut regorus::Engine,
+        tests: &mut Vec<(String, String)>,
+        dir: &Path,
+    ) -> Result<(), PolicyError> {
         let rego = files(dir, "rego")?;
         if rego.is_empty() {
             return Err(PolicyError::Empty(dir.display().to_string()));
         }
-        let mut tests = Vec::new();
         for p in &rego {
             let source = read(p)?;
             tests.extend(test_rules(&source));
@@ -232,7 +280,7 @@ impl Policy {
                 why: one_line(&e.to_string()),
             })?;
         }
-        Ok(Policy { engine, tests })
+        Ok(())
     }
 
     fn eval(&mut self, rule: &str) -> Result<serde_json::Value, PolicyError> {
@@ -281,9 +329,16 @@ impl Policy {
             })?;
         self.engine.set_input(input);
         let package = format!("data.pavilion.{}", point.name());
+        let allow = match point {
+            Point::Authz => {
+                Some(self.eval(&format!("{package}.allow"))? == serde_json::Value::Bool(true))
+            }
+            _ => None,
+        };
         Ok(Decision {
             deny: messages(&self.eval(&format!("{package}.deny"))?),
             warn: messages(&self.eval(&format!("{package}.warn"))?),
+            allow,
         })
     }
 
@@ -474,5 +529,57 @@ test_wrong_expectation if {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn authz_needs_an_allow_and_deny_wins() {
+        let doc = |action: &str, granted: &[&str]| {
+            serde_json::json!({"version": 1, "action": action, "granted": granted,
+                "repository": "prod/m", "identity": {"subject": "ci", "groups": []}})
+        };
+        // No directory: the default policy grants exactly what is granted.
+        let mut p = Policy::load_with_defaults(None, &[(Point::Authz, DEFAULT_AUTHZ)]).unwrap();
+        assert!(p
+            .decide(Point::Authz, &doc("pull", &["pull"]))
+            .unwrap()
+            .allowed());
+        let d = p.decide(Point::Authz, &doc("push", &["pull"])).unwrap();
+        assert!(!d.allowed() && d.deny.is_empty() && d.allow == Some(false));
+        // A directory with its own package replaces the default: deny wins
+        // over allow, and without an allow nothing passes.
+        let d = dir(&[(
+            "authz.rego",
+            "package pavilion.authz\nimport rego.v1\nallow if input.action in input.granted\n\
+             deny contains \"no pushes to prod/ by keys\" if { input.action == \"push\"; startswith(input.repository, \"prod/\") }\n",
+        )]);
+        let mut p =
+            Policy::load_with_defaults(Some(d.path()), &[(Point::Authz, DEFAULT_AUTHZ)]).unwrap();
+        let denied = p
+            .decide(Point::Authz, &doc("push", &["pull", "push"]))
+            .unwrap();
+        assert_eq!(denied.deny, vec!["no pushes to prod/ by keys".to_string()]);
+        assert_eq!(denied.allow, Some(true));
+        assert!(!denied.allowed());
+        assert!(p
+            .decide(Point::Authz, &doc("pull", &["pull"]))
+            .unwrap()
+            .allowed());
+        let d = dir(&[("push.rego", "package pavilion.push\n")]);
+        let mut p =
+            Policy::load_with_defaults(Some(d.path()), &[(Point::Authz, DEFAULT_AUTHZ)]).unwrap();
+        assert!(p.has_point(Point::Authz));
+        assert!(p
+            .decide(Point::Authz, &doc("pull", &["pull"]))
+            .unwrap()
+            .allowed());
+        assert!(!p
+            .decide(Point::Authz, &doc("delete", &["pull"]))
+            .unwrap()
+            .allowed());
+        // Other points are unchanged: no rules, allowed.
+        assert!(p
+            .decide(Point::Pull, &serde_json::json!({}))
+            .unwrap()
+            .allowed());
     }
 }
