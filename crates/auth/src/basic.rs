@@ -5,12 +5,12 @@ use base64::Engine as _;
 
 /// Longest header value read: a user name and password fit easily; a
 /// client sending megabytes is refused before decoding anything.
-pub const MAX_HEADER: usize = 4096;
+pub const MAX_HEADER: usize = 8192;
 
 /// The user name and password of a `Basic` header value.
 pub fn credentials(header: &str) -> Result<(String, String), AuthError> {
     if header.len() > MAX_HEADER {
-        return Err(AuthError::Malformed("longer than 4096 bytes"));
+        return Err(AuthError::Malformed("longer than 8192 bytes"));
     }
     let (scheme, rest) = header
         .split_once(' ')
@@ -60,7 +60,7 @@ mod tests {
             (format!("Basic {}", b64(":pw")), "empty user name"),
             (
                 format!("Basic {}", "A".repeat(MAX_HEADER)),
-                "longer than 4096 bytes",
+                "longer than 8192 bytes",
             ),
         ] {
             assert_eq!(credentials(&h), Err(AuthError::Malformed(why)), "{h:.40}");

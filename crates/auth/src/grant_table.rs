@@ -26,6 +26,11 @@ pub struct GrantTable {
     configured: bool,
 }
 
+/// Whether an identity holds everything when no grants are configured.
+fn all_by_default(id: &Identity) -> bool {
+    id.method == Method::Htpasswd
+}
+
 impl GrantTable {
     /// Reads `grants` (key: a subject, or `group:NAME`; value: grants as
     /// `repository:GLOB:ACTIONS` or `registry:catalog:*`) and `groups`
@@ -96,6 +101,31 @@ impl GrantTable {
     }
 }
 
+impl GrantTable {
+    /// The actions `id` holds on `resource`: the same as
+    /// `for_identity(id).actions_on(resource)` without building the list
+    /// (asked on every request).
+    pub fn actions_on(&self, id: &Identity, resource: &crate::scope::Resource) -> crate::scope::Actions {
+        if !self.configured {
+            return if all_by_default(id) {
+                crate::scope::Actions::ALL
+            } else {
+                crate::scope::Actions::NONE
+            };
+        }
+        let mut out = self
+            .subjects
+            .get(&id.subject)
+            .map_or(crate::scope::Actions::NONE, |g| g.actions_on(resource));
+        for group in id.groups.iter().chain(self.groups_of(&id.subject)) {
+            if let Some(g) = self.groups.get(group) {
+                out = out.union(g.actions_on(resource));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +154,10 @@ mod tests {
         groups.insert("ml".to_string(), vec!["alice".to_string()]);
         let t = GrantTable::new(Some(&grants), &groups).unwrap();
         let alice = Identity::new("alice", Method::Htpasswd);
+        assert_eq!(
+            t.actions_on(&alice, &repo("team/m")),
+            Actions::PULL.union(Actions::PUSH)
+        );
         assert_eq!(
             t.for_identity(&alice).actions_on(&repo("team/m")),
             Actions::PULL.union(Actions::PUSH)

@@ -232,6 +232,27 @@ impl Grants {
             .map(Grants)
     }
 
+    /// Grants exactly `scopes` (concrete names, as a token carries them:
+    /// any glob character in a name is matched literally).
+    pub fn from_scopes(scopes: &[Scope]) -> Grants {
+        Grants(
+            scopes
+                .iter()
+                .filter_map(|s| {
+                    let escaped = match &s.resource {
+                        Resource::Catalog => return Grant::parse("registry:catalog:*").ok(),
+                        Resource::Repository(n) => globset::escape(n),
+                    };
+                    let actions = s.actions.names().join(",");
+                    if actions.is_empty() {
+                        return None;
+                    }
+                    Grant::parse(&format!("repository:{escaped}:{actions}")).ok()
+                })
+                .collect(),
+        )
+    }
+
     /// Adds the grants of `other`.
     pub fn extend(&mut self, other: &Grants) {
         self.0.extend(other.0.iter().cloned());
@@ -348,6 +369,10 @@ mod tests {
         assert_eq!(trimmed[0].to_string(), "repository:team/m:pull,push");
         assert!(Grants::none().trim(&asked).is_empty());
         assert!(Grants::parse(&["repository:[:pull"]).is_err());
+        let exact = Grants::from_scopes(&Scope::parse_list(["repository:a/b:pull registry:catalog:*"]).unwrap());
+        assert_eq!(exact.actions_on(&repo("a/b")), Actions::PULL);
+        assert!(exact.actions_on(&repo("a/bc")).is_empty());
+        assert_eq!(exact.actions_on(&Resource::Catalog), Actions::ALL);
         let all = Grants::parse(&["repository:**:*", "registry:catalog:*"]).unwrap();
         assert_eq!(all.actions_on(&repo("x/y/z")), Actions::ALL);
         assert_eq!(all.actions_on(&Resource::Catalog), Actions::ALL);

@@ -146,17 +146,8 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
-    /// htpasswd file (bcrypt entries, as `htpasswd -B` writes): every registry API request must then carry valid Basic credentials (401 otherwise). Re-read when it changes. In the config file: `[auth]` `htpasswd = "FILE"`.
-    #[arg(long, env = "PAVILION_AUTH_HTPASSWD", value_name = "FILE")]
-    pub htpasswd: Option<PathBuf>,
-    /// Repositories anyone may pull from without credentials when --htpasswd is set (glob over repository names: `*` within one component, `**` across), repeatable. Only reads (GET, HEAD of tags, manifests, blobs, referrers); the catalog and every write still need credentials.
-    #[arg(
-        long = "anonymous-pull",
-        env = "PAVILION_AUTH_ANONYMOUS_PULL",
-        value_name = "GLOB",
-        value_delimiter = ','
-    )]
-    pub anonymous_pull: Vec<String>,
+    #[command(flatten)]
+    pub auth: crate::auth_config::AuthArgs,
     /// Serve the registry API without authentication on an address other than loopback (refused otherwise): only behind something else that authenticates.
     #[arg(long, env = "PAVILION_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
@@ -201,15 +192,7 @@ pub struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     insecure_no_auth: Option<bool>,
-    auth: Option<AuthFile>,
-}
-
-/// The `[auth]` section of the config file.
-#[derive(Deserialize, Debug, Default)]
-#[serde(deny_unknown_fields)]
-struct AuthFile {
-    htpasswd: Option<PathBuf>,
-    anonymous_pull: Option<Vec<String>>,
+    auth: Option<crate::auth_config::AuthFile>,
 }
 
 /// The merged configuration.
@@ -227,10 +210,8 @@ pub struct Settings {
     pub names: Vec<String>,
     /// Who may call the admission endpoints and what they may look up.
     pub admission: AdmissionSettings,
-    /// The htpasswd file registry callers authenticate against, if any.
-    pub htpasswd: Option<PathBuf>,
-    /// Repository globs anyone may pull from without credentials.
-    pub anonymous_pull: Vec<String>,
+    /// Who may call the registry and what they may do.
+    pub auth: crate::auth_config::AuthSettings,
 }
 
 /// The admission and Gatekeeper endpoints' settings.
@@ -521,29 +502,17 @@ impl ServeArgs {
             },
             &mut server,
         )?;
-        let auth_file = file.auth.unwrap_or_default();
-        let htpasswd = self.htpasswd.or(auth_file.htpasswd);
-        let anonymous_pull = if self.anonymous_pull.is_empty() {
-            auth_file.anonymous_pull.unwrap_or_default()
-        } else {
-            self.anonymous_pull
-        };
-        anyhow::ensure!(
-            anonymous_pull.is_empty() || htpasswd.is_some(),
-            "anonymous_pull needs [auth] htpasswd (--htpasswd): without authentication everyone may pull anyway"
-        );
-        pavilion_auth::AnonymousPull::new(&anonymous_pull).map_err(anyhow::Error::msg)?;
+        let auth = self.auth.settings(file.auth, server.client_ca.is_some())?;
         let insecure_no_auth = self.insecure_no_auth || file.insecure_no_auth == Some(true);
-        if htpasswd.is_none() && !insecure_no_auth && !server.addr.ip().is_loopback() {
+        if !auth.enabled && !insecure_no_auth && !server.addr.ip().is_loopback() {
             anyhow::bail!(
-                "refusing to serve {} without authentication: configure [auth] htpasswd (--htpasswd), or give --insecure-no-auth if something in front authenticates",
+                "refusing to serve {} without authentication: configure [auth] (e.g. --htpasswd), or give --insecure-no-auth if something in front authenticates",
                 server.addr
             );
         }
         Ok(Settings {
             admission,
-            anonymous_pull,
-            htpasswd,
+            auth,
             names,
             server,
             log,
@@ -600,7 +569,8 @@ mod tests {
             .settings()
         };
         let s = file("addr = \"0.0.0.0:5000\"\n[auth]\nhtpasswd = \"/etc/p/htpasswd\"\n").unwrap();
-        assert_eq!(s.htpasswd, Some(PathBuf::from("/etc/p/htpasswd")));
+        assert_eq!(s.auth.htpasswd, Some(PathBuf::from("/etc/p/htpasswd")));
+        assert!(s.auth.enabled);
         let err = file("addr = \"0.0.0.0:5000\"\n").unwrap_err().to_string();
         assert!(
             err.contains("refusing to serve 0.0.0.0:5000 without authentication"),
@@ -613,14 +583,31 @@ mod tests {
         );
         assert!(file("addr = \"[::1]:5000\"\n").is_ok());
         let s = file("[auth]\nhtpasswd = \"/h\"\nanonymous_pull = [\"public/*\"]\n").unwrap();
-        assert_eq!(s.anonymous_pull, ["public/*"]);
-        let err = file("[auth]\nanonymous_pull = [\"public/*\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("anonymous_pull needs [auth] htpasswd"),
-            "{err}"
-        );
+        assert_eq!(s.auth.anonymous_pull, ["public/*"]);
+        // An [auth] table alone turns authentication on (API keys,
+        // workloads), so anonymous pulls may be granted beside it; without
+        // authentication they mean nothing and are refused.
+        let s = file("[auth]\nanonymous_pull = [\"public/*\"]\n").unwrap();
+        assert!(s.auth.enabled && s.auth.htpasswd.is_none());
+        let err = ServeArgs {
+            auth: crate::auth_config::AuthArgs {
+                anonymous_pull: vec!["public/*".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .settings()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("anonymous_pull needs authentication"), "{err}");
+        let err = file("[auth]\ntoken_ttl_secs = 86400\n").unwrap_err().to_string();
+        assert!(err.contains("token_ttl_secs"), "{err}");
+        let err = file("[auth.grants]\nalice = [\"repository:x:fly\"]\n").unwrap_err().to_string();
+        assert!(err.contains("alice") && err.contains("fly"), "{err}");
+        let err = file("[auth]\ntrusted_proxies = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(format!("{err:#}").contains("trusted_proxies"), "{err:#}");
+        let err = file("[auth]\ntoken_realm = \"ftp://x\"\n").unwrap_err().to_string();
+        assert!(err.contains("token_realm"), "{err}");
         let err = file("[auth]\nhtpasswd = \"/h\"\nanonymous_pull = [\"[\"]\n")
             .unwrap_err()
             .to_string();

@@ -3,6 +3,7 @@
 //! exit status, or a failure that carries one (see `exit`); only `main`
 //! prints the failure and exits.
 
+mod auth_config;
 mod commands;
 mod config;
 mod exit;

@@ -7,9 +7,11 @@
 //! - [`gate`]: the registry's push gate (`serve --policy`);
 //! - [`admission`]: Kubernetes admission reviews and Gatekeeper's external
 //!   data provider;
+//! - [`authz`]: who may do what in the registry (package `pavilion.authz`);
 //! - [`policies`]: one loaded policy directory shared by concurrent requests.
 
 pub mod admission;
+pub mod authz;
 pub mod cache;
 pub mod gate;
 pub mod policies;
@@ -17,6 +19,7 @@ pub mod policies;
 pub use admission::caller::CallerAuth;
 pub use admission::outbound::AllowedRegistries;
 pub use admission::{Admission, AdmissionConfig};
+pub use authz::RegoAuthorizer;
 pub use gate::PushPolicy;
 pub use pavilion_verify::{ArtifactVerification, TrustConfig, VerifyError};
 pub use policies::PolicySet;

@@ -18,11 +18,20 @@ pub struct PolicySet {
 impl PolicySet {
     /// Loads `dir` once and clones the engine for each core.
     pub fn load(dir: &Path) -> Result<PolicySet, PolicyError> {
-        let first = Policy::load(dir)?;
+        PolicySet::load_with_defaults(Some(dir), &[])
+    }
+
+    /// Loads `dir` (if any) plus the default rules of each point it has no
+    /// package for (see `Policy::load_with_defaults`).
+    pub fn load_with_defaults(
+        dir: Option<&Path>,
+        defaults: &[(Point, &str)],
+    ) -> Result<PolicySet, PolicyError> {
+        let first = Policy::load_with_defaults(dir, defaults)?;
         let n = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 16));
         let engines = (0..n).map(|_| Mutex::new(first.clone())).collect();
         Ok(PolicySet {
-            dir: dir.to_path_buf(),
+            dir: dir.map(Path::to_path_buf).unwrap_or_default(),
             engines,
             next: AtomicUsize::new(0),
         })

@@ -209,6 +209,7 @@ impl hyper::body::Body for Tracked {
 struct Counted {
     app: TowerToHyperService<Router>,
     activity: Arc<Activity>,
+    peer: crate::access::Peer,
 }
 
 type CountedFuture =
@@ -219,7 +220,8 @@ impl hyper::service::Service<http::Request<Incoming>> for Counted {
     type Error = std::convert::Infallible;
     type Future = CountedFuture;
 
-    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.peer);
         let in_flight = self.activity.start();
         let answer = self.app.call(req);
         Box::pin(async move {
@@ -242,6 +244,7 @@ pub async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     app: Router,
+    peer: std::net::SocketAddr,
     idle: Duration,
     stop: CancellationToken,
 ) where
@@ -251,6 +254,7 @@ pub async fn serve_connection<I>(
     let svc = Counted {
         app: TowerToHyperService::new(app),
         activity: activity.clone(),
+        peer: crate::access::Peer(peer),
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);

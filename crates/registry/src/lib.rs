@@ -24,6 +24,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access;
+pub mod authz_hook;
+pub mod authz_record;
 pub mod blobs;
 pub mod body;
 pub mod caller;
@@ -44,6 +47,7 @@ pub mod state;
 pub mod tls;
 pub mod uploads;
 
+pub use authz_hook::{Action, AuthzDecision, AuthzInput, Authorizer};
 pub use policy_hook::{Gate, GateDecision, GateError, GateFacts, StoredSignature};
 pub use server::{serve, Extensions, ServeError, ServerConfig};
 pub use state::AppState;

@@ -69,10 +69,8 @@ pub struct ServerConfig {
 pub struct Extensions {
     /// Decides manifest pushes and pulls.
     pub gate: Option<Arc<dyn crate::policy_hook::Gate>>,
-    /// Who may call the registry API (`None`: anyone).
-    pub auth: Option<Arc<dyn pavilion_auth::Authenticator>>,
-    /// Repositories anyone may read without credentials despite `auth`.
-    pub anonymous_pull: Option<Arc<pavilion_auth::AnonymousPull>>,
+    /// Who may do what (`None`: anyone may do anything).
+    pub access: Option<Arc<crate::access::Access>>,
     /// Builds routes served beside the registry API (they may record
     /// decisions through the state's metadata store).
     #[allow(clippy::type_complexity)]
@@ -220,8 +218,19 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::routes::require_auth,
+            crate::access::guard,
         ))
+        // Added after the guard: the token endpoint authenticates its own
+        // callers, and the public keys are public.
+        .route(
+            "/token",
+            axum::routing::get(crate::access::token_endpoint::token)
+                .post(crate::access::token_endpoint::token),
+        )
+        .route(
+            crate::access::token_endpoint::JWKS_PATH,
+            axum::routing::get(crate::access::token_endpoint::jwks),
+        )
         .with_state(state);
     let all = match extra {
         Some(r) => own.merge(r),
@@ -309,8 +318,7 @@ pub async fn serve(
     };
     let mut state = open_state(&cfg).await?;
     state.gate = ext.gate;
-    state.auth = ext.auth;
-    state.anonymous_pull = ext.anonymous_pull;
+    state.access = ext.access;
     let state = Arc::new(state);
     let listener = TcpListener::bind(cfg.addr)
         .await
@@ -318,7 +326,14 @@ pub async fn serve(
             addr: cfg.addr,
             source,
         })?;
-    ready(listener.local_addr()?);
+    let bound = listener.local_addr()?;
+    if let Some(access) = &state.access {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        access
+            .start(&state.meta, &format!("{scheme}://{bound}"))
+            .await?;
+    }
+    ready(bound);
     let router = app(state.clone(), ext.routes.map(|build| build(state.clone())));
     tokio::spawn(expire_uploads(
         state.clone(),
@@ -364,7 +379,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // Out of file descriptors and the like: back off, keep serving.
@@ -391,7 +406,7 @@ pub async fn serve(
                         tokio::spawn(async move {
                             let _permit = permit;
                             let _alive = alive;
-                            crate::caps::serve_connection(&builder, stream, router, idle, stop).await;
+                            crate::caps::serve_connection(&builder, stream, router, peer, idle, stop).await;
                         });
                     }
                     Some(acceptor) => {
@@ -418,7 +433,7 @@ pub async fn serve(
                                 Some(c) => router.layer(axum::Extension(c)),
                                 None => router,
                             };
-                            crate::caps::serve_connection(&builder, stream, router, idle, stop).await;
+                            crate::caps::serve_connection(&builder, stream, router, peer, idle, stop).await;
                         });
                     }
                 }

@@ -43,11 +43,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Decides manifest pushes and pulls, when a policy is configured.
     pub gate: Option<Arc<dyn crate::policy_hook::Gate>>,
-    /// Who may call the API at all, when authentication is configured
-    /// (`None`: open, the loopback quickstart).
-    pub auth: Option<Arc<dyn pavilion_auth::Authenticator>>,
-    /// Repositories anyone may read without credentials, when `auth` is set.
-    pub anonymous_pull: Option<Arc<pavilion_auth::AnonymousPull>>,
+    /// Who may do what, when authentication is configured (`None`: open,
+    /// the loopback quickstart).
+    pub access: Option<Arc<crate::access::Access>>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
     /// cached entry is always right; the database still decides visibility.
     manifest_cache: RwLock<ManifestCache>,
@@ -71,8 +69,7 @@ impl AppState {
             limits,
             shutdown: CancellationToken::new(),
             gate: None,
-            auth: None,
-            anonymous_pull: None,
+            access: None,
             manifest_cache: RwLock::new(ManifestCache::default()),
         }
     }

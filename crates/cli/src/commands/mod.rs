@@ -12,5 +12,6 @@ pub mod pull;
 pub mod push;
 pub mod repo;
 pub mod serve;
+pub mod serve_access;
 pub mod sign;
 pub mod verify;

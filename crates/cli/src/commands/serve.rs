@@ -30,9 +30,13 @@ pub fn run(args: ServeArgs) -> CmdResult {
         .init();
     // Policies are loaded (and checked) before the port opens: a typo in a
     // rule stops the start with the file and line, not the first push.
+    // The authorization rules (package pavilion.authz) come with the
+    // others, or are the default when the directory has none.
+    let authz_default = [(pavilion_policy::Point::Authz, pavilion_policy::DEFAULT_AUTHZ)];
     let policies = match &settings.policy {
         Some(dir) => Some(Arc::new(
-            PolicySet::load(dir).map_err(|e| UsageError(e.to_string()))?,
+            PolicySet::load_with_defaults(Some(dir), &authz_default)
+                .map_err(|e| UsageError(e.to_string()))?,
         )),
         None => None,
     };
@@ -92,26 +96,25 @@ pub fn run(args: ServeArgs) -> CmdResult {
         auth,
         timeout: adm.timeout,
     };
-    // The credentials file is read before the port opens: a server that
-    // cannot check credentials does not start.
-    let registry_auth = match &settings.htpasswd {
-        Some(path) => Some(Arc::new(
-            pavilion_auth::HtpasswdFile::open(path)
-                .map_err(|e| UsageError(format!("htpasswd: {e}")))?,
-        ) as Arc<dyn pavilion_auth::Authenticator>),
-        None => None,
-    };
-    let anonymous_pull = if settings.anonymous_pull.is_empty() {
-        None
+    // Credentials, keys and rules are read before the port opens: a server
+    // that cannot check them does not start.
+    let access = if settings.auth.enabled {
+        let authz = match &policies {
+            Some(p) => p.clone(),
+            None => Arc::new(
+                PolicySet::load_with_defaults(None, &authz_default)
+                    .map_err(|e| UsageError(e.to_string()))?,
+            ),
+        };
+        let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
+        let realm = settings.names.first().map(|n| format!("{scheme}://{n}/token"));
+        Some(super::serve_access::access(&settings.auth, authz, realm)?)
     } else {
-        Some(Arc::new(
-            pavilion_auth::AnonymousPull::new(&settings.anonymous_pull).map_err(UsageError)?,
-        ))
+        None
     };
     let ext = Extensions {
         gate,
-        auth: registry_auth,
-        anonymous_pull,
+        access: access.clone(),
         routes: Some(Box::new(move |state| Admission::router(admission, state))),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -119,6 +122,9 @@ pub fn run(args: ServeArgs) -> CmdResult {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        if let Some(w) = access.as_ref().and_then(|a| a.workload.clone()) {
+            tokio::spawn(super::serve_access::refresh_workload_keys(w));
+        }
         let cfg = settings.server;
         let data = cfg.data_dir.clone();
         let scheme = if cfg.tls.is_some() { "https" } else { "http" };

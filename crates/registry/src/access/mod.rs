@@ -1,0 +1,508 @@
+//! Who may do what: every request to the registry's own routes (the
+//! distribution API, the decision log, policy reports) is authenticated
+//! ([`credentials`]) and then authorized ([`Authorizer`], the Rego rules of
+//! package `pavilion.authz`) before its route is looked at; `/token` issues
+//! the bearer tokens of the Docker token specification ([`token_endpoint`]).
+//!
+//! What a request may do is decided from its method and path alone
+//! ([`target`]), never from a header it chooses. Admission endpoints have
+//! their own callers and credentials and are not behind this.
+
+pub mod credentials;
+pub mod memo;
+pub mod target;
+pub mod token_endpoint;
+
+use crate::authz_hook::{Action, AuthzDecision, AuthzInput, Authorizer};
+use crate::error::ApiError;
+use crate::routes::drain_before;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use credentials::{Presented, Refusal};
+use http::{header, HeaderName, Method, StatusCode};
+use memo::Memo;
+use pavilion_auth::{Authenticator, GrantTable, Grants, Identity, Resource, Scope, Throttle};
+use pavilion_oci::ErrorCode;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use target::{Judged, Target};
+
+/// How tokens are to be issued, as configured; completed by
+/// [`Access::start`] once the server knows its address and database.
+#[derive(Debug, Clone)]
+pub struct TokenPlan {
+    /// `iss` of the tokens.
+    pub issuer: String,
+    /// The challenge's realm (`None`: `<base>/token`).
+    pub realm: Option<String>,
+    /// `aud` of the tokens (`None`: the realm's host).
+    pub service: Option<String>,
+    /// Lifetime of access tokens.
+    pub ttl: Duration,
+    /// Lifetime of refresh tokens.
+    pub refresh_ttl: Duration,
+    /// The signing key (`None`: shared through the metadata database).
+    pub key: Option<pavilion_auth::jose::SigningKey>,
+}
+
+/// The peer address of a connection, put in each request's extensions by
+/// the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// An authenticated caller and what its credential itself allows.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub identity: Identity,
+    /// The scopes of an API key or a token: a ceiling no grant or rule
+    /// widens. `None`: the configuration's grants apply.
+    pub ceiling: Option<Grants>,
+    /// Whether it came with a bearer token.
+    pub bearer: bool,
+    /// The API key it proved itself with.
+    pub key_id: Option<String>,
+}
+
+impl Caller {
+    /// A caller whose grants come from the configuration.
+    pub fn plain(identity: Identity) -> Caller {
+        Caller {
+            identity,
+            ceiling: None,
+            bearer: false,
+            key_id: None,
+        }
+    }
+}
+
+/// How the registry authenticates and authorizes, as `serve` configures it.
+pub struct AccessConfig {
+    /// htpasswd users.
+    pub passwords: Option<Arc<dyn Authenticator>>,
+    /// Workload identity issuers (JWTs given as the password).
+    pub workload: Option<Arc<pavilion_auth::workload::WorkloadIssuers>>,
+    /// How `/token` issues tokens (`None`: it does not, and challenges
+    /// are Basic).
+    pub tokens: Option<TokenPlan>,
+    /// The configuration's grants.
+    pub grants: GrantTable,
+    /// What callers without credentials may do.
+    pub anonymous: Grants,
+    /// The rules.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Record what would be denied, and let it through.
+    pub audit: bool,
+    /// Identify callers by their verified TLS client certificate.
+    pub certificates: bool,
+    /// Proxies whose forwarded client certificate header is believed.
+    pub trusted_proxies: Option<pavilion_auth::certificate::TrustedProxies>,
+    /// The header they forward it in.
+    pub forwarded_header: HeaderName,
+}
+
+/// The configuration plus what it remembers.
+pub struct Access {
+    /// htpasswd users.
+    pub passwords: Option<Arc<dyn Authenticator>>,
+    /// Workload identity issuers.
+    pub workload: Option<Arc<pavilion_auth::workload::WorkloadIssuers>>,
+    /// The token issuer, once the server started ([`Access::start`]).
+    tokens: OnceLock<Arc<pavilion_auth::token::Tokens>>,
+    plan: std::sync::Mutex<Option<TokenPlan>>,
+    /// Where clients get tokens (the challenge's realm).
+    realm: OnceLock<String>,
+    /// The configuration's grants.
+    pub grants: GrantTable,
+    /// What callers without credentials may do.
+    pub anonymous: Grants,
+    /// The rules.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Audit mode.
+    pub audit: bool,
+    certificates: bool,
+    trusted_proxies: Option<pavilion_auth::certificate::TrustedProxies>,
+    forwarded_header: HeaderName,
+    /// Failed logins by user and address.
+    pub throttle: Throttle,
+    /// API keys recently read from the database.
+    keys: Memo<Caller>,
+    /// Bearer tokens recently verified (`None`: an anonymous token).
+    bearers: Memo<Option<Caller>>,
+}
+
+/// How long an API key read from the database is believed: a revocation
+/// reaches every replica within this.
+pub const KEY_TTL: Duration = Duration::from_secs(5);
+/// How long a verified bearer token is remembered (at most its own life).
+const BEARER_TTL: Duration = Duration::from_secs(60);
+
+impl Access {
+    /// Assembles it.
+    pub fn new(c: AccessConfig) -> Access {
+        Access {
+            passwords: c.passwords,
+            workload: c.workload,
+            tokens: OnceLock::new(),
+            plan: std::sync::Mutex::new(c.tokens),
+            realm: OnceLock::new(),
+            grants: c.grants,
+            anonymous: c.anonymous,
+            authorizer: c.authorizer,
+            audit: c.audit,
+            certificates: c.certificates,
+            trusted_proxies: c.trusted_proxies,
+            forwarded_header: c.forwarded_header,
+            throttle: Throttle::new(),
+            keys: Memo::new(KEY_TTL),
+            bearers: Memo::new(BEARER_TTL),
+        }
+    }
+
+    /// The token issuer, when tokens are issued.
+    pub fn tokens(&self) -> Option<&Arc<pavilion_auth::token::Tokens>> {
+        self.tokens.get()
+    }
+
+    /// Sets up the token issuer once the server is bound: the realm and
+    /// service default to `base` (`http(s)://host:port`); the signing key
+    /// is the configured one, or the oldest key in the metadata database
+    /// (made there by the first replica that needed one), so every replica
+    /// signs and verifies with the same keys.
+    pub async fn start(
+        &self,
+        meta: &pavilion_store::MetaStore,
+        base: &str,
+    ) -> Result<(), pavilion_store::StoreError> {
+        let Some(plan) = self.plan.lock().ok().and_then(|mut p| p.take()) else {
+            return Ok(());
+        };
+        let realm = plan.realm.unwrap_or_else(|| format!("{base}/token"));
+        let service = plan.service.unwrap_or_else(|| {
+            realm
+                .split_once("://")
+                .map_or(realm.as_str(), |(_, r)| r)
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        });
+        let bad = |e: pavilion_auth::jose::JoseError| {
+            pavilion_store::StoreError::Backend(format!("token signing key: {e}"))
+        };
+        let mut others = pavilion_auth::jose::KeySet::new();
+        let signing = match plan.key {
+            Some(k) => k,
+            None => {
+                if meta.signing_keys().await?.is_empty() {
+                    let k = pavilion_auth::jose::SigningKey::generate();
+                    meta.insert_signing_key_if_absent(&k.kid(), &k.to_pem()).await?;
+                }
+                let mut stored = meta.signing_keys().await?;
+                stored.sort_by_key(|(_, _, at)| *at);
+                let mut keys = Vec::new();
+                for (_, pem, _) in &stored {
+                    keys.push(pavilion_auth::jose::SigningKey::from_pem(pem).map_err(bad)?);
+                }
+                for k in keys.iter().skip(1) {
+                    others.insert_signing(k);
+                }
+                keys.into_iter().next().ok_or_else(|| {
+                    pavilion_store::StoreError::Backend("no token signing key stored".into())
+                })?
+            }
+        };
+        let settings = pavilion_auth::token::TokenSettings {
+            issuer: plan.issuer,
+            service,
+            ttl: plan.ttl,
+            refresh_ttl: plan.refresh_ttl,
+        };
+        let _ = self.realm.set(realm);
+        let _ = self.tokens.set(Arc::new(pavilion_auth::token::Tokens::new(
+            settings, signing, others,
+        )));
+        Ok(())
+    }
+
+    /// What `caller` holds on `resource` before any rule: its credential's
+    /// ceiling, else the configuration's grants; anonymous: the
+    /// anonymous grants.
+    pub fn granted(&self, caller: Option<&Caller>, resource: &Resource) -> pavilion_auth::Actions {
+        match caller {
+            None => self.anonymous.actions_on(resource),
+            Some(c) => match &c.ceiling {
+                Some(g) => g.actions_on(resource),
+                None => self.grants.actions_on(&c.identity, resource),
+            },
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge: Bearer with the token endpoint
+    /// when tokens are issued, else Basic.
+    pub fn challenge(&self, scope: Option<&Scope>, error: Option<&str>) -> String {
+        let (Some(tokens), Some(realm)) = (self.tokens.get(), self.realm.get()) else {
+            return "Basic realm=\"pavilion\"".to_string();
+        };
+        let mut c = format!(
+            "Bearer realm=\"{realm}\",service=\"{}\"",
+            tokens.settings().service
+        );
+        if let Some(s) = scope {
+            c.push_str(&format!(",scope=\"{s}\""));
+        }
+        if let Some(e) = error {
+            c.push_str(&format!(",error=\"{e}\""));
+        }
+        c
+    }
+
+    fn presented(&self, req: &Request) -> Presented {
+        let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
+        let forwarded = match (&self.trusted_proxies, peer) {
+            (Some(proxies), Some(ip)) if proxies.contains(ip) => req
+                .headers()
+                .get(&self.forwarded_header)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            _ => None,
+        };
+        Presented {
+            authorization: req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.to_str().map(str::to_string).map_err(|_| ())),
+            certificate: req
+                .extensions()
+                .get::<crate::tls::ClientCertificate>()
+                .map(|c| c.0.to_vec()),
+            forwarded,
+            peer,
+        }
+    }
+}
+
+/// 401 with the challenge for `scope`.
+pub fn unauthorized(access: &Access, detail: &str, scope: Option<&Scope>, error: Option<&str>) -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, detail.to_string())
+        .with_header(header::WWW_AUTHENTICATE, access.challenge(scope, error))
+}
+
+fn refusal(access: &Access, r: Refusal, scope: Option<&Scope>) -> ApiError {
+    match r {
+        Refusal::Unauthenticated(why) => unauthorized(access, &why, scope, None),
+        Refusal::Throttled(wait) => {
+            let secs = wait.as_secs().max(1);
+            ApiError::new(
+                ErrorCode::TooManyRequests,
+                format!("too many failed logins for this user from this address: retry in {secs} s"),
+            )
+            .with_status(StatusCode::TOO_MANY_REQUESTS)
+            .with_header(header::RETRY_AFTER, secs.to_string())
+        }
+    }
+}
+
+/// The layer in front of the registry's own routes.
+pub async fn guard(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(access) = state.access.clone() else {
+        return next.run(req).await;
+    };
+    // Read before awaiting: a request body is not Sync, so the future must
+    // not hold a reference to the request across the checks.
+    let presented = access.presented(&req);
+    let judged = target::judge(req.method(), req.uri().path());
+    let scope = match &judged {
+        Judged::Act(t) => Some(t.scope()),
+        _ => None,
+    };
+    let method = req.method().clone();
+    let mount_from = mount_source(&req);
+    let caller = match credentials::authenticate(&state, &access, presented).await {
+        Ok(c) => c,
+        Err(r) => return refuse(req, refusal(&access, r, scope.as_ref())).await,
+    };
+    let outcome = match &judged {
+        Judged::Act(t) => authorize(&state, &access, caller.as_ref(), t, method.as_str()).await,
+        Judged::Base | Judged::Other if caller.is_none() => Err(unauthorized(
+            &access,
+            "authentication required",
+            None,
+            None,
+        )),
+        Judged::Base | Judged::Other => Ok(()),
+    };
+    if let Err(e) = outcome {
+        return refuse(req, e).await;
+    }
+    // A cross-repository mount reads the source repository: without pull
+    // there, the mount is dropped and the upload starts as an ordinary
+    // session (the specification's answer when a mount is not possible),
+    // so nothing about the other repository leaks.
+    if let Some(from) = mount_from {
+        let t = Target {
+            action: Action::Pull,
+            repository: Some(from),
+            tag: None,
+            digest: None,
+            route: "mount",
+        };
+        if authorize(&state, &access, caller.as_ref(), &t, method.as_str())
+            .await
+            .is_err()
+        {
+            strip_mount(&mut req);
+        }
+    }
+    if let Some(c) = caller {
+        req.extensions_mut().insert(c.identity.clone());
+        req.extensions_mut().insert(c);
+    }
+    next.run(req).await
+}
+
+/// Answers `e` once what the client is still sending is read (bounded), so
+/// that the refusal reaches it instead of a reset connection.
+async fn refuse(req: Request, e: ApiError) -> Response {
+    let mut body = req.into_body().into_data_stream();
+    drain_before(&mut body, e.into_response()).await
+}
+
+/// The `from` repository of a mount request (`POST .../blobs/uploads/?mount=&from=`).
+fn mount_source(req: &Request) -> Option<String> {
+    if req.method() != Method::POST {
+        return None;
+    }
+    let mut from = None;
+    let mut mount = false;
+    for (k, v) in crate::query::query_pairs(req.uri().query()) {
+        match k.as_str() {
+            "from" => from = Some(v),
+            "mount" => mount = true,
+            _ => {}
+        }
+    }
+    from.filter(|f| mount && crate::routes::repo(f).is_ok())
+}
+
+fn strip_mount(req: &mut Request) {
+    let uri = req.uri();
+    let kept: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| {
+            let k = p.split_once('=').map_or(*p, |(k, _)| k);
+            k != "mount" && k != "from"
+        })
+        .collect();
+    let pq = if kept.is_empty() {
+        uri.path().to_string()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(p) = pq.parse() {
+        parts.path_and_query = Some(p);
+        if let Ok(u) = http::Uri::from_parts(parts) {
+            *req.uri_mut() = u;
+        }
+    }
+}
+
+/// Decides `target` for `caller`: the rules see what its grants give; a
+/// denial is recorded, and so is every decision the rules made afresh.
+/// Anonymous callers that may not are asked to log in (401); a token that
+/// lacks the scope gets `insufficient_scope` (the client asks for a new
+/// token); others get 403 `DENIED` naming the rule.
+pub async fn authorize(
+    state: &AppState,
+    access: &Access,
+    caller: Option<&Caller>,
+    target: &Target,
+    method: &str,
+) -> Result<(), ApiError> {
+    let (decision, granted) = verdict(state, access, caller, target, method).await?;
+    if decision.allowed || access.audit {
+        return Ok(());
+    }
+    let scope = target.scope();
+    let Some(c) = caller else {
+        return Err(unauthorized(
+            access,
+            &format!("authentication required to {} {}", target.action.as_str(), shown(target)),
+            Some(&scope),
+            None,
+        ));
+    };
+    if c.bearer && !granted.contains(target.action.scope_actions()) && decision.deny.is_empty() {
+        return Err(unauthorized(
+            access,
+            &format!("the token does not grant {} on {}", target.action.as_str(), shown(target)),
+            Some(&scope),
+            Some("insufficient_scope"),
+        ));
+    }
+    let why = if decision.deny.is_empty() {
+        format!(
+            "{} may not {} {}: no grant or rule allows it",
+            c.identity.subject,
+            target.action.as_str(),
+            shown(target)
+        )
+    } else {
+        format!("denied by policy: {}", decision.deny.join("; "))
+    };
+    Err(ApiError::new(ErrorCode::Denied, why))
+}
+
+/// The rules' decision on `target` for `caller`, recorded when denied or
+/// made afresh, with what the caller's grants give there. `Err` (403): the
+/// rules could not be evaluated.
+pub async fn verdict(
+    state: &AppState,
+    access: &Access,
+    caller: Option<&Caller>,
+    target: &Target,
+    method: &str,
+) -> Result<(AuthzDecision, pavilion_auth::Actions), ApiError> {
+    let resource = target.resource();
+    let granted = access.granted(caller, &resource);
+    let input = AuthzInput {
+        identity: caller.map(|c| &c.identity),
+        bearer: caller.is_some_and(|c| c.bearer),
+        action: target.action,
+        repository: target.repository.as_deref(),
+        tag: target.tag.as_deref(),
+        digest: target.digest.as_deref(),
+        method,
+        route: target.route,
+        granted,
+    };
+    let decision = match access.authorizer.decide(&input) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "authorization policy failed: refusing");
+            crate::authz_record::record(state, &input, false, &[format!("authorization policy failed: {e}")], access.audit).await;
+            return Err(ApiError::new(
+                ErrorCode::Denied,
+                format!("authorization policy failed: {e}"),
+            ));
+        }
+    };
+    if decision.fresh || !decision.allowed {
+        crate::authz_record::record(state, &input, decision.allowed, &decision.deny, access.audit)
+            .await;
+    }
+    Ok((decision, granted))
+}
+
+fn shown(t: &Target) -> String {
+    t.repository.clone().unwrap_or_else(|| "the registry".into())
+}

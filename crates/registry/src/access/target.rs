@@ -1,0 +1,185 @@
+//! What a request asks to do, read from its method and path alone (before
+//! any handler runs): the action, the repository, and the tag or digest it
+//! names. Paths that are not the registry's are left to the router (404).
+
+use crate::authz_hook::Action;
+use crate::routes::{repo, Route};
+use http::Method;
+use pavilion_auth::{Actions, Resource, Scope};
+
+/// An action on a repository or on the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// What is asked.
+    pub action: Action,
+    /// The repository (validated name); `None` for registry-wide actions.
+    pub repository: Option<String>,
+    /// The tag a manifest request names.
+    pub tag: Option<String>,
+    /// The digest a request names.
+    pub digest: Option<String>,
+    /// The endpoint, as policies see it.
+    pub route: &'static str,
+}
+
+/// How a request is judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// `GET /v2/`: any authenticated caller (clients learn there whether
+    /// and how to log in).
+    Base,
+    /// An action that needs authorization.
+    Act(Target),
+    /// Not a valid registry request (unknown path, invalid name, method
+    /// the endpoint lacks): authenticated callers get the router's own
+    /// error, others the challenge.
+    Other,
+}
+
+fn reference(r: &str) -> (Option<String>, Option<String>) {
+    if r.contains(':') {
+        (None, Some(r.to_string()))
+    } else {
+        (Some(r.to_string()), None)
+    }
+}
+
+impl Target {
+    fn on(action: Action, name: String, route: &'static str) -> Target {
+        Target {
+            action,
+            repository: Some(name),
+            tag: None,
+            digest: None,
+            route,
+        }
+    }
+
+    fn registry(route: &'static str) -> Target {
+        Target {
+            action: Action::Catalog,
+            repository: None,
+            tag: None,
+            digest: None,
+            route,
+        }
+    }
+
+    /// The resource a token scope names for this target.
+    pub fn resource(&self) -> Resource {
+        match &self.repository {
+            Some(n) => Resource::Repository(n.clone()),
+            None => Resource::Catalog,
+        }
+    }
+
+    /// The scope a client should ask a token for, as Distribution asks it
+    /// (a push also needs pull: clients check what exists first).
+    pub fn scope(&self) -> Scope {
+        let actions = match self.action {
+            Action::Push => Actions::PULL.union(Actions::PUSH),
+            a => a.scope_actions(),
+        };
+        Scope {
+            resource: self.resource(),
+            actions,
+        }
+    }
+}
+
+/// Judges a request by its method and path.
+pub fn judge(method: &Method, path: &str) -> Judged {
+    if path == "/pavilion/v1/decisions" || path.starts_with("/pavilion/v1/policy/") {
+        return if method == Method::GET {
+            let route = if path.starts_with("/pavilion/v1/policy/") {
+                "policy"
+            } else {
+                "decisions"
+            };
+            Judged::Act(Target::registry(route))
+        } else {
+            Judged::Other
+        };
+    }
+    let Some(route) = Route::parse(path) else {
+        return Judged::Other;
+    };
+    if !route.allows(method) {
+        return Judged::Other;
+    }
+    let read = method == Method::GET || method == Method::HEAD;
+    let valid = |n: &str| repo(n).is_ok();
+    match route {
+        Route::Base => Judged::Base,
+        Route::Catalog => Judged::Act(Target::registry("catalog")),
+        Route::Tags(n) if valid(&n) => Judged::Act(Target::on(Action::Pull, n, "tags")),
+        Route::Referrers(n, d) if valid(&n) => Judged::Act(Target {
+            digest: Some(d),
+            ..Target::on(Action::Pull, n, "referrers")
+        }),
+        Route::Manifest(n, r) if valid(&n) => {
+            let action = match *method {
+                Method::PUT => Action::Push,
+                Method::DELETE => Action::Delete,
+                _ => Action::Pull,
+            };
+            let (tag, digest) = reference(&r);
+            Judged::Act(Target {
+                tag,
+                digest,
+                ..Target::on(action, n, "manifest")
+            })
+        }
+        Route::Blob(n, d) if valid(&n) => Judged::Act(Target {
+            digest: Some(d),
+            ..Target::on(
+                if read { Action::Pull } else { Action::Delete },
+                n,
+                "blob",
+            )
+        }),
+        Route::UploadStart(n) | Route::Upload(n, _) if valid(&n) => {
+            Judged::Act(Target::on(Action::Push, n, "upload"))
+        }
+        _ => Judged::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn act(m: Method, p: &str) -> Target {
+        match judge(&m, p) {
+            Judged::Act(t) => t,
+            other => panic!("{p}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn requests_map_to_actions() {
+        assert_eq!(judge(&Method::GET, "/v2/"), Judged::Base);
+        let t = act(Method::PUT, "/v2/team/m/manifests/v1");
+        assert_eq!(
+            (t.action, t.repository.as_deref(), t.tag.as_deref()),
+            (Action::Push, Some("team/m"), Some("v1"))
+        );
+        assert_eq!(t.scope().to_string(), "repository:team/m:pull,push");
+        let t = act(Method::HEAD, "/v2/m/manifests/sha256:ab");
+        assert_eq!((t.action, t.digest.as_deref()), (Action::Pull, Some("sha256:ab")));
+        assert_eq!(act(Method::DELETE, "/v2/m/blobs/sha256:ab").action, Action::Delete);
+        assert_eq!(act(Method::GET, "/v2/m/blobs/sha256:ab").action, Action::Pull);
+        assert_eq!(act(Method::POST, "/v2/m/blobs/uploads/").action, Action::Push);
+        assert_eq!(act(Method::PATCH, "/v2/m/blobs/uploads/x").action, Action::Push);
+        assert_eq!(act(Method::GET, "/v2/m/blobs/uploads/x").action, Action::Push);
+        let c = act(Method::GET, "/v2/_catalog");
+        assert_eq!((c.action, c.scope().to_string()), (Action::Catalog, "registry:catalog:*".into()));
+        assert_eq!(act(Method::GET, "/pavilion/v1/decisions").action, Action::Catalog);
+        // Not actions: invalid names, methods an endpoint lacks, other paths.
+        assert_eq!(judge(&Method::GET, "/v2/a%2Fb/tags/list"), Judged::Other);
+        assert_eq!(judge(&Method::GET, "/v2/UPPER/tags/list"), Judged::Other);
+        assert_eq!(judge(&Method::POST, "/v2/m/manifests/x"), Judged::Other);
+        assert_eq!(judge(&Method::GET, "/elsewhere"), Judged::Other);
+        assert_eq!(judge(&Method::DELETE, "/pavilion/v1/decisions"), Judged::Other);
+    }
+}
