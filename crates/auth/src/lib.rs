@@ -13,6 +13,7 @@ pub mod basic;
 pub mod error;
 pub mod htpasswd;
 pub mod identity;
+pub mod jose;
 mod verified;
 
 pub use anonymous::AnonymousPull;
