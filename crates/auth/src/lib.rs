@@ -15,6 +15,7 @@ pub mod htpasswd;
 pub mod identity;
 pub mod jose;
 mod verified;
+pub mod workload;
 
 pub use anonymous::AnonymousPull;
 pub use error::AuthError;

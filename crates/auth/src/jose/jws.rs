@@ -171,6 +171,25 @@ impl KeySet {
     }
 }
 
+/// The claims of a token whose signature has NOT been checked: only for
+/// choosing which issuer's keys to verify it with, never for a decision.
+pub(crate) fn unverified_claims(token: &str) -> Result<Map<String, Value>, JoseError> {
+    if token.len() > MAX_TOKEN {
+        return Err(JoseError::TooLarge);
+    }
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload64), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JoseError::Malformed("not three dot-separated parts"));
+    };
+    json_object(
+        payload64,
+        "payload is not base64url",
+        "payload is not a JSON object",
+    )
+}
+
 /// A base64url part decoded and parsed as a JSON object. serde_json
 /// refuses nesting deeper than 128 levels, so a deeply nested part is an
 /// error rather than a stack overflow.

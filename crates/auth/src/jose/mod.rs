@@ -15,6 +15,7 @@ mod jws;
 mod signing;
 
 pub use claims::{check_claims, Expect};
+pub(crate) use jws::unverified_claims;
 pub use jws::KeySet;
 pub use signing::SigningKey;
 
