@@ -4,9 +4,15 @@
 //! wrong). Everything here is synchronous and may be slow on purpose
 //! (bcrypt): callers run it on a blocking thread.
 //!
-//! Today: Basic credentials checked against an htpasswd file (bcrypt, as
-//! Distribution and Zot read it), re-read when the file changes. Issue 16
-//! adds tokens, API keys and workload identity beside it.
+//! What it holds: Basic credentials checked against an htpasswd file
+//! (bcrypt, as Distribution and Zot read it, re-read when it changes); API
+//! keys ([`apikey`]); workload JWTs from configured issuers ([`workload`],
+//! on [`jose`]); identities from TLS client certificates ([`certificate`]);
+//! the Docker token specification's scopes and the bearer tokens `/token`
+//! issues ([`scope`], [`token`]); what the configuration grants to whom
+//! ([`grant_table`]); and the throttle on failed logins ([`throttle`]).
+//! No HTTP types and no database: the registry brings the requests and
+//! the stored keys.
 
 pub mod anonymous;
 pub mod basic;
@@ -14,9 +20,12 @@ pub mod error;
 pub mod grant_table;
 pub mod htpasswd;
 pub mod identity;
+pub mod jose;
 pub mod scope;
 pub mod throttle;
+pub mod token;
 mod verified;
+pub mod workload;
 
 pub use anonymous::AnonymousPull;
 pub use error::AuthError;
