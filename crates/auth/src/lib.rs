@@ -9,6 +9,7 @@
 //! adds tokens, API keys and workload identity beside it.
 
 pub mod anonymous;
+pub mod apikey;
 pub mod basic;
 pub mod error;
 pub mod htpasswd;
