@@ -13,4 +13,5 @@ pub mod push;
 pub mod repo;
 pub mod serve;
 pub mod sign;
+pub mod token;
 pub mod verify;
