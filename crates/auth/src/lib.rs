@@ -15,6 +15,7 @@
 //! the stored keys.
 
 pub mod anonymous;
+pub mod apikey;
 pub mod basic;
 pub mod error;
 pub mod grant_table;

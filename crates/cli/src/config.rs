@@ -350,18 +350,45 @@ fn read_token(path: &std::path::Path) -> Result<String> {
     Ok(text.trim().to_string())
 }
 
+/// Reads and checks the config file, if one is given.
+fn read_config(path: Option<&std::path::Path>) -> Result<FileConfig> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str::<FileConfig>(&text)
+        .with_context(|| format!("parsing config file {}", path.display()))
+}
+
+/// The metadata database `serve` would use with these keys (flags/env over
+/// the config file over the defaults), for commands that work on it
+/// directly (`pavilion token`): its URL, and for SQLite in the data
+/// directory, that directory. Only the database keys are read; the rest of
+/// the file is checked as `serve` checks its syntax.
+pub fn metadata_database(
+    config: Option<&std::path::Path>,
+    data: Option<PathBuf>,
+    database_url: Option<String>,
+) -> Result<(String, Option<PathBuf>)> {
+    let file = read_config(config)?;
+    let data = data
+        .or(file.data)
+        .unwrap_or_else(|| PathBuf::from("pavilion-data"));
+    let mut server =
+        pavilion_registry::ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), data);
+    server.database_url = database_url.or(file.database_url);
+    let dir = server
+        .database_url
+        .is_none()
+        .then(|| server.data_dir.clone());
+    Ok((server.effective_database_url()?, dir))
+}
+
 impl ServeArgs {
     /// Merges file and flags/env over the defaults.
     pub fn settings(self) -> Result<Settings> {
-        let file = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("parsing config file {}", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
+        let file = read_config(self.config.as_deref())?;
         let addr = self
             .addr
             .or(file.addr)

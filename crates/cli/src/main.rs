@@ -69,6 +69,9 @@ enum Command {
     /// Evaluate and test Rego policies (package pavilion.<point>: deny, warn).
     #[command(subcommand)]
     Policy(commands::policy::PolicyCommand),
+    /// Create, list and revoke robot / API keys (pvk_...) in the registry's metadata database.
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
 }
 
 fn main() -> ExitCode {
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
         Command::Signatures(args) => commands::sign::run_signatures(args),
         Command::Cert(cmd) => commands::cert::run(cmd),
         Command::Policy(cmd) => commands::policy::run(cmd),
+        Command::Token(cmd) => commands::token::run(cmd),
     };
     match result {
         Ok(status) => status.into(),

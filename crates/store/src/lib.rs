@@ -5,7 +5,8 @@
 //!   touching the HTTP layer; [`FsBlobStore`] is the embedded default.
 //! - [`MetaStore`]: repositories, tags, manifests, referrers, blob links and
 //!   upload sessions in SQL (SQLite embedded, PostgreSQL at scale), and the
-//!   bounded, pruned decision log ([`decisions`]).
+//!   bounded, pruned decision log ([`decisions`]), and the API keys and
+//!   token signing keys every replica shares ([`api_keys`]).
 //! - `conformance` (feature `testing`): the tests every `BlobStore`
 //!   backend must pass, kept out of release builds.
 //!
@@ -34,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api_keys;
 mod append;
 pub mod blob;
 mod blocking;
@@ -49,6 +51,7 @@ pub mod object_url;
 pub mod reader;
 pub mod resumable_sha256;
 
+pub use api_keys::{ApiKey, ApiKeyError, KeyState, NewApiKey};
 pub use blob::{BlobStore, ByteRange, ByteStream};
 pub use decisions::{Decision, DecisionQuery, DecisionRetention, NewDecision};
 pub use error::StoreError;

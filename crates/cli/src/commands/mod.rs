@@ -14,4 +14,5 @@ pub mod repo;
 pub mod serve;
 pub mod serve_access;
 pub mod sign;
+pub mod token;
 pub mod verify;

@@ -62,17 +62,19 @@ pub fn parse_duration(s: &str) -> CmdResult<time::Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = s.split_at(split);
     let n: i64 = n.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "d" => time::Duration::days(n),
-        "h" => time::Duration::hours(n),
-        "m" => time::Duration::minutes(n),
-        "s" => time::Duration::seconds(n),
+    let unit_secs: i64 = match unit {
+        "d" => 24 * 3600,
+        "h" => 3600,
+        "m" => 60,
+        "s" => 1,
         _ => return Err(bad().into()),
     };
     if n <= 0 {
         return Err(bad().into());
     }
-    Ok(d)
+    // Checked: time's days()/hours() panic past i64 seconds.
+    let secs = n.checked_mul(unit_secs).ok_or_else(bad)?;
+    Ok(time::Duration::seconds(secs))
 }
 
 /// `r` pinned to `d`.

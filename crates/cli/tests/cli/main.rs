@@ -12,6 +12,7 @@ mod api_bad_input;
 mod api_blobs;
 mod api_conformance_extra;
 mod api_edge_input;
+mod api_keys;
 mod api_listing;
 mod api_manifests;
 mod api_uploads;
