@@ -5,11 +5,17 @@
 //! (bcrypt): callers run it on a blocking thread.
 //!
 //! Today: Basic credentials checked against an htpasswd file (bcrypt, as
-//! Distribution and Zot read it), re-read when the file changes. Issue 16
-//! adds tokens, API keys and workload identity beside it.
+//! Distribution and Zot read it), re-read when the file changes. The
+//! pieces issue 16 builds on sit beside it: [`jose`] (ES256 signing keys,
+//! key sets from JWKS or PEM, JWS verification, claim checks),
+//! [`workload`] (JWTs of configured issuers such as Kubernetes service
+//! accounts and CI OIDC, as identities) and [`certificate`] (identities
+//! from TLS client certificates — SPIFFE ID or subject — directly or as
+//! forwarded by trusted proxies in `x-forwarded-client-cert`).
 
 pub mod anonymous;
 pub mod basic;
+pub mod certificate;
 pub mod error;
 pub mod htpasswd;
 pub mod identity;
@@ -18,9 +24,12 @@ mod verified;
 pub mod workload;
 
 pub use anonymous::AnonymousPull;
+pub use certificate::{identity_from_certificate, identity_from_forwarded, TrustedProxies};
 pub use error::AuthError;
 pub use htpasswd::HtpasswdFile;
 pub use identity::{Identity, Method};
+pub use jose::{JoseError, KeySet, SigningKey};
+pub use workload::{WorkloadIssuerConfig, WorkloadIssuers};
 
 /// Decides who a request comes from.
 pub trait Authenticator: Send + Sync {
