@@ -17,6 +17,7 @@
 pub mod anonymous;
 pub mod apikey;
 pub mod basic;
+pub mod certificate;
 pub mod error;
 pub mod grant_table;
 pub mod htpasswd;
@@ -29,12 +30,15 @@ mod verified;
 pub mod workload;
 
 pub use anonymous::AnonymousPull;
+pub use certificate::{identity_from_certificate, identity_from_forwarded, TrustedProxies};
 pub use error::AuthError;
 pub use grant_table::GrantTable;
 pub use htpasswd::HtpasswdFile;
 pub use identity::{Identity, Method};
 pub use scope::{Actions, Grant, Grants, Resource, Scope};
 pub use throttle::Throttle;
+pub use jose::{JoseError, KeySet, SigningKey};
+pub use workload::{WorkloadIssuerConfig, WorkloadIssuers};
 
 /// Decides who a request comes from.
 pub trait Authenticator: Send + Sync {

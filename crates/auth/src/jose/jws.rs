@@ -141,8 +141,10 @@ impl KeySet {
         let sig = unb64(sig64).ok_or(JoseError::Malformed("signature is not base64url"))?;
         // The signing input is the two encoded parts as sent (RFC 7515
         // §5.2 step 8), not a re-encoding of what was decoded.
-        let input = &token.as_bytes()[..header64.len() + 1 + payload64.len()];
-        check_signature(alg, &jwk.key, input, &sig)?;
+        let input = token
+            .get(..header64.len() + 1 + payload64.len())
+            .ok_or(JoseError::Malformed("not three dot-separated parts"))?;
+        check_signature(alg, &jwk.key, input.as_bytes(), &sig)?;
         json_object(
             payload64,
             "payload is not base64url",

@@ -643,3 +643,23 @@ fn errors_never_repeat_the_token() {
         assert!(!msg.contains("secret") && !msg.contains(&p[1]), "{msg}");
     }
 }
+
+#[test]
+fn unverified_claims_read_the_payload_only() {
+    let token = SigningKey::generate().sign(&claims());
+    assert_eq!(unverified_claims(&token).map(Value::Object), Ok(claims()));
+    let p = parts(&token);
+    let unsigned = format!("{}.{}.", p[0], p[1]);
+    assert!(unverified_claims(&unsigned).is_ok());
+    let big = "a".repeat(20 << 10);
+    for bad in [
+        "",
+        "a.b",
+        "a.b.c.d",
+        &format!("{}.!.{}", p[0], p[2]),
+        &format!("{}.{}.{}", p[0], b64(b"[1]"), p[2]),
+        &big,
+    ] {
+        assert!(unverified_claims(bad).is_err(), "{bad:.20}");
+    }
+}
