@@ -105,7 +105,11 @@ impl GrantTable {
     /// The actions `id` holds on `resource`: the same as
     /// `for_identity(id).actions_on(resource)` without building the list
     /// (asked on every request).
-    pub fn actions_on(&self, id: &Identity, resource: &crate::scope::Resource) -> crate::scope::Actions {
+    pub fn actions_on(
+        &self,
+        id: &Identity,
+        resource: &crate::scope::Resource,
+    ) -> crate::scope::Actions {
         if !self.configured {
             return if all_by_default(id) {
                 crate::scope::Actions::ALL

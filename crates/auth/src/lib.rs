@@ -35,9 +35,9 @@ pub use error::AuthError;
 pub use grant_table::GrantTable;
 pub use htpasswd::HtpasswdFile;
 pub use identity::{Identity, Method};
+pub use jose::{JoseError, KeySet, SigningKey};
 pub use scope::{Actions, Grant, Grants, Resource, Scope};
 pub use throttle::Throttle;
-pub use jose::{JoseError, KeySet, SigningKey};
 pub use workload::{WorkloadIssuerConfig, WorkloadIssuers};
 
 /// Decides who a request comes from.

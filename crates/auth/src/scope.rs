@@ -369,7 +369,9 @@ mod tests {
         assert_eq!(trimmed[0].to_string(), "repository:team/m:pull,push");
         assert!(Grants::none().trim(&asked).is_empty());
         assert!(Grants::parse(&["repository:[:pull"]).is_err());
-        let exact = Grants::from_scopes(&Scope::parse_list(["repository:a/b:pull registry:catalog:*"]).unwrap());
+        let exact = Grants::from_scopes(
+            &Scope::parse_list(["repository:a/b:pull registry:catalog:*"]).unwrap(),
+        );
         assert_eq!(exact.actions_on(&repo("a/b")), Actions::PULL);
         assert!(exact.actions_on(&repo("a/bc")).is_empty());
         assert_eq!(exact.actions_on(&Resource::Catalog), Actions::ALL);

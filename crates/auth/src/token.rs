@@ -92,7 +92,9 @@ fn access_claim(access: &[Scope]) -> Value {
         access
             .iter()
             .map(|s| match &s.resource {
-                Resource::Catalog => json!({"type": "registry", "name": "catalog", "actions": ["*"]}),
+                Resource::Catalog => {
+                    json!({"type": "registry", "name": "catalog", "actions": ["*"]})
+                }
                 Resource::Repository(n) => {
                     json!({"type": "repository", "name": n, "actions": s.actions.names()})
                 }
@@ -329,14 +331,21 @@ mod tests {
         let mut id = Identity::new("alice", Method::Htpasswd);
         id.groups = vec!["ml".into()];
         let now = SystemTime::now();
-        let issued = t.issue(Some(&id), &scopes("repository:a/b:pull,push registry:catalog:*"), now);
+        let issued = t.issue(
+            Some(&id),
+            &scopes("repository:a/b:pull,push registry:catalog:*"),
+            now,
+        );
         assert_eq!(issued.expires_in, 300);
         assert!(issued.issued_at.ends_with('Z'), "{}", issued.issued_at);
         let b = t.verify_access(&issued.token, now).unwrap();
         assert_eq!(b.identity, Some(id.clone()));
         let anon = t.issue(None, &scopes("repository:p:pull"), now);
         assert_eq!(t.verify_access(&anon.token, now).unwrap().identity, None);
-        assert_eq!(b.access, scopes("repository:a/b:pull,push registry:catalog:*"));
+        assert_eq!(
+            b.access,
+            scopes("repository:a/b:pull,push registry:catalog:*")
+        );
         // Expired, not yet valid, and refresh-for-access are refused.
         assert!(t
             .verify_access(&issued.token, now + Duration::from_secs(400))
@@ -360,16 +369,23 @@ mod tests {
         let id = Identity::new("alice", Method::Htpasswd);
         let now = SystemTime::now();
         let from_b = b.issue(Some(&id), &[], now).token;
-        assert_eq!(a.verify_access(&from_b, now).unwrap_err(), AuthError::Invalid);
+        assert_eq!(
+            a.verify_access(&from_b, now).unwrap_err(),
+            AuthError::Invalid
+        );
         // Once a knows b's key (shared through the database), it accepts.
         let mut shared = KeySet::new();
         shared.insert_signing(&b.signing);
         a.set_verifying_keys(shared);
         assert!(a.verify_access(&from_b, now).is_ok());
-        assert!(a.verify_access(&a.issue(Some(&id), &[], now).token, now).is_ok());
+        assert!(a
+            .verify_access(&a.issue(Some(&id), &[], now).token, now)
+            .is_ok());
         // Same key, other service: refused (audience).
         let twin = Tokens::new(other.settings.clone(), a.signing.clone(), KeySet::new());
-        assert!(a.verify_access(&twin.issue(Some(&id), &[], now).token, now).is_err());
+        assert!(a
+            .verify_access(&twin.issue(Some(&id), &[], now).token, now)
+            .is_err());
         // A tampered payload is refused.
         let t = a.issue(Some(&id), &scopes("repository:x:pull"), now).token;
         let parts: Vec<&str> = t.split('.').collect();

@@ -157,8 +157,9 @@ impl AuthArgs {
         let header = f
             .forwarded_client_cert_header
             .unwrap_or_else(|| "x-forwarded-client-cert".into());
-        http::HeaderName::from_bytes(header.as_bytes())
-            .with_context(|| format!("forwarded_client_cert_header {header:?} is not a header name"))?;
+        http::HeaderName::from_bytes(header.as_bytes()).with_context(|| {
+            format!("forwarded_client_cert_header {header:?} is not a header name")
+        })?;
         let groups = f.groups.unwrap_or_default();
         pavilion_auth::GrantTable::new(f.grants.as_ref(), &groups).map_err(anyhow::Error::msg)?;
         let client_certificates = f.client_certificates.unwrap_or(client_ca);

@@ -627,13 +627,19 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("anonymous_pull needs authentication"), "{err}");
-        let err = file("[auth]\ntoken_ttl_secs = 86400\n").unwrap_err().to_string();
+        let err = file("[auth]\ntoken_ttl_secs = 86400\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("token_ttl_secs"), "{err}");
-        let err = file("[auth.grants]\nalice = [\"repository:x:fly\"]\n").unwrap_err().to_string();
+        let err = file("[auth.grants]\nalice = [\"repository:x:fly\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("alice") && err.contains("fly"), "{err}");
         let err = file("[auth]\ntrusted_proxies = [\"10.0.0.0/33\"]\n").unwrap_err();
         assert!(format!("{err:#}").contains("trusted_proxies"), "{err:#}");
-        let err = file("[auth]\ntoken_realm = \"ftp://x\"\n").unwrap_err().to_string();
+        let err = file("[auth]\ntoken_realm = \"ftp://x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("token_realm"), "{err}");
         let err = file("[auth]\nhtpasswd = \"/h\"\nanonymous_pull = [\"[\"]\n")
             .unwrap_err()

@@ -10,7 +10,7 @@
 use crate::cache::TtlCache;
 use crate::policies::PolicySet;
 use pavilion_policy::Point;
-use pavilion_registry::{Action, AuthzDecision, AuthzInput, Authorizer};
+use pavilion_registry::{Action, Authorizer, AuthzDecision, AuthzInput};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;

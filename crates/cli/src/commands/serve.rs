@@ -32,7 +32,10 @@ pub fn run(args: ServeArgs) -> CmdResult {
     // rule stops the start with the file and line, not the first push.
     // The authorization rules (package pavilion.authz) come with the
     // others, or are the default when the directory has none.
-    let authz_default = [(pavilion_policy::Point::Authz, pavilion_policy::DEFAULT_AUTHZ)];
+    let authz_default = [(
+        pavilion_policy::Point::Authz,
+        pavilion_policy::DEFAULT_AUTHZ,
+    )];
     let policies = match &settings.policy {
         Some(dir) => Some(Arc::new(
             PolicySet::load_with_defaults(Some(dir), &authz_default)
@@ -90,7 +93,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
     let admission = AdmissionConfig {
         client,
         trust: settings.trust.clone(),
-        policies,
+        policies: policies.clone(),
         cache_ttl: settings.verification_cache,
         registries,
         auth,
@@ -106,8 +109,15 @@ pub fn run(args: ServeArgs) -> CmdResult {
                     .map_err(|e| UsageError(e.to_string()))?,
             ),
         };
-        let scheme = if settings.server.tls.is_some() { "https" } else { "http" };
-        let realm = settings.names.first().map(|n| format!("{scheme}://{n}/token"));
+        let scheme = if settings.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let realm = settings
+            .names
+            .first()
+            .map(|n| format!("{scheme}://{n}/token"));
         Some(super::serve_access::access(&settings.auth, authz, realm)?)
     } else {
         None

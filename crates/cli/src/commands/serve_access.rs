@@ -5,7 +5,7 @@
 use crate::auth_config::AuthSettings;
 use crate::exit::{CmdResult, UsageError};
 use pavilion_auth::workload::WorkloadIssuers;
-use pavilion_auth::{Grants, GrantTable};
+use pavilion_auth::{GrantTable, Grants};
 use pavilion_enforce::{PolicySet, RegoAuthorizer};
 use pavilion_registry::access::{Access, AccessConfig, TokenPlan};
 use std::sync::Arc;
@@ -36,7 +36,8 @@ pub fn access(
         None
     } else {
         Some(Arc::new(
-            WorkloadIssuers::new(auth.workload.clone()).map_err(|e| usage(format!("auth.workload: {e}")))?,
+            WorkloadIssuers::new(auth.workload.clone())
+                .map_err(|e| usage(format!("auth.workload: {e}")))?,
         ))
     };
     let key = match &auth.token_key {
@@ -65,8 +66,9 @@ pub fn access(
                 .map_err(|e| usage(format!("trusted_proxies: {e}")))?,
         )
     };
-    let forwarded_header = http::HeaderName::from_bytes(auth.forwarded_client_cert_header.as_bytes())
-        .map_err(|e| usage(format!("forwarded_client_cert_header: {e}")))?;
+    let forwarded_header =
+        http::HeaderName::from_bytes(auth.forwarded_client_cert_header.as_bytes())
+            .map_err(|e| usage(format!("forwarded_client_cert_header: {e}")))?;
     Ok(Arc::new(Access::new(AccessConfig {
         passwords,
         workload,
@@ -113,9 +115,13 @@ pub async fn refresh_workload_keys(workload: Arc<WorkloadIssuers>) {
                             tracing::warn!(issuer = %name, error = %e, "workload issuer keys not taken");
                         }
                     }
-                    Err(e) => tracing::warn!(issuer = %name, %url, error = %e, "workload issuer keys do not parse"),
+                    Err(e) => {
+                        tracing::warn!(issuer = %name, %url, error = %e, "workload issuer keys do not parse")
+                    }
                 },
-                Err(e) => tracing::warn!(issuer = %name, %url, error = %e, "cannot fetch workload issuer keys"),
+                Err(e) => {
+                    tracing::warn!(issuer = %name, %url, error = %e, "cannot fetch workload issuer keys")
+                }
             }
         }
         tokio::time::sleep(JWKS_REFRESH).await;

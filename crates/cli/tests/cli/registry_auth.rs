@@ -65,6 +65,10 @@ async fn every_endpoint_needs_credentials_and_nothing_changes_without_them() {
         Some("Bearer abc.def.ghi".to_string()),
         Some(format!("Basic {}", "A".repeat(5000))),
     ];
+    // Wrong passwords for one user from one address are slowed down after
+    // five: later attempts may be 429 with Retry-After instead of 401.
+    let mut failures: std::collections::HashMap<String, usize> = Default::default();
+    let mut throttled = 0;
     for (method, path) in &endpoints {
         for auth in &wrong {
             let mut req = c.request(method.clone(), s.url(path)).body("hello");
@@ -72,12 +76,50 @@ async fn every_endpoint_needs_credentials_and_nothing_changes_without_them() {
                 req = req.header("authorization", a);
             }
             let r = req.send().await.unwrap();
+            let user_failures = match auth.as_deref() {
+                Some(a) if a == basic("alice", "wrong") || a == basic("bob", "s3cret pw") => {
+                    let n = failures.entry(a.to_string()).or_default();
+                    *n += 1;
+                    *n
+                }
+                _ => 0,
+            };
+            if r.status() == 429 {
+                assert!(
+                    user_failures > 5,
+                    "{method} {path}: throttled after {user_failures}"
+                );
+                assert!(hdr(&r, "retry-after").is_some());
+                if *method != reqwest::Method::HEAD {
+                    let body: serde_json::Value = r.json().await.unwrap();
+                    assert_eq!(body["errors"][0]["code"], "TOOMANYREQUESTS");
+                }
+                throttled += 1;
+                continue;
+            }
             assert_eq!(r.status(), 401, "{method} {path} with {auth:.30?}");
-            assert_eq!(
-                hdr(&r, "www-authenticate").as_deref(),
-                Some("Basic realm=\"pavilion\""),
-                "{method} {path}"
+            // The Docker token specification's challenge: where to get a
+            // token, for which service, with the scope this request needs.
+            let challenge = hdr(&r, "www-authenticate").unwrap_or_default();
+            let realm = format!("Bearer realm=\"{}\",service=\"", s.url("/token"));
+            assert!(
+                challenge.starts_with(&realm),
+                "{method} {path}: {challenge}"
             );
+            let scope = match (method.as_str(), path.as_str()) {
+                ("GET", "/v2/") => None,
+                ("GET", "/v2/_catalog") => Some("registry:catalog:*"),
+                ("PUT", _) | ("POST", _) => Some("repository:team/m:pull,push"),
+                ("DELETE", _) => Some("repository:team/m:delete"),
+                _ => Some("repository:team/m:pull"),
+            };
+            match scope {
+                Some(sc) => assert!(
+                    challenge.contains(&format!("scope=\"{sc}\"")),
+                    "{method} {path}: {challenge}"
+                ),
+                None => assert!(!challenge.contains("scope="), "{challenge}"),
+            }
             if *method != reqwest::Method::HEAD {
                 let body: serde_json::Value = r.json().await.unwrap();
                 assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED", "{method} {path}");
@@ -89,6 +131,13 @@ async fn every_endpoint_needs_credentials_and_nothing_changes_without_them() {
             }
         }
     }
+    assert!(
+        throttled > 0,
+        "repeated wrong passwords were never slowed down"
+    );
+    // The right password from the same address is not locked out for long:
+    // the wait is at most a few seconds at these counts.
+    std::thread::sleep(std::time::Duration::from_secs(3));
     // Nothing was stored by any of those requests.
     let ok = basic("alice", "s3cret pw");
     let r = c

@@ -98,7 +98,9 @@ pub async fn password_login(
         let token = password.to_string();
         blocking(move || w.verify(&token)).await.map(Caller::plain)
     } else {
-        htpasswd(access, header, user, password).await.map(Caller::plain)
+        htpasswd(access, header, user, password)
+            .await
+            .map(Caller::plain)
     };
     match &result {
         Ok(_) => access.throttle.succeeded(user, peer),
@@ -204,10 +206,12 @@ fn bearer(access: &Access, token: &str) -> Result<Option<Caller>, AuthError> {
     }
     let now = SystemTime::now();
     let b = tokens.verify_access(token, now)?;
-    let left = Duration::from_secs(b.expires_at.saturating_sub(
-        now.duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    ));
+    let left = Duration::from_secs(
+        b.expires_at.saturating_sub(
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        ),
+    );
     let caller = b.identity.map(|identity| Caller {
         identity,
         ceiling: Some(Grants::from_scopes(&b.access)),

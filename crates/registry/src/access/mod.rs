@@ -13,7 +13,7 @@ pub mod memo;
 pub mod target;
 pub mod token_endpoint;
 
-use crate::authz_hook::{Action, AuthzDecision, AuthzInput, Authorizer};
+use crate::authz_hook::{Action, Authorizer, AuthzDecision, AuthzInput};
 use crate::error::ApiError;
 use crate::routes::drain_before;
 use crate::state::AppState;
@@ -198,7 +198,8 @@ impl Access {
             None => {
                 if meta.signing_keys().await?.is_empty() {
                     let k = pavilion_auth::jose::SigningKey::generate();
-                    meta.insert_signing_key_if_absent(&k.kid(), &k.to_pem()).await?;
+                    meta.insert_signing_key_if_absent(&k.kid(), &k.to_pem())
+                        .await?;
                 }
                 let mut stored = meta.signing_keys().await?;
                 stored.sort_by_key(|(_, _, at)| *at);
@@ -285,7 +286,12 @@ impl Access {
 }
 
 /// 401 with the challenge for `scope`.
-pub fn unauthorized(access: &Access, detail: &str, scope: Option<&Scope>, error: Option<&str>) -> ApiError {
+pub fn unauthorized(
+    access: &Access,
+    detail: &str,
+    scope: Option<&Scope>,
+    error: Option<&str>,
+) -> ApiError {
     ApiError::new(ErrorCode::Unauthorized, detail.to_string())
         .with_header(header::WWW_AUTHENTICATE, access.challenge(scope, error))
 }
@@ -297,7 +303,9 @@ fn refusal(access: &Access, r: Refusal, scope: Option<&Scope>) -> ApiError {
             let secs = wait.as_secs().max(1);
             ApiError::new(
                 ErrorCode::TooManyRequests,
-                format!("too many failed logins for this user from this address: retry in {secs} s"),
+                format!(
+                    "too many failed logins for this user from this address: retry in {secs} s"
+                ),
             )
             .with_status(StatusCode::TOO_MANY_REQUESTS)
             .with_header(header::RETRY_AFTER, secs.to_string())
@@ -330,12 +338,9 @@ pub async fn guard(
     };
     let outcome = match &judged {
         Judged::Act(t) => authorize(&state, &access, caller.as_ref(), t, method.as_str()).await,
-        Judged::Base | Judged::Other if caller.is_none() => Err(unauthorized(
-            &access,
-            "authentication required",
-            None,
-            None,
-        )),
+        Judged::Base | Judged::Other if caller.is_none() => {
+            Err(unauthorized(&access, "authentication required", None, None))
+        }
         Judged::Base | Judged::Other => Ok(()),
     };
     if let Err(e) = outcome {
@@ -436,7 +441,11 @@ pub async fn authorize(
     let Some(c) = caller else {
         return Err(unauthorized(
             access,
-            &format!("authentication required to {} {}", target.action.as_str(), shown(target)),
+            &format!(
+                "authentication required to {} {}",
+                target.action.as_str(),
+                shown(target)
+            ),
             Some(&scope),
             None,
         ));
@@ -444,7 +453,11 @@ pub async fn authorize(
     if c.bearer && !granted.contains(target.action.scope_actions()) && decision.deny.is_empty() {
         return Err(unauthorized(
             access,
-            &format!("the token does not grant {} on {}", target.action.as_str(), shown(target)),
+            &format!(
+                "the token does not grant {} on {}",
+                target.action.as_str(),
+                shown(target)
+            ),
             Some(&scope),
             Some("insufficient_scope"),
         ));
@@ -489,7 +502,14 @@ pub async fn verdict(
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "authorization policy failed: refusing");
-            crate::authz_record::record(state, &input, false, &[format!("authorization policy failed: {e}")], access.audit).await;
+            crate::authz_record::record(
+                state,
+                &input,
+                false,
+                &[format!("authorization policy failed: {e}")],
+                access.audit,
+            )
+            .await;
             return Err(ApiError::new(
                 ErrorCode::Denied,
                 format!("authorization policy failed: {e}"),
@@ -497,12 +517,20 @@ pub async fn verdict(
         }
     };
     if decision.fresh || !decision.allowed {
-        crate::authz_record::record(state, &input, decision.allowed, &decision.deny, access.audit)
-            .await;
+        crate::authz_record::record(
+            state,
+            &input,
+            decision.allowed,
+            &decision.deny,
+            access.audit,
+        )
+        .await;
     }
     Ok((decision, granted))
 }
 
 fn shown(t: &Target) -> String {
-    t.repository.clone().unwrap_or_else(|| "the registry".into())
+    t.repository
+        .clone()
+        .unwrap_or_else(|| "the registry".into())
 }

@@ -132,11 +132,7 @@ pub fn judge(method: &Method, path: &str) -> Judged {
         }
         Route::Blob(n, d) if valid(&n) => Judged::Act(Target {
             digest: Some(d),
-            ..Target::on(
-                if read { Action::Pull } else { Action::Delete },
-                n,
-                "blob",
-            )
+            ..Target::on(if read { Action::Pull } else { Action::Delete }, n, "blob")
         }),
         Route::UploadStart(n) | Route::Upload(n, _) if valid(&n) => {
             Judged::Act(Target::on(Action::Push, n, "upload"))
@@ -166,20 +162,47 @@ mod tests {
         );
         assert_eq!(t.scope().to_string(), "repository:team/m:pull,push");
         let t = act(Method::HEAD, "/v2/m/manifests/sha256:ab");
-        assert_eq!((t.action, t.digest.as_deref()), (Action::Pull, Some("sha256:ab")));
-        assert_eq!(act(Method::DELETE, "/v2/m/blobs/sha256:ab").action, Action::Delete);
-        assert_eq!(act(Method::GET, "/v2/m/blobs/sha256:ab").action, Action::Pull);
-        assert_eq!(act(Method::POST, "/v2/m/blobs/uploads/").action, Action::Push);
-        assert_eq!(act(Method::PATCH, "/v2/m/blobs/uploads/x").action, Action::Push);
-        assert_eq!(act(Method::GET, "/v2/m/blobs/uploads/x").action, Action::Push);
+        assert_eq!(
+            (t.action, t.digest.as_deref()),
+            (Action::Pull, Some("sha256:ab"))
+        );
+        assert_eq!(
+            act(Method::DELETE, "/v2/m/blobs/sha256:ab").action,
+            Action::Delete
+        );
+        assert_eq!(
+            act(Method::GET, "/v2/m/blobs/sha256:ab").action,
+            Action::Pull
+        );
+        assert_eq!(
+            act(Method::POST, "/v2/m/blobs/uploads/").action,
+            Action::Push
+        );
+        assert_eq!(
+            act(Method::PATCH, "/v2/m/blobs/uploads/x").action,
+            Action::Push
+        );
+        assert_eq!(
+            act(Method::GET, "/v2/m/blobs/uploads/x").action,
+            Action::Push
+        );
         let c = act(Method::GET, "/v2/_catalog");
-        assert_eq!((c.action, c.scope().to_string()), (Action::Catalog, "registry:catalog:*".into()));
-        assert_eq!(act(Method::GET, "/pavilion/v1/decisions").action, Action::Catalog);
+        assert_eq!(
+            (c.action, c.scope().to_string()),
+            (Action::Catalog, "registry:catalog:*".into())
+        );
+        assert_eq!(
+            act(Method::GET, "/pavilion/v1/decisions").action,
+            Action::Catalog
+        );
         // Not actions: invalid names, methods an endpoint lacks, other paths.
         assert_eq!(judge(&Method::GET, "/v2/a%2Fb/tags/list"), Judged::Other);
         assert_eq!(judge(&Method::GET, "/v2/UPPER/tags/list"), Judged::Other);
         assert_eq!(judge(&Method::POST, "/v2/m/manifests/x"), Judged::Other);
         assert_eq!(judge(&Method::GET, "/elsewhere"), Judged::Other);
-        assert_eq!(judge(&Method::DELETE, "/pavilion/v1/decisions"), Judged::Other);
+        assert_eq!(
+            judge(&Method::DELETE, "/pavilion/v1/decisions"),
+            Judged::Other
+        );
     }
 }

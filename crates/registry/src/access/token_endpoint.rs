@@ -192,9 +192,9 @@ async fn who(
                     "the refresh_token grant needs refresh_token",
                 ));
             };
-            let caller = refreshed(state, access, refresh).await.map_err(|why| {
-                oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", &why)
-            })?;
+            let caller = refreshed(state, access, refresh)
+                .await
+                .map_err(|why| oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", &why))?;
             Ok((Some(caller), Some(refresh.to_string())))
         }
         Some(other) => Err(oauth_error(
@@ -261,9 +261,10 @@ async fn issue(
     params: &Params,
     post: bool,
 ) -> Result<Response, Response> {
-    let tokens = access.tokens().cloned().ok_or_else(|| {
-        oauth_error(StatusCode::NOT_FOUND, "unsupported", "no tokens are issued")
-    })?;
+    let tokens = access
+        .tokens()
+        .cloned()
+        .ok_or_else(|| oauth_error(StatusCode::NOT_FOUND, "unsupported", "no tokens are issued"))?;
     if let Some(service) = params.get("service") {
         if service != tokens.settings().service {
             return Err(oauth_error(
@@ -302,8 +303,8 @@ async fn issue(
     }
     let now = SystemTime::now();
     let issued = tokens.issue(caller.as_ref().map(|c| &c.identity), &granted, now);
-    let offline = params.get("offline_token") == Some("true")
-        || params.get("access_type") == Some("offline");
+    let offline =
+        params.get("offline_token") == Some("true") || params.get("access_type") == Some("offline");
     // Refresh tokens only for credentials that last: a workload's or a
     // certificate's identity is proved afresh each time.
     let refresh = match (&caller, refresh) {
