@@ -15,8 +15,6 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Version of the input document; docs/POLICY.md describes it.
-pub const INPUT_VERSION: u32 = 1;
 /// How long an answer is reused for the same input.
 const REMEMBER: Duration = Duration::from_secs(5);
 
@@ -49,7 +47,8 @@ pub fn input_document(i: &AuthzInput<'_>) -> Value {
         i.granted.names()
     };
     json!({
-        "version": INPUT_VERSION,
+        "version": pavilion_policy::input::INPUT_VERSION,
+        "point": "authz",
         "identity": i.identity.map(|id| json!({
             "subject": id.subject,
             "groups": id.groups,
