@@ -24,6 +24,10 @@ pub enum ClientError {
     /// Transport failure (connection refused, TLS, reset...).
     #[error("{}", transport_message(.0))]
     Http(reqwest::Error),
+    /// TLS certificates: the registry's did not verify, or it refused
+    /// ours. Not temporary: trying again will not change the trust.
+    #[error("{0}")]
+    Tls(String),
     /// The registry answered with an error.
     #[error("registry answered {status} {code}: {message}")]
     Registry {
@@ -133,7 +137,29 @@ impl ClientError {
 
 impl From<reqwest::Error> for ClientError {
     fn from(e: reqwest::Error) -> Self {
-        ClientError::Http(e)
+        use crate::tls::TlsFailure;
+        // certs.d names a registry as references write it: the URL's
+        // authority (host, and port when one is written).
+        let (at, host) = e.url().map_or_else(
+            || ("the registry".to_string(), "HOST".to_string()),
+            |u| {
+                (
+                    format!("{}://{}", u.scheme(), u.authority()),
+                    u.authority().to_string(),
+                )
+            },
+        );
+        match crate::tls::tls_failure(&e) {
+            None => ClientError::Http(e),
+            Some(TlsFailure::ServerNotTrusted(why)) => ClientError::Tls(format!(
+                "cannot verify the TLS certificate of {at} ({why}): trust its CA (a CA file: \
+                 pavilion's --ca-file; SSL_CERT_FILE; or certs.d/{host}/ca.crt)"
+            )),
+            Some(TlsFailure::ClientRefused(why)) => ClientError::Tls(format!(
+                "{at} refused the TLS client certificate, or wanted one ({why}): give one its CA \
+                 signed, as certs.d/{host}/client.cert and client.key"
+            )),
+        }
     }
 }
 
@@ -241,6 +267,9 @@ impl ClientError {
             }
             ClientError::Registry { .. } => ErrorKind::Other,
             ClientError::Auth(_) => ErrorKind::Auth,
+            // Who the registry is, or who we are, could not be proven:
+            // fixed by configuration, like credentials.
+            ClientError::Tls(_) => ErrorKind::Auth,
             ClientError::DigestMismatch { .. } => ErrorKind::Verification,
             ClientError::Protocol(_) => ErrorKind::Network,
             // A symlink where a file is written: an unsafe path, like one
