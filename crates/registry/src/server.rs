@@ -46,8 +46,10 @@ pub struct ServerConfig {
     /// Certificate chain and private key (PEM files): serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// CA certificates (PEM) client certificates are verified against
-    /// (asked for, not required; see `tls`). Needs `tls`.
+    /// (asked for; required as `client_auth` says). Needs `tls`.
     pub client_ca: Option<PathBuf>,
+    /// Whether clients without a certificate are served (with `client_ca`).
+    pub client_auth: tls::ClientAuth,
     /// Where blobs live: `None` or `file://DIR` for local files (the data
     /// directory by default), `s3://`, `az://`, `gs://` for object storage.
     pub storage: Option<String>,
@@ -121,6 +123,7 @@ impl ServerConfig {
             decision_retention: Default::default(),
             tls: None,
             client_ca: None,
+            client_auth: tls::ClientAuth::Optional,
             storage: None,
             redirect_blobs: None,
             max_upload_sessions: 10_000,
@@ -302,9 +305,10 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     let tls = match &cfg.tls {
-        Some((cert, key)) => {
-            Some(tls::acceptor(cert, key, cfg.client_ca.as_deref()).map_err(ServeError::Tls)?)
-        }
+        Some((cert, key)) => Some(
+            tls::acceptor(cert, key, cfg.client_ca.as_deref(), cfg.client_auth)
+                .map_err(ServeError::Tls)?,
+        ),
         None => None,
     };
     let mut state = open_state(&cfg).await?;
