@@ -146,6 +146,12 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that registry clients' certificates are verified against (mTLS): every client is asked for one, and one that does not verify fails the handshake. Needs --tls-cert; with --admission-client-ca too, both must name the same file.
+    #[arg(long, env = "PAVILION_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// With --tls-client-ca: `optional` also serves clients without a certificate, `required` refuses them at the handshake [default: optional].
+    #[arg(long, env = "PAVILION_TLS_CLIENT_AUTH", value_name = "MODE")]
+    pub tls_client_auth: Option<TlsClientAuth>,
     /// htpasswd file (bcrypt entries, as `htpasswd -B` writes): every registry API request must then carry valid Basic credentials (401 otherwise). Re-read when it changes. In the config file: `[auth]` `htpasswd = "FILE"`.
     #[arg(long, env = "PAVILION_AUTH_HTPASSWD", value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
@@ -200,8 +206,20 @@ pub struct FileConfig {
     admission_timeout_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    tls_client_auth: Option<TlsClientAuth>,
     insecure_no_auth: Option<bool>,
     auth: Option<AuthFile>,
+}
+
+/// Whether registry clients must present a TLS certificate.
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsClientAuth {
+    /// Asked for; clients without one are served.
+    Optional,
+    /// Clients without one are refused at the handshake.
+    Required,
 }
 
 /// The `[auth]` section of the config file.
@@ -362,6 +380,54 @@ fn admission_settings(
     })
 }
 
+/// Merges `tls_client_ca` and `tls_client_auth` into the server's TLS
+/// setup, after the admission keys have put `admission_client_ca` there.
+/// rustls verifies client certificates with one verifier per listener,
+/// against one set of CAs. Merging two files into it would let a CA meant
+/// only for registry clients mint a certificate the admission endpoints
+/// accept (any name, kube-apiserver's included), so two different files
+/// are refused; naming the same file says one CA is trusted for both.
+fn tls_client_settings(
+    ca: Option<PathBuf>,
+    mode: Option<TlsClientAuth>,
+    server: &mut pavilion_registry::ServerConfig,
+) -> Result<()> {
+    match (ca, &server.client_ca) {
+        (None, _) => anyhow::ensure!(
+            mode.is_none(),
+            "tls_client_auth needs tls_client_ca (the CA client certificates are verified against)"
+        ),
+        (Some(ca), Some(admission)) => anyhow::ensure!(
+            same_file(&ca, admission),
+            "tls_client_ca ({}) and admission_client_ca ({}) must name the same file: \
+             a listener verifies client certificates against one set of CAs",
+            ca.display(),
+            admission.display()
+        ),
+        (Some(ca), None) => {
+            anyhow::ensure!(
+                server.tls.is_some(),
+                "tls_client_ca needs tls_cert and tls_key (client certificates come with TLS)"
+            );
+            server.client_ca = Some(ca);
+        }
+    }
+    server.client_auth = match mode {
+        Some(TlsClientAuth::Required) => pavilion_registry::tls::ClientAuth::Required,
+        _ => pavilion_registry::tls::ClientAuth::Optional,
+    };
+    Ok(())
+}
+
+/// Whether two paths name one file (as written, or once resolved).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
 /// Reads a token file: its content without surrounding whitespace.
 fn read_token(path: &std::path::Path) -> Result<String> {
     let text = std::fs::read_to_string(path)
@@ -519,6 +585,11 @@ impl ServeArgs {
                 unauthenticated: file.admission_unauthenticated == Some(true),
                 timeout_secs: file.admission_timeout_secs,
             },
+            &mut server,
+        )?;
+        tls_client_settings(
+            self.tls_client_ca.or(file.tls_client_ca),
+            self.tls_client_auth.or(file.tls_client_auth),
             &mut server,
         )?;
         let auth_file = file.auth.unwrap_or_default();
