@@ -2,10 +2,11 @@
 
 use crate::auth::{parse_challenge, Challenge, Credentials};
 use crate::error::ClientError;
-use crate::tls::TlsOptions;
+use crate::tls::{HostTls, TlsOptions};
 use pavilion_oci::image_ref::is_loopback_host;
 use pavilion_oci::ImageRef;
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
+use rustls_pki_types::CertificateDer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,14 +68,27 @@ pub struct ClientOptions {
     pub allowed_hosts: Option<HostAllowList>,
 }
 
+/// The HTTP client for some registries, and the TLS files it was made
+/// with (to find out why a connection fails).
+#[derive(Clone)]
+struct Conn {
+    http: reqwest::Client,
+    tls: Arc<HostTls>,
+    /// What looking into a failed request found: once per client and
+    /// registry, so a flaky network does not cost a second connection (and
+    /// its wait) per failed request, and requests failing together all
+    /// get the answer.
+    diagnosis: Arc<tokio::sync::OnceCell<Option<crate::tls::TlsFailure>>>,
+}
+
 /// A client for OCI registries.
 pub struct Client {
     /// For registries without a certificate directory of their own.
-    http: reqwest::Client,
+    http: Conn,
     /// The CAs of `opts.tls.ca_files`, read once.
-    cas: Vec<reqwest::Certificate>,
+    cas: Vec<CertificateDer<'static>>,
     /// Clients of registries with a certificate directory, by registry.
-    per_registry: Mutex<HashMap<String, reqwest::Client>>,
+    per_registry: Mutex<HashMap<String, Conn>>,
     /// Whether a loopback `host:port` speaks TLS, once asked.
     loopback_tls: Mutex<HashMap<String, bool>>,
     pub(crate) opts: ClientOptions,
@@ -93,7 +107,12 @@ impl Client {
         for f in &opts.tls.ca_files {
             cas.extend(crate::tls::ca_certificates(f)?);
         }
-        let http = Self::http_client(&opts, &cas, None)?;
+        let none = HostTls::default();
+        let http = Conn {
+            http: Self::http_client(&opts, &cas, &none)?,
+            tls: Arc::new(none),
+            diagnosis: Arc::default(),
+        };
         Ok(Client {
             http,
             cas,
@@ -108,24 +127,19 @@ impl Client {
     /// `host` (a registry's directory), presenting its client certificate.
     fn http_client(
         opts: &ClientOptions,
-        cas: &[reqwest::Certificate],
-        host: Option<crate::tls::HostTls>,
+        cas: &[CertificateDer<'static>],
+        host: &HostTls,
     ) -> Result<reqwest::Client, ClientError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout.unwrap_or(Duration::from_secs(30)))
             .tcp_keepalive(Duration::from_secs(30))
             .danger_accept_invalid_certs(opts.insecure)
             .user_agent(concat!("pavilion/", env!("CARGO_PKG_VERSION")));
-        for c in cas {
-            builder = builder.add_root_certificate(c.clone());
+        for c in cas.iter().chain(&host.cas) {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_der(c)?);
         }
-        if let Some(host) = host {
-            for c in host.cas {
-                builder = builder.add_root_certificate(c);
-            }
-            if let Some(id) = host.identity {
-                builder = builder.identity(id);
-            }
+        if let Some(id) = host.reqwest_identity()? {
+            builder = builder.identity(id);
         }
         if let Some(t) = opts.read_timeout {
             builder = builder.read_timeout(t);
@@ -151,7 +165,7 @@ impl Client {
     /// The HTTP client for `registry`: its own when it has a certificate
     /// directory (built at first use; redirects and token realms it names
     /// are reached with it too, as docker does), else the shared one.
-    fn http_for(&self, registry: &str) -> Result<reqwest::Client, ClientError> {
+    fn http_for(&self, registry: &str) -> Result<Conn, ClientError> {
         if let Some(c) = self
             .per_registry
             .lock()
@@ -164,7 +178,11 @@ impl Client {
             return Ok(self.http.clone());
         };
         let host = crate::tls::read_host_dir(&dir)?;
-        let c = Self::http_client(&self.opts, &self.cas, Some(host))?;
+        let c = Conn {
+            http: Self::http_client(&self.opts, &self.cas, &host)?,
+            tls: Arc::new(host),
+            diagnosis: Arc::default(),
+        };
         if let Ok(mut m) = self.per_registry.lock() {
             m.insert(registry.to_string(), c.clone());
         }
@@ -254,12 +272,12 @@ impl Client {
     ) -> Result<Response, ClientError> {
         let key = (registry.to_string(), scope.to_string());
         let cached = self.tokens.lock().ok().and_then(|t| t.get(&key).cloned());
-        let http = self.http_for(registry)?;
-        let mut req = build(&http);
+        let conn = self.http_for(registry)?;
+        let mut req = build(&conn.http);
         if let Some(v) = &cached {
             req = req.header(header::AUTHORIZATION, v);
         }
-        let resp = self.execute(&http, req).await?;
+        let resp = self.execute(&conn, req).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -278,7 +296,10 @@ impl Client {
             t.insert(key, value.clone());
         }
         let resp = self
-            .execute(&http, build(&http).header(header::AUTHORIZATION, value))
+            .execute(
+                &conn,
+                build(&conn.http).header(header::AUTHORIZATION, value),
+            )
             .await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(ClientError::Auth(format!(
@@ -293,11 +314,7 @@ impl Client {
     /// A plain-HTTP URL of a loopback server that speaks TLS goes over
     /// HTTPS (see [`Client::host_url`]): URLs are often made before the
     /// first request has asked.
-    async fn execute(
-        &self,
-        http: &reqwest::Client,
-        req: RequestBuilder,
-    ) -> Result<Response, ClientError> {
+    async fn execute(&self, conn: &Conn, req: RequestBuilder) -> Result<Response, ClientError> {
         let mut req = req.build()?;
         self.check_host(req.url())?;
         if self.loopback_speaks_tls(req.url()).await {
@@ -308,7 +325,40 @@ impl Client {
                 let _ = url.set_port(port);
             }
         }
-        Ok(http.execute(req).await?)
+        let url = req.url().clone();
+        match conn.http.execute(req).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.transport_error(e, &url, conn).await),
+        }
+    }
+
+    /// The error for a request to `url` that failed in transport: a TLS
+    /// certificate failure when it was one, found out by a second
+    /// connection when the request's own error lost the cause (a
+    /// refusal of the client's certificate arrives after TLS 1.3 has
+    /// let the request go out).
+    async fn transport_error(
+        &self,
+        e: reqwest::Error,
+        url: &reqwest::Url,
+        conn: &Conn,
+    ) -> ClientError {
+        let err = ClientError::from(e);
+        let ClientError::Http(inner) = &err else {
+            return err;
+        };
+        if url.scheme() != "https" || self.opts.insecure || inner.is_timeout() || inner.is_builder()
+        {
+            return err;
+        }
+        let found = conn
+            .diagnosis
+            .get_or_init(|| crate::tls::diagnose(url, &self.cas, &conn.tls))
+            .await;
+        match found {
+            Some(f) => ClientError::tls(f.clone(), url),
+            None => err,
+        }
     }
 
     /// Whether `url` is plain HTTP to a loopback server that speaks TLS;
@@ -395,8 +445,8 @@ impl Client {
                          sent in clear only to a plain-http registry's own host"
                     )));
                 }
-                let http = self.http_for(registry)?;
-                let mut req = http.request(Method::GET, realm_url);
+                let conn = self.http_for(registry)?;
+                let mut req = conn.http.request(Method::GET, realm_url);
                 let mut query: Vec<(&str, &str)> = Vec::new();
                 if let Some(s) = service {
                     query.push(("service", s));
@@ -409,7 +459,7 @@ impl Client {
                 if let Some(c) = cred {
                     req = req.basic_auth(&c.username, Some(&c.password));
                 }
-                let resp = self.execute(&http, req).await?;
+                let resp = self.execute(&conn, req).await?;
                 if !resp.status().is_success() {
                     return Err(ClientError::Auth(format!(
                         "token service {realm} answered {}",

@@ -137,29 +137,34 @@ impl ClientError {
 
 impl From<reqwest::Error> for ClientError {
     fn from(e: reqwest::Error) -> Self {
+        match (crate::tls::tls_failure(&e), e.url()) {
+            (Some(f), Some(url)) => ClientError::tls(f, url),
+            _ => ClientError::Http(e),
+        }
+    }
+}
+
+impl ClientError {
+    /// The error for a TLS certificate failure talking to `url`, saying
+    /// where the missing trust or certificate goes.
+    pub(crate) fn tls(f: crate::tls::TlsFailure, url: &reqwest::Url) -> Self {
         use crate::tls::TlsFailure;
         // certs.d names a registry as references write it: the URL's
         // authority (host, and port when one is written).
-        let (at, host) = e.url().map_or_else(
-            || ("the registry".to_string(), "HOST".to_string()),
-            |u| {
-                (
-                    format!("{}://{}", u.scheme(), u.authority()),
-                    u.authority().to_string(),
-                )
-            },
+        let (at, host) = (
+            format!("{}://{}", url.scheme(), url.authority()),
+            url.authority(),
         );
-        match crate::tls::tls_failure(&e) {
-            None => ClientError::Http(e),
-            Some(TlsFailure::ServerNotTrusted(why)) => ClientError::Tls(format!(
+        ClientError::Tls(match f {
+            TlsFailure::ServerNotTrusted(why) => format!(
                 "cannot verify the TLS certificate of {at} ({why}): trust its CA (a CA file: \
                  pavilion's --ca-file; SSL_CERT_FILE; or certs.d/{host}/ca.crt)"
-            )),
-            Some(TlsFailure::ClientRefused(why)) => ClientError::Tls(format!(
+            ),
+            TlsFailure::ClientRefused(why) => format!(
                 "{at} refused the TLS client certificate, or wanted one ({why}): give one its CA \
                  signed, as certs.d/{host}/client.cert and client.key"
-            )),
-        }
+            ),
+        })
     }
 }
 

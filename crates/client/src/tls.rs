@@ -80,10 +80,33 @@ impl CertDirs {
     }
 }
 
-/// What one registry directory adds: CAs and a client certificate.
+/// What one registry directory adds: CAs and a client certificate (chain
+/// and key).
+#[derive(Default)]
 pub(crate) struct HostTls {
-    pub cas: Vec<reqwest::Certificate>,
-    pub identity: Option<reqwest::Identity>,
+    pub cas: Vec<CertificateDer<'static>>,
+    pub identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+}
+
+impl HostTls {
+    /// The client certificate as reqwest takes it: one PEM holding the key
+    /// and the chain (reqwest refuses sections it does not know, such as
+    /// the `EC PARAMETERS` openssl writes, so they are re-encoded).
+    pub fn reqwest_identity(&self) -> Result<Option<reqwest::Identity>, ClientError> {
+        let Some((chain, key)) = &self.identity else {
+            return Ok(None);
+        };
+        let label = match key {
+            PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+            PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+            _ => "PRIVATE KEY",
+        };
+        let mut pem = pem_block(label, key.secret_der());
+        for c in chain {
+            pem.push_str(&pem_block("CERTIFICATE", c));
+        }
+        Ok(Some(reqwest::Identity::from_pem(pem.as_bytes())?))
+    }
 }
 
 /// Reads `dir`: `*.crt` are CA files, `NAME.cert` + `NAME.key` the client
@@ -138,23 +161,28 @@ pub(crate) fn read_host_dir(dir: &Path) -> Result<HostTls, ClientError> {
         Some((cert, key)) => Some(identity(&cert, &key)?),
         None => None,
     };
+    if let Some((_, key)) = &identity {
+        // Checked now, so an unusable key names its directory.
+        rustls::crypto::ring::default_provider()
+            .key_provider
+            .load_private_key(key.clone_key())
+            .map_err(|e| usage(format!("client key: {e}")))?;
+    }
     Ok(HostTls { cas, identity })
 }
 
 /// The CA certificates of a PEM file, each checked as a trust anchor;
 /// none, or anything unreadable, is an error naming the file.
-pub(crate) fn ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+pub(crate) fn ca_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     let der = pem_certificates(path)?;
-    let mut out = Vec::with_capacity(der.len());
-    for c in der {
+    for c in &der {
         // Parsed now so a damaged certificate names its file, not a
         // request much later.
         rustls::RootCertStore::empty()
             .add(c.clone())
             .map_err(|e| ClientError::Usage(format!("{}: {e}", path.display())))?;
-        out.push(reqwest::Certificate::from_der(&c)?);
     }
-    Ok(out)
+    Ok(der)
 }
 
 /// The certificates of a PEM file; at least one.
@@ -178,31 +206,18 @@ fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientE
     Ok(certs)
 }
 
-/// The client certificate chain `cert` with its key `key`. reqwest reads
-/// one PEM holding both and refuses sections it does not know (an `EC
-/// PARAMETERS` block openssl writes before a key), so both are parsed here,
-/// naming the file at fault, and handed over re-encoded.
-fn identity(cert: &Path, key: &Path) -> Result<reqwest::Identity, ClientError> {
+/// The client certificate chain `cert` with its key `key`, each file
+/// named when it is at fault.
+#[allow(clippy::type_complexity)]
+fn identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ClientError> {
     let chain = pem_certificates(cert)?;
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
         ClientError::Usage(format!("{}: not a PEM private key: {e}", key.display()))
     })?;
-    let label = match &key_der {
-        PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
-        PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
-        _ => "PRIVATE KEY",
-    };
-    let mut pem = pem_block(label, key_der.secret_der());
-    for c in &chain {
-        pem.push_str(&pem_block("CERTIFICATE", c));
-    }
-    reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
-        ClientError::Usage(format!(
-            "{} and {}: not a usable client certificate: {e}",
-            cert.display(),
-            key.display()
-        ))
-    })
+    Ok((chain, key_der))
 }
 
 fn pem_block(label: &str, der: &[u8]) -> String {
@@ -279,7 +294,67 @@ fn client_hello(host: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Why a TLS connection to `url` fails, found by making one the way the
+/// HTTP client does (same roots, `extra` CAs, client certificate) and
+/// reading until the server speaks. With TLS 1.3 a server judges the
+/// client's certificate after the client has finished its handshake, so
+/// the HTTP client has already sent its request when the refusal comes,
+/// and what reaches the request is often only "connection closed": this
+/// second look, made only after such a failure, finds the alert. `None`
+/// when it finds nothing certificate-related.
+pub(crate) async fn diagnose(
+    url: &reqwest::Url,
+    extra: &[CertificateDer<'static>],
+    host: &HostTls,
+) -> Option<TlsFailure> {
+    use tokio::io::AsyncReadExt as _;
+    let host_name = url.host_str()?.trim_matches(['[', ']']).to_string();
+    let authority = format!("{}:{}", url.host_str()?, url.port_or_known_default()?);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots.add_parsable_certificates(extra.iter().chain(&host.cas).cloned());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots);
+    let config = match &host.identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain.clone(), key.clone_key())
+            .ok()?,
+        None => builder.with_no_client_auth(),
+    };
+    let name = rustls_pki_types::ServerName::try_from(host_name).ok()?;
+    let tcp = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(authority))
+        .await
+        .ok()?
+        .ok()?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let mut tls = match tokio::time::timeout(PROBE_TIMEOUT, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => return tls_failure(&e),
+        Err(_) => return None,
+    };
+    // A refused client certificate comes as an alert; an accepted one
+    // as session tickets, then silence.
+    let mut buf = [0u8; 1024];
+    let read = async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) => return None,
+                Ok(_) => continue,
+                Err(e) => return tls_failure(&e),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), read)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// What a TLS failure was, when a transport error is one worth naming.
+#[derive(Clone, Debug)]
 pub(crate) enum TlsFailure {
     /// The registry's certificate did not verify.
     ServerNotTrusted(String),
@@ -287,37 +362,42 @@ pub(crate) enum TlsFailure {
     ClientRefused(String),
 }
 
-/// Looks through `e`'s causes for a rustls certificate error. rustls'
-/// error reaches us inside an `io::Error`, whose `source` skips it, so
-/// each `io::Error` is opened.
+/// Looks through `e`'s causes for a rustls certificate error.
 pub(crate) fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<TlsFailure> {
     use rustls::AlertDescription as A;
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let r = rustls_error(e)?;
+    match r {
+        rustls::Error::InvalidCertificate(_) => Some(TlsFailure::ServerNotTrusted(r.to_string())),
+        rustls::Error::AlertReceived(
+            A::CertificateRequired
+            | A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateExpired
+            | A::CertificateRevoked
+            | A::CertificateUnknown
+            | A::UnsupportedCertificate
+            | A::AccessDenied,
+        ) => Some(TlsFailure::ClientRefused(r.to_string())),
+        _ => None,
+    }
+}
+
+/// The rustls error among `e`'s causes. It arrives inside `io::Error`s
+/// (tokio-rustls wraps it, and the connector wraps that again), whose
+/// `source` skips what they wrap, so each is opened with `get_ref`.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cause = Some(e);
     while let Some(c) = cause {
+        if let Some(r) = c.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
         let inner = c
             .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|i| i.downcast_ref::<rustls::Error>())
-            .or_else(|| c.downcast_ref::<rustls::Error>());
-        if let Some(r) = inner {
-            return match r {
-                rustls::Error::InvalidCertificate(_) => {
-                    Some(TlsFailure::ServerNotTrusted(r.to_string()))
-                }
-                rustls::Error::AlertReceived(
-                    A::CertificateRequired
-                    | A::BadCertificate
-                    | A::UnknownCA
-                    | A::CertificateExpired
-                    | A::CertificateRevoked
-                    | A::CertificateUnknown
-                    | A::UnsupportedCertificate
-                    | A::AccessDenied,
-                ) => Some(TlsFailure::ClientRefused(r.to_string())),
-                _ => None,
-            };
-        }
-        cause = c.source();
+            .and_then(|io| io.get_ref());
+        cause = match inner {
+            Some(i) => Some(i as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
     }
     None
 }

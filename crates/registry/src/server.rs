@@ -406,10 +406,11 @@ pub async fn serve(
                             let _permit = permit;
                             let _alive = alive;
                             let stream = tokio::select! {
-                                r = tokio::time::timeout(idle, acceptor.accept(stream)) => match r {
+                                r = tokio::time::timeout(idle, acceptor.accept(stream).into_fallible()) => match r {
                                     Ok(Ok(s)) => s,
-                                    Ok(Err(e)) => {
+                                    Ok(Err((e, io))) => {
                                         tracing::debug!(error = %e, "TLS handshake failed");
+                                        tls::close_refused(io).await;
                                         return;
                                     }
                                     Err(_) => return,

@@ -99,3 +99,27 @@ pub fn client_certificate<IO>(
         .and_then(|chain| chain.first())
         .map(|c| ClientCertificate(c.clone().into_owned()))
 }
+
+/// Closes a connection whose handshake failed, after its alert was sent,
+/// so that the client reads the alert. With TLS 1.3 a client refused for
+/// its certificate (or for lacking one) has already sent its first request
+/// when the server judges the certificate; closing with those bytes unread
+/// makes the kernel answer with a reset, which can destroy the alert
+/// before the client reads it (the client then sees "connection closed"
+/// instead of why). So: stop writing, read what the client sent until it
+/// closes, at most 64 KiB and one second, then close.
+pub(crate) async fn close_refused(mut io: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let _ = io.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut left = 64usize << 10;
+        while left > 0 {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+}
