@@ -775,6 +775,57 @@ mod tests {
     }
 
     #[test]
+    fn tls_client_keys_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        let file = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            ServeArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            }
+            .settings()
+        };
+        let tls = "tls_cert = \"t.crt\"\ntls_key = \"t.key\"\n";
+        let s = file(&format!("{tls}tls_client_ca = \"ca.pem\"\n")).unwrap();
+        assert_eq!(s.server.client_ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(
+            s.server.client_auth,
+            pavilion_registry::tls::ClientAuth::Optional
+        );
+        let s = file(&format!(
+            "{tls}tls_client_ca = \"ca.pem\"\ntls_client_auth = \"required\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.server.client_auth,
+            pavilion_registry::tls::ClientAuth::Required
+        );
+        // The same file for admission is fine; another is refused.
+        let adm = "admission_client_names = [\"kube-apiserver\"]\n";
+        assert!(file(&format!(
+            "{tls}{adm}tls_client_ca = \"ca.pem\"\nadmission_client_ca = \"ca.pem\"\n"
+        ))
+        .is_ok());
+        let err = file(&format!(
+            "{tls}{adm}tls_client_ca = \"ca.pem\"\nadmission_client_ca = \"other.pem\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("must name the same file"), "{err}");
+        let err = file("tls_client_ca = \"ca.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_client_ca needs tls_cert"), "{err}");
+        let err = file(&format!("{tls}tls_client_auth = \"required\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_client_auth needs tls_client_ca"), "{err}");
+        let err = file(&format!("{tls}tls_client_auth = \"sometimes\"\n")).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown variant"), "{err:#}");
+    }
+
+    #[test]
     fn the_scale_out_examples_are_valid_configurations() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/scale-out");
         for name in ["s3-postgres.toml", "azure-postgres.toml"] {

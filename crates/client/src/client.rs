@@ -740,6 +740,13 @@ mod tests {
             let why = host_refusal(&url(bad), &allowed, false).unwrap();
             assert!(why.contains("is not allowed"), "{bad}: {why}");
         }
+        // A loopback registry that speaks TLS is reached over HTTPS on the
+        // same port; another port is still refused.
+        assert_eq!(
+            host_refusal(&url("https://127.0.0.1:5000/v2/"), &allowed, false),
+            None
+        );
+        assert!(host_refusal(&url("https://127.0.0.1:5001/v2/"), &allowed, false).is_some());
         assert_eq!(
             host_refusal(&url("http://127.0.0.1:5001/x"), &allowed, false).unwrap(),
             "http://127.0.0.1:5001 is not allowed (allowed registries: 127.0.0.1:5000, docker.io, r.example)"

@@ -401,3 +401,56 @@ fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rust
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    #[test]
+    fn a_registry_directory_is_found_by_host_and_port_only() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("r.example:5000")).unwrap();
+        let dirs = CertDirs::Roots(vec![root.path().join("absent"), root.path().into()]);
+        assert_eq!(
+            dirs.dir_for("r.example:5000"),
+            Some(root.path().join("r.example:5000"))
+        );
+        assert_eq!(dirs.dir_for("r.example"), None);
+        // A name that would leave the root is no registry.
+        std::fs::create_dir(root.path().join("x")).unwrap();
+        for bad in ["..", "../x", "x/.."] {
+            assert_eq!(dirs.dir_for(bad), None, "{bad}");
+        }
+        assert_eq!(CertDirs::None.dir_for("r.example:5000"), None);
+        let fixed = CertDirs::Fixed("/d".into());
+        assert_eq!(fixed.dir_for("anything"), Some(PathBuf::from("/d")));
+    }
+
+    #[test]
+    fn half_a_client_certificate_is_an_error_naming_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(read_host_dir(d.path()).unwrap().identity.is_none());
+        write(d.path(), "client.cert", "x");
+        let e = read_host_dir(d.path()).err().unwrap().to_string();
+        assert!(e.contains("client.cert") && e.contains("client.key"), "{e}");
+        std::fs::remove_file(d.path().join("client.cert")).unwrap();
+        write(d.path(), "me.key", "x");
+        let e = read_host_dir(d.path()).err().unwrap().to_string();
+        assert!(e.contains("me.key") && e.contains("me.cert"), "{e}");
+        write(d.path(), "me.cert", "not pem");
+        let e = read_host_dir(d.path()).err().unwrap().to_string();
+        assert!(
+            e.contains("me.cert") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        std::fs::remove_file(d.path().join("me.cert")).unwrap();
+        std::fs::remove_file(d.path().join("me.key")).unwrap();
+        write(d.path(), "ca.crt", "not pem either");
+        let e = read_host_dir(d.path()).err().unwrap().to_string();
+        assert!(e.contains("ca.crt"), "{e}");
+    }
+}
