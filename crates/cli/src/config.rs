@@ -8,6 +8,10 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod tls_client;
+use tls_client::tls_client_settings;
+pub use tls_client::TlsClientAuth;
+
 /// Options of `pavilion serve`. Every key can also be set in the TOML file
 /// given with `--config` (same names, with `_` instead of `-`).
 #[derive(Args, Debug, Default)]
@@ -146,6 +150,12 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that registry clients' certificates are verified against (mTLS): every client is asked for one, and one that does not verify fails the handshake. Needs --tls-cert; with --admission-client-ca too, both must name the same file.
+    #[arg(long, env = "PAVILION_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// With --tls-client-ca: `optional` also serves clients without a certificate, `required` refuses them at the handshake [default: optional].
+    #[arg(long, env = "PAVILION_TLS_CLIENT_AUTH", value_name = "MODE")]
+    pub tls_client_auth: Option<TlsClientAuth>,
     #[command(flatten)]
     pub auth: crate::auth_config::AuthArgs,
     /// Serve the registry API without authentication on an address other than loopback (refused otherwise): only behind something else that authenticates.
@@ -191,6 +201,8 @@ pub struct FileConfig {
     admission_timeout_secs: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    tls_client_auth: Option<TlsClientAuth>,
     insecure_no_auth: Option<bool>,
     auth: Option<crate::auth_config::AuthFile>,
 }
@@ -529,7 +541,16 @@ impl ServeArgs {
             },
             &mut server,
         )?;
-        let auth = self.auth.settings(file.auth, server.client_ca.is_some())?;
+        let tls_client_ca = self.tls_client_ca.or(file.tls_client_ca);
+        // Registry callers are identified by certificate when registry
+        // client certificates are asked for (not admission's alone).
+        let registry_client_ca = tls_client_ca.is_some();
+        tls_client_settings(
+            tls_client_ca,
+            self.tls_client_auth.or(file.tls_client_auth),
+            &mut server,
+        )?;
+        let auth = self.auth.settings(file.auth, registry_client_ca)?;
         let insecure_no_auth = self.insecure_no_auth || file.insecure_no_auth == Some(true);
         if !auth.enabled && !insecure_no_auth && !server.addr.ip().is_loopback() {
             anyhow::bail!(

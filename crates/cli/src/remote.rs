@@ -6,9 +6,43 @@ use crate::exit::{CmdResult, Context, Failure, UsageError};
 use crate::output::OutputArgs;
 use clap::Args;
 use pavilion_client::auth::{docker_config_path, Credentials};
+use pavilion_client::tls::{CertDirs, TlsOptions};
 use pavilion_client::upload_journal::UploadJournal;
 use pavilion_client::{Client, ClientOptions, ProgressFn};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Which TLS certificates registries are trusted with, and which client
+/// certificate is presented to them.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// A CA certificate file (PEM) trusted besides the system's roots, for every registry; repeatable. One registry's CAs can go in certs.d/HOST[:PORT]/*.crt instead (/etc/docker/certs.d, /etc/containers/certs.d, ~/.config/containers/certs.d, or $PAVILION_CERTS_DIR alone).
+    #[arg(long = "ca-file", env = "PAVILION_CA_FILE", value_name = "FILE")]
+    pub ca_files: Vec<PathBuf>,
+    /// Directory of TLS files used for the registry instead of certs.d/HOST[:PORT]/, as podman's --cert-dir: *.crt are CAs, NAME.cert with NAME.key the client certificate (mTLS).
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The client's TLS options: these CA files, and `--cert-dir` or the
+    /// standard certs.d directories.
+    pub fn options(&self) -> CmdResult<TlsOptions> {
+        let cert_dirs = match &self.cert_dir {
+            Some(d) if !d.is_dir() => {
+                return Err(
+                    UsageError(format!("--cert-dir {}: not a directory", d.display())).into(),
+                )
+            }
+            Some(d) => CertDirs::Fixed(d.clone()),
+            None => CertDirs::standard(),
+        };
+        Ok(TlsOptions {
+            ca_files: self.ca_files.clone(),
+            cert_dirs,
+        })
+    }
+}
 
 /// Connection options.
 #[derive(Args, Debug, Clone)]
@@ -19,6 +53,8 @@ pub struct RemoteArgs {
     /// Skip TLS certificate verification.
     #[arg(long)]
     pub insecure: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Parallel transfers (files on push, byte ranges on pull) [default: the number of CPU cores, from 2 to 8].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: Option<u16>,
@@ -36,13 +72,15 @@ pub struct ConnArgs {
     #[arg(long)]
     pub insecure: bool,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
 impl ConnArgs {
     /// A client with docker's credentials.
     pub fn client(&self) -> CmdResult<Client> {
-        make_client(self.plain_http, self.insecure, None, None)
+        make_client(self.plain_http, self.insecure, &self.tls, None, None)
     }
 }
 
@@ -76,7 +114,7 @@ impl RemoteArgs {
     ) -> CmdResult<Client> {
         let bar = bar.clone();
         let progress = Some(ProgressFn(Arc::new(move |n| bar.inc(n))));
-        make_client(self.plain_http, self.insecure, progress, journal)
+        make_client(self.plain_http, self.insecure, &self.tls, progress, journal)
     }
 }
 
@@ -85,20 +123,21 @@ impl RemoteArgs {
 pub fn make_client(
     plain_http: bool,
     insecure: bool,
+    tls: &TlsArgs,
     progress: Option<ProgressFn>,
     upload_journal: Option<Arc<UploadJournal>>,
 ) -> CmdResult<Client> {
     Client::new(ClientOptions {
         progress,
         upload_journal,
-        ..client_options(plain_http, insecure)?
+        ..client_options(plain_http, insecure, tls)?
     })
     .context("creating the registry client")
 }
 
-/// Client options with the user's docker credentials (what
+/// Client options with the user's docker credentials and TLS files (what
 /// [`make_client`] builds on).
-pub fn client_options(plain_http: bool, insecure: bool) -> CmdResult<ClientOptions> {
+pub fn client_options(plain_http: bool, insecure: bool, tls: &TlsArgs) -> CmdResult<ClientOptions> {
     let credentials = match docker_config_path() {
         Some(p) => Credentials::from_docker_config(&p)
             .map_err(|e| Failure::other(anyhow::Error::msg(e)))?,
@@ -107,6 +146,7 @@ pub fn client_options(plain_http: bool, insecure: bool) -> CmdResult<ClientOptio
     Ok(ClientOptions {
         plain_http,
         insecure,
+        tls: tls.options()?,
         credentials,
         ..ClientOptions::default()
     })

@@ -2,9 +2,11 @@
 
 use crate::auth::{parse_challenge, Challenge, Credentials};
 use crate::error::ClientError;
+use crate::tls::{HostTls, TlsOptions};
 use pavilion_oci::image_ref::is_loopback_host;
 use pavilion_oci::ImageRef;
 use reqwest::{header, Method, RequestBuilder, Response, StatusCode};
+use rustls_pki_types::CertificateDer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,10 +42,14 @@ pub const TOKEN_RESPONSE_LIMIT: usize = 64 << 10;
 pub struct ClientOptions {
     /// Told about every chunk of blob bytes sent or received (progress bars).
     pub progress: Option<ProgressFn>,
-    /// Use plain HTTP for every registry (loopback registries always do).
+    /// Use plain HTTP for every registry. Without it, a loopback registry
+    /// is asked first whether it speaks TLS (see [`Client::host_url`]).
     pub plain_http: bool,
     /// Accept any TLS certificate.
     pub insecure: bool,
+    /// CAs trusted besides the system's, and registries' certificate
+    /// directories (CAs and client certificates).
+    pub tls: TlsOptions,
     /// Credentials by registry host.
     pub credentials: Credentials,
     /// Where open upload sessions are remembered between runs, if anywhere.
@@ -62,9 +68,29 @@ pub struct ClientOptions {
     pub allowed_hosts: Option<HostAllowList>,
 }
 
+/// The HTTP client for some registries, and the TLS files it was made
+/// with (to find out why a connection fails).
+#[derive(Clone)]
+struct Conn {
+    http: reqwest::Client,
+    tls: Arc<HostTls>,
+    /// What looking into a failed request found: once per client and
+    /// registry, so a flaky network does not cost a second connection (and
+    /// its wait) per failed request, and requests failing together all
+    /// get the answer.
+    diagnosis: Arc<tokio::sync::OnceCell<Option<crate::tls::TlsFailure>>>,
+}
+
 /// A client for OCI registries.
 pub struct Client {
-    pub(crate) http: reqwest::Client,
+    /// For registries without a certificate directory of their own.
+    http: Conn,
+    /// The CAs of `opts.tls.ca_files`, read once.
+    cas: Vec<CertificateDer<'static>>,
+    /// Clients of registries with a certificate directory, by registry.
+    per_registry: Mutex<HashMap<String, Conn>>,
+    /// Whether a loopback `host:port` speaks TLS, once asked.
+    loopback_tls: Mutex<HashMap<String, bool>>,
     pub(crate) opts: ClientOptions,
     /// Authorization header values by registry and scope, reused until a 401.
     tokens: Mutex<HashMap<(String, String), String>>,
@@ -73,12 +99,48 @@ pub struct Client {
 impl Client {
     /// Builds a client. No total timeout: blobs of hundreds of GiB take long;
     /// connecting is bounded and a stalled read fails through TCP keepalive.
+    /// CA files that cannot be read, hold no certificate or a damaged one
+    /// are refused here, naming the file.
     pub fn new(opts: ClientOptions) -> Result<Self, ClientError> {
+        crate::tls::check_ssl_cert_file()?;
+        let mut cas = Vec::new();
+        for f in &opts.tls.ca_files {
+            cas.extend(crate::tls::ca_certificates(f)?);
+        }
+        let none = HostTls::default();
+        let http = Conn {
+            http: Self::http_client(&opts, &cas, &none)?,
+            tls: Arc::new(none),
+            diagnosis: Arc::default(),
+        };
+        Ok(Client {
+            http,
+            cas,
+            per_registry: Mutex::new(HashMap::new()),
+            loopback_tls: Mutex::new(HashMap::new()),
+            opts,
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// An HTTP client trusting the system's roots, `cas` and those of
+    /// `host` (a registry's directory), presenting its client certificate.
+    fn http_client(
+        opts: &ClientOptions,
+        cas: &[CertificateDer<'static>],
+        host: &HostTls,
+    ) -> Result<reqwest::Client, ClientError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout.unwrap_or(Duration::from_secs(30)))
             .tcp_keepalive(Duration::from_secs(30))
             .danger_accept_invalid_certs(opts.insecure)
             .user_agent(concat!("pavilion/", env!("CARGO_PKG_VERSION")));
+        for c in cas.iter().chain(&host.cas) {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_der(c)?);
+        }
+        if let Some(id) = host.reqwest_identity()? {
+            builder = builder.identity(id);
+        }
         if let Some(t) = opts.read_timeout {
             builder = builder.read_timeout(t);
         }
@@ -97,12 +159,34 @@ impl Client {
                 }
             }));
         }
-        let http = builder.build()?;
-        Ok(Client {
-            http,
-            opts,
-            tokens: Mutex::new(HashMap::new()),
-        })
+        Ok(builder.build()?)
+    }
+
+    /// The HTTP client for `registry`: its own when it has a certificate
+    /// directory (built at first use; redirects and token realms it names
+    /// are reached with it too, as docker does), else the shared one.
+    fn http_for(&self, registry: &str) -> Result<Conn, ClientError> {
+        if let Some(c) = self
+            .per_registry
+            .lock()
+            .ok()
+            .and_then(|m| m.get(registry).cloned())
+        {
+            return Ok(c);
+        }
+        let Some(dir) = self.opts.tls.cert_dirs.dir_for(registry) else {
+            return Ok(self.http.clone());
+        };
+        let host = crate::tls::read_host_dir(&dir)?;
+        let c = Conn {
+            http: Self::http_client(&self.opts, &self.cas, &host)?,
+            tls: Arc::new(host),
+            diagnosis: Arc::default(),
+        };
+        if let Ok(mut m) = self.per_registry.lock() {
+            m.insert(registry.to_string(), c.clone());
+        }
+        Ok(c)
     }
 
     /// Reports `n` transferred bytes to the progress callback, if any.
@@ -112,16 +196,35 @@ impl Client {
         }
     }
 
-    /// `scheme://host` for a reference: plain HTTP for loopback registries
-    /// (as Docker does) or when asked; Docker Hub's API host for docker.io.
+    /// `scheme://host` for a reference: HTTPS, or plain HTTP when asked or
+    /// for a loopback registry that does not speak TLS; Docker Hub's API
+    /// host for docker.io.
     pub fn base_url(&self, r: &ImageRef) -> String {
         self.host_url(&r.registry)
     }
 
     /// `scheme://host` for a registry host.
+    ///
+    /// Loopback registries: docker treats them as insecure and tries HTTPS,
+    /// then plain HTTP. Here the first request to a loopback `host:port`
+    /// asks whether it answers a TLS ClientHello in TLS (`tls::speaks_tls`)
+    /// and from then on uses HTTPS if it does, plain HTTP if not. A server
+    /// that speaks TLS is never fallen back from: its certificate must
+    /// verify (a private CA is trusted with `tls.ca_files` or certs.d) or
+    /// the request fails, so a certificate error is never answered with
+    /// plain HTTP. Plain HTTP to loopback is what it always was: bytes
+    /// that do not leave the machine.
     pub fn host_url(&self, registry: &str) -> String {
-        let scheme = if self.opts.plain_http || is_loopback_host(registry) {
+        let scheme = if self.opts.plain_http {
             "http"
+        } else if is_loopback_host(registry) {
+            let known_tls = loopback_key_of_registry(registry)
+                .and_then(|k| self.loopback_tls.lock().ok()?.get(&k).copied());
+            if known_tls == Some(true) {
+                "https"
+            } else {
+                "http"
+            }
         } else {
             "https"
         };
@@ -169,11 +272,12 @@ impl Client {
     ) -> Result<Response, ClientError> {
         let key = (registry.to_string(), scope.to_string());
         let cached = self.tokens.lock().ok().and_then(|t| t.get(&key).cloned());
-        let mut req = build(&self.http);
+        let conn = self.http_for(registry)?;
+        let mut req = build(&conn.http);
         if let Some(v) = &cached {
             req = req.header(header::AUTHORIZATION, v);
         }
-        let resp = self.execute(req).await?;
+        let resp = self.execute(&conn, req).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -192,7 +296,10 @@ impl Client {
             t.insert(key, value.clone());
         }
         let resp = self
-            .execute(build(&self.http).header(header::AUTHORIZATION, value))
+            .execute(
+                &conn,
+                build(&conn.http).header(header::AUTHORIZATION, value),
+            )
             .await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(ClientError::Auth(format!(
@@ -202,12 +309,86 @@ impl Client {
         Ok(resp)
     }
 
-    /// Sends `req`, first checking its URL against the allow-list, if any
-    /// (a `Location` or `Link` value can name any host).
-    async fn execute(&self, req: RequestBuilder) -> Result<Response, ClientError> {
-        let req = req.build()?;
+    /// Sends `req` with `http`, first checking its URL against the
+    /// allow-list, if any (a `Location` or `Link` value can name any host).
+    /// A plain-HTTP URL of a loopback server that speaks TLS goes over
+    /// HTTPS (see [`Client::host_url`]): URLs are often made before the
+    /// first request has asked.
+    async fn execute(&self, conn: &Conn, req: RequestBuilder) -> Result<Response, ClientError> {
+        let mut req = req.build()?;
         self.check_host(req.url())?;
-        Ok(self.http.execute(req).await?)
+        if self.loopback_speaks_tls(req.url()).await {
+            let url = req.url_mut();
+            // Keep the port the plain URL meant (80 when none was written).
+            let port = url.port_or_known_default();
+            if url.set_scheme("https").is_ok() {
+                let _ = url.set_port(port);
+            }
+        }
+        let url = req.url().clone();
+        match conn.http.execute(req).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(self.transport_error(e, &url, conn).await),
+        }
+    }
+
+    /// The error for a request to `url` that failed in transport: a TLS
+    /// certificate failure when it was one, found out by a second
+    /// connection when the request's own error lost the cause (a
+    /// refusal of the client's certificate arrives after TLS 1.3 has
+    /// let the request go out).
+    async fn transport_error(
+        &self,
+        e: reqwest::Error,
+        url: &reqwest::Url,
+        conn: &Conn,
+    ) -> ClientError {
+        let err = ClientError::from(e);
+        let ClientError::Http(inner) = &err else {
+            return err;
+        };
+        if url.scheme() != "https" || self.opts.insecure || inner.is_timeout() || inner.is_builder()
+        {
+            return err;
+        }
+        let found = conn
+            .diagnosis
+            .get_or_init(|| crate::tls::diagnose(url, &self.cas, &conn.tls))
+            .await;
+        match found {
+            Some(f) => ClientError::tls(f.clone(), url),
+            None => err,
+        }
+    }
+
+    /// Whether `url` is plain HTTP to a loopback server that speaks TLS;
+    /// asks the server the first time (see [`Client::host_url`]).
+    async fn loopback_speaks_tls(&self, url: &reqwest::Url) -> bool {
+        if self.opts.plain_http || url.scheme() != "http" {
+            return false;
+        }
+        let Some(key) = loopback_key(url) else {
+            return false;
+        };
+        if let Some(known) = self
+            .loopback_tls
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied())
+        {
+            return known;
+        }
+        let host = url.host_str().unwrap_or_default();
+        match crate::tls::speaks_tls(&key, host).await {
+            Some(tls) => {
+                if let Ok(mut m) = self.loopback_tls.lock() {
+                    m.insert(key, tls);
+                }
+                tls
+            }
+            // Unreachable: the request itself will say so.
+            None => false,
+        }
     }
 
     /// Refuses `url` if the client is restricted and its host is not allowed.
@@ -264,7 +445,8 @@ impl Client {
                          sent in clear only to a plain-http registry's own host"
                     )));
                 }
-                let mut req = self.http.request(Method::GET, realm_url);
+                let conn = self.http_for(registry)?;
+                let mut req = conn.http.request(Method::GET, realm_url);
                 let mut query: Vec<(&str, &str)> = Vec::new();
                 if let Some(s) = service {
                     query.push(("service", s));
@@ -277,7 +459,7 @@ impl Client {
                 if let Some(c) = cred {
                     req = req.basic_auth(&c.username, Some(&c.password));
                 }
-                let resp = self.execute(req).await?;
+                let resp = self.execute(&conn, req).await?;
                 if !resp.status().is_success() {
                     return Err(ClientError::Auth(format!(
                         "token service {realm} answered {}",
@@ -355,11 +537,19 @@ fn host_refusal(url: &reqwest::Url, allowed: &[String], plain_http: bool) -> Opt
     };
     let want = key(url);
     let ok = allowed.iter().any(|name| {
-        let scheme = if plain_http || is_loopback_host(name) {
-            "http"
-        } else {
-            "https"
-        };
+        // A loopback registry is reached over HTTPS when it speaks TLS
+        // (`Client::host_url`): either scheme, same host and port.
+        if !plain_http && is_loopback_host(name) {
+            let plain = reqwest::Url::parse(&format!("http://{name}/"));
+            return plain.is_ok_and(|u| {
+                (
+                    u.host_str().map(str::to_ascii_lowercase),
+                    u.port_or_known_default(),
+                ) == (want.1.clone(), want.2)
+                    && matches!(want.0.as_str(), "http" | "https")
+            });
+        }
+        let scheme = if plain_http { "http" } else { "https" };
         let host = if name == "docker.io" {
             "registry-1.docker.io"
         } else {
@@ -384,6 +574,19 @@ fn host_refusal(url: &reqwest::Url, allowed: &[String], plain_http: bool) -> Opt
             allowed.join(", ")
         }
     ))
+}
+
+/// `host:port` of a plain-HTTP URL on this machine: what the loopback
+/// probe is remembered by.
+fn loopback_key(url: &reqwest::Url) -> Option<String> {
+    let host = url.host_str()?;
+    let port = url.port_or_known_default()?;
+    is_loopback_host(host).then(|| format!("{}:{port}", host.to_ascii_lowercase()))
+}
+
+/// [`loopback_key`] of a registry as references write it.
+fn loopback_key_of_registry(registry: &str) -> Option<String> {
+    loopback_key(&reqwest::Url::parse(&format!("http://{registry}/")).ok()?)
 }
 
 /// The body of `resp` if it is at most `limit` bytes; `None` if longer
@@ -537,6 +740,13 @@ mod tests {
             let why = host_refusal(&url(bad), &allowed, false).unwrap();
             assert!(why.contains("is not allowed"), "{bad}: {why}");
         }
+        // A loopback registry that speaks TLS is reached over HTTPS on the
+        // same port; another port is still refused.
+        assert_eq!(
+            host_refusal(&url("https://127.0.0.1:5000/v2/"), &allowed, false),
+            None
+        );
+        assert!(host_refusal(&url("https://127.0.0.1:5001/v2/"), &allowed, false).is_some());
         assert_eq!(
             host_refusal(&url("http://127.0.0.1:5001/x"), &allowed, false).unwrap(),
             "http://127.0.0.1:5001 is not allowed (allowed registries: 127.0.0.1:5000, docker.io, r.example)"

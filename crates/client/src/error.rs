@@ -24,6 +24,10 @@ pub enum ClientError {
     /// Transport failure (connection refused, TLS, reset...).
     #[error("{}", transport_message(.0))]
     Http(reqwest::Error),
+    /// TLS certificates: the registry's did not verify, or it refused
+    /// ours. Not temporary: trying again will not change the trust.
+    #[error("{0}")]
+    Tls(String),
     /// The registry answered with an error.
     #[error("registry answered {status} {code}: {message}")]
     Registry {
@@ -133,7 +137,34 @@ impl ClientError {
 
 impl From<reqwest::Error> for ClientError {
     fn from(e: reqwest::Error) -> Self {
-        ClientError::Http(e)
+        match (crate::tls::tls_failure(&e), e.url()) {
+            (Some(f), Some(url)) => ClientError::tls(f, url),
+            _ => ClientError::Http(e),
+        }
+    }
+}
+
+impl ClientError {
+    /// The error for a TLS certificate failure talking to `url`, saying
+    /// where the missing trust or certificate goes.
+    pub(crate) fn tls(f: crate::tls::TlsFailure, url: &reqwest::Url) -> Self {
+        use crate::tls::TlsFailure;
+        // certs.d names a registry as references write it: the URL's
+        // authority (host, and port when one is written).
+        let (at, host) = (
+            format!("{}://{}", url.scheme(), url.authority()),
+            url.authority(),
+        );
+        ClientError::Tls(match f {
+            TlsFailure::ServerNotTrusted(why) => format!(
+                "cannot verify the TLS certificate of {at} ({why}): trust its CA (a CA file: \
+                 pavilion's --ca-file; SSL_CERT_FILE; or certs.d/{host}/ca.crt)"
+            ),
+            TlsFailure::ClientRefused(why) => format!(
+                "{at} refused the TLS client certificate, or wanted one ({why}): give one its CA \
+                 signed, as certs.d/{host}/client.cert and client.key"
+            ),
+        })
     }
 }
 
@@ -241,6 +272,9 @@ impl ClientError {
             }
             ClientError::Registry { .. } => ErrorKind::Other,
             ClientError::Auth(_) => ErrorKind::Auth,
+            // Who the registry is, or who we are, could not be proven:
+            // fixed by configuration, like credentials.
+            ClientError::Tls(_) => ErrorKind::Auth,
             ClientError::DigestMismatch { .. } => ErrorKind::Verification,
             ClientError::Protocol(_) => ErrorKind::Network,
             // A symlink where a file is written: an unsafe path, like one

@@ -1,7 +1,8 @@
 //! Talks to any OCI registry (Pavilion, CNCF Distribution, cloud registries).
 //!
 //! - [`Client`]: HTTP with Docker's conventions: plain HTTP for loopback
-//!   registries, credentials from docker's `config.json`, and the Basic /
+//!   registries that do not speak TLS, private CAs and client
+//!   certificates from `certs.d` ([`tls`]), credentials from docker's `config.json`, and the Basic /
 //!   Bearer token challenge dance on 401.
 //! - [`Client::push_blob_file`]: a file is read once and hashed while it is
 //!   sent; an interrupted upload resumes from the registry's reported offset.
@@ -45,6 +46,7 @@ mod listing;
 mod manifest;
 mod pull;
 mod push;
+pub mod tls;
 pub mod upload_journal;
 
 pub use blob::ByteStream;

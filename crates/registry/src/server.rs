@@ -46,8 +46,10 @@ pub struct ServerConfig {
     /// Certificate chain and private key (PEM files): serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// CA certificates (PEM) client certificates are verified against
-    /// (asked for, not required; see `tls`). Needs `tls`.
+    /// (asked for; required as `client_auth` says). Needs `tls`.
     pub client_ca: Option<PathBuf>,
+    /// Whether clients without a certificate are served (with `client_ca`).
+    pub client_auth: tls::ClientAuth,
     /// Where blobs live: `None` or `file://DIR` for local files (the data
     /// directory by default), `s3://`, `az://`, `gs://` for object storage.
     pub storage: Option<String>,
@@ -119,6 +121,7 @@ impl ServerConfig {
             decision_retention: Default::default(),
             tls: None,
             client_ca: None,
+            client_auth: tls::ClientAuth::Optional,
             storage: None,
             redirect_blobs: None,
             max_upload_sessions: 10_000,
@@ -311,9 +314,10 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     let tls = match &cfg.tls {
-        Some((cert, key)) => {
-            Some(tls::acceptor(cert, key, cfg.client_ca.as_deref()).map_err(ServeError::Tls)?)
-        }
+        Some((cert, key)) => Some(
+            tls::acceptor(cert, key, cfg.client_ca.as_deref(), cfg.client_auth)
+                .map_err(ServeError::Tls)?,
+        ),
         None => None,
     };
     let mut state = open_state(&cfg).await?;
@@ -417,10 +421,11 @@ pub async fn serve(
                             let _permit = permit;
                             let _alive = alive;
                             let stream = tokio::select! {
-                                r = tokio::time::timeout(idle, acceptor.accept(stream)) => match r {
+                                r = tokio::time::timeout(idle, acceptor.accept(stream).into_fallible()) => match r {
                                     Ok(Ok(s)) => s,
-                                    Ok(Err(e)) => {
+                                    Ok(Err((e, io))) => {
                                         tracing::debug!(error = %e, "TLS handshake failed");
+                                        tls::close_refused(io).await;
                                         return;
                                     }
                                     Err(_) => return,

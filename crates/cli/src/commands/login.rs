@@ -76,11 +76,10 @@ pub fn run_login(args: LoginArgs) -> CmdResult {
     };
     let mut credentials = Credentials::default();
     credentials.insert(&registry, cred.clone());
+    // The saved credentials are not used: only the ones being checked.
     let client = Client::new(ClientOptions {
-        plain_http: args.conn.plain_http,
-        insecure: args.conn.insecure,
         credentials,
-        ..ClientOptions::default()
+        ..crate::remote::client_options(args.conn.plain_http, args.conn.insecure, &args.conn.tls)?
     })?;
     runtime()?
         .block_on(client.ping(&registry))

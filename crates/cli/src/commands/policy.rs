@@ -50,6 +50,8 @@ pub struct EvalArgs {
     /// Skip TLS certificate verification for --ref.
     #[arg(long)]
     pub insecure: bool,
+    #[command(flatten)]
+    pub tls: crate::remote::TlsArgs,
     /// Decision point: rules of package pavilion.<point>.
     #[arg(long, default_value = "push", value_parser = ["push", "pull", "admission"])]
     pub point: String,
@@ -145,7 +147,7 @@ fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> CmdResult<
         .into());
     }
     let r = crate::remote::parse_ref(reference)?;
-    let client = crate::remote::make_client(args.plain_http, args.insecure, None, None)?;
+    let client = crate::remote::make_client(args.plain_http, args.insecure, &args.tls, None, None)?;
     let trust = pavilion_verify::TrustConfig {
         trust_policy: args.trust_policy.clone(),
         trust_store: args.trust_store.clone(),

@@ -72,7 +72,8 @@ pub fn run(args: ServeArgs) -> CmdResult {
         allowed_hosts: Some(pavilion_client::HostAllowList(Arc::new(move || {
             hosts.list().to_vec()
         }))),
-        ..crate::remote::client_options(false, false)?
+        // TLS as the server user's certs.d says (a private registry's CA).
+        ..crate::remote::client_options(false, false, &crate::remote::TlsArgs::default())?
     })
     .context("creating the admission registry client")?;
     let auth = if adm.unauthenticated {

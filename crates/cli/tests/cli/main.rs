@@ -34,4 +34,5 @@ mod policy_cli;
 mod registry_auth;
 mod scale_out;
 mod smoke;
+mod tls_client;
 mod upload_expiry;

@@ -202,7 +202,9 @@ impl Access {
                         .await?;
                 }
                 let mut stored = meta.signing_keys().await?;
-                stored.sort_by_key(|(_, _, at)| *at);
+                // Oldest first, ties by kid: replicas that raced to make a
+                // key all pick the same one to sign with (and verify all).
+                stored.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
                 let mut keys = Vec::new();
                 for (_, pem, _) in &stored {
                     keys.push(pavilion_auth::jose::SigningKey::from_pem(pem).map_err(bad)?);
