@@ -44,7 +44,13 @@ pub fn input_document(i: &AuthzInput<'_>) -> Value {
             vec!["catalog"]
         }
     } else {
-        i.granted.names()
+        let mut g = i.granted.names();
+        // Tags and signatures are pushes: whoever may push may tag and
+        // sign, unless a rule says otherwise.
+        if i.granted.contains(pavilion_auth::Actions::PUSH) {
+            g.extend(["tag", "sign"]);
+        }
+        g
     };
     json!({
         "version": pavilion_policy::input::INPUT_VERSION,
@@ -61,6 +67,11 @@ pub fn input_document(i: &AuthzInput<'_>) -> Value {
         "tag": i.tag,
         "digest": i.digest,
         "request": {"method": i.method, "route": i.route},
+        "artifact": i.artifact.map(|a| json!({
+            "mediaType": a.media_type,
+            "artifactType": a.artifact_type,
+            "signed": a.signed,
+        })),
         "granted": granted,
     })
 }

@@ -17,6 +17,12 @@ pub enum Action {
     Delete,
     /// List repositories, read the decision log and policy reports.
     Catalog,
+    /// Set a tag (a manifest PUT by tag or with `?tag=`), asked once the
+    /// manifest is read, beside the `push` of the request.
+    Tag,
+    /// Push a Notary signature (a manifest whose subject is set and whose
+    /// artifact type is a signature's), asked once it is read.
+    Sign,
 }
 
 impl Action {
@@ -27,6 +33,8 @@ impl Action {
             Action::Push => "push",
             Action::Delete => "delete",
             Action::Catalog => "catalog",
+            Action::Tag => "tag",
+            Action::Sign => "sign",
         }
     }
 
@@ -37,6 +45,8 @@ impl Action {
             Action::Push => Actions::PUSH,
             Action::Delete => Actions::DELETE,
             Action::Catalog => Actions::ALL,
+            // Tags and signatures are pushed: a token's push covers them.
+            Action::Tag | Action::Sign => Actions::PUSH,
         }
     }
 }
@@ -65,6 +75,20 @@ pub struct AuthzInput<'a> {
     /// What the caller's grants give on this repository (for the catalog:
     /// all or nothing).
     pub granted: Actions,
+    /// For `tag` and `sign`: the manifest as read.
+    pub artifact: Option<&'a Artifact>,
+}
+
+/// What a manifest PUT carries, known once its body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// Its media type.
+    pub media_type: String,
+    /// Its artifact type (or its config's media type), if any.
+    pub artifact_type: Option<String>,
+    /// Whether a Notary signature for it is stored in the repository (not
+    /// verified here: the push and pull gates verify).
+    pub signed: bool,
 }
 
 /// The answer.

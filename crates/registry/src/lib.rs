@@ -47,7 +47,7 @@ pub mod state;
 pub mod tls;
 pub mod uploads;
 
-pub use authz_hook::{Action, Authorizer, AuthzDecision, AuthzInput};
+pub use authz_hook::{Action, Artifact, Authorizer, AuthzDecision, AuthzInput};
 pub use policy_hook::{Gate, GateDecision, GateError, GateFacts, StoredSignature};
 pub use server::{serve, Extensions, ServeError, ServerConfig};
 pub use state::AppState;

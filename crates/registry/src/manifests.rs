@@ -137,6 +137,7 @@ pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Reques
     let mut tags = tag_params(req.uri().query())?;
     let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_string);
     let identity = crate::caller::caller(&req);
+    let caller = req.extensions().get::<crate::access::Caller>().cloned();
     let body = read_limited(req, state.limits.max_manifest_bytes).await?;
     let digest = match &reference {
         Reference::Digest(d) => {
@@ -159,6 +160,7 @@ pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Reques
         .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
     check_references(state, name, &info).await?;
     let tag_names: Vec<String> = tags.iter().map(|t| t.as_str().to_string()).collect();
+    crate::access::authorize_put(state, caller.as_ref(), name, &digest, &tag_names, &info).await?;
     // Decided before anything is written: a denied push leaves no trace.
     let subject = crate::facts::Subject {
         repo: name,

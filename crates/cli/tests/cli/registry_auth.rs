@@ -500,3 +500,169 @@ async fn anonymous_pull_is_reads_of_matching_repositories_only() {
         .ok()
         .contains("v1"));
 }
+
+/// Uploads `data` to `repo` in one request as `who`.
+async fn put_blob(s: &Server, who: &str, repo: &str, data: &[u8]) -> String {
+    let digest = sha256(data);
+    let r = client()
+        .post(s.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
+        .header("authorization", who)
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "blob upload as {who:.20}");
+    digest
+}
+
+async fn put_manifest(
+    s: &Server,
+    who: &str,
+    repo: &str,
+    reference: &str,
+    body: &str,
+) -> reqwest::Response {
+    client()
+        .put(s.url(&format!("/v2/{repo}/manifests/{reference}")))
+        .header("authorization", who)
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_and_signatures_are_decided_once_the_manifest_is_read() {
+    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("htpasswd");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{}\n",
+            htpasswd_line("alice", "pw-a"),
+            htpasswd_line("bob", "pw-b")
+        ),
+    )
+    .unwrap();
+    // prod-* tags only on artifacts with a stored signature; only alice signs.
+    let policy = tmp.path().join("policy");
+    std::fs::create_dir(&policy).unwrap();
+    std::fs::write(
+        policy.join("authz.rego"),
+        r#"package pavilion.authz
+import rego.v1
+allow if input.action in input.granted
+deny contains msg if {
+    input.action == "tag"
+    startswith(input.tag, "prod-")
+    not input.artifact.signed
+    msg := sprintf("%s:%s is not signed", [input.repository, input.tag])
+}
+deny contains "only alice signs" if {
+    input.action == "sign"
+    input.identity.subject != "alice"
+}
+"#,
+    )
+    .unwrap();
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            "--htpasswd",
+            file.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let (alice, bob) = (basic("alice", "pw-a"), basic("bob", "pw-b"));
+    let config = put_blob(&s, &alice, "team/m", b"{}").await;
+    let layer = put_blob(&s, &alice, "team/m", b"weights").await;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/octet-stream","digest":"{layer}","size":7}}]}}"#
+    );
+    let m_digest = sha256(manifest.as_bytes());
+    assert_eq!(
+        put_manifest(&s, &alice, "team/m", &m_digest, &manifest)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        put_manifest(&s, &alice, "team/m", "dev-1", &manifest)
+            .await
+            .status(),
+        201
+    );
+    // Unsigned: the prod tag is refused, naming the rule; nothing is set.
+    let r = put_manifest(&s, &alice, "team/m", "prod-1", &manifest).await;
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "DENIED");
+    assert!(
+        body.to_string().contains("team/m:prod-1 is not signed"),
+        "{body}"
+    );
+    let r = client()
+        .get(s.url("/v2/team/m/tags/list"))
+        .header("authorization", &alice)
+        .send()
+        .await
+        .unwrap();
+    let tags: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["dev-1"]));
+    // A signature (the envelope's bytes do not matter to authorization).
+    let envelope = put_blob(&s, &alice, "team/m", b"not really a JWS").await;
+    let signature = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.cncf.notary.signature","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/jose+json","digest":"{envelope}","size":16}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{m_digest}","size":{}}}}}"#,
+        manifest.len()
+    );
+    let s_digest = sha256(signature.as_bytes());
+    let r = put_manifest(&s, &bob, "team/m", &s_digest, &signature).await;
+    assert_eq!(r.status(), 403, "bob may push but not sign");
+    assert!(r.text().await.unwrap().contains("only alice signs"));
+    assert_eq!(
+        put_manifest(&s, &alice, "team/m", &s_digest, &signature)
+            .await
+            .status(),
+        201
+    );
+    // Signed now: the prod tag is set.
+    assert_eq!(
+        put_manifest(&s, &alice, "team/m", "prod-1", &manifest)
+            .await
+            .status(),
+        201
+    );
+    // Both refusals are in the decision log, with the action.
+    let r = client()
+        .get(s.url("/pavilion/v1/decisions?point=authz"))
+        .header("authorization", &alice)
+        .send()
+        .await
+        .unwrap();
+    let log: serde_json::Value = r.json().await.unwrap();
+    let denied: Vec<String> = log["decisions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{log}"))
+        .iter()
+        .filter(|d| d["allowed"] == false)
+        .map(|d| format!("{} {}", d["detail"]["action"], d["subject"]))
+        .collect();
+    assert!(
+        denied
+            .iter()
+            .any(|d| d.contains("\"tag\"") && d.contains("alice tag team/m:prod-1")),
+        "{denied:?}"
+    );
+    assert!(
+        denied
+            .iter()
+            .any(|d| d.contains("\"sign\"") && d.contains("bob sign")),
+        "{denied:?}"
+    );
+}

@@ -359,6 +359,7 @@ pub async fn guard(
             tag: None,
             digest: None,
             route: "mount",
+            artifact: None,
         };
         if authorize(&state, &access, caller.as_ref(), &t, method.as_str())
             .await
@@ -499,6 +500,7 @@ pub async fn verdict(
         method,
         route: target.route,
         granted,
+        artifact: target.artifact.as_ref(),
     };
     let decision = match access.authorizer.decide(&input) {
         Ok(d) => d,
@@ -529,6 +531,68 @@ pub async fn verdict(
         .await;
     }
     Ok((decision, granted))
+}
+
+/// A manifest PUT, once its body is read: each tag it sets is asked as
+/// `tag`, and a Notary signature as `sign`, with the artifact's media and
+/// artifact type and whether a signature is stored for it, so rules can
+/// keep `prod-*` tags to signed artifacts or signing to a group. The
+/// request's `push` was decided before its body was read.
+pub async fn authorize_put(
+    state: &AppState,
+    caller: Option<&Caller>,
+    repository: &pavilion_oci::RepoName,
+    digest: &pavilion_oci::Digest,
+    tags: &[String],
+    info: &pavilion_oci::ManifestInfo,
+) -> Result<(), ApiError> {
+    let Some(access) = &state.access else {
+        return Ok(());
+    };
+    let signature = crate::policy_hook::NOTARY_SIGNATURE;
+    let artifact_type = info.artifact_type.clone();
+    if let (Some(subject), Some(signature)) = (
+        &info.subject,
+        artifact_type.as_deref().filter(|t| *t == signature),
+    ) {
+        let t = Target {
+            action: Action::Sign,
+            repository: Some(repository.as_str().to_string()),
+            tag: None,
+            digest: Some(subject.digest.to_string()),
+            route: "manifest",
+            artifact: Some(crate::authz_hook::Artifact {
+                media_type: info.media_type.clone(),
+                artifact_type: Some(signature.to_string()),
+                signed: false,
+            }),
+        };
+        authorize(state, access, caller, &t, "PUT").await?;
+    }
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let signed = !state
+        .meta
+        .referrers(repository.as_str(), digest, Some(signature), None, 1)
+        .await?
+        .is_empty();
+    for tag in tags {
+        let t = Target {
+            action: Action::Tag,
+            repository: Some(repository.as_str().to_string()),
+            tag: Some(tag.clone()),
+            digest: Some(digest.to_string()),
+            route: "manifest",
+            artifact: Some(crate::authz_hook::Artifact {
+                media_type: info.media_type.clone(),
+                artifact_type: artifact_type.clone(),
+                signed,
+            }),
+        };
+        authorize(state, access, caller, &t, "PUT").await?;
+    }
+    Ok(())
 }
 
 fn shown(t: &Target) -> String {

@@ -20,6 +20,8 @@ pub struct Target {
     pub digest: Option<String>,
     /// The endpoint, as policies see it.
     pub route: &'static str,
+    /// For `tag` and `sign`: the manifest as read.
+    pub artifact: Option<crate::authz_hook::Artifact>,
 }
 
 /// How a request is judged.
@@ -52,6 +54,7 @@ impl Target {
             tag: None,
             digest: None,
             route,
+            artifact: None,
         }
     }
 
@@ -62,6 +65,7 @@ impl Target {
             tag: None,
             digest: None,
             route,
+            artifact: None,
         }
     }
 

@@ -374,6 +374,7 @@ async fn trim(
             tag: None,
             digest: None,
             route: "token",
+            artifact: None,
         };
         let (decision, _) = super::verdict(state, access, caller, &target, "TOKEN")
             .await
