@@ -32,6 +32,7 @@ mod notary_cli;
 mod peers;
 mod policy_cli;
 mod registry_auth;
+mod registry_authz;
 mod registry_tokens;
 mod scale_out;
 mod smoke;

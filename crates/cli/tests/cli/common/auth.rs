@@ -338,6 +338,17 @@ pub async fn push_with(
     tag: &str,
     authorization: Option<&str>,
 ) -> u16 {
+    push_with_body(c, base, repo, tag, authorization).await.0
+}
+
+/// [`push_with`], with the body of the last answer.
+pub async fn push_with_body(
+    c: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    tag: &str,
+    authorization: Option<&str>,
+) -> (u16, String) {
     let config = format!(r#"{{"architecture":"amd64","os":"linux","tag":"{repo}:{tag}"}}"#);
     let layer = format!("layer of {repo}:{tag}");
     for blob in [config.as_bytes(), layer.as_bytes()] {
@@ -349,9 +360,10 @@ pub async fn push_with(
         if let Some(a) = authorization {
             rq = rq.header("authorization", a);
         }
-        let st = rq.send().await.unwrap().status().as_u16();
+        let r = rq.send().await.unwrap();
+        let st = r.status().as_u16();
         if st != 201 {
-            return st;
+            return (st, r.text().await.unwrap_or_default());
         }
     }
     let m = super::http::image_manifest(
@@ -366,7 +378,8 @@ pub async fn push_with(
     if let Some(a) = authorization {
         rq = rq.header("authorization", a);
     }
-    rq.send().await.unwrap().status().as_u16()
+    let r = rq.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
 /// The status of `GET base/v2/repo/manifests/reference` through `c`.
