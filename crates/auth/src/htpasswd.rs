@@ -67,6 +67,15 @@ fn parse(text: &str) -> Result<Users, String> {
                 n + 1
             ));
         }
+        // A truncated or mangled hash would only ever fail to verify: say
+        // so at start (or in the log at a re-read) rather than let the
+        // user find out by not getting in.
+        if hash.parse::<bcrypt::HashParts>().is_err() {
+            return Err(format!(
+                "line {}: the bcrypt hash of {user:?} is malformed (truncated or edited?)",
+                n + 1
+            ));
+        }
         if hashes.insert(user.to_string(), hash.to_string()).is_some() {
             return Err(format!("line {}: user {user:?} appears twice", n + 1));
         }
@@ -278,6 +287,10 @@ mod tests {
             ("ci:{SHA}abc\n", "line 1: only bcrypt"),
             ("nocolon\n", "line 1: no ':'"),
             (":$2y$04$x\n", "line 1: empty user name"),
+            (
+                "ci:$2y$05$short\n",
+                "line 1: the bcrypt hash of \"ci\" is malformed",
+            ),
         ] {
             std::fs::write(&path, text).unwrap();
             match HtpasswdFile::open(&path) {

@@ -40,7 +40,9 @@ pub async fn list_decisions(State(state): State<Arc<AppState>>, req: Request) ->
         };
         for (k, v) in pairs {
             match k.as_str() {
-                "point" if ["push", "pull", "admission"].contains(&v.as_str()) => q.point = Some(v),
+                "point" if ["push", "pull", "admission", "authz"].contains(&v.as_str()) => {
+                    q.point = Some(v)
+                }
                 "repository" => q.repository = Some(v),
                 "n" => match v.parse::<i64>() {
                     Ok(n) if n > 0 => q.n = n.min(DECISION_PAGE),

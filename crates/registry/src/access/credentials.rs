@@ -15,8 +15,9 @@ use std::time::{Duration, SystemTime};
 /// What a request presents, gathered before anything is awaited.
 #[derive(Debug, Clone, Default)]
 pub struct Presented {
-    /// The `Authorization` header (`Err`: not ASCII).
-    pub authorization: Option<Result<String, ()>>,
+    /// The `Authorization` header (`Err`: why it cannot be read: not
+    /// ASCII, or given more than once).
+    pub authorization: Option<Result<String, &'static str>>,
     /// The verified client certificate of the connection (DER).
     pub certificate: Option<Vec<u8>>,
     /// A forwarded client certificate header, kept only when the peer is a
@@ -51,7 +52,7 @@ pub async fn authenticate(
     p: Presented,
 ) -> Result<Option<Caller>, Refusal> {
     match p.authorization {
-        Some(Err(())) => Err(AuthError::Malformed("not ASCII").into()),
+        Some(Err(why)) => Err(AuthError::Malformed(why).into()),
         Some(Ok(header)) => from_header(state, access, &header, p.peer).await,
         None => from_certificate(access, p.certificate, p.forwarded),
     }

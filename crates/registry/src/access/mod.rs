@@ -273,10 +273,7 @@ impl Access {
             _ => None,
         };
         Presented {
-            authorization: req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .map(|v| v.to_str().map(str::to_string).map_err(|_| ())),
+            authorization: authorization(req.headers()),
             certificate: req
                 .extensions()
                 .get::<crate::tls::ClientCertificate>()
@@ -285,6 +282,18 @@ impl Access {
             peer,
         }
     }
+}
+
+/// The one `Authorization` header of a request. Two are refused rather
+/// than one picked: a proxy in front that read the other would have
+/// checked different credentials than the ones let in here.
+fn authorization(headers: &http::HeaderMap) -> Option<Result<String, &'static str>> {
+    let mut all = headers.get_all(header::AUTHORIZATION).iter();
+    let first = all.next()?;
+    if all.next().is_some() {
+        return Some(Err("more than one Authorization header"));
+    }
+    Some(first.to_str().map(str::to_string).map_err(|_| "not ASCII"))
 }
 
 /// 401 with the challenge for `scope`.
@@ -437,7 +446,9 @@ pub async fn authorize(
     method: &str,
 ) -> Result<(), ApiError> {
     let (decision, granted) = verdict(state, access, caller, target, method).await?;
-    if decision.allowed || access.audit {
+    // Audit mode audits the rules, not authentication: a caller without
+    // credentials is still asked to log in for what it may not do.
+    if decision.allowed || (access.audit && caller.is_some()) {
         return Ok(());
     }
     let scope = target.scope();

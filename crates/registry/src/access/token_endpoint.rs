@@ -380,8 +380,8 @@ async fn trim(
             .await
             .map_err(IntoResponse::into_response)?;
         // In audit mode the token carries what would be denied too, as
-        // requests would go through.
-        if decision.allowed || access.audit {
+        // requests would go through (those of callers who logged in).
+        if decision.allowed || (access.audit && caller.is_some()) {
             allowed = allowed.union(action.scope_actions());
         }
     }

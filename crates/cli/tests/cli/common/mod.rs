@@ -4,6 +4,7 @@
 //! (`use crate::common::*`); each module holds one kind of thing.
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod backend;
 pub mod data;
 pub mod distribution;
