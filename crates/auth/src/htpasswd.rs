@@ -6,12 +6,12 @@
 //! closed) until it is fixed.
 
 use crate::verified::Verified;
+use crate::watched::Watched;
 use crate::{basic, AuthError, Authenticator, Identity, Method};
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest htpasswd file read (a million users' worth is far beyond it).
 pub const MAX_FILE: u64 = 16 << 20;
@@ -26,25 +26,10 @@ struct Users {
     decoy: String,
 }
 
-/// What identifies a version of the file: inode, size, modification time.
-type Stamp = (u64, u64, i64, i64);
-
-struct Loaded {
-    stamp: Option<Stamp>,
-    users: Result<Arc<Users>, String>,
-    checked: Instant,
-}
-
 /// An htpasswd file that authenticates Basic credentials.
 pub struct HtpasswdFile {
-    path: PathBuf,
-    loaded: Mutex<Loaded>,
+    file: Watched<Users>,
     verified: Verified,
-}
-
-fn stamp(path: &Path) -> std::io::Result<Stamp> {
-    let m = std::fs::metadata(path)?;
-    Ok((m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
 /// Parses the text of an htpasswd file.
@@ -91,72 +76,28 @@ fn parse(text: &str) -> Result<Users, String> {
     Ok(Users { hashes, decoy })
 }
 
-fn load(path: &Path) -> Result<Users, String> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut text = String::new();
-    file.take(MAX_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if text.len() as u64 > MAX_FILE {
-        return Err(format!("{}: larger than 16 MiB", path.display()));
-    }
-    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
 impl HtpasswdFile {
     /// Reads `path`; an unreadable or invalid file is an error here (a
     /// server should not start with credentials it cannot check).
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, AuthError> {
         let path = path.into();
-        let stamp = stamp(&path).ok();
-        let users = load(&path).map_err(AuthError::Unavailable)?;
+        let file = Watched::open(&path, RECHECK, MAX_FILE, "htpasswd file", parse)
+            .map_err(AuthError::Unavailable)?;
         Ok(HtpasswdFile {
-            path,
-            loaded: Mutex::new(Loaded {
-                stamp,
-                users: Ok(Arc::new(users)),
-                checked: Instant::now(),
-            }),
+            file,
             verified: Verified::default(),
         })
     }
 
     /// The users of the file as it is now (re-read when it changed).
     fn users(&self) -> Result<Arc<Users>, AuthError> {
-        let mut loaded = self
-            .loaded
-            .lock()
-            .map_err(|_| AuthError::Unavailable("a lock was poisoned".into()))?;
-        if loaded.checked.elapsed() >= RECHECK {
-            loaded.checked = Instant::now();
-            let now = stamp(&self.path).ok();
-            if now != loaded.stamp {
-                loaded.stamp = now;
-                loaded.users = load(&self.path).map(Arc::new);
-                match &loaded.users {
-                    Ok(u) => {
-                        tracing::info!(path = %self.path.display(), users = u.hashes.len(), "htpasswd file re-read")
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "htpasswd file unusable: nobody can log in until it is fixed")
-                    }
-                }
-            }
-        }
-        loaded.users.clone().map_err(AuthError::Unavailable)
+        self.file.current().map_err(AuthError::Unavailable)
     }
-}
 
-impl HtpasswdFile {
     /// The users as last read, when they are not due for a look at the file
     /// (which would block): for [`Authenticator::remembered`].
     fn users_if_fresh(&self) -> Option<Arc<Users>> {
-        let loaded = self.loaded.lock().ok()?;
-        if loaded.checked.elapsed() >= RECHECK {
-            return None;
-        }
-        loaded.users.as_ref().ok().cloned()
+        self.file.if_fresh()
     }
 }
 

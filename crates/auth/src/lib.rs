@@ -27,6 +27,7 @@ pub mod scope;
 pub mod throttle;
 pub mod token;
 mod verified;
+mod watched;
 pub mod workload;
 
 pub use anonymous::AnonymousPull;

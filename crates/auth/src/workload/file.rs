@@ -6,93 +6,36 @@
 //! token of its issuer in until it is fixed.
 
 use crate::jose::KeySet;
-use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use crate::watched::Watched;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest key file read (a JWKS of a hundred RSA keys is ~50 KiB).
 const MAX_FILE: u64 = 1 << 20;
 
-/// What identifies a version of the file: inode, size, modification time.
-type Stamp = (u64, u64, i64, i64);
-
-struct Loaded {
-    stamp: Option<Stamp>,
-    keys: Result<Arc<KeySet>, String>,
-    checked: Instant,
+/// A JWKS document, or one PEM public key.
+fn parse(text: &str) -> Result<KeySet, String> {
+    let keys = if text.trim_start().starts_with("-----BEGIN") {
+        KeySet::from_public_pem(text)
+    } else {
+        KeySet::from_jwks(text)
+    };
+    keys.map_err(|e| e.to_string())
 }
 
 /// A key file and the keys it held when last read.
-pub(crate) struct KeyFile {
-    path: PathBuf,
-    recheck: Duration,
-    loaded: Mutex<Loaded>,
-}
-
-fn stamp(path: &Path) -> std::io::Result<Stamp> {
-    let m = std::fs::metadata(path)?;
-    Ok((m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
-}
-
-/// Reads and parses the file; the error names it.
-fn load(path: &Path) -> Result<KeySet, String> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut text = String::new();
-    file.take(MAX_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if text.len() as u64 > MAX_FILE {
-        return Err(format!("{}: larger than 1 MiB", path.display()));
-    }
-    let keys = if text.trim_start().starts_with("-----BEGIN") {
-        KeySet::from_public_pem(&text)
-    } else {
-        KeySet::from_jwks(&text)
-    };
-    keys.map_err(|e| format!("{}: {e}", path.display()))
-}
+pub(crate) struct KeyFile(Watched<KeySet>);
 
 impl KeyFile {
     /// Reads `path` now: a file that cannot be used is an error at start.
     pub(crate) fn open(path: &Path, recheck: Duration) -> Result<KeyFile, String> {
-        let stamp = stamp(path).ok();
-        let keys = load(path)?;
-        Ok(KeyFile {
-            path: path.to_path_buf(),
-            recheck,
-            loaded: Mutex::new(Loaded {
-                stamp,
-                keys: Ok(Arc::new(keys)),
-                checked: Instant::now(),
-            }),
-        })
+        Watched::open(path, recheck, MAX_FILE, "workload issuer key file", parse).map(KeyFile)
     }
 
     /// The keys of the file as it is now (re-read when it changed).
     pub(crate) fn keys(&self) -> Result<Arc<KeySet>, String> {
-        let mut loaded = self
-            .loaded
-            .lock()
-            .map_err(|_| "a lock was poisoned".to_string())?;
-        if loaded.checked.elapsed() >= self.recheck {
-            loaded.checked = Instant::now();
-            let now = stamp(&self.path).ok();
-            if now != loaded.stamp {
-                loaded.stamp = now;
-                loaded.keys = load(&self.path).map(Arc::new);
-                match &loaded.keys {
-                    Ok(k) => {
-                        tracing::info!(path = %self.path.display(), keys = k.len(), "workload issuer keys re-read")
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "workload issuer keys unusable: its tokens are refused until the file is fixed")
-                    }
-                }
-            }
-        }
-        loaded.keys.clone()
+        self.0.current()
     }
 }
 
