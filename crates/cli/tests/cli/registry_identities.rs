@@ -486,10 +486,8 @@ async fn a_client_certificate_is_the_identity_and_an_untrusted_ca_is_refused() {
             &pki.server_crt,
             "--tls-key",
             &pki.server_key,
-            "--admission-client-ca",
+            "--tls-client-ca",
             &pki.ca_file,
-            "--admission-client-name",
-            "kube-apiserver",
         ],
     );
     assert_eq!(s.scheme, "https");
