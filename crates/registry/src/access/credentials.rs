@@ -182,7 +182,7 @@ async fn api_key(state: &AppState, access: &Access, presented: &str) -> Result<C
     });
     let caller = Caller {
         identity: Identity::new(key.name.clone(), Method::ApiKey),
-        ceiling: Some(ceiling),
+        ceiling: Some(Arc::new(ceiling)),
         bearer: false,
         key_id: Some(key.id.clone()),
     };
@@ -215,7 +215,7 @@ fn bearer(access: &Access, token: &str) -> Result<Option<Caller>, AuthError> {
     );
     let caller = b.identity.map(|identity| Caller {
         identity,
-        ceiling: Some(Grants::from_scopes(&b.access)),
+        ceiling: Some(Arc::new(Grants::from_scopes(&b.access))),
         bearer: true,
         key_id: None,
     });

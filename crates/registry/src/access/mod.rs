@@ -58,8 +58,10 @@ pub struct Caller {
     /// Who.
     pub identity: Identity,
     /// The scopes of an API key or a token: a ceiling no grant or rule
-    /// widens. `None`: the configuration's grants apply.
-    pub ceiling: Option<Grants>,
+    /// widens. `None`: the configuration's grants apply. Shared, not
+    /// copied: a caller is cloned per request, and a copied glob matcher
+    /// would build its match cache afresh each time.
+    pub ceiling: Option<Arc<Grants>>,
     /// Whether it came with a bearer token.
     pub bearer: bool,
     /// The API key it proved itself with.

@@ -248,7 +248,7 @@ async fn refreshed(state: &AppState, access: &Access, token: &str) -> Result<Cal
     }
     Ok(Caller {
         identity: Identity::new(key.name, AuthMethod::ApiKey),
-        ceiling: Some(Grants::parse(&key.scopes).unwrap_or_default()),
+        ceiling: Some(Arc::new(Grants::parse(&key.scopes).unwrap_or_default())),
         bearer: false,
         key_id: Some(key.id),
     })
