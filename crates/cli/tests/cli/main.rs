@@ -33,6 +33,7 @@ mod peers;
 mod policy_cli;
 mod registry_auth;
 mod registry_authz;
+mod registry_clients;
 mod registry_identities;
 mod registry_tokens;
 mod scale_out;
