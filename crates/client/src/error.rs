@@ -315,11 +315,19 @@ impl ClientError {
             (e.code, message, policy)
         });
         let (code, message, denied_by_policy) = parsed.unwrap_or_else(|| {
-            (
-                Code::Other("HTTP".to_string()),
-                text.lines().next().unwrap_or("").to_string(),
-                false,
-            )
+            // No error body (the answer to a HEAD has none): at least the
+            // status's name, rather than nothing after the colon.
+            let line = text.lines().next().unwrap_or("").trim();
+            let message = if line.is_empty() {
+                reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("no error body")
+                    .to_string()
+            } else {
+                line.to_string()
+            };
+            (Code::Other("HTTP".to_string()), message, false)
         });
         ClientError::Registry {
             status,

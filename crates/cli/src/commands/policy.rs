@@ -53,7 +53,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub tls: crate::remote::TlsArgs,
     /// Decision point: rules of package pavilion.<point>.
-    #[arg(long, default_value = "push", value_parser = ["push", "pull", "admission"])]
+    #[arg(long, default_value = "push", value_parser = ["push", "pull", "admission", "authz"])]
     pub point: String,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -76,8 +76,11 @@ pub fn run(cmd: PolicyCommand) -> CmdResult {
     }
 }
 
+/// The rules of `dir`, with the default authorization policy where the
+/// directory has none (as `serve` evaluates them).
 fn load(dir: &std::path::Path) -> CmdResult<Policy> {
-    Policy::load(dir).map_err(|e| UsageError(e.to_string()).into())
+    Policy::load_with_defaults(Some(dir), &[(Point::Authz, pavilion_policy::DEFAULT_AUTHZ)])
+        .map_err(|e| UsageError(e.to_string()).into())
 }
 
 fn eval(args: EvalArgs) -> CmdResult {
@@ -140,10 +143,11 @@ fn eval(args: EvalArgs) -> CmdResult {
 
 /// The input document of a registry artifact at `point`.
 fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> CmdResult<serde_json::Value> {
-    if point == Point::Admission {
-        return Err(UsageError(
-            "--ref builds push and pull documents; an admission document comes from an AdmissionReview (--input)".into(),
-        )
+    if point == Point::Admission || point == Point::Authz {
+        return Err(UsageError(format!(
+            "--ref builds push and pull documents; an {} document comes with --input",
+            point.name()
+        ))
         .into());
     }
     let r = crate::remote::parse_ref(reference)?;

@@ -288,10 +288,10 @@ async fn the_pavilion_client_logs_in_with_a_password_or_a_key_and_uses_tokens() 
         came_with_a_token(&s, "alice push team/model").await,
         "the client did not use a token"
     );
-    // Outside alice's grants: denied (exit 4), naming why.
     // Outside alice's grants: the token /token gives carries nothing there,
-    // the registry answers 401 insufficient_scope, and the client reports
-    // an authentication failure (exit 6); nothing is stored.
+    // the registry answers 401 insufficient_scope as the specification says
+    // (saying no new token would help), and the client reports an
+    // authentication failure (exit 6); nothing is stored.
     alice
         .run(&["push", &format!("{d}/other/model:v1"), m])
         .fails(6);

@@ -169,6 +169,10 @@ async fn the_token_flow_is_the_specifications_and_tokens_are_trimmed() {
         );
         assert_eq!(challenge_param(&challenge, "scope").as_deref(), Some(scope));
         assert!(detail.contains("the token does not grant"), "{detail}");
+        if path.contains("other/x") {
+            // Asking /token again cannot help there, and the detail says so.
+            assert!(detail.contains("alice may not"), "{detail}");
+        }
     }
     // The manifest is still there: the refused DELETE changed nothing.
     assert_eq!(
