@@ -638,10 +638,7 @@ fn a_new_token_could(access: &Access, c: &Caller, target: &Target, method: &str)
         granted: access.grants.actions_on(&c.identity, &target.resource()),
         artifact: target.artifact.as_ref(),
     };
-    access
-        .authorizer
-        .decide(&input)
-        .is_ok_and(|d| d.allowed)
+    access.authorizer.decide(&input).is_ok_and(|d| d.allowed)
 }
 
 fn shown(t: &Target) -> String {
