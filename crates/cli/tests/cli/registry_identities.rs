@@ -9,7 +9,6 @@ use crate::common::run::pv;
 use pavilion_auth::jose::SigningKey;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Polls `check` every 200 ms until it holds or `limit` passed.
@@ -418,51 +417,6 @@ admin = ["repository:**:*", "registry:catalog:*"]
 
 const TRAINER: &str = "spiffe://example.org/ns/ml/sa/trainer";
 
-/// A CA, a server certificate for 127.0.0.1, and client certificates with
-/// the trainer's SPIFFE ID from that CA and from another.
-struct Pki {
-    server_crt: String,
-    server_key: String,
-    ca_file: String,
-    ca_pem: String,
-    trainer: String,
-    stranger: String,
-}
-
-fn pki(dir: &Path) -> Pki {
-    let ca = |name: &str| {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        p.distinguished_name.push(rcgen::DnType::CommonName, name);
-        (p.self_signed(&key).unwrap(), key)
-    };
-    let (ca_cert, ca_key) = ca("pavilion test CA");
-    let (other_cert, other_key) = ca("someone else's CA");
-    let key = rcgen::KeyPair::generate().unwrap();
-    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
-    let client = |issuer: &rcgen::Certificate, issuer_key: &rcgen::KeyPair| {
-        let k = rcgen::KeyPair::generate().unwrap();
-        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, "trainer");
-        p.subject_alt_names = vec![rcgen::SanType::URI(TRAINER.try_into().unwrap())];
-        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        p.signed_by(&k, issuer, issuer_key).unwrap().pem() + &k.serialize_pem()
-    };
-    Pki {
-        server_crt: write(dir, "tls.crt", &(server.pem() + &ca_cert.pem())),
-        server_key: write(dir, "tls.key", &key.serialize_pem()),
-        ca_file: write(dir, "ca.crt", &ca_cert.pem()),
-        ca_pem: ca_cert.pem(),
-        trainer: client(&ca_cert, &ca_key),
-        stranger: client(&other_cert, &other_key),
-    }
-}
-
 const CERT_GRANTS: &str = r#"
 [auth.grants]
 "spiffe://example.org/ns/ml/sa/trainer" = ["repository:models/*:pull,push"]
@@ -471,7 +425,7 @@ const CERT_GRANTS: &str = r#"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_certificate_is_the_identity_and_an_untrusted_ca_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let pki = pki(tmp.path());
+    let pki = crate::common::pki::pki(tmp.path(), "trainer", Some(TRAINER));
     let cfg = write(
         tmp.path(),
         "pavilion.toml",
@@ -483,11 +437,11 @@ async fn a_client_certificate_is_the_identity_and_an_untrusted_ca_is_refused() {
             "--config",
             &cfg,
             "--tls-cert",
-            &pki.server_crt,
+            pki.server_crt.to_str().unwrap(),
             "--tls-key",
-            &pki.server_key,
+            pki.server_key.to_str().unwrap(),
             "--tls-client-ca",
-            &pki.ca_file,
+            pki.ca.to_str().unwrap(),
         ],
     );
     assert_eq!(s.scheme, "https");
@@ -503,7 +457,7 @@ async fn a_client_certificate_is_the_identity_and_an_untrusted_ca_is_refused() {
         b.build().unwrap()
     };
     let base = s.url("");
-    let trainer = https(Some(&pki.trainer));
+    let trainer = https(Some(&(pki.client.0.clone() + &pki.client.1)));
     assert_eq!(
         push_with(&trainer, &base, "models/m", "v1", None).await,
         201
@@ -544,7 +498,7 @@ async fn a_client_certificate_is_the_identity_and_an_untrusted_ca_is_refused() {
     );
     // A certificate from another CA, with the same SPIFFE ID: the
     // handshake fails, nothing is served.
-    let r = https(Some(&pki.stranger))
+    let r = https(Some(&(pki.stranger.0.clone() + &pki.stranger.1)))
         .get(s.url("/v2/models/m/manifests/v1"))
         .send()
         .await;

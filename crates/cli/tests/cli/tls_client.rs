@@ -4,60 +4,11 @@
 //! `--ca-file`, `SSL_CERT_FILE`, a certs.d directory (`PAVILION_CERTS_DIR`)
 //! or `--cert-dir`, and skopeo as a peer that speaks our mTLS.
 
+use crate::common::pki::{pki as test_pki, Pki};
 use crate::common::run::Run;
 use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// A CA, a server certificate for 127.0.0.1 from it, a client certificate
-/// from it and one from another CA, as PEM files in one directory.
-struct Pki {
-    ca: PathBuf,
-    server_crt: PathBuf,
-    server_key: PathBuf,
-    /// (certificate, key) PEM texts of a client certificate from `ca`.
-    client: (String, String),
-    /// The same from a CA the server does not trust.
-    stranger: (String, String),
-}
-
-fn pki(dir: &Path) -> Pki {
-    let ca = |name: &str| {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        p.distinguished_name.push(rcgen::DnType::CommonName, name);
-        (p.self_signed(&key).unwrap(), key)
-    };
-    let (ca_cert, ca_key) = ca("pavilion test registry CA");
-    let (other_cert, other_key) = ca("someone else's CA");
-    let key = rcgen::KeyPair::generate().unwrap();
-    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca_cert, &ca_key)
-        .unwrap();
-    let client = |issuer: &rcgen::Certificate, issuer_key: &rcgen::KeyPair| {
-        let k = rcgen::KeyPair::generate().unwrap();
-        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name
-            .push(rcgen::DnType::CommonName, "ci-pusher");
-        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let c = p.signed_by(&k, issuer, issuer_key).unwrap();
-        (c.pem(), k.serialize_pem())
-    };
-    let w = |name: &str, text: String| {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    };
-    Pki {
-        ca: w("ca.pem", ca_cert.pem()),
-        server_crt: w("tls.crt", server.pem() + &ca_cert.pem()),
-        server_key: w("tls.key", key.serialize_pem()),
-        client: client(&ca_cert, &ca_key),
-        stranger: client(&other_cert, &other_key),
-    }
-}
 
 /// A Pavilion serving HTTPS with `pki`'s server certificate.
 fn https_server(pki: &Pki, extra: &[&str]) -> Option<Server> {
@@ -160,7 +111,7 @@ impl Work {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_private_ca_is_trusted_by_ca_file_ssl_cert_file_and_certs_d() {
     let tls = tempfile::tempdir().unwrap();
-    let pki = pki(tls.path());
+    let pki = test_pki(tls.path(), "ci-pusher", None);
     let Some(s) = https_server(&pki, &[]) else {
         return;
     };
@@ -258,7 +209,7 @@ fn client_certs(root: &Path, addr: &str, ca: &Path, client: Option<&(String, Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn required_client_certificates_admit_only_the_ca_s_clients() {
     let tls = tempfile::tempdir().unwrap();
-    let pki = pki(tls.path());
+    let pki = test_pki(tls.path(), "ci-pusher", None);
     let ca = pki.ca.to_str().unwrap();
     let Some(s) = https_server(
         &pki,
@@ -401,7 +352,7 @@ fn write_image_layout(dir: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optional_client_certificates_serve_clients_without_one() {
     let tls = tempfile::tempdir().unwrap();
-    let pki = pki(tls.path());
+    let pki = test_pki(tls.path(), "ci-pusher", None);
     let ca = pki.ca.to_str().unwrap();
     let Some(s) = https_server(&pki, &["--tls-client-ca", ca]) else {
         return;
@@ -427,7 +378,7 @@ async fn optional_client_certificates_serve_clients_without_one() {
 #[test]
 fn bad_tls_input_is_one_line_each() {
     let tls = tempfile::tempdir().unwrap();
-    let pki = pki(tls.path());
+    let pki = test_pki(tls.path(), "ci-pusher", None);
     let not_pem = tls.path().join("not.pem");
     std::fs::write(&not_pem, "hello\n").unwrap();
     let reference = "127.0.0.1:9/models/tiny:v1";
