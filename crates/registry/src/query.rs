@@ -15,7 +15,8 @@ pub fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn decode(s: &str) -> String {
+/// One query component (key or value) as the handlers read it.
+pub fn decode(s: &str) -> String {
     let spaced = s.replace('+', " ");
     percent::decode(&spaced).unwrap_or(spaced)
 }

@@ -666,3 +666,68 @@ deny contains "only alice signs" if {
         "{denied:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mount_never_reads_a_repository_the_caller_may_not_pull() {
+    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("htpasswd");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{}\n",
+            htpasswd_line("alice", "pw-a"),
+            htpasswd_line("bob", "pw-b")
+        ),
+    )
+    .unwrap();
+    let cfg = tmp.path().join("pavilion.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[auth]\nhtpasswd = {:?}\n[auth.grants]\nalice = [\"repository:team/*:pull,push\"]\nbob = [\"repository:bob/*:pull,push\"]\n",
+            file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let s = Server::start_with(Backend::Sqlite, &["--config", cfg.to_str().unwrap()]).unwrap();
+    let (alice, bob) = (basic("alice", "pw-a"), basic("bob", "pw-b"));
+    let secret = put_blob(&s, &alice, "team/secret", b"alice's private weights").await;
+    // bob may push to bob/*, and asks to mount alice's blob into it: with
+    // `from`, without it (any repository holding it), and with the
+    // parameter's name percent-encoded. Each starts a plain upload session
+    // (202), never a mount (201), and the blob is not readable from bob/m.
+    for query in [
+        format!("mount={secret}&from=team/secret"),
+        format!("mount={secret}"),
+        format!("%6Dount={secret}&from=team%2Fsecret"),
+        format!("mount={secret}&%66rom=team/secret"),
+    ] {
+        let r = client()
+            .post(s.url(&format!("/v2/bob/m/blobs/uploads/?{query}")))
+            .header("authorization", &bob)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "?{query} mounted a blob bob may not read");
+        let r = client()
+            .get(s.url(&format!("/v2/bob/m/blobs/{secret}")))
+            .header("authorization", &bob)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "?{query}: the blob is readable from bob/m");
+    }
+    // alice, who may pull team/secret, mounts it into team/copy.
+    let r = client()
+        .post(s.url(&format!(
+            "/v2/team/copy/blobs/uploads/?mount={secret}&from=team/secret"
+        )))
+        .header("authorization", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "a permitted mount is a mount");
+}

@@ -362,21 +362,32 @@ pub async fn guard(
     // A cross-repository mount reads the source repository: without pull
     // there, the mount is dropped and the upload starts as an ordinary
     // session (the specification's answer when a mount is not possible),
-    // so nothing about the other repository leaks.
+    // so nothing about the other repository leaks. A mount without `from`
+    // (from any repository holding the blob) is always dropped here: it
+    // would read repositories the caller was never asked about.
     if let Some(from) = mount_from {
-        let t = Target {
-            action: Action::Pull,
-            repository: Some(from),
-            tag: None,
-            digest: None,
-            route: "mount",
-            artifact: None,
+        let allowed = match from {
+            Some(from) => {
+                let t = Target {
+                    action: Action::Pull,
+                    repository: Some(from),
+                    tag: None,
+                    digest: None,
+                    route: "mount",
+                    artifact: None,
+                };
+                authorize(&state, &access, caller.as_ref(), &t, method.as_str())
+                    .await
+                    .is_ok()
+            }
+            None => false,
         };
-        if authorize(&state, &access, caller.as_ref(), &t, method.as_str())
-            .await
-            .is_err()
-        {
-            strip_mount(&mut req);
+        if !allowed && !strip_mount(&mut req) {
+            let e = ApiError::new(
+                ErrorCode::Denied,
+                "this mount request cannot be turned into a plain upload: refused",
+            );
+            return refuse(req, e).await;
         }
     }
     if let Some(c) = caller {
@@ -393,8 +404,11 @@ async fn refuse(req: Request, e: ApiError) -> Response {
     drain_before(&mut body, e.into_response()).await
 }
 
-/// The `from` repository of a mount request (`POST .../blobs/uploads/?mount=&from=`).
-fn mount_source(req: &Request) -> Option<String> {
+/// A mount request (`POST .../blobs/uploads/?mount=...`): `Some(from)`,
+/// where `from` is the source repository when one is named and valid. Keys
+/// are decoded as the upload handler decodes them, so an escaped name
+/// (`%6Dount`) is the same parameter here as there.
+fn mount_source(req: &Request) -> Option<Option<String>> {
     if req.method() != Method::POST {
         return None;
     }
@@ -407,17 +421,20 @@ fn mount_source(req: &Request) -> Option<String> {
             _ => {}
         }
     }
-    from.filter(|f| mount && crate::routes::repo(f).is_ok())
+    mount.then(|| from.filter(|f| crate::routes::repo(f).is_ok()))
 }
 
-fn strip_mount(req: &mut Request) {
+/// Removes every `mount` and `from` parameter, however escaped; false when
+/// the request could not be rewritten (it is then refused, never passed on
+/// with its mount).
+fn strip_mount(req: &mut Request) -> bool {
     let uri = req.uri();
     let kept: Vec<&str> = uri
         .query()
         .unwrap_or("")
         .split('&')
         .filter(|p| {
-            let k = p.split_once('=').map_or(*p, |(k, _)| k);
+            let k = crate::query::decode(p.split_once('=').map_or(*p, |(k, _)| k));
             k != "mount" && k != "from"
         })
         .collect();
@@ -427,11 +444,16 @@ fn strip_mount(req: &mut Request) {
         format!("{}?{}", uri.path(), kept.join("&"))
     };
     let mut parts = uri.clone().into_parts();
-    if let Ok(p) = pq.parse() {
-        parts.path_and_query = Some(p);
-        if let Ok(u) = http::Uri::from_parts(parts) {
+    let Ok(p) = pq.parse() else {
+        return false;
+    };
+    parts.path_and_query = Some(p);
+    match http::Uri::from_parts(parts) {
+        Ok(u) => {
             *req.uri_mut() = u;
+            true
         }
+        Err(_) => false,
     }
 }
 
