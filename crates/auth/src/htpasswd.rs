@@ -111,6 +111,21 @@ impl Authenticator for HtpasswdFile {
             .then(|| identity(user))
     }
 
+    fn stamp(&self, subject: &str) -> Option<String> {
+        use sha2::{Digest as _, Sha256};
+        let users = self.users().ok()?;
+        let hash = users.hashes.get(subject)?;
+        let mut h = Sha256::new();
+        h.update(b"pavilion refresh stamp\0");
+        h.update(hash.as_bytes());
+        Some(
+            h.finalize()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+
     fn authenticate(&self, authorization: Option<&str>) -> Result<Identity, AuthError> {
         let (user, password) = basic::credentials(authorization.ok_or(AuthError::Missing)?)?;
         let users = self.users()?;

@@ -54,4 +54,12 @@ pub trait Authenticator: Send + Sync {
     fn remembered(&self, _authorization: Option<&str>) -> Option<Identity> {
         None
     }
+
+    /// A fingerprint of the credential stored for `subject` now, which
+    /// changes when the password changes or the user is removed (`None`:
+    /// no such user, or it cannot be read). A refresh token carries it, so
+    /// either revokes the tokens issued before. May block (file reads).
+    fn stamp(&self, _subject: &str) -> Option<String> {
+        None
+    }
 }

@@ -67,6 +67,9 @@ pub struct Refresh {
     pub identity: Identity,
     /// The API key it was issued for, if any (checked again at each use).
     pub key_id: Option<String>,
+    /// The fingerprint of the password it was issued for (see
+    /// `Authenticator::stamp`), checked again at each use.
+    pub stamp: Option<String>,
 }
 
 /// Issues and verifies tokens.
@@ -242,12 +245,20 @@ impl Tokens {
         }
     }
 
-    /// A refresh token for `id` (and the API key it proved itself with).
-    pub fn issue_refresh(&self, id: &Identity, key_id: Option<&str>, now: SystemTime) -> String {
+    /// A refresh token for `id`, bound to the API key it proved itself
+    /// with (`key_id`) or to its password's fingerprint (`stamp`).
+    pub fn issue_refresh(
+        &self,
+        id: &Identity,
+        key_id: Option<&str>,
+        stamp: Option<&str>,
+        now: SystemTime,
+    ) -> String {
         let mut c = self.base_claims(&id.subject, now, self.settings.refresh_ttl);
         let mut p = identity_claims(id);
         p["use"] = json!("refresh");
         p["key"] = json!(key_id);
+        p["stamp"] = json!(stamp);
         c.insert("pavilion".into(), p);
         self.signing.sign(&Value::Object(c))
     }
@@ -300,6 +311,7 @@ impl Tokens {
         Ok(Refresh {
             identity: identity_from(&claims)?,
             key_id: p.get("key").and_then(Value::as_str).map(str::to_string),
+            stamp: p.get("stamp").and_then(Value::as_str).map(str::to_string),
         })
     }
 }
@@ -354,11 +366,12 @@ mod tests {
             .verify_access(&issued.token, now - Duration::from_secs(120))
             .is_err());
         assert!(t.verify_refresh(&issued.token, now).is_err());
-        let r = t.issue_refresh(&id, Some("abc"), now);
+        let r = t.issue_refresh(&id, Some("abc"), Some("s1"), now);
         assert!(t.verify_access(&r, now).is_err());
         let refresh = t.verify_refresh(&r, now).unwrap();
         assert_eq!(refresh.identity, id);
         assert_eq!(refresh.key_id.as_deref(), Some("abc"));
+        assert_eq!(refresh.stamp.as_deref(), Some("s1"));
     }
 
     #[test]

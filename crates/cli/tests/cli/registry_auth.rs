@@ -731,3 +731,82 @@ async fn a_mount_never_reads_a_repository_the_caller_may_not_pull() {
         .unwrap();
     assert_eq!(r.status(), 201, "a permitted mount is a mount");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_password_or_a_removed_user_revokes_refresh_tokens() {
+    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("htpasswd");
+    let bob = htpasswd_line("bob", "pw-b");
+    std::fs::write(
+        &file,
+        format!("{}\n{bob}\n", htpasswd_line("alice", "pw-a")),
+    )
+    .unwrap();
+    let s = Server::start_with(Backend::Sqlite, &["--htpasswd", file.to_str().unwrap()]).unwrap();
+    let form = |fields: &[(&str, &str)]| {
+        fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace('+', "%2B").replace(' ', "+")))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let post = |body: String| {
+        let url = s.url("/token");
+        async move {
+            let r = client()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let login = |user: &'static str, pw: &'static str| {
+        form(&[
+            ("grant_type", "password"),
+            ("username", user),
+            ("password", pw),
+            ("access_type", "offline"),
+            ("scope", "repository:team/m:pull"),
+        ])
+    };
+    let (st, a) = post(login("alice", "pw-a")).await;
+    assert_eq!(st, 200, "{a}");
+    let (st, b) = post(login("bob", "pw-b")).await;
+    assert_eq!(st, 200, "{b}");
+    let refresh = |v: &serde_json::Value| {
+        form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", v["refresh_token"].as_str().unwrap()),
+            ("scope", "repository:team/m:pull"),
+        ])
+    };
+    // Both refresh while nothing changed.
+    assert_eq!(post(refresh(&a)).await.0, 200);
+    assert_eq!(post(refresh(&b)).await.0, 200);
+    // alice's password changes and bob is removed: their refresh tokens
+    // stop working, without a restart.
+    replace_file(&file, &format!("{}\n", htpasswd_line("alice", "new pw")));
+    let (st, v) = post(refresh(&a)).await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (401, Some("invalid_grant")),
+        "{v}"
+    );
+    let (st, v) = post(refresh(&b)).await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (401, Some("invalid_grant")),
+        "{v}"
+    );
+    // A new login with the new password gets a working one.
+    let (st, a2) = post(login("alice", "new pw")).await;
+    assert_eq!(st, 200, "{a2}");
+    assert_eq!(post(refresh(&a2)).await.0, 200);
+}

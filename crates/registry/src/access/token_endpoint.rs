@@ -222,8 +222,20 @@ fn refusal_basic(access: &Access, r: Refusal) -> Response {
     e
 }
 
+/// The fingerprint of `subject`'s password now (see
+/// `Authenticator::stamp`), read off the async task.
+async fn password_stamp(access: &Access, subject: &str) -> Option<String> {
+    let file = access.passwords.clone()?;
+    let subject = subject.to_string();
+    pavilion_dio::blocking::spawn(move || file.stamp(&subject))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// The caller a refresh token stands for, checked again: an API key must
-/// still be live (not revoked, not expired).
+/// still be live (not revoked, not expired), a user's password the one it
+/// was issued for (a changed password or a removed user revokes it).
 async fn refreshed(state: &AppState, access: &Access, token: &str) -> Result<Caller, String> {
     let tokens = access.tokens().ok_or("no tokens are issued")?;
     let r = tokens
@@ -231,9 +243,14 @@ async fn refreshed(state: &AppState, access: &Access, token: &str) -> Result<Cal
         .map_err(|_| "the refresh token is not valid".to_string())?;
     let Some(id) = r.key_id else {
         let mut identity = r.identity;
-        if identity.method == AuthMethod::Htpasswd {
-            identity.groups = access.grants.groups_of(&identity.subject).to_vec();
+        if identity.method != AuthMethod::Htpasswd {
+            return Err("the refresh token is not valid".into());
         }
+        let now = password_stamp(access, &identity.subject).await;
+        if now.is_none() || now != r.stamp {
+            return Err("the refresh token's password changed or its user is gone".into());
+        }
+        identity.groups = access.grants.groups_of(&identity.subject).to_vec();
         return Ok(Caller::plain(identity));
     };
     let key = state
@@ -309,11 +326,14 @@ async fn issue(
     // certificate's identity is proved afresh each time.
     let refresh = match (&caller, refresh) {
         (_, Some(r)) => Some(r),
-        (Some(c), None)
-            if offline
-                && matches!(c.identity.method, AuthMethod::Htpasswd | AuthMethod::ApiKey) =>
-        {
-            Some(tokens.issue_refresh(&c.identity, c.key_id.as_deref(), now))
+        (Some(c), None) if offline && c.identity.method == AuthMethod::ApiKey => {
+            Some(tokens.issue_refresh(&c.identity, c.key_id.as_deref(), None, now))
+        }
+        (Some(c), None) if offline && c.identity.method == AuthMethod::Htpasswd => {
+            match password_stamp(access, &c.identity.subject).await {
+                Some(stamp) => Some(tokens.issue_refresh(&c.identity, None, Some(&stamp), now)),
+                None => None,
+            }
         }
         _ => None,
     };
