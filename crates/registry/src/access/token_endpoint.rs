@@ -330,10 +330,9 @@ async fn issue(
             Some(tokens.issue_refresh(&c.identity, c.key_id.as_deref(), None, now))
         }
         (Some(c), None) if offline && c.identity.method == AuthMethod::Htpasswd => {
-            match password_stamp(access, &c.identity.subject).await {
-                Some(stamp) => Some(tokens.issue_refresh(&c.identity, None, Some(&stamp), now)),
-                None => None,
-            }
+            password_stamp(access, &c.identity.subject)
+                .await
+                .map(|stamp| tokens.issue_refresh(&c.identity, None, Some(&stamp), now))
         }
         _ => None,
     };
