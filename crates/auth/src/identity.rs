@@ -1,14 +1,13 @@
 //! An authenticated caller, as policies and logs see it.
 
-/// How a caller proved who it is.
+/// How a caller proved who it is. A bearer token from `/token` keeps the
+/// method its holder proved itself with when it got the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
     /// A user name and password from an htpasswd file (HTTP Basic).
     Htpasswd,
     /// A robot / API key (`pvk_...`) from the metadata database.
     ApiKey,
-    /// A bearer token this registry (or a replica) issued at `/token`.
-    Token,
     /// A JWT from a configured workload issuer (Kubernetes service
     /// account, CI OIDC), given as the password.
     Workload,
@@ -23,7 +22,6 @@ impl Method {
         match self {
             Method::Htpasswd => "htpasswd",
             Method::ApiKey => "api_key",
-            Method::Token => "token",
             Method::Workload => "workload",
             Method::Certificate => "certificate",
         }
@@ -34,7 +32,6 @@ impl Method {
         [
             Method::Htpasswd,
             Method::ApiKey,
-            Method::Token,
             Method::Workload,
             Method::Certificate,
         ]
