@@ -143,11 +143,16 @@ fn eval(args: EvalArgs) -> CmdResult {
 
 /// The input document of a registry artifact at `point`.
 fn remote_document(point: Point, reference: &str, args: &EvalArgs) -> CmdResult<serde_json::Value> {
-    if point == Point::Admission || point == Point::Authz {
-        return Err(UsageError(format!(
-            "--ref builds push and pull documents; an {} document comes with --input",
-            point.name()
-        ))
+    if point == Point::Admission {
+        return Err(UsageError(
+            "--ref builds push and pull documents; an admission document comes from an AdmissionReview (--input)".into(),
+        )
+        .into());
+    }
+    if point == Point::Authz {
+        return Err(UsageError(
+            "--ref builds push and pull documents; an authz document comes with --input (docs/POLICY.md)".into(),
+        )
         .into());
     }
     let r = crate::remote::parse_ref(reference)?;

@@ -312,8 +312,12 @@ async fn replicas_sharing_a_database_accept_each_others_tokens() {
     let b = Served::start(Some(&data), &["--config", &cfg]);
     each_accepts_the_others_tokens(&a.url(""), &b.url("")).await;
     drop((a, b));
-    // Over PostgreSQL: the harness's replicas (separate data directories).
-    if let Some(a) = Server::start_with(Backend::Postgres, &["--config", &cfg]) {
+    // Over PostgreSQL: the harness's replicas (separate data directories,
+    // one blob store, as replicas share one).
+    let shared = format!("file://{}", tmp.path().join("blobs").display());
+    if let Some(a) =
+        Server::start_with(Backend::Postgres, &["--config", &cfg, "--storage", &shared])
+    {
         let b = a.replica();
         each_accepts_the_others_tokens(&a.url(""), &b.url("")).await;
     }
