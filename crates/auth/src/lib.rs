@@ -14,7 +14,6 @@
 //! No HTTP types and no database: the registry brings the requests and
 //! the stored keys.
 
-pub mod anonymous;
 pub mod apikey;
 pub mod basic;
 pub mod certificate;
@@ -30,7 +29,6 @@ mod verified;
 mod watched;
 pub mod workload;
 
-pub use anonymous::AnonymousPull;
 pub use certificate::{identity_from_certificate, identity_from_forwarded, TrustedProxies};
 pub use error::AuthError;
 pub use grant_table::GrantTable;

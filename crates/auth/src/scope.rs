@@ -253,6 +253,26 @@ impl Grants {
         )
     }
 
+    /// Pull on the repositories matching `globs` (`anonymous_pull`): `*`
+    /// within one path component (`public/*` is `public/a`, not
+    /// `public/a/b`), `**` across them. An empty or invalid glob is an
+    /// error naming it: a server should not start with a rule it cannot
+    /// read.
+    pub fn anonymous_pull<S: AsRef<str>>(globs: &[S]) -> Result<Grants, String> {
+        let mut out = Vec::with_capacity(globs.len());
+        for g in globs {
+            let g = g.as_ref();
+            if g.trim().is_empty() {
+                return Err("anonymous_pull: an empty glob".into());
+            }
+            out.push(
+                Grant::parse(&format!("repository:{g}:pull"))
+                    .map_err(|e| format!("anonymous_pull glob {g:?}: {e}"))?,
+            );
+        }
+        Ok(Grants(out))
+    }
+
     /// Adds the grants of `other`.
     pub fn extend(&mut self, other: &Grants) {
         self.0.extend(other.0.iter().cloned());
@@ -347,6 +367,22 @@ mod tests {
             assert!(e.contains("scope"), "{bad:?}: {e}");
         }
         assert!(Scope::parse(&format!("repository:{}:pull", "a".repeat(600))).is_err());
+    }
+
+    #[test]
+    fn anonymous_pull_stars_stay_in_one_component() {
+        let a = Grants::anonymous_pull(&["public/*", "models/**"]).unwrap();
+        let pull = |n: &str| a.actions_on(&repo(n)) == Actions::PULL;
+        assert!(pull("public/a"));
+        assert!(!pull("public/a/b"));
+        assert!(!pull("public"));
+        assert!(!pull("publicx/a"));
+        assert!(pull("models/x/y/z"));
+        assert!(!pull("team/a"));
+        assert!(Grants::anonymous_pull(&["["])
+            .unwrap_err()
+            .contains("anonymous_pull glob"));
+        assert!(Grants::anonymous_pull(&[" "]).is_err());
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl AuthArgs {
             anonymous_pull.is_empty() || enabled,
             "anonymous_pull needs authentication ([auth], --htpasswd or --auth): without it everyone may pull anyway"
         );
-        pavilion_auth::AnonymousPull::new(&anonymous_pull).map_err(anyhow::Error::msg)?;
+        pavilion_auth::Grants::anonymous_pull(&anonymous_pull).map_err(anyhow::Error::msg)?;
         let ttl = f.token_ttl_secs.unwrap_or(300);
         anyhow::ensure!(
             (1..=MAX_TOKEN_TTL).contains(&ttl),

@@ -52,12 +52,7 @@ pub fn access(
         None => None,
     };
     let grants = GrantTable::new(auth.grants.as_ref(), &auth.groups).map_err(usage)?;
-    let anonymous: Vec<String> = auth
-        .anonymous_pull
-        .iter()
-        .map(|g| format!("repository:{g}:pull"))
-        .collect();
-    let anonymous = Grants::parse(&anonymous).map_err(|e| usage(format!("anonymous_pull: {e}")))?;
+    let anonymous = Grants::anonymous_pull(&auth.anonymous_pull).map_err(usage)?;
     let trusted_proxies = if auth.trusted_proxies.is_empty() {
         None
     } else {
