@@ -1,20 +1,15 @@
 //! `pavilion serve --htpasswd`: every registry API request needs valid
-//! Basic credentials (issue 16, first piece), checked against a file made
-//! by Apache's `htpasswd -B`, with the pavilion client and skopeo as the
-//! clients that answer the challenge.
+//! credentials (issue 16), checked against a file made by Apache's
+//! `htpasswd -B`, with the pavilion client and skopeo as the clients that
+//! answer the challenge; tags and signatures decided once a manifest is
+//! read; mounts; refresh tokens revoked by a changed password.
 
+use crate::common::auth::{basic, htpasswd_file, htpasswd_line};
 use crate::common::notation::policy_dir;
 use crate::common::run::*;
 use crate::common::*;
 use std::path::Path;
 use std::process::Command;
-
-/// A bcrypt htpasswd line for `user`:`pass`, made by the real tool.
-fn htpasswd_line(user: &str, pass: &str) -> String {
-    tool(Command::new("htpasswd").args(["-Bbn", user, pass]))
-        .trim()
-        .to_string()
-}
 
 /// Replaces `path` the way editors and `htpasswd` do (a new file renamed
 /// over it), then waits out the server's once-a-second look at it.
@@ -25,18 +20,12 @@ fn replace_file(path: &Path, text: &str) {
     std::thread::sleep(std::time::Duration::from_millis(1300));
 }
 
-fn basic(user: &str, pass: &str) -> String {
-    format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_needs_credentials_and_nothing_changes_without_them() {
-    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("htpasswd");
-    std::fs::write(&file, htpasswd_line("alice", "s3cret pw")).unwrap();
+    let Some(file) = htpasswd_file(tmp.path(), &[("alice", "s3cret pw")]) else {
+        return;
+    };
     let s = Server::start_with(Backend::Sqlite, &["--htpasswd", file.to_str().unwrap()]).unwrap();
     let c = client();
     let digest = sha256(b"hello");
@@ -160,12 +149,10 @@ async fn every_endpoint_needs_credentials_and_nothing_changes_without_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pavilion_client_and_skopeo_log_in_and_a_changed_file_counts_at_once() {
-    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("htpasswd");
-    std::fs::write(&file, htpasswd_line("alice", "s3cret pw")).unwrap();
+    let Some(file) = htpasswd_file(tmp.path(), &[("alice", "s3cret pw")]) else {
+        return;
+    };
     let s = Server::start_with(Backend::Sqlite, &["--htpasswd", file.to_str().unwrap()]).unwrap();
     let d = s.addr.clone();
     let cli = Cli::with_config(&tmp.path().join("docker"));
@@ -225,7 +212,7 @@ async fn the_pavilion_client_and_skopeo_log_in_and_a_changed_file_counts_at_once
 
     // The password changes in the file: the old one stops working, the new
     // one works, without a restart.
-    replace_file(&file, &htpasswd_line("alice", "n3w pw"));
+    replace_file(&file, &htpasswd_line("alice", "n3w pw").unwrap());
     cli.run(&["tags", &format!("{d}/team/model")]).fails(6);
     cli.run(&["login", &d, "-u", "alice", "-p", "n3w pw"]).ok();
     assert!(cli
@@ -329,17 +316,10 @@ deny contains msg if {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_see_who_pushes_and_pulls_and_the_decision_log_needs_credentials() {
-    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("htpasswd");
-    let users = format!(
-        "{}\n{}\n",
-        htpasswd_line("alice", "a pw"),
-        htpasswd_line("bob", "b pw")
-    );
-    std::fs::write(&file, users).unwrap();
+    let Some(file) = htpasswd_file(tmp.path(), &[("alice", "a pw"), ("bob", "b pw")]) else {
+        return;
+    };
     let rules = policy_dir(WHO_RULES);
     let s = Server::start_with(
         Backend::Sqlite,
@@ -412,12 +392,10 @@ async fn policies_see_who_pushes_and_pulls_and_the_decision_log_needs_credential
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anonymous_pull_is_reads_of_matching_repositories_only() {
-    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("htpasswd");
-    std::fs::write(&file, htpasswd_line("alice", "a pw")).unwrap();
+    let Some(file) = htpasswd_file(tmp.path(), &[("alice", "a pw")]) else {
+        return;
+    };
     let s = Server::start_with(
         Backend::Sqlite,
         &[
@@ -534,20 +512,10 @@ async fn put_manifest(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tags_and_signatures_are_decided_once_the_manifest_is_read() {
-    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("htpasswd");
-    std::fs::write(
-        &file,
-        format!(
-            "{}\n{}\n",
-            htpasswd_line("alice", "pw-a"),
-            htpasswd_line("bob", "pw-b")
-        ),
-    )
-    .unwrap();
+    let Some(file) = htpasswd_file(tmp.path(), &[("alice", "pw-a"), ("bob", "pw-b")]) else {
+        return;
+    };
     // prod-* tags only on artifacts with a stored signature; only alice signs.
     let policy = tmp.path().join("policy");
     std::fs::create_dir(&policy).unwrap();
@@ -669,20 +637,10 @@ deny contains "only alice signs" if {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mount_never_reads_a_repository_the_caller_may_not_pull() {
-    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("htpasswd");
-    std::fs::write(
-        &file,
-        format!(
-            "{}\n{}\n",
-            htpasswd_line("alice", "pw-a"),
-            htpasswd_line("bob", "pw-b")
-        ),
-    )
-    .unwrap();
+    let Some(file) = htpasswd_file(tmp.path(), &[("alice", "pw-a"), ("bob", "pw-b")]) else {
+        return;
+    };
     let cfg = tmp.path().join("pavilion.toml");
     std::fs::write(
         &cfg,
@@ -734,17 +692,10 @@ async fn a_mount_never_reads_a_repository_the_caller_may_not_pull() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_password_or_a_removed_user_revokes_refresh_tokens() {
-    if require_peer("htpasswd (apache2-utils)", have("htpasswd")).is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("htpasswd");
-    let bob = htpasswd_line("bob", "pw-b");
-    std::fs::write(
-        &file,
-        format!("{}\n{bob}\n", htpasswd_line("alice", "pw-a")),
-    )
-    .unwrap();
+    let Some(file) = htpasswd_file(tmp.path(), &[("alice", "pw-a"), ("bob", "pw-b")]) else {
+        return;
+    };
     let s = Server::start_with(Backend::Sqlite, &["--htpasswd", file.to_str().unwrap()]).unwrap();
     let form = |fields: &[(&str, &str)]| {
         fields
@@ -792,7 +743,10 @@ async fn a_changed_password_or_a_removed_user_revokes_refresh_tokens() {
     assert_eq!(post(refresh(&b)).await.0, 200);
     // alice's password changes and bob is removed: their refresh tokens
     // stop working, without a restart.
-    replace_file(&file, &format!("{}\n", htpasswd_line("alice", "new pw")));
+    replace_file(
+        &file,
+        &format!("{}\n", htpasswd_line("alice", "new pw").unwrap()),
+    );
     let (st, v) = post(refresh(&a)).await;
     assert_eq!(
         (st, v["error"].as_str()),
