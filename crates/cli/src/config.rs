@@ -571,6 +571,18 @@ impl ServeArgs {
     }
 }
 
+/// The settings a config file with `text` gives (for tests of the keys).
+#[cfg(test)]
+pub(crate) fn settings_from_file(dir: &std::path::Path, text: &str) -> Result<Settings> {
+    let path = dir.join("p.toml");
+    std::fs::write(&path, text)?;
+    ServeArgs {
+        config: Some(path),
+        ..Default::default()
+    }
+    .settings()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,15 +619,7 @@ mod tests {
     #[test]
     fn auth_comes_from_the_auth_table_and_guards_other_addresses() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.toml");
-        let file = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            ServeArgs {
-                config: Some(path.clone()),
-                ..Default::default()
-            }
-            .settings()
-        };
+        let file = |text: &str| settings_from_file(dir.path(), text);
         let s = file("addr = \"0.0.0.0:5000\"\n[auth]\nhtpasswd = \"/etc/p/htpasswd\"\n").unwrap();
         assert_eq!(s.auth.htpasswd, Some(PathBuf::from("/etc/p/htpasswd")));
         assert!(s.auth.enabled);

@@ -65,21 +65,12 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ServeArgs;
     use std::path::PathBuf;
 
     #[test]
     fn tls_client_keys_are_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.toml");
-        let file = |text: &str| {
-            std::fs::write(&path, text).unwrap();
-            ServeArgs {
-                config: Some(path.clone()),
-                ..Default::default()
-            }
-            .settings()
-        };
+        let file = |text: &str| super::super::settings_from_file(dir.path(), text);
         let tls = "tls_cert = \"t.crt\"\ntls_key = \"t.key\"\n";
         let s = file(&format!("{tls}tls_client_ca = \"ca.pem\"\n")).unwrap();
         assert_eq!(s.server.client_ca, Some(PathBuf::from("ca.pem")));
