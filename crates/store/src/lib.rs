@@ -50,6 +50,7 @@ pub mod object;
 pub mod object_url;
 pub mod reader;
 pub mod resumable_sha256;
+pub mod usage;
 
 pub use api_keys::{ApiKey, ApiKeyError, KeyState, NewApiKey};
 pub use blob::{BlobStore, ByteRange, ByteStream};
