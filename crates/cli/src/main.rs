@@ -72,6 +72,8 @@ enum Command {
     /// Create, list and revoke robot / API keys (pvk_...) in the registry's metadata database.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
+    /// Storage used per repository, what the store keeps and what deduplication saves (from the registry's metadata database).
+    Du(commands::du::DuArgs),
 }
 
 fn main() -> ExitCode {
@@ -126,6 +128,7 @@ fn main() -> ExitCode {
         Command::Cert(cmd) => commands::cert::run(cmd),
         Command::Policy(cmd) => commands::policy::run(cmd),
         Command::Token(cmd) => commands::token::run(cmd),
+        Command::Du(args) => commands::du::run(args),
     };
     match result {
         Ok(status) => status.into(),

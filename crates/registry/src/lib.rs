@@ -46,6 +46,7 @@ pub mod server;
 pub mod state;
 pub mod tls;
 pub mod uploads;
+pub mod usage;
 
 pub use authz_hook::{Action, Artifact, Authorizer, AuthzDecision, AuthzInput};
 pub use policy_hook::{Gate, GateDecision, GateError, GateFacts, StoredSignature};

@@ -218,6 +218,10 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
             "/pavilion/v1/policy/{*rest}",
             axum::routing::get(crate::policy_report::policy_report),
         )
+        .route(
+            "/pavilion/v1/usage",
+            axum::routing::get(crate::usage::usage),
+        )
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

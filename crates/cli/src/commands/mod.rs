@@ -3,7 +3,9 @@
 pub mod blob;
 pub mod cert;
 pub mod copy;
+pub mod database;
 pub mod discover;
+pub mod du;
 pub mod inspect;
 pub mod login;
 pub mod manifest;

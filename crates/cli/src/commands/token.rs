@@ -3,14 +3,14 @@
 //! Run where that database is reachable (the registry host, or anywhere
 //! with the PostgreSQL URL); nothing prompts, so CI can run it.
 
+use super::database::{open, DbArgs};
 use crate::commands::sign::parse_duration;
 use crate::exit::{CmdResult, Context, ExitStatus, Failure, UsageError};
 use crate::output::{print_json, Output, OutputArgs};
 use crate::remote::runtime;
 use clap::{Args, Subcommand};
 use pavilion_store::api_keys::{check_name, check_scopes, MAX_SCOPES};
-use pavilion_store::{ApiKey, ApiKeyError, MetaStore, NewApiKey};
-use std::path::PathBuf;
+use pavilion_store::{ApiKey, ApiKeyError, NewApiKey};
 
 /// API key operations.
 #[derive(Subcommand, Debug)]
@@ -21,20 +21,6 @@ pub enum TokenCommand {
     List(ListArgs),
     /// Revoke an API key by id or name; it stops working on every replica.
     Revoke(RevokeArgs),
-}
-
-/// Where the metadata database is: the keys `serve` reads it from.
-#[derive(Args, Debug)]
-pub struct DbArgs {
-    /// The `serve` configuration file (its data and database_url keys are read).
-    #[arg(long, env = "PAVILION_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The data directory of `serve`, whose meta.db is the SQLite database [default: ./pavilion-data].
-    #[arg(long, env = "PAVILION_DATA", value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    /// The metadata database of `serve`: postgres://user@host:port/db [default: SQLite in the data directory].
-    #[arg(long, env = "PAVILION_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
 }
 
 /// Arguments of `token create`.
@@ -120,32 +106,6 @@ fn key_failure(e: ApiKeyError) -> Failure {
         _ => ExitStatus::Failure,
     };
     Failure::new(status, e)
-}
-
-/// Connects to the metadata database `serve` uses with these keys.
-async fn open(db: &DbArgs) -> CmdResult<MetaStore> {
-    let (url, dir) = crate::config::metadata_database(
-        db.config.as_deref(),
-        db.data.clone(),
-        db.database_url.clone(),
-    )
-    .map_err(Failure::other)?;
-    // A data directory that does not exist is a typo far more often than
-    // a registry not yet started: a key made in a new database there would
-    // work nowhere.
-    if let Some(dir) = dir {
-        if !dir.is_dir() {
-            return Err(UsageError(format!(
-                "data directory {} does not exist: give the --data (or --config, --database-url) that serve uses",
-                dir.display()
-            ))
-            .into());
-        }
-    }
-    MetaStore::connect(&url)
-        .await
-        .map_err(Failure::other)
-        .context("opening the metadata database")
 }
 
 /// Unix milliseconds as RFC 3339 (UTC, seconds).

@@ -40,3 +40,4 @@ mod scale_out;
 mod smoke;
 mod tls_client;
 mod upload_expiry;
+mod usage;

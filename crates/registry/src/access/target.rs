@@ -93,10 +93,15 @@ impl Target {
 
 /// Judges a request by its method and path.
 pub fn judge(method: &Method, path: &str) -> Judged {
-    if path == "/pavilion/v1/decisions" || path.starts_with("/pavilion/v1/policy/") {
+    if path == "/pavilion/v1/decisions"
+        || path == "/pavilion/v1/usage"
+        || path.starts_with("/pavilion/v1/policy/")
+    {
         return if method == Method::GET {
             let route = if path.starts_with("/pavilion/v1/policy/") {
                 "policy"
+            } else if path == "/pavilion/v1/usage" {
+                "usage"
             } else {
                 "decisions"
             };
@@ -199,6 +204,7 @@ mod tests {
             act(Method::GET, "/pavilion/v1/decisions").action,
             Action::Catalog
         );
+        assert_eq!(act(Method::GET, "/pavilion/v1/usage").route, "usage");
         // Not actions: invalid names, methods an endpoint lacks, other paths.
         assert_eq!(judge(&Method::GET, "/v2/a%2Fb/tags/list"), Judged::Other);
         assert_eq!(judge(&Method::GET, "/v2/UPPER/tags/list"), Judged::Other);

@@ -1,0 +1,122 @@
+//! `pavilion du [REPO]`: bytes per repository, what the store keeps and
+//! what deduplication saves, read from the metadata database `serve` uses
+//! (no server needed; the same numbers as `GET /pavilion/v1/usage`).
+
+use super::database::{open, DbArgs};
+use crate::exit::{CmdResult, Context, ExitStatus, Failure, UsageError};
+use crate::output::{print_json, Output, OutputArgs};
+use crate::remote::runtime;
+use clap::Args;
+use pavilion_store::usage::{RepoUsage, MAX_USAGE_PAGE};
+
+/// Arguments of `du`.
+#[derive(Args, Debug)]
+pub struct DuArgs {
+    /// Only this repository.
+    pub repository: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Bytes as people read them (binary units, one decimal).
+fn human(bytes: i64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Prints usage per repository, then the totals.
+pub fn run(args: DuArgs) -> CmdResult {
+    if let Some(r) = &args.repository {
+        pavilion_oci::RepoName::new(r).map_err(|e| UsageError(format!("repository {r:?}: {e}")))?;
+    }
+    let rt = runtime()?;
+    let (repos, totals) = rt.block_on(async {
+        let m = open(&args.db).await?;
+        // Every repository, a page at a time (the store caps a page).
+        let mut all: Vec<RepoUsage> = Vec::new();
+        loop {
+            let page = m
+                .repo_usage(
+                    args.repository.as_deref(),
+                    all.last().map(|r| r.name.as_str()),
+                    MAX_USAGE_PAGE,
+                )
+                .await
+                .map_err(Failure::other)
+                .context("reading usage")?;
+            let done = (page.len() as i64) < MAX_USAGE_PAGE;
+            all.extend(page);
+            if done {
+                break;
+            }
+        }
+        let totals = m
+            .usage_totals()
+            .await
+            .map_err(Failure::other)
+            .context("reading usage")?;
+        Ok::<_, Failure>((all, totals))
+    })?;
+    if let Some(r) = &args.repository {
+        if repos.is_empty() {
+            return Err(Failure::new(
+                ExitStatus::NotFound,
+                anyhow::anyhow!("repository {r} holds nothing"),
+            ));
+        }
+    }
+    match args.output.format {
+        Output::Json => print_json(&serde_json::json!({
+            "repositories": repos,
+            "totals": totals,
+        })),
+        Output::Text => {
+            println!(
+                "{:<48} {:>8} {:>12} {:>9}",
+                "REPOSITORY", "BLOBS", "SIZE", "MANIFESTS"
+            );
+            for r in &repos {
+                println!(
+                    "{:<48} {:>8} {:>12} {:>9}",
+                    r.name,
+                    r.blobs,
+                    human(r.bytes()),
+                    r.manifests
+                );
+            }
+            println!();
+            println!(
+                "stored: {} in {} blobs and {} manifests; charged to repositories: {}; saved by deduplication: {}",
+                human(totals.stored_blob_bytes + totals.stored_manifest_bytes),
+                totals.stored_blobs,
+                totals.stored_manifests,
+                human(totals.charged_bytes),
+                human(totals.dedup_saving_bytes)
+            );
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(super::human(0), "0 B");
+        assert_eq!(super::human(1023), "1023 B");
+        assert_eq!(super::human(1536), "1.5 KiB");
+        assert_eq!(super::human(5 << 30), "5.0 GiB");
+    }
+}

@@ -1,0 +1,58 @@
+//! `GET /pavilion/v1/usage[?repository=][&last=][&n=]`: bytes per
+//! repository (blobs linked to it and its manifests), what the store keeps
+//! and what deduplication saves, the numbers `pavilion du` prints. Under
+//! authentication it needs `registry:catalog:*` (it names repositories).
+
+use crate::error::{ApiError, ApiResult};
+use crate::query::query_pairs;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::header;
+use pavilion_oci::{ErrorCode, RepoName};
+use pavilion_store::usage::MAX_USAGE_PAGE;
+use std::sync::Arc;
+
+/// Repositories listed when `n` is not given.
+const DEFAULT_PAGE: i64 = 100;
+
+/// The handler.
+pub async fn usage(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    // Only the query is needed; a request body is not Sync.
+    let pairs = query_pairs(req.uri().query());
+    drop(req);
+    let result: ApiResult = async {
+        let bad = |k: &str, v: &str| {
+            ApiError::new(
+                ErrorCode::Unsupported,
+                format!("query parameter {k}={v:?} is not valid"),
+            )
+            .with_status(http::StatusCode::BAD_REQUEST)
+        };
+        let (mut only, mut last, mut n) = (None, None, DEFAULT_PAGE);
+        for (k, v) in pairs {
+            match k.as_str() {
+                "repository" => only = Some(RepoName::new(&v)?.as_str().to_string()),
+                "last" => last = Some(v),
+                "n" => match v.parse::<i64>() {
+                    Ok(x) if x > 0 => n = x.min(MAX_USAGE_PAGE),
+                    _ => return Err(bad(&k, &v)),
+                },
+                _ => return Err(bad(&k, &v)),
+            }
+        }
+        let repositories = state
+            .meta
+            .repo_usage(only.as_deref(), last.as_deref(), n)
+            .await?;
+        let totals = state.meta.usage_totals().await?;
+        let body = serde_json::json!({"repositories": repositories, "totals": totals});
+        Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
