@@ -6,6 +6,7 @@
 use pavilion_store::api_keys::{MAX_LIVE_KEYS, MAX_REVOKED_KEPT};
 use pavilion_store::{ApiKeyError, KeyState, MetaStore, NewApiKey};
 
+#[macro_use]
 mod common;
 use common::{postgres, sqlite, Db};
 
@@ -258,21 +259,6 @@ async fn sqlx_exec(url: &str, sql: &str) {
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
     sqlx::query(sql).execute(&pool).await.unwrap();
     pool.close().await;
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test]
-               async fn $name() { super::$name(super::sqlite()).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test]
-               async fn $name() {
-                   if let Some(db) = super::postgres() { super::$name(db).await }
-               } )*
-        }
-    };
 }
 
 on_both!(

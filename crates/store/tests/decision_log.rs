@@ -12,6 +12,7 @@ use pavilion_store::{DecisionQuery, DecisionRetention, MetaStore, NewDecision};
 use serde_json::{json, Value};
 use std::time::Duration;
 
+#[macro_use]
 mod common;
 use common::{postgres, sqlite, Db};
 
@@ -209,21 +210,6 @@ fn text_bytes(d: &pavilion_store::Decision) -> usize {
         + serde_json::to_string(&d.deny).unwrap().len()
         + serde_json::to_string(&d.warn).unwrap().len()
         + d.detail.to_string().len()
-}
-
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test]
-               async fn $name() { super::$name(super::sqlite()).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test]
-               async fn $name() {
-                   if let Some(db) = super::postgres() { super::$name(db).await }
-               } )*
-        }
-    };
 }
 
 on_both!(

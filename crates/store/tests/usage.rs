@@ -5,6 +5,7 @@
 use pavilion_oci::Digest;
 use pavilion_store::{ManifestRecord, MetaStore, NewManifest};
 
+#[macro_use]
 mod common;
 use common::{postgres, sqlite, Db};
 
@@ -76,19 +77,4 @@ async fn repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving(d
     assert_eq!(t.dedup_saving_bytes, 1000 + 100);
 }
 
-mod sqlite {
-    #[tokio::test]
-    async fn repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving() {
-        super::repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving(super::sqlite())
-            .await
-    }
-}
-
-mod postgres {
-    #[tokio::test]
-    async fn repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving() {
-        if let Some(db) = super::postgres() {
-            super::repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving(db).await
-        }
-    }
-}
+on_both!(repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving);

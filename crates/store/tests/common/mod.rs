@@ -69,3 +69,21 @@ pub fn postgres() -> Option<Db> {
         drop_pg: Some((base.clone(), name)),
     })
 }
+
+/// Runs each named `async fn(Db)` as two tests, `sqlite::NAME` and
+/// `postgres::NAME` (skipped without a cluster). The file using it imports
+/// `sqlite` and `postgres` from here.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test]
+               async fn $name() { super::$name(super::sqlite()).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test]
+               async fn $name() {
+                   if let Some(db) = super::postgres() { super::$name(db).await }
+               } )*
+        }
+    };
+}
