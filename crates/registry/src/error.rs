@@ -116,6 +116,12 @@ impl From<StoreError> for ApiError {
             }
             // Out of space: the operator must act; say so instead of a bare 500.
             // Nothing half-written stays visible (uploads roll the chunk back).
+            // The collector is deleting these bytes this instant (or was
+            // killed doing so and the next run finishes): temporary.
+            StoreError::Collecting(_) => ApiError::new(ErrorCode::Internal, detail)
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .with_header(header::RETRY_AFTER, "1".to_string()),
+            StoreError::NotInRepo(_) => ApiError::new(ErrorCode::ManifestBlobUnknown, detail),
             StoreError::Full(_) => {
                 tracing::error!(error = %detail, "storage full");
                 ApiError::new(ErrorCode::StorageFull, detail)

@@ -172,6 +172,12 @@ pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Reques
     };
     let warnings = check_push(state, &subject).await?;
 
+    // Claimed before they are written (or found already there), so that
+    // garbage collection cannot take the bytes in between.
+    state
+        .meta
+        .claim_blob(&digest, body.len() as u64, true)
+        .await?;
     state.blobs.put(&digest, body.clone()).await?;
     let record = ManifestRecord {
         digest: digest.clone(),
@@ -185,6 +191,14 @@ pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Reques
     };
     let subject = info.subject.as_ref().map(|s| s.digest.clone());
     let tag_refs: Vec<&str> = tag_names.iter().map(String::as_str).collect();
+    let held: Vec<Digest> = info
+        .blobs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !info.external.get(*i).copied().unwrap_or(false))
+        .map(|(_, d)| d.digest.clone())
+        .collect();
+    let children: Vec<Digest> = info.manifests.iter().map(|d| d.digest.clone()).collect();
     state
         .meta
         .put_manifest(&NewManifest {
@@ -192,6 +206,8 @@ pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Reques
             record,
             subject: subject.clone(),
             tags: &tag_refs,
+            blobs: &held,
+            manifests: &children,
         })
         .await?;
     state.cache_manifest(&digest, body.clone());

@@ -217,6 +217,16 @@ async fn append(state: &AppState, id: &str, req: Request) -> ApiResult<u64> {
 
 /// Verifies and links the session's bytes as `digest`; ends the session.
 async fn finish(state: &AppState, name: &RepoName, id: &str, digest: &Digest) -> ApiResult {
+    // Claimed before the commit, which keeps an existing copy of the same
+    // digest instead of this session's: from here garbage collection
+    // leaves that copy alone (or, deleting it right now, makes this
+    // request fail with the session intact, so a retry succeeds).
+    let len = state
+        .blobs
+        .upload_len(id)
+        .await?
+        .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
+    state.meta.claim_blob(digest, len, false).await?;
     let size = match state.blobs.upload_commit(id, digest).await {
         Ok(size) => size,
         Err(e) => {
@@ -239,9 +249,16 @@ pub async fn start(state: &AppState, name: &RepoName, req: Request) -> ApiResult
     let q = query_pairs(req.uri().query());
     if let Some(mount) = query_get(&q, "mount") {
         if let Some(digest) = mountable(state, mount, query_get(&q, "from")).await? {
-            let size = state.meta.blob_size(&digest).await?.unwrap_or(0);
-            state.meta.link_blob(name.as_str(), &digest, size).await?;
-            return Ok(created(name, &digest));
+            // Claimed and linked in one step; a blob garbage collection
+            // took meanwhile is uploaded instead.
+            if state
+                .meta
+                .mount_blob(name.as_str(), &digest)
+                .await?
+                .is_some()
+            {
+                return Ok(created(name, &digest));
+            }
         }
         // Cannot mount (unknown blob, no or invalid source): the spec asks
         // for an ordinary upload session instead.

@@ -63,6 +63,14 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+    /// Garbage collection is deleting this blob's bytes right now, so it
+    /// cannot be claimed; a retry uploads it afresh.
+    #[error("blob {0} is being garbage collected: retry the request")]
+    Collecting(Digest),
+    /// A manifest references a blob or manifest the repository does not
+    /// (or no longer) hold.
+    #[error("{0} is not in the repository")]
+    NotInRepo(String),
 }
 
 impl From<std::io::Error> for StoreError {

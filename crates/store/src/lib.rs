@@ -39,12 +39,14 @@ pub mod api_keys;
 mod append;
 pub mod blob;
 mod blocking;
+pub mod claims;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod decisions;
 pub mod direct;
 pub mod error;
 pub mod fs;
+pub mod gc;
 pub mod meta;
 pub mod object;
 pub mod object_url;

@@ -57,6 +57,12 @@ pub struct NewManifest<'a> {
     pub subject: Option<Digest>,
     /// Tags to point at it (none when pushed by digest alone).
     pub tags: &'a [&'a str],
+    /// Blobs it references that the repository must hold (config and
+    /// layers, less those fetched from elsewhere).
+    pub blobs: &'a [Digest],
+    /// Manifests it references that the repository must hold (an
+    /// index's children).
+    pub manifests: &'a [Digest],
 }
 
 /// Which SQL engine is behind the pool.
@@ -73,6 +79,8 @@ pub enum Engine {
 pub struct MetaStore {
     pub(crate) pool: AnyPool,
     engine: Engine,
+    /// The SQLite database's file (beside which the collector's lock lives).
+    pub(crate) sqlite_file: Option<std::path::PathBuf>,
     /// Decision log retention and its pruning schedule (shared by clones).
     pub(crate) decision_log: std::sync::Arc<crate::decisions::LogState>,
 }
@@ -110,6 +118,15 @@ pub struct BriefReferrers<'a> {
     pub max_annotations: i64,
     /// The trust configuration whose recorded verdicts come with them.
     pub generation: &'a str,
+}
+
+/// The file of a `sqlite://PATH?...` URL (none for an in-memory database).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
 }
 
 impl MetaStore {
@@ -158,9 +175,13 @@ impl MetaStore {
             Engine::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Engine::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
+        let sqlite_file = (engine == Engine::Sqlite)
+            .then(|| sqlite_file(url))
+            .flatten();
         Ok(MetaStore {
             pool,
             engine,
+            sqlite_file,
             decision_log: Default::default(),
         })
     }
@@ -195,39 +216,6 @@ impl MetaStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
-    }
-
-    /// Records that `repo` holds blob `digest` of `size` bytes.
-    pub async fn link_blob(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        size: u64,
-    ) -> Result<(), StoreError> {
-        let now = now_millis();
-        let d = digest.to_string();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(repo)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING")
-            .bind(&d)
-            .bind(size as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO repo_blobs (repo, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT (repo, digest) DO NOTHING",
-        )
-        .bind(repo)
-        .bind(&d)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Size of `digest` if `repo` holds it.
@@ -269,46 +257,6 @@ impl MetaStore {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Records a manifest and points its tags at it, in one transaction.
-    pub async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
-        let now = now_millis();
-        let d = m.record.digest.to_string();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(m.repo)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO manifests (repo, digest, media_type, size, artifact_type, subject, annotations, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (repo, digest) DO NOTHING",
-        )
-        .bind(m.repo)
-        .bind(&d)
-        .bind(&m.record.media_type)
-        .bind(m.record.size as i64)
-        .bind(m.record.artifact_type.as_deref())
-        .bind(m.subject.as_ref().map(|s| s.to_string()))
-        .bind(m.record.annotations.as_deref())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        for tag in m.tags {
-            sqlx::query(
-                "INSERT INTO tags (repo, tag, digest, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
-            )
-            .bind(m.repo)
-            .bind(*tag)
-            .bind(&d)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// A manifest of `repo` by digest.
     pub async fn manifest_by_digest(
         &self,
@@ -342,39 +290,6 @@ impl MetaStore {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(record_from_row).transpose()
-    }
-
-    /// Deletes a manifest and every tag pointing at it; `false` if absent.
-    pub async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
-        let d = digest.to_string();
-        let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("DELETE FROM manifests WHERE repo = $1 AND digest = $2")
-            .bind(repo)
-            .bind(&d)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM tags WHERE repo = $1 AND digest = $2")
-            .bind(repo)
-            .bind(&d)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM signature_verdicts WHERE repo = $1 AND digest = $2")
-            .bind(repo)
-            .bind(&d)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(r.rows_affected() > 0)
-    }
-
-    /// Deletes a tag (the manifest stays); `false` if absent.
-    pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM tags WHERE repo = $1 AND tag = $2")
-            .bind(repo)
-            .bind(tag)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() > 0)
     }
 
     /// Tags of `repo` after `last`, in byte order, at most `n`.

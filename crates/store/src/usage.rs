@@ -99,8 +99,8 @@ impl MetaStore {
     pub async fn usage_totals(&self) -> Result<Totals, StoreError> {
         let row = sqlx::query(
             "SELECT \
-             (SELECT COUNT(*) FROM blobs) AS stored_blobs, \
-             (SELECT CAST(SUM(size) AS BIGINT) FROM blobs) AS stored_blob_bytes, \
+             (SELECT COUNT(*) FROM blobs WHERE manifest = 0) AS stored_blobs, \
+             (SELECT CAST(SUM(size) AS BIGINT) FROM blobs WHERE manifest = 0) AS stored_blob_bytes, \
              (SELECT COUNT(*) FROM (SELECT DISTINCT digest FROM manifests) d) AS stored_manifests, \
              (SELECT CAST(SUM(size) AS BIGINT) FROM (SELECT digest, MAX(size) AS size FROM manifests GROUP BY digest) d) \
                AS stored_manifest_bytes, \

@@ -38,6 +38,8 @@ async fn repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving(d
             },
             subject: None,
             tags: &["v1"],
+            blobs: &[],
+            manifests: &[],
         })
         .await
         .unwrap();

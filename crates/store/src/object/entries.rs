@@ -18,10 +18,28 @@ pub(super) struct Entry {
 }
 
 impl ObjectBlobStore {
+    /// The entry of `d`, remembered once read: an entry never changes
+    /// while it exists, but garbage collection (from any replica) may
+    /// delete it and a later push create another, so callers that act on
+    /// its absence or delete it use [`ObjectBlobStore::fresh_entry`], and
+    /// readers that find the data gone ask again.
     pub(super) async fn entry(&self, d: &Digest) -> Result<Option<Entry>, StoreError> {
         if let Some(e) = self.entries.read().ok().and_then(|m| m.get(d).cloned()) {
             return Ok(Some(e));
         }
+        self.fresh_entry(d).await
+    }
+
+    /// Forgets what was remembered of `d`.
+    pub(super) fn forget_entry(&self, d: &Digest) {
+        if let Ok(mut m) = self.entries.write() {
+            m.remove(d);
+        }
+    }
+
+    /// The entry of `d` as the store has it now.
+    pub(super) async fn fresh_entry(&self, d: &Digest) -> Result<Option<Entry>, StoreError> {
+        self.forget_entry(d);
         let got = match self.store.get(&self.path(&Self::entry_path(d))).await {
             Ok(g) => g.bytes().await.map_err(backend_err)?,
             Err(e) if is_not_found(&e) => return Ok(None),

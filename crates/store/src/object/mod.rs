@@ -107,6 +107,15 @@ fn backend_err(e: object_store::Error) -> StoreError {
     StoreError::Backend(one_line(&e.to_string()))
 }
 
+/// A blob's data object that is not there reads as the blob missing.
+fn data_err(e: object_store::Error, digest: &Digest) -> StoreError {
+    if is_not_found(&e) {
+        StoreError::BlobNotFound(digest.clone())
+    } else {
+        backend_err(e)
+    }
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -164,19 +173,7 @@ impl ObjectBlobStore {
         format!("data/{id}")
     }
 
-    /// Size of part number `i` (0-based).
-    fn part_len(&self, i: usize) -> usize {
-        part_len(self.part_size, i)
-    }
-}
-
-#[async_trait]
-impl BlobStore for ObjectBlobStore {
-    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
-        Ok(self.entry(digest).await?.map(|e| e.size))
-    }
-
-    async fn read(
+    async fn read_once(
         &self,
         digest: &Digest,
         range: Option<ByteRange>,
@@ -204,14 +201,14 @@ impl BlobStore for ObjectBlobStore {
             .store
             .get_opts(&self.path(&e.data), opts)
             .await
-            .map_err(backend_err)?;
+            .map_err(|err| data_err(err, digest))?;
         Ok(got
             .into_stream()
             .map(|r| r.map_err(|e| std::io::Error::other(one_line(&e.to_string()))))
             .boxed())
     }
 
-    async fn read_all(&self, digest: &Digest) -> Result<Bytes, StoreError> {
+    async fn read_all_once(&self, digest: &Digest) -> Result<Bytes, StoreError> {
         let e = self
             .entry(digest)
             .await?
@@ -219,15 +216,53 @@ impl BlobStore for ObjectBlobStore {
         self.store
             .get(&self.path(&e.data))
             .await
-            .map_err(backend_err)?
+            .map_err(|err| data_err(err, digest))?
             .bytes()
             .await
             .map_err(backend_err)
     }
 
+    /// Size of part number `i` (0-based).
+    fn part_len(&self, i: usize) -> usize {
+        part_len(self.part_size, i)
+    }
+}
+
+#[async_trait]
+impl BlobStore for ObjectBlobStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        Ok(self.entry(digest).await?.map(|e| e.size))
+    }
+
+    async fn read(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream, StoreError> {
+        match self.read_once(digest, range).await {
+            // The remembered entry may name data garbage collection has
+            // since deleted (and a new push replaced): ask once more.
+            Err(StoreError::BlobNotFound(_)) => {
+                self.forget_entry(digest);
+                self.read_once(digest, range).await
+            }
+            other => other,
+        }
+    }
+
+    async fn read_all(&self, digest: &Digest) -> Result<Bytes, StoreError> {
+        match self.read_all_once(digest).await {
+            Err(StoreError::BlobNotFound(_)) => {
+                self.forget_entry(digest);
+                self.read_all_once(digest).await
+            }
+            other => other,
+        }
+    }
+
     async fn put(&self, digest: &Digest, data: Bytes) -> Result<(), StoreError> {
         check_digest(digest, &data)?;
-        if self.entry(digest).await?.is_some() {
+        if self.fresh_entry(digest).await?.is_some() {
             return Ok(());
         }
         let rel = Self::data_path(&uuid::Uuid::new_v4().to_string());
@@ -243,22 +278,20 @@ impl BlobStore for ObjectBlobStore {
     }
 
     async fn delete(&self, digest: &Digest) -> Result<bool, StoreError> {
-        let Some(e) = self.entry(digest).await? else {
+        let Some(e) = self.fresh_entry(digest).await? else {
             return Ok(false);
         };
-        if let Ok(mut m) = self.entries.write() {
-            m.remove(digest);
+        // The data first, then the entry: a failure in between leaves an
+        // entry the next attempt (garbage collection retries doomed
+        // blobs) finds and finishes, never data no entry names.
+        for key in [e.data.clone(), Self::entry_path(digest)] {
+            match self.store.delete(&self.path(&key)).await {
+                Ok(()) => {}
+                Err(err) if is_not_found(&err) => {}
+                Err(err) => return Err(backend_err(err)),
+            }
         }
-        match self
-            .store
-            .delete(&self.path(&Self::entry_path(digest)))
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if is_not_found(&e) => return Ok(false),
-            Err(e) => return Err(backend_err(e)),
-        }
-        let _ = self.store.delete(&self.path(&e.data)).await;
+        self.forget_entry(digest);
         Ok(true)
     }
 
@@ -313,7 +346,9 @@ impl BlobStore for ObjectBlobStore {
         let Some(signer) = &self.signer else {
             return Ok(None);
         };
-        let Some(e) = self.entry(digest).await? else {
+        // Fresh: a URL to data garbage collection deleted would fail at
+        // the client, past any retry here.
+        let Some(e) = self.fresh_entry(digest).await? else {
             return Ok(None);
         };
         let url = signer

@@ -1,0 +1,303 @@
+//! Writes that make references, each claiming what it references in the
+//! same transaction, so that garbage collection ([`crate::gc`]) can never
+//! delete something a push is about to rely on.
+//!
+//! The rule (argued in docs/ARCHITECTURE.md, "Garbage collection"): a
+//! reference is made only in a transaction that also sets `claimed_at`
+//! on the row it references (a blob, a repository's link to a blob, a
+//! manifest), and only if that row exists and, for a blob, is not doomed.
+//! The collector deletes (or dooms) a row only in a single statement that
+//! also requires `claimed_at` older than its grace period. Both write the
+//! same row, so the database orders them: if the claim is first, the
+//! collector's statement finds it fresh and leaves it; if the collector is
+//! first, the claim finds the row gone or doomed and the request fails
+//! (the client uploads again) instead of succeeding without its bytes.
+
+use crate::error::StoreError;
+use crate::meta::{MetaStore, NewManifest};
+use crate::now_millis;
+use pavilion_oci::Digest;
+use sqlx::{Any, Row, Transaction};
+
+/// Kind of a `manifest_refs` row: a blob (config, layer).
+pub(crate) const REF_BLOB: i64 = 0;
+/// Kind of a `manifest_refs` row: a manifest (an index's child).
+pub(crate) const REF_MANIFEST: i64 = 1;
+
+/// Inserts or claims the row of blob `digest` (its bytes in the store);
+/// refuses a doomed one.
+async fn claim_blob_row(
+    tx: &mut Transaction<'_, Any>,
+    digest: &str,
+    size: u64,
+    manifest: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    let r = sqlx::query(
+        "INSERT INTO blobs (digest, size, created_at, claimed_at, manifest) VALUES ($1, $2, $3, $3, $4) \
+         ON CONFLICT (digest) DO UPDATE SET claimed_at = excluded.claimed_at WHERE blobs.doomed_at IS NULL",
+    )
+    .bind(digest)
+    .bind(size as i64)
+    .bind(now)
+    .bind(i64::from(manifest))
+    .execute(&mut **tx)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(StoreError::Collecting(digest.parse().map_err(|e| {
+            StoreError::Corrupt(format!("blob digest {digest}: {e}"))
+        })?));
+    }
+    Ok(())
+}
+
+async fn ensure_repository(
+    tx: &mut Transaction<'_, Any>,
+    repo: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(repo)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl MetaStore {
+    /// Claims blob `digest` (of `size` bytes; `manifest` when they are a
+    /// manifest's) before its bytes are committed or relied on: from here
+    /// the collector leaves it alone for its grace period. Fails with
+    /// [`StoreError::Collecting`] while the collector is deleting it.
+    pub async fn claim_blob(
+        &self,
+        digest: &Digest,
+        size: u64,
+        manifest: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        claim_blob_row(&mut tx, &digest.to_string(), size, manifest, now_millis()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that `repo` holds blob `digest` of `size` bytes, whose bytes
+    /// were just committed (after [`MetaStore::claim_blob`]).
+    pub async fn link_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        let d = digest.to_string();
+        let mut tx = self.pool.begin().await?;
+        claim_blob_row(&mut tx, &d, size, false, now).await?;
+        // A row made by a claim before the bytes existed carries the size
+        // the session had; the committed size is the truth. Uploaded, the
+        // bytes count as a blob even if they are also some manifest's.
+        sqlx::query("UPDATE blobs SET size = $2, manifest = 0 WHERE digest = $1")
+            .bind(&d)
+            .bind(size as i64)
+            .execute(&mut *tx)
+            .await?;
+        ensure_repository(&mut tx, repo, now).await?;
+        sqlx::query(
+            "INSERT INTO repo_blobs (repo, digest, created_at, claimed_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (repo, digest) DO UPDATE SET claimed_at = excluded.claimed_at",
+        )
+        .bind(repo)
+        .bind(&d)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Links a blob the store already holds into `repo` (a cross-repository
+    /// mount): its size, or `None` when there is no such blob or the
+    /// collector is deleting it (the client then uploads it).
+    pub async fn mount_blob(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        let now = now_millis();
+        let d = digest.to_string();
+        let mut tx = self.pool.begin().await?;
+        let claimed =
+            sqlx::query("UPDATE blobs SET claimed_at = $2 WHERE digest = $1 AND doomed_at IS NULL")
+                .bind(&d)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        if claimed.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let size: i64 = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
+            .bind(&d)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("size")?;
+        ensure_repository(&mut tx, repo, now).await?;
+        sqlx::query(
+            "INSERT INTO repo_blobs (repo, digest, created_at, claimed_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (repo, digest) DO UPDATE SET claimed_at = excluded.claimed_at",
+        )
+        .bind(repo)
+        .bind(&d)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(size as u64))
+    }
+
+    /// Records a manifest, what it references, and points its tags at it,
+    /// in one transaction that claims its own bytes (claimed before they
+    /// were written, with [`MetaStore::claim_blob`]), every blob link and
+    /// child manifest it references (each must still be there:
+    /// [`StoreError::NotInRepo`] otherwise), and the manifests its tags
+    /// leave (their untagged age starts now).
+    pub async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
+        let now = now_millis();
+        let d = m.record.digest.to_string();
+        let mut tx = self.pool.begin().await?;
+        ensure_repository(&mut tx, m.repo, now).await?;
+        claim_blob_row(&mut tx, &d, m.record.size, true, now).await?;
+        for b in m.blobs {
+            let r = sqlx::query(
+                "UPDATE repo_blobs SET claimed_at = $3 WHERE repo = $1 AND digest = $2",
+            )
+            .bind(m.repo)
+            .bind(b.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::NotInRepo(format!("blob {b}")));
+            }
+        }
+        for c in m.manifests {
+            let r =
+                sqlx::query("UPDATE manifests SET claimed_at = $3 WHERE repo = $1 AND digest = $2")
+                    .bind(m.repo)
+                    .bind(c.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::NotInRepo(format!("manifest {c}")));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO manifests (repo, digest, media_type, size, artifact_type, subject, annotations, \
+             created_at, claimed_at, refs_known) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 1) \
+             ON CONFLICT (repo, digest) DO UPDATE SET claimed_at = excluded.claimed_at, refs_known = 1",
+        )
+        .bind(m.repo)
+        .bind(&d)
+        .bind(&m.record.media_type)
+        .bind(m.record.size as i64)
+        .bind(m.record.artifact_type.as_deref())
+        .bind(m.subject.as_ref().map(|s| s.to_string()))
+        .bind(m.record.annotations.as_deref())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let refs = m
+            .blobs
+            .iter()
+            .map(|b| (b, REF_BLOB))
+            .chain(m.manifests.iter().map(|c| (c, REF_MANIFEST)));
+        for (target, kind) in refs {
+            sqlx::query(
+                "INSERT INTO manifest_refs (repo, manifest, digest, kind) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repo, manifest, digest) DO NOTHING",
+            )
+            .bind(m.repo)
+            .bind(&d)
+            .bind(target.to_string())
+            .bind(kind)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for tag in m.tags {
+            untag_claim(&mut tx, m.repo, tag, now).await?;
+            sqlx::query(
+                "INSERT INTO tags (repo, tag, digest, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            )
+            .bind(m.repo)
+            .bind(*tag)
+            .bind(&d)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a manifest, what it references and every tag pointing at
+    /// it; `false` if absent. Its bytes and the blobs it referenced stay
+    /// until garbage collection finds nothing else needs them.
+    pub async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        let d = digest.to_string();
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM manifests WHERE repo = $1 AND digest = $2")
+            .bind(repo)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?;
+        for table in ["tags", "signature_verdicts"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE repo = $1 AND digest = $2"
+            ))
+            .bind(repo)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM manifest_refs WHERE repo = $1 AND manifest = $2")
+            .bind(repo)
+            .bind(&d)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Deletes a tag (the manifest stays, untagged from now); `false` if
+    /// absent.
+    pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        untag_claim(&mut tx, repo, tag, now_millis()).await?;
+        let r = sqlx::query("DELETE FROM tags WHERE repo = $1 AND tag = $2")
+            .bind(repo)
+            .bind(tag)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() > 0)
+    }
+}
+
+/// Claims the manifest `tag` points at before the tag moves or goes, so
+/// that it counts as untagged from now, not from when it was pushed.
+async fn untag_claim(
+    tx: &mut Transaction<'_, Any>,
+    repo: &str,
+    tag: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE manifests SET claimed_at = $3 WHERE repo = $1 \
+         AND digest = (SELECT t.digest FROM tags t WHERE t.repo = $1 AND t.tag = $2)",
+    )
+    .bind(repo)
+    .bind(tag)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! The collector's SQL: reading the snapshot the plan is made from, and
+//! the guarded deletions. Each deletion is one statement that re-states
+//! the condition it relies on (old enough, still unreferenced), so that a
+//! claim made since the snapshot wins (see `crate::claims`).
+
+use super::plan::{BlobRow, LinkRow, ManifestRow, RefRow, Snapshot, TagRow};
+use crate::error::StoreError;
+use crate::meta::MetaStore;
+use sqlx::Row;
+
+/// Rows one guarded batch deletes or dooms at most: short transactions,
+/// so pushes are never held up behind the collector for long.
+pub(crate) const BATCH: i64 = 500;
+
+fn flag(row: &sqlx::any::AnyRow, col: &str) -> Result<bool, StoreError> {
+    Ok(row.try_get::<i64, _>(col)? != 0)
+}
+
+impl MetaStore {
+    /// Everything the plan needs, read table by table.
+    pub(crate) async fn gc_snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut s = Snapshot::default();
+        for r in sqlx::query(
+            "SELECT repo, digest, size, claimed_at, subject, artifact_type, refs_known FROM manifests",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            s.manifests.push(ManifestRow {
+                repo: r.try_get("repo")?,
+                digest: r.try_get("digest")?,
+                size: r.try_get("size")?,
+                claimed_at: r.try_get("claimed_at")?,
+                subject: r.try_get("subject")?,
+                artifact_type: r.try_get("artifact_type")?,
+                refs_known: flag(&r, "refs_known")?,
+            });
+        }
+        for r in sqlx::query("SELECT repo, tag, digest, updated_at FROM tags")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            s.tags.push(TagRow {
+                repo: r.try_get("repo")?,
+                tag: r.try_get("tag")?,
+                digest: r.try_get("digest")?,
+                updated_at: r.try_get("updated_at")?,
+            });
+        }
+        for r in sqlx::query("SELECT repo, manifest, digest, kind FROM manifest_refs")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            s.refs.push(RefRow {
+                repo: r.try_get("repo")?,
+                manifest: r.try_get("manifest")?,
+                digest: r.try_get("digest")?,
+                is_manifest: r.try_get::<i64, _>("kind")? == crate::claims::REF_MANIFEST,
+            });
+        }
+        for r in sqlx::query("SELECT repo, digest, claimed_at FROM repo_blobs")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            s.links.push(LinkRow {
+                repo: r.try_get("repo")?,
+                digest: r.try_get("digest")?,
+                claimed_at: r.try_get("claimed_at")?,
+            });
+        }
+        for r in sqlx::query(
+            "SELECT digest, size, claimed_at, CASE WHEN doomed_at IS NULL THEN 0 ELSE 1 END AS doomed FROM blobs",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            s.blobs.push(BlobRow {
+                digest: r.try_get("digest")?,
+                size: r.try_get("size")?,
+                claimed_at: r.try_get("claimed_at")?,
+                doomed: flag(&r, "doomed")?,
+            });
+        }
+        Ok(s)
+    }
+
+    /// Manifests whose references are not indexed yet (pushed before the
+    /// lifecycle migration, or by an older replica): (repo, digest, media type).
+    pub(crate) async fn gc_unindexed(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT repo, digest, media_type FROM manifests WHERE refs_known = 0")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("repo")?,
+                    r.try_get("digest")?,
+                    r.try_get("media_type")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Records what an old manifest references, read from its bytes.
+    pub(crate) async fn gc_index(
+        &self,
+        repo: &str,
+        digest: &str,
+        refs: &[(String, bool)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE manifests SET refs_known = 1 WHERE repo = $1 AND digest = $2")
+            .bind(repo)
+            .bind(digest)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() > 0 {
+            for (target, is_manifest) in refs {
+                sqlx::query(
+                    "INSERT INTO manifest_refs (repo, manifest, digest, kind) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (repo, manifest, digest) DO NOTHING",
+                )
+                .bind(repo)
+                .bind(digest)
+                .bind(target)
+                .bind(if *is_manifest {
+                    crate::claims::REF_MANIFEST
+                } else {
+                    crate::claims::REF_BLOB
+                })
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a tag retention dropped, if it still points where it did
+    /// when planned and was not set again since.
+    pub(crate) async fn gc_delete_tag(&self, t: &TagRow) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "DELETE FROM tags WHERE repo = $1 AND tag = $2 AND digest = $3 AND updated_at = $4",
+        )
+        .bind(&t.repo)
+        .bind(&t.tag)
+        .bind(&t.digest)
+        .bind(t.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Deletes a manifest the plan found dead, if it still is: claimed
+    /// before `cutoff`, untagged, in no index that still exists, its
+    /// subject (if any) gone, and every manifest of its repository
+    /// indexed. With it go its references and recorded verdicts.
+    pub(crate) async fn gc_delete_manifest(
+        &self,
+        m: &ManifestRow,
+        cutoff: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "DELETE FROM manifests WHERE repo = $1 AND digest = $2 AND claimed_at < $3 \
+             AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = $1 AND t.digest = $2) \
+             AND NOT EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests p \
+                 ON p.repo = r.repo AND p.digest = r.manifest \
+                 WHERE r.repo = $1 AND r.digest = $2 AND r.kind = 1 AND p.digest <> $2) \
+             AND (subject IS NULL OR NOT EXISTS \
+                 (SELECT 1 FROM manifests s WHERE s.repo = $1 AND s.digest = manifests.subject)) \
+             AND NOT EXISTS (SELECT 1 FROM manifests u WHERE u.repo = $1 AND u.refs_known = 0)",
+        )
+        .bind(&m.repo)
+        .bind(&m.digest)
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM manifest_refs WHERE repo = $1 AND manifest = $2")
+            .bind(&m.repo)
+            .bind(&m.digest)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM signature_verdicts WHERE repo = $1 AND digest = $2")
+            .bind(&m.repo)
+            .bind(&m.digest)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes up to [`BATCH`] links claimed before `cutoff` that no
+    /// manifest of their repository references (none in a repository with
+    /// a manifest not indexed); how many went.
+    pub(crate) async fn gc_delete_links(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let unreferenced = "NOT EXISTS (SELECT 1 FROM manifest_refs r \
+                 WHERE r.repo = l.repo AND r.digest = l.digest AND r.kind = 0) \
+             AND NOT EXISTS (SELECT 1 FROM manifests u WHERE u.repo = l.repo AND u.refs_known = 0)";
+        let sql = format!(
+            "DELETE FROM repo_blobs WHERE (repo, digest) IN \
+             (SELECT l.repo, l.digest FROM repo_blobs l WHERE l.claimed_at < $1 AND {unreferenced} LIMIT $2) \
+             AND claimed_at < $1 AND {}",
+            unreferenced.replace("l.repo", "repo_blobs.repo").replace("l.digest", "repo_blobs.digest")
+        );
+        let r = sqlx::query(&sql)
+            .bind(cutoff)
+            .bind(BATCH)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Dooms up to [`BATCH`] blobs claimed before `cutoff` that no link
+    /// and no manifest holds: from here they cannot be claimed, and their
+    /// bytes may be deleted. Returns (digest, size) of each.
+    pub(crate) async fn gc_doom_blobs(
+        &self,
+        cutoff: i64,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let unheld = "NOT EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = b.digest) \
+             AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)";
+        let sql = format!(
+            "UPDATE blobs SET doomed_at = $2 WHERE digest IN \
+             (SELECT b.digest FROM blobs b WHERE b.doomed_at IS NULL AND b.claimed_at < $1 AND {unheld} \
+              ORDER BY b.digest LIMIT $3) \
+             AND doomed_at IS NULL AND claimed_at < $1 AND {} RETURNING digest, size",
+            unheld.replace("b.digest", "blobs.digest")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(cutoff)
+            .bind(now)
+            .bind(BATCH)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("digest")?, r.try_get("size")?)))
+            .collect()
+    }
+
+    /// Blobs a run doomed but did not finish (it was killed or failed).
+    pub(crate) async fn gc_doomed(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT digest, size FROM blobs WHERE doomed_at IS NOT NULL ORDER BY digest",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("digest")?, r.try_get("size")?)))
+            .collect()
+    }
+
+    /// Forgets a doomed blob whose bytes are gone.
+    pub(crate) async fn gc_forget_blob(&self, digest: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM blobs WHERE digest = $1 AND doomed_at IS NOT NULL")
+            .bind(digest)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Lifts the doom of blobs whose bytes were not touched (a run that
+    /// stops on a store error gives back what it did not start on).
+    pub(crate) async fn gc_spare(&self, digests: &[String]) -> Result<(), StoreError> {
+        for d in digests {
+            sqlx::query("UPDATE blobs SET doomed_at = NULL WHERE digest = $1")
+                .bind(d)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records a run (the newest 100 are kept).
+    pub(crate) async fn gc_record(
+        &self,
+        id: &str,
+        started_at: i64,
+        report: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO gc_runs (id, started_at, finished_at, report) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(started_at)
+        .bind(crate::now_millis())
+        .bind(report)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM gc_runs WHERE id NOT IN (SELECT id FROM gc_runs ORDER BY started_at DESC LIMIT 100)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest recorded run's report (JSON), if any.
+    pub async fn gc_last_run(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT report FROM gc_runs ORDER BY started_at DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("report")).transpose()?)
+    }
+}
