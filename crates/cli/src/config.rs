@@ -8,6 +8,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod gc;
 mod tls_client;
 use tls_client::tls_client_settings;
 pub use tls_client::TlsClientAuth;
@@ -205,6 +206,7 @@ pub struct FileConfig {
     tls_client_auth: Option<TlsClientAuth>,
     insecure_no_auth: Option<bool>,
     auth: Option<crate::auth_config::AuthFile>,
+    gc: Option<gc::GcFile>,
 }
 
 /// The merged configuration.
@@ -397,6 +399,27 @@ pub fn metadata_database(
     Ok((server.effective_database_url()?, dir))
 }
 
+/// The stores `serve` would use with these keys and its `[gc]` settings,
+/// for `pavilion gc`: the server configuration (data directory, database,
+/// storage; flags over the file) and the checked `[gc]` table.
+pub fn lifecycle(
+    config: Option<&std::path::Path>,
+    data: Option<PathBuf>,
+    database_url: Option<String>,
+    storage: Option<String>,
+) -> Result<(pavilion_registry::ServerConfig, gc::GcSettings)> {
+    let file = read_config(config)?;
+    let data = data
+        .or(file.data)
+        .unwrap_or_else(|| PathBuf::from("pavilion-data"));
+    let mut server =
+        pavilion_registry::ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), data);
+    server.database_url = database_url.or(file.database_url);
+    server.storage = storage.or(file.storage);
+    let gc = file.gc.unwrap_or_default().settings()?;
+    Ok((server, gc))
+}
+
 impl ServeArgs {
     /// Merges file and flags/env over the defaults.
     pub fn settings(self) -> Result<Settings> {
@@ -557,6 +580,18 @@ impl ServeArgs {
                 "refusing to serve {} without authentication: configure [auth] (e.g. --htpasswd), or give --insecure-no-auth if something in front authenticates",
                 server.addr
             );
+        }
+        // Checked even when off: a rule that does not parse stops serve.
+        let gc = file.gc.unwrap_or_default().settings()?;
+        if gc.enabled {
+            server.gc = Some(pavilion_registry::lifecycle::GcSchedule {
+                interval: gc.interval,
+                options: pavilion_store::gc::Options {
+                    grace: gc.grace,
+                    dry_run: false,
+                    retention: gc.retention,
+                },
+            });
         }
         Ok(Settings {
             admission,

@@ -74,6 +74,8 @@ enum Command {
     Token(commands::token::TokenCommand),
     /// Storage used per repository, what the store keeps and what deduplication saves (from the registry's metadata database).
     Du(commands::du::DuArgs),
+    /// Garbage collection beside live replicas: reclaim what no tag, index or live subject reaches (--dry-run lists what would go and why).
+    Gc(commands::gc::GcArgs),
 }
 
 fn main() -> ExitCode {
@@ -129,6 +131,7 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => commands::policy::run(cmd),
         Command::Token(cmd) => commands::token::run(cmd),
         Command::Du(args) => commands::du::run(args),
+        Command::Gc(args) => commands::gc::run(args),
     };
     match result {
         Ok(status) => status.into(),

@@ -35,6 +35,7 @@ pub mod decisions;
 pub mod error;
 pub mod facts;
 pub mod gate;
+pub mod lifecycle;
 pub mod listing;
 pub mod manifests;
 pub mod policy_hook;

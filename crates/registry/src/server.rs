@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Largest request head (request line and headers) accepted; more: 431.
     pub max_header_bytes: usize,
+    /// Garbage collection on a schedule, when enabled.
+    pub gc: Option<crate::lifecycle::GcSchedule>,
 }
 
 /// What the rest of Pavilion adds to the registry: a push policy and extra
@@ -128,6 +130,7 @@ impl ServerConfig {
             max_upload_sessions_per_repository: 1000,
             max_connections: 1024,
             max_header_bytes: 64 << 10,
+            gc: None,
         }
     }
 
@@ -182,12 +185,21 @@ async fn open_blobs(cfg: &ServerConfig, database: &str) -> Result<Arc<dyn BlobSt
     }
 }
 
-/// Opens the stores described by `cfg`.
-pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
+/// Opens the metadata database and blob store described by `cfg` (for
+/// `serve`, and for `pavilion gc` beside it).
+pub async fn open_stores(
+    cfg: &ServerConfig,
+) -> Result<(MetaStore, Arc<dyn BlobStore>), StoreError> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let url = cfg.effective_database_url()?;
     let blobs = open_blobs(cfg, &database_identity(&url)).await?;
     let meta = MetaStore::connect(&url).await?;
+    Ok((meta, blobs))
+}
+
+/// Opens the stores described by `cfg`.
+pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
+    let (meta, blobs) = open_stores(cfg).await?;
     meta.set_decision_retention(cfg.decision_retention);
     Ok(AppState::new(
         blobs,
@@ -349,6 +361,9 @@ pub async fn serve(
         cfg.upload_empty_ttl,
     ));
     tokio::spawn(prune_decisions(state.clone()));
+    if let Some(gc) = cfg.gc.clone() {
+        tokio::spawn(crate::lifecycle::scheduled_gc(state.clone(), gc));
+    }
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -21,7 +21,7 @@ pub struct DuArgs {
 }
 
 /// Bytes as people read them (binary units, one decimal).
-fn human(bytes: i64) -> String {
+pub fn human(bytes: i64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = bytes as f64;
     let mut unit = 0;
