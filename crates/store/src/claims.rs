@@ -51,6 +51,30 @@ async fn claim_blob_row(
     Ok(())
 }
 
+/// Claims the existing row of blob `digest` in a transaction that is about
+/// to rely on its bytes. The row must be there: an earlier
+/// [`MetaStore::claim_blob`] made or claimed it before the bytes were
+/// written, and if it is gone (or doomed) now, the collector took them in
+/// between (a claim older than its grace period), so the request must
+/// fail rather than record a reference to missing bytes.
+async fn claim_existing_blob(
+    tx: &mut Transaction<'_, Any>,
+    digest: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let r = sqlx::query("UPDATE blobs SET claimed_at = $2 WHERE digest = $1 AND doomed_at IS NULL")
+        .bind(digest)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(StoreError::Collecting(digest.parse().map_err(|e| {
+            StoreError::Corrupt(format!("blob digest {digest}: {e}"))
+        })?));
+    }
+    Ok(())
+}
+
 async fn ensure_repository(
     tx: &mut Transaction<'_, Any>,
     repo: &str,
@@ -84,7 +108,8 @@ impl MetaStore {
     }
 
     /// Records that `repo` holds blob `digest` of `size` bytes, whose bytes
-    /// were just committed (after [`MetaStore::claim_blob`]).
+    /// were just committed after [`MetaStore::claim_blob`] (without which
+    /// it fails: see `claim_existing_blob`).
     pub async fn link_blob(
         &self,
         repo: &str,
@@ -94,7 +119,7 @@ impl MetaStore {
         let now = now_millis();
         let d = digest.to_string();
         let mut tx = self.pool.begin().await?;
-        claim_blob_row(&mut tx, &d, size, false, now).await?;
+        claim_existing_blob(&mut tx, &d, now).await?;
         // A row made by a claim before the bytes existed carries the size
         // the session had; the committed size is the truth. Uploaded, the
         // bytes count as a blob even if they are also some manifest's.
@@ -153,8 +178,8 @@ impl MetaStore {
     }
 
     /// Records a manifest, what it references, and points its tags at it,
-    /// in one transaction that claims its own bytes (claimed before they
-    /// were written, with [`MetaStore::claim_blob`]), every blob link and
+    /// in one transaction that claims its own bytes (whose row
+    /// [`MetaStore::claim_blob`] made before they were written), every blob link and
     /// child manifest it references (each must still be there:
     /// [`StoreError::NotInRepo`] otherwise), and the manifests its tags
     /// leave (their untagged age starts now).
@@ -163,7 +188,7 @@ impl MetaStore {
         let d = m.record.digest.to_string();
         let mut tx = self.pool.begin().await?;
         ensure_repository(&mut tx, m.repo, now).await?;
-        claim_blob_row(&mut tx, &d, m.record.size, true, now).await?;
+        claim_existing_blob(&mut tx, &d, now).await?;
         for b in m.blobs {
             let r = sqlx::query(
                 "UPDATE repo_blobs SET claimed_at = $3 WHERE repo = $1 AND digest = $2",

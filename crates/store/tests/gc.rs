@@ -287,6 +287,55 @@ async fn a_claim_and_a_sweep_never_both_win(db: Db) {
         other => panic!("expected NotInRepo, got {other:?}"),
     }
     assert!(r.meta.manifest_by_tag("c/x", "v1").await.unwrap().is_none());
+    // A claim older than the grace period protects nothing: the collector
+    // may take the bytes between the claim and the reference, and then
+    // the reference fails instead of pointing at missing bytes.
+    let late = Digest::sha256(b"late");
+    r.meta.claim_blob(&late, 4, false).await.unwrap();
+    r.blobs
+        .put(&late, Bytes::from_static(b"late"))
+        .await
+        .unwrap();
+    let m = Digest::sha256(b"{}");
+    r.meta.claim_blob(&m, 2, true).await.unwrap();
+    r.blobs.put(&m, Bytes::from_static(b"{}")).await.unwrap();
+    let done = r.gc(Retention::default(), false).await;
+    // (with the bytes of the manifest refused above, unreferenced too)
+    let gone = names(&done.blobs);
+    assert!(
+        gone.contains(&late.to_string()) && gone.contains(&m.to_string()),
+        "{gone:?}"
+    );
+    assert!(!r.has_bytes(&late).await && !r.has_bytes(&m).await);
+    match r.meta.link_blob("c/x", &late, 4).await {
+        Err(StoreError::Collecting(d)) => assert_eq!(d, late),
+        other => panic!("expected Collecting, got {other:?}"),
+    }
+    let record = ManifestRecord {
+        digest: m.clone(),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: 2,
+        artifact_type: None,
+        annotations: None,
+    };
+    let put = r
+        .meta
+        .put_manifest(&NewManifest {
+            repo: "c/x",
+            record,
+            subject: None,
+            tags: &["late"],
+            blobs: &[],
+            manifests: &[],
+        })
+        .await;
+    assert!(matches!(put, Err(StoreError::Collecting(_))), "{put:?}");
+    assert!(r
+        .meta
+        .manifest_by_tag("c/x", "late")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 on_both!(
