@@ -310,22 +310,30 @@ async fn sweep(
         }
     }
     report.skipped += pending.len() as u64;
+    let mut after = (String::new(), String::new());
     loop {
         lock.still_held().await?;
-        let n = meta.gc_delete_links(cutoff).await?;
+        let (n, last) = meta.gc_delete_links(cutoff, &after).await?;
         report.links += n;
-        if n == 0 {
-            break;
+        match last {
+            Some(l) => after = l,
+            None => break,
         }
     }
     // Leftovers of a run that was killed or stopped first, then new ones.
     let mut batch = meta.gc_doomed().await?;
+    let mut after = String::new();
     loop {
         if batch.is_empty() {
             lock.still_held().await?;
-            batch = meta.gc_doom_blobs(cutoff, now).await?;
+            let (doomed, last) = meta.gc_doom_blobs(cutoff, now, &after).await?;
+            match last {
+                Some(l) => after = l,
+                None => return Ok(()),
+            }
+            batch = doomed;
             if batch.is_empty() {
-                return Ok(());
+                continue;
             }
         }
         for (i, (digest, size)) in batch.iter().enumerate() {

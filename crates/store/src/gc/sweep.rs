@@ -196,51 +196,97 @@ impl MetaStore {
 
     /// Deletes up to [`BATCH`] links claimed before `cutoff` that no
     /// manifest of their repository references (none in a repository with
-    /// a manifest not indexed); how many went.
-    pub(crate) async fn gc_delete_links(&self, cutoff: i64) -> Result<u64, StoreError> {
+    /// a manifest not indexed), after `after` in (repo, digest) order so
+    /// that each batch starts where the last one ended instead of
+    /// re-reading the links that stay. Returns how many went and where the
+    /// batch ended (`None`: nothing left to look at).
+    pub(crate) async fn gc_delete_links(
+        &self,
+        cutoff: i64,
+        after: &(String, String),
+    ) -> Result<(u64, Option<(String, String)>), StoreError> {
         let unreferenced = "NOT EXISTS (SELECT 1 FROM manifest_refs r \
                  WHERE r.repo = l.repo AND r.digest = l.digest AND r.kind = 0) \
              AND NOT EXISTS (SELECT 1 FROM manifests u WHERE u.repo = l.repo AND u.refs_known = 0)";
+        let rows = sqlx::query(&format!(
+            "SELECT l.repo, l.digest FROM repo_blobs l WHERE (l.repo, l.digest) > ($2, $3) \
+             AND l.claimed_at < $1 AND {unreferenced} ORDER BY l.repo, l.digest LIMIT $4"
+        ))
+        .bind(cutoff)
+        .bind(&after.0)
+        .bind(&after.1)
+        .bind(BATCH)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(last) = rows.last() else {
+            return Ok((0, None));
+        };
+        let last: (String, String) = (last.try_get("repo")?, last.try_get("digest")?);
+        // The same condition again in the deleting statement: a link
+        // claimed since the read above is left alone.
         let sql = format!(
-            "DELETE FROM repo_blobs WHERE (repo, digest) IN \
-             (SELECT l.repo, l.digest FROM repo_blobs l WHERE l.claimed_at < $1 AND {unreferenced} LIMIT $2) \
+            "DELETE FROM repo_blobs WHERE (repo, digest) > ($2, $3) AND (repo, digest) <= ($4, $5) \
              AND claimed_at < $1 AND {}",
-            unreferenced.replace("l.repo", "repo_blobs.repo").replace("l.digest", "repo_blobs.digest")
+            unreferenced
+                .replace("l.repo", "repo_blobs.repo")
+                .replace("l.digest", "repo_blobs.digest")
         );
         let r = sqlx::query(&sql)
             .bind(cutoff)
-            .bind(BATCH)
+            .bind(&after.0)
+            .bind(&after.1)
+            .bind(&last.0)
+            .bind(&last.1)
             .execute(&self.pool)
             .await?;
-        Ok(r.rows_affected())
+        Ok((r.rows_affected(), Some(last)))
     }
 
     /// Dooms up to [`BATCH`] blobs claimed before `cutoff` that no link
-    /// and no manifest holds: from here they cannot be claimed, and their
-    /// bytes may be deleted. Returns (digest, size) of each.
+    /// and no manifest holds, with digests after `after` (each batch
+    /// starts where the last ended): from here they cannot be claimed,
+    /// and their bytes may be deleted. Returns (digest, size) of each, and
+    /// where the batch ended (`None`: nothing left to look at).
     pub(crate) async fn gc_doom_blobs(
         &self,
         cutoff: i64,
         now: i64,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+        after: &str,
+    ) -> Result<(Vec<(String, i64)>, Option<String>), StoreError> {
         let unheld = "NOT EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = b.digest) \
              AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)";
+        let rows = sqlx::query(&format!(
+            "SELECT b.digest FROM blobs b WHERE b.digest > $2 AND b.doomed_at IS NULL \
+             AND b.claimed_at < $1 AND {unheld} ORDER BY b.digest LIMIT $3"
+        ))
+        .bind(cutoff)
+        .bind(after)
+        .bind(BATCH)
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(last) = rows.last() else {
+            return Ok((Vec::new(), None));
+        };
+        let last: String = last.try_get("digest")?;
+        // Re-stated in the dooming statement: a blob claimed since the
+        // read above is left alone.
         let sql = format!(
-            "UPDATE blobs SET doomed_at = $2 WHERE digest IN \
-             (SELECT b.digest FROM blobs b WHERE b.doomed_at IS NULL AND b.claimed_at < $1 AND {unheld} \
-              ORDER BY b.digest LIMIT $3) \
+            "UPDATE blobs SET doomed_at = $2 WHERE digest > $3 AND digest <= $4 \
              AND doomed_at IS NULL AND claimed_at < $1 AND {} RETURNING digest, size",
             unheld.replace("b.digest", "blobs.digest")
         );
         let rows = sqlx::query(&sql)
             .bind(cutoff)
             .bind(now)
-            .bind(BATCH)
+            .bind(after)
+            .bind(&last)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
+        let doomed = rows
+            .iter()
             .map(|r| Ok((r.try_get("digest")?, r.try_get("size")?)))
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((doomed, Some(last)))
     }
 
     /// Blobs a run doomed but did not finish (it was killed or failed).
