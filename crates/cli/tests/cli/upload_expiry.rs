@@ -1,4 +1,5 @@
-//! Abandoned upload sessions expire (`--upload-ttl-secs`); active ones stay.
+//! Abandoned upload sessions expire (`--upload-ttl-secs`); active ones stay;
+//! on object storage the expired session's multipart upload is aborted.
 //! A flood of empty sessions cannot block pushes for long: sessions that
 //! received no bytes expire sooner (`--upload-empty-ttl-secs`), and one
 //! repository cannot take every place (`--max-upload-sessions-per-repository`).
@@ -149,4 +150,73 @@ async fn per_repository_session_cap_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_repository_session_cap_postgres() {
     per_repository_cap(Backend::Postgres).await;
+}
+
+/// The multipart uploads open under `prefix` in radosgw's test bucket, as
+/// the S3 API lists them (`GET /bucket?uploads`, signed by curl).
+fn s3_multipart_uploads(prefix: &str) -> usize {
+    let endpoint = std::env::var("PAVILION_TEST_S3_ENDPOINT").unwrap();
+    let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap();
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "--aws-sigv4",
+            "aws:amz:default:s3",
+            "-u",
+            &format!("{key}:{secret}"),
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            // Sorted query, `=` on every key: what SigV4 signs.
+            &format!("{endpoint}/pavilion-test?prefix={prefix}%2F&uploads="),
+        ])
+        .output()
+        .expect("run curl");
+    assert!(out.status.success(), "listing multipart uploads failed");
+    String::from_utf8_lossy(&out.stdout)
+        .matches("<Upload>")
+        .count()
+}
+
+/// On object storage an expired session's multipart upload is aborted,
+/// so its parts stop costing storage (issue 17, item 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_aborts_its_multipart_upload_s3() {
+    let Some(s) = Server::start_with(Backend::S3, &["--upload-ttl-secs", "2"]) else {
+        return;
+    };
+    let storage = s
+        .extra_args
+        .iter()
+        .find(|a| a.starts_with("s3://"))
+        .unwrap();
+    let prefix = storage["s3://pavilion-test/".len()..]
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = post_session(&s, "expiry/multipart").await;
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    // One part (5 MiB parts on the test store) and a little more.
+    let chunk = vec![3u8; (5 << 20) + 100];
+    let r = client()
+        .patch(s.url(&loc))
+        .header("Content-Range", format!("0-{}", chunk.len() - 1))
+        .body(chunk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(s3_multipart_uploads(&prefix), 1, "a part was sent");
+    let mut left = 1;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        left = s3_multipart_uploads(&prefix);
+        if left == 0 {
+            break;
+        }
+    }
+    assert_eq!(left, 0, "the expired session's multipart upload is aborted");
+    let r = client().get(s.url(&loc)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
 }
