@@ -177,6 +177,35 @@ impl Summary {
     }
 }
 
+/// What a collection would free now, from the database alone (no lock,
+/// no bytes read: a repository with a manifest not indexed yet counts as
+/// kept whole), for `pavilion du` and the usage endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Reclaimable {
+    /// Bytes of the blobs (and manifests' bytes) that would be deleted.
+    pub bytes: i64,
+    /// How many blobs.
+    pub blobs: usize,
+    /// How many manifests.
+    pub manifests: usize,
+}
+
+/// See [`Reclaimable`].
+pub async fn reclaimable(
+    meta: &MetaStore,
+    retention: &Retention,
+    grace: Duration,
+) -> Result<Reclaimable, StoreError> {
+    let snap = meta.gc_snapshot().await?;
+    let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);
+    let p = plan::plan(&snap, retention, now_millis(), grace_ms);
+    Ok(Reclaimable {
+        bytes: p.blobs.iter().map(|(b, _)| b.size).sum(),
+        blobs: p.blobs.len(),
+        manifests: p.manifests.len(),
+    })
+}
+
 /// Reads what each not yet indexed manifest references from its bytes;
 /// records it (or, dry, only uses it). One that cannot be read or parsed
 /// stays unindexed and keeps its repository whole.
