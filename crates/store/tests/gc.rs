@@ -195,11 +195,11 @@ async fn an_index_keeps_its_children_and_takes_them_when_it_goes(db: Db) {
     let r = reg(&db).await;
     let a = r.blob("i/x", "layer").await;
     let child = r
-        .manifest("i/x", &[a.clone()], &[], None, &[])
+        .manifest("i/x", std::slice::from_ref(&a), &[], None, &[])
         .await
         .unwrap();
     let index = r
-        .manifest("i/x", &[], &[child.clone()], None, &["multi"])
+        .manifest("i/x", &[], std::slice::from_ref(&child), None, &["multi"])
         .await
         .unwrap();
     assert!(r.gc(Retention::default(), false).await.manifests.is_empty());
@@ -282,7 +282,10 @@ async fn a_claim_and_a_sweep_never_both_win(db: Db) {
     let b = r.blob("c/x", "short-lived").await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     r.gc(Retention::default(), false).await;
-    match r.manifest("c/x", &[b.clone()], &[], None, &["v1"]).await {
+    match r
+        .manifest("c/x", std::slice::from_ref(&b), &[], None, &["v1"])
+        .await
+    {
         Err(StoreError::NotInRepo(what)) => assert!(what.contains(&b.to_string())),
         other => panic!("expected NotInRepo, got {other:?}"),
     }
