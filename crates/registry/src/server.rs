@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Largest request head (request line and headers) accepted; more: 431.
     pub max_header_bytes: usize,
+    /// Storage quotas (`[[quota]]`): every one covering a repository must
+    /// hold for a push into it to be accepted.
+    pub quotas: Vec<crate::quota::Quota>,
 }
 
 /// What the rest of Pavilion adds to the registry: a push policy and extra
@@ -128,6 +131,7 @@ impl ServerConfig {
             max_upload_sessions_per_repository: 1000,
             max_connections: 1024,
             max_header_bytes: 64 << 10,
+            quotas: Vec::new(),
         }
     }
 
@@ -189,7 +193,7 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
     let blobs = open_blobs(cfg, &database_identity(&url)).await?;
     let meta = MetaStore::connect(&url).await?;
     meta.set_decision_retention(cfg.decision_retention);
-    Ok(AppState::new(
+    let mut state = AppState::new(
         blobs,
         meta,
         Limits {
@@ -202,7 +206,9 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
             max_upload_sessions_per_repository: cfg.max_upload_sessions_per_repository,
             max_header_bytes: cfg.max_header_bytes,
         },
-    ))
+    );
+    state.quotas = cfg.quotas.clone();
+    Ok(state)
 }
 
 /// The HTTP application: the decision log, any extra routes, and the
