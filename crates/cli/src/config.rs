@@ -8,6 +8,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod quota;
 mod tls_client;
 use tls_client::tls_client_settings;
 pub use tls_client::TlsClientAuth;
@@ -205,6 +206,8 @@ pub struct FileConfig {
     tls_client_auth: Option<TlsClientAuth>,
     insecure_no_auth: Option<bool>,
     auth: Option<crate::auth_config::AuthFile>,
+    /// `[[quota]]` entries, checked by [`quota::quotas`].
+    quota: Option<toml::Value>,
 }
 
 /// The merged configuration.
@@ -485,6 +488,7 @@ impl ServeArgs {
             retention.max_bytes = (v > 0).then_some(v);
         }
         let log = self.log.or(file.log).unwrap_or_else(|| "info".to_string());
+        server.quotas = quota::quotas(file.quota)?;
         match (
             self.tls_cert.or(file.tls_cert),
             self.tls_key.or(file.tls_key),
