@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub mod gc;
+pub mod quota;
 mod tls_client;
 use tls_client::tls_client_settings;
 pub use tls_client::TlsClientAuth;
@@ -207,6 +208,8 @@ pub struct FileConfig {
     insecure_no_auth: Option<bool>,
     auth: Option<crate::auth_config::AuthFile>,
     gc: Option<gc::GcFile>,
+    /// `[[quota]]` entries, checked by [`quota::quotas`].
+    quota: Option<toml::Value>,
 }
 
 /// The merged configuration.
@@ -508,6 +511,7 @@ impl ServeArgs {
             retention.max_bytes = (v > 0).then_some(v);
         }
         let log = self.log.or(file.log).unwrap_or_else(|| "info".to_string());
+        server.quotas = quota::quotas(file.quota)?;
         match (
             self.tls_cert.or(file.tls_cert),
             self.tls_key.or(file.tls_key),

@@ -236,7 +236,13 @@ impl Client {
                     hasher = h;
                     offset = size;
                 }
-                Err(e) if attempt < MAX_ATTEMPTS => {
+                // A refusal (403: a storage quota, a denied push) is the
+                // same on every attempt; anything else may have been a
+                // broken connection worth resuming.
+                Err(e)
+                    if attempt < MAX_ATTEMPTS
+                        && !matches!(e, ClientError::Registry { status: 403, .. }) =>
+                {
                     tracing::warn!(error = %e, attempt, "upload interrupted; asking the registry where to resume");
                     (location, offset, hasher) =
                         self.resume_point(r, path, &location, size).await?;

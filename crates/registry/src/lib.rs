@@ -41,6 +41,7 @@ pub mod manifests;
 pub mod policy_hook;
 pub mod policy_report;
 pub mod query;
+pub mod quota;
 pub mod resolve;
 pub mod routes;
 pub mod server;

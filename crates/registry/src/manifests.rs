@@ -161,6 +161,7 @@ pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Reques
     check_references(state, name, &info).await?;
     let tag_names: Vec<String> = tags.iter().map(|t| t.as_str().to_string()).collect();
     crate::access::authorize_put(state, caller.as_ref(), name, &digest, &tag_names, &info).await?;
+    crate::quota::check_manifest(state, name, &digest, body.len() as u64).await?;
     // Decided before anything is written: a denied push leaves no trace.
     let subject = crate::facts::Subject {
         repo: name,

@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Garbage collection on a schedule, when enabled.
     pub gc: Option<crate::lifecycle::GcSchedule>,
+    /// Storage quotas (`[[quota]]`): every one covering a repository must
+    /// hold for a push into it to be accepted.
+    pub quotas: Vec<crate::quota::Quota>,
 }
 
 /// What the rest of Pavilion adds to the registry: a push policy and extra
@@ -131,6 +134,7 @@ impl ServerConfig {
             max_connections: 1024,
             max_header_bytes: 64 << 10,
             gc: None,
+            quotas: Vec::new(),
         }
     }
 
@@ -201,7 +205,7 @@ pub async fn open_stores(
 pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
     let (meta, blobs) = open_stores(cfg).await?;
     meta.set_decision_retention(cfg.decision_retention);
-    Ok(AppState::new(
+    let mut state = AppState::new(
         blobs,
         meta,
         Limits {
@@ -214,7 +218,9 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
             max_upload_sessions_per_repository: cfg.max_upload_sessions_per_repository,
             max_header_bytes: cfg.max_header_bytes,
         },
-    ))
+    );
+    state.quotas = cfg.quotas.clone();
+    Ok(state)
 }
 
 /// The HTTP application: the decision log, any extra routes, and the

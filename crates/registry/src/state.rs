@@ -46,6 +46,8 @@ pub struct AppState {
     /// Who may do what, when authentication is configured (`None`: open,
     /// the loopback quickstart).
     pub access: Option<Arc<crate::access::Access>>,
+    /// Storage quotas; every one covering a repository must hold.
+    pub quotas: Vec<crate::quota::Quota>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
     /// cached entry is always right; the database still decides visibility.
     manifest_cache: RwLock<ManifestCache>,
@@ -70,6 +72,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             gate: None,
             access: None,
+            quotas: Vec::new(),
             manifest_cache: RwLock::new(ManifestCache::default()),
         }
     }

@@ -162,9 +162,9 @@ fn content_length(req: &Request) -> ApiResult<Option<u64>> {
     }
 }
 
-/// Appends the request body to session `id`, honouring `Content-Range`.
-/// Returns the session's new length.
-async fn append(state: &AppState, id: &str, req: Request) -> ApiResult<u64> {
+/// Appends the request body to session `id` of `name`, honouring
+/// `Content-Range`. Returns the session's new length.
+async fn append(state: &AppState, name: &RepoName, id: &str, req: Request) -> ApiResult<u64> {
     let cl = content_length(&req)?;
     let range = header_str(req.headers(), header::CONTENT_RANGE)
         .map(parse_content_range)
@@ -195,6 +195,8 @@ async fn append(state: &AppState, id: &str, req: Request) -> ApiResult<u64> {
             (len, cl)
         }
     };
+    // Refused before a byte is read: the session keeps what it had.
+    crate::quota::check_append(state, name, id, declared).await?;
     // A request that declares no bytes is no activity: a session that only
     // ever sees those still counts as empty and expires early. Any other
     // body counts from its start, so a long first chunk still streaming in
@@ -226,6 +228,7 @@ async fn finish(state: &AppState, name: &RepoName, id: &str, digest: &Digest) ->
         .upload_len(id)
         .await?
         .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
+    crate::quota::check_finish(state, name, digest, len).await?;
     state.meta.claim_blob(digest, len, false).await?;
     let size = match state.blobs.upload_commit(id, digest).await {
         Ok(size) => size,
@@ -249,6 +252,7 @@ pub async fn start(state: &AppState, name: &RepoName, req: Request) -> ApiResult
     let q = query_pairs(req.uri().query());
     if let Some(mount) = query_get(&q, "mount") {
         if let Some(digest) = mountable(state, mount, query_get(&q, "from")).await? {
+            crate::quota::check_mount(state, name, &digest).await?;
             // Claimed and linked in one step; a blob garbage collection
             // took meanwhile is uploaded instead.
             if state
@@ -269,7 +273,7 @@ pub async fn start(state: &AppState, name: &RepoName, req: Request) -> ApiResult
         let digest = blob_digest(d)?;
         let id = new_session(state, name).await?;
         let result = async {
-            append(state, &id, req).await?;
+            append(state, name, &id, req).await?;
             finish(state, name, &id, &digest).await
         }
         .await;
@@ -332,7 +336,7 @@ pub async fn status(state: &AppState, name: &RepoName, id: &str) -> ApiResult {
 /// `PATCH`: appends a chunk (with `Content-Range`) or a stream (without).
 pub async fn patch(state: &AppState, name: &RepoName, id: &str, req: Request) -> ApiResult {
     session(state, name, id).await?;
-    let len = append(state, id, req)
+    let len = append(state, name, id, req)
         .await
         .map_err(|e| with_location(e, name, id))?;
     Ok(session_response(state, StatusCode::ACCEPTED, name, id, len))
@@ -362,7 +366,7 @@ pub async fn put(state: &AppState, name: &RepoName, id: &str, req: Request) -> A
     };
     let has_body = content_length(&req)? != Some(0);
     if has_body {
-        append(state, id, req)
+        append(state, name, id, req)
             .await
             .map_err(|e| with_location(e, name, id))?;
     }

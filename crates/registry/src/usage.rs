@@ -1,7 +1,9 @@
 //! `GET /pavilion/v1/usage[?repository=][&last=][&n=]`: bytes per
 //! repository (blobs linked to it and its manifests), what the store keeps
-//! and what deduplication saves, the numbers `pavilion du` prints. Under
-//! authentication it needs `registry:catalog:*` (it names repositories).
+//! and what deduplication saves, the numbers `pavilion du` prints, and for
+//! a repository quotas cover, where it stands against the tightest one.
+//! Under authentication it needs `registry:catalog:*` (it names
+//! repositories).
 
 use crate::error::{ApiError, ApiResult};
 use crate::query::query_pairs;
@@ -10,11 +12,36 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::header;
 use pavilion_oci::{ErrorCode, RepoName};
-use pavilion_store::usage::MAX_USAGE_PAGE;
+use pavilion_store::usage::{RepoUsage, MAX_USAGE_PAGE};
 use std::sync::Arc;
 
 /// Repositories listed when `n` is not given.
 const DEFAULT_PAGE: i64 = 100;
+
+/// A repository's row: its usage, and its tightest quota if any.
+#[derive(serde::Serialize)]
+pub struct Row<'a> {
+    /// What it holds.
+    #[serde(flatten)]
+    pub usage: &'a RepoUsage,
+    /// Where it stands against its tightest quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<crate::quota::QuotaStatus>,
+}
+
+/// The rows of `repos` with their quotas.
+pub async fn rows<'a>(
+    meta: &pavilion_store::MetaStore,
+    quotas: &[crate::quota::Quota],
+    repos: &'a [RepoUsage],
+) -> Result<Vec<Row<'a>>, pavilion_store::StoreError> {
+    let statuses = crate::quota::statuses(meta, quotas, repos).await?;
+    Ok(repos
+        .iter()
+        .zip(statuses)
+        .map(|(usage, quota)| Row { usage, quota })
+        .collect())
+}
 
 /// The handler.
 pub async fn usage(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -46,7 +73,8 @@ pub async fn usage(State(state): State<Arc<AppState>>, req: Request) -> Response
             .repo_usage(only.as_deref(), last.as_deref(), n)
             .await?;
         let totals = state.meta.usage_totals().await?;
-        let body = serde_json::json!({"repositories": repositories, "totals": totals});
+        let rows = rows(&state.meta, &state.quotas, &repositories).await?;
+        let body = serde_json::json!({"repositories": rows, "totals": totals});
         Ok((
             [(header::CONTENT_TYPE, "application/json")],
             body.to_string(),

@@ -95,6 +95,43 @@ impl MetaStore {
             .collect()
     }
 
+    /// The bytes `repo` is charged, as [`RepoUsage::bytes`] counts them:
+    /// its blob links (each blob once) and its manifests. Both sums walk
+    /// the primary keys, which start with the repository.
+    pub async fn repo_bytes(&self, repo: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT CAST(SUM(b.size) AS BIGINT) FROM repo_blobs l JOIN blobs b ON b.digest = l.digest \
+              WHERE l.repo = $1) AS blob_bytes, \
+             (SELECT CAST(SUM(m.size) AS BIGINT) FROM manifests m WHERE m.repo = $1) AS manifest_bytes",
+        )
+        .bind(repo)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(int(&row, "blob_bytes")? + int(&row, "manifest_bytes")?)
+    }
+
+    /// The bytes every repository named `<namespace>/...` is charged,
+    /// added up (`namespace` itself is not one of them). The names are
+    /// taken as a byte range of `repositories` (`ns/` up to `ns0`, `0`
+    /// being the byte after `/`), which is ordered byte-wise on both
+    /// databases, never with LIKE: `_` and `%` are legal in names.
+    pub async fn namespace_bytes(&self, namespace: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT CAST(SUM(b.size) AS BIGINT) FROM repositories r \
+              JOIN repo_blobs l ON l.repo = r.name JOIN blobs b ON b.digest = l.digest \
+              WHERE r.name >= $1 AND r.name < $2) AS blob_bytes, \
+             (SELECT CAST(SUM(m.size) AS BIGINT) FROM repositories r JOIN manifests m ON m.repo = r.name \
+              WHERE r.name >= $1 AND r.name < $2) AS manifest_bytes",
+        )
+        .bind(format!("{namespace}/"))
+        .bind(format!("{namespace}0"))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(int(&row, "blob_bytes")? + int(&row, "manifest_bytes")?)
+    }
+
     /// The registry's totals.
     pub async fn usage_totals(&self) -> Result<Totals, StoreError> {
         let row = sqlx::query(

@@ -82,4 +82,62 @@ async fn repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving(d
     assert_eq!(t.dedup_saving_bytes, 1000 + 100);
 }
 
-on_both!(repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving);
+/// What a quota counts (issue 17, item 4): one repository's bytes, the
+/// same number as its usage row; a namespace's, every repository below it
+/// together, chosen by name prefix, so `_` in a name is no wildcard and
+/// neighbours whose names merely start alike are not counted.
+async fn quota_usage_is_one_repository_or_one_namespace(db: Db) {
+    let m = MetaStore::connect(&db.url).await.unwrap();
+    assert_eq!(m.repo_bytes("re_s/a").await.unwrap(), 0);
+    assert_eq!(m.namespace_bytes("re_s").await.unwrap(), 0);
+    let shared = digest(b"shared");
+    let sizes = [
+        ("re_s/a", 1000),
+        ("re_s/a/b", 200),
+        ("re_s", 30_000),
+        ("rexs/a", 40_000),
+        ("re_s-x/a", 50_000),
+        ("re_s.x/a", 60_000),
+        ("re_s0/a", 70_000),
+        ("re_sa/a", 80_000),
+    ];
+    for (i, (repo, size)) in sizes.iter().enumerate() {
+        m.link_blob(repo, &digest(format!("own {i}").as_bytes()), *size)
+            .await
+            .unwrap();
+        // One blob every repository holds: each is charged for it.
+        m.link_blob(repo, &shared, 5).await.unwrap();
+    }
+    m.put_manifest(&NewManifest {
+        repo: "re_s/a",
+        record: ManifestRecord {
+            digest: digest(b"m"),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 7,
+            artifact_type: None,
+            annotations: None,
+        },
+        subject: None,
+        tags: &["v1"],
+        blobs: std::slice::from_ref(&shared),
+        manifests: &[],
+    })
+    .await
+    .unwrap();
+    assert_eq!(m.repo_bytes("re_s/a").await.unwrap(), 1000 + 5 + 7);
+    let row = m.repo_usage(Some("re_s/a"), None, 1).await.unwrap();
+    assert_eq!(row[0].bytes(), m.repo_bytes("re_s/a").await.unwrap());
+    assert_eq!(m.repo_bytes("re_s/a/b").await.unwrap(), 205);
+    assert_eq!(
+        m.namespace_bytes("re_s").await.unwrap(),
+        (1000 + 5 + 7) + 205,
+        "re_s/a and re_s/a/b, not re_s itself nor its look-alikes"
+    );
+    assert_eq!(m.namespace_bytes("re_s/a").await.unwrap(), 205);
+    assert_eq!(m.namespace_bytes("nothing").await.unwrap(), 0);
+}
+
+on_both!(
+    repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving,
+    quota_usage_is_one_repository_or_one_namespace,
+);

@@ -1,6 +1,8 @@
 //! `pavilion du [REPO]`: bytes per repository, what the store keeps and
 //! what deduplication saves, read from the metadata database `serve` uses
-//! (no server needed; the same numbers as `GET /pavilion/v1/usage`).
+//! (no server needed; the same numbers as `GET /pavilion/v1/usage`), and
+//! for repositories the file's `[[quota]]` entries cover, where each stands
+//! against its tightest quota.
 
 use super::database::{open, DbArgs};
 use crate::exit::{CmdResult, Context, ExitStatus, Failure, UsageError};
@@ -20,20 +22,10 @@ pub struct DuArgs {
     pub output: OutputArgs,
 }
 
-/// Bytes as people read them (binary units, one decimal).
+/// Bytes as people read them (binary units, one decimal), as the
+/// registry's quota messages write them.
 pub fn human(bytes: i64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    pavilion_registry::quota::human(u64::try_from(bytes).unwrap_or(0))
 }
 
 /// Prints usage per repository, then the totals.
@@ -41,8 +33,10 @@ pub fn run(args: DuArgs) -> CmdResult {
     if let Some(r) = &args.repository {
         pavilion_oci::RepoName::new(r).map_err(|e| UsageError(format!("repository {r:?}: {e}")))?;
     }
+    let quotas =
+        crate::config::quota::quotas_of_file(args.db.config.as_deref()).map_err(Failure::other)?;
     let rt = runtime()?;
-    let (repos, totals) = rt.block_on(async {
+    let (repos, totals, statuses) = rt.block_on(async {
         let m = open(&args.db).await?;
         // Every repository, a page at a time (the store caps a page).
         let mut all: Vec<RepoUsage> = Vec::new();
@@ -67,7 +61,11 @@ pub fn run(args: DuArgs) -> CmdResult {
             .await
             .map_err(Failure::other)
             .context("reading usage")?;
-        Ok::<_, Failure>((all, totals))
+        let statuses = pavilion_registry::quota::statuses(&m, &quotas, &all)
+            .await
+            .map_err(Failure::other)
+            .context("reading usage")?;
+        Ok::<_, Failure>((all, totals, statuses))
     })?;
     if let Some(r) = &args.repository {
         if repos.is_empty() {
@@ -79,17 +77,34 @@ pub fn run(args: DuArgs) -> CmdResult {
     }
     match args.output.format {
         Output::Json => print_json(&serde_json::json!({
-            "repositories": repos,
+            "repositories": repos
+                .iter()
+                .zip(statuses)
+                .map(|(usage, quota)| pavilion_registry::usage::Row { usage, quota })
+                .collect::<Vec<_>>(),
             "totals": totals,
         })),
         Output::Text => {
+            // The quota column only when there are quotas: the table
+            // stays as it was for registries without.
+            let quota_column = if quotas.is_empty() { "" } else { "  QUOTA" };
             println!(
-                "{:<48} {:>8} {:>12} {:>9}",
+                "{:<48} {:>8} {:>12} {:>9}{quota_column}",
                 "REPOSITORY", "BLOBS", "SIZE", "MANIFESTS"
             );
-            for r in &repos {
+            for (r, q) in repos.iter().zip(&statuses) {
+                let quota = match q {
+                    Some(q) => format!(
+                        "  {} of {}: {}",
+                        pavilion_registry::quota::human(q.used),
+                        pavilion_registry::quota::human(q.limit),
+                        q.quota
+                    ),
+                    None if quotas.is_empty() => String::new(),
+                    None => "  -".to_string(),
+                };
                 println!(
-                    "{:<48} {:>8} {:>12} {:>9}",
+                    "{:<48} {:>8} {:>12} {:>9}{quota}",
                     r.name,
                     r.blobs,
                     human(r.bytes()),

@@ -31,6 +31,7 @@ mod model_cli;
 mod notary_cli;
 mod peers;
 mod policy_cli;
+mod quota;
 mod registry_auth;
 mod registry_authz;
 mod registry_clients;
