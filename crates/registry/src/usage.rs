@@ -74,7 +74,18 @@ pub async fn usage(State(state): State<Arc<AppState>>, req: Request) -> Response
             .await?;
         let totals = state.meta.usage_totals().await?;
         let rows = rows(&state.meta, &state.quotas, &repositories).await?;
-        let body = serde_json::json!({"repositories": rows, "totals": totals});
+        // The last garbage collection, as recorded (its counts; a dry run
+        // of the whole plan would cost too much per request).
+        let last_gc = state
+            .meta
+            .gc_last_run()
+            .await?
+            .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok());
+        let body = serde_json::json!({
+            "repositories": rows,
+            "totals": totals,
+            "last_gc": last_gc,
+        });
         Ok((
             [(header::CONTENT_TYPE, "application/json")],
             body.to_string(),

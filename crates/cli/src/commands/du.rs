@@ -35,8 +35,12 @@ pub fn run(args: DuArgs) -> CmdResult {
     }
     let quotas =
         crate::config::quota::quotas_of_file(args.db.config.as_deref()).map_err(Failure::other)?;
+    // What a collection would free is counted with serve's [gc] grace and
+    // retention rules.
+    let (_, gc) = crate::config::lifecycle(args.db.config.as_deref(), None, None, None)
+        .map_err(|e| UsageError(format!("{e:#}")))?;
     let rt = runtime()?;
-    let (repos, totals, statuses) = rt.block_on(async {
+    let (repos, totals, statuses, reclaimable) = rt.block_on(async {
         let m = open(&args.db).await?;
         // Every repository, a page at a time (the store caps a page).
         let mut all: Vec<RepoUsage> = Vec::new();
@@ -65,7 +69,11 @@ pub fn run(args: DuArgs) -> CmdResult {
             .await
             .map_err(Failure::other)
             .context("reading usage")?;
-        Ok::<_, Failure>((all, totals, statuses))
+        let reclaimable = pavilion_store::gc::reclaimable(&m, &gc.retention, gc.grace)
+            .await
+            .map_err(Failure::other)
+            .context("reading usage")?;
+        Ok::<_, Failure>((all, totals, statuses, reclaimable))
     })?;
     if let Some(r) = &args.repository {
         if repos.is_empty() {
@@ -83,6 +91,8 @@ pub fn run(args: DuArgs) -> CmdResult {
                 .map(|(usage, quota)| pavilion_registry::usage::Row { usage, quota })
                 .collect::<Vec<_>>(),
             "totals": totals,
+            "reclaimable": reclaimable,
+            "grace_ms": gc.grace.as_millis() as u64,
         })),
         Output::Text => {
             // The quota column only when there are quotas: the table
@@ -119,6 +129,13 @@ pub fn run(args: DuArgs) -> CmdResult {
                 totals.stored_manifests,
                 human(totals.charged_bytes),
                 human(totals.dedup_saving_bytes)
+            );
+            println!(
+                "reclaimable by garbage collection (grace {}): {} in {} blobs, {} manifests (pavilion gc --dry-run lists them)",
+                pavilion_store::gc::plan::show_age(gc.grace.as_millis() as i64),
+                human(reclaimable.bytes),
+                reclaimable.blobs,
+                reclaimable.manifests
             );
         }
     }
