@@ -388,18 +388,30 @@ pub fn metadata_database(
     data: Option<PathBuf>,
     database_url: Option<String>,
 ) -> Result<(String, Option<PathBuf>)> {
-    let file = read_config(config)?;
-    let data = data
-        .or(file.data)
-        .unwrap_or_else(|| PathBuf::from("pavilion-data"));
-    let mut server =
-        pavilion_registry::ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), data);
-    server.database_url = database_url.or(file.database_url);
+    let server = stores(&read_config(config)?, data, database_url, None);
     let dir = server
         .database_url
         .is_none()
         .then(|| server.data_dir.clone());
     Ok((server.effective_database_url()?, dir))
+}
+
+/// A server configuration holding only where the stores are (flags over
+/// the file over the defaults).
+fn stores(
+    file: &FileConfig,
+    data: Option<PathBuf>,
+    database_url: Option<String>,
+    storage: Option<String>,
+) -> pavilion_registry::ServerConfig {
+    let data = data
+        .or_else(|| file.data.clone())
+        .unwrap_or_else(|| PathBuf::from("pavilion-data"));
+    let mut server =
+        pavilion_registry::ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), data);
+    server.database_url = database_url.or_else(|| file.database_url.clone());
+    server.storage = storage.or_else(|| file.storage.clone());
+    server
 }
 
 /// The stores `serve` would use with these keys and its `[gc]` settings,
@@ -412,14 +424,8 @@ pub fn lifecycle(
     storage: Option<String>,
 ) -> Result<(pavilion_registry::ServerConfig, gc::GcSettings)> {
     let file = read_config(config)?;
-    let data = data
-        .or(file.data)
-        .unwrap_or_else(|| PathBuf::from("pavilion-data"));
-    let mut server =
-        pavilion_registry::ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), data);
-    server.database_url = database_url.or(file.database_url);
-    server.storage = storage.or(file.storage);
-    let gc = file.gc.unwrap_or_default().settings()?;
+    let server = stores(&file, data, database_url, storage);
+    let gc = file.gc.clone().unwrap_or_default().settings()?;
     Ok((server, gc))
 }
 

@@ -189,6 +189,15 @@ pub async fn check_append(
     check(state, repo.as_str(), adding, "upload").await
 }
 
+/// Whether `repo` already links blob `digest` (which then adds nothing).
+async fn holds_blob(state: &AppState, repo: &RepoName, digest: &Digest) -> ApiResult<bool> {
+    Ok(state
+        .meta
+        .blob_in_repo(repo.as_str(), digest)
+        .await?
+        .is_some())
+}
+
 /// Before an upload of `len` bytes is committed as `digest` in `repo`:
 /// a blob the repository already holds adds nothing.
 pub async fn check_finish(
@@ -197,13 +206,7 @@ pub async fn check_finish(
     digest: &Digest,
     len: u64,
 ) -> ApiResult<()> {
-    if !limited(state, repo)
-        || state
-            .meta
-            .blob_in_repo(repo.as_str(), digest)
-            .await?
-            .is_some()
-    {
+    if !limited(state, repo) || holds_blob(state, repo, digest).await? {
         return Ok(());
     }
     check(state, repo.as_str(), len, "upload").await
@@ -212,13 +215,7 @@ pub async fn check_finish(
 /// Before blob `digest` is mounted into `repo`: its size counts unless the
 /// repository already holds it.
 pub async fn check_mount(state: &AppState, repo: &RepoName, digest: &Digest) -> ApiResult<()> {
-    if !limited(state, repo)
-        || state
-            .meta
-            .blob_in_repo(repo.as_str(), digest)
-            .await?
-            .is_some()
-    {
+    if !limited(state, repo) || holds_blob(state, repo, digest).await? {
         return Ok(());
     }
     // A blob gone meanwhile is not mounted anyway (the client uploads it).

@@ -24,6 +24,16 @@ pub(crate) const REF_BLOB: i64 = 0;
 /// Kind of a `manifest_refs` row: a manifest (an index's child).
 pub(crate) const REF_MANIFEST: i64 = 1;
 
+/// A claim of blob `digest` that updated no row: the collector has it.
+fn claimed(rows: u64, digest: &str) -> Result<(), StoreError> {
+    if rows > 0 {
+        return Ok(());
+    }
+    Err(StoreError::Collecting(digest.parse().map_err(|e| {
+        StoreError::Corrupt(format!("blob digest {digest}: {e}"))
+    })?))
+}
+
 /// Inserts or claims the row of blob `digest` (its bytes in the store);
 /// refuses a doomed one.
 async fn claim_blob_row(
@@ -43,12 +53,7 @@ async fn claim_blob_row(
     .bind(i64::from(manifest))
     .execute(&mut **tx)
     .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::Collecting(digest.parse().map_err(|e| {
-            StoreError::Corrupt(format!("blob digest {digest}: {e}"))
-        })?));
-    }
-    Ok(())
+    claimed(r.rows_affected(), digest)
 }
 
 /// Claims the existing row of blob `digest` in a transaction that is about
@@ -67,12 +72,7 @@ async fn claim_existing_blob(
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(StoreError::Collecting(digest.parse().map_err(|e| {
-            StoreError::Corrupt(format!("blob digest {digest}: {e}"))
-        })?));
-    }
-    Ok(())
+    claimed(r.rows_affected(), digest)
 }
 
 async fn ensure_repository(

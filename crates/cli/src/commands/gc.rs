@@ -10,20 +10,12 @@ use crate::remote::runtime;
 use clap::Args;
 use pavilion_store::gc::plan::Gone;
 use pavilion_store::gc::{self, GcError, Report};
-use std::path::PathBuf;
 
 /// Arguments of `gc`.
 #[derive(Args, Debug)]
 pub struct GcArgs {
-    /// The `serve` configuration file (its data, database_url, storage and [gc] keys are read).
-    #[arg(long, env = "PAVILION_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The data directory of `serve` [default: ./pavilion-data].
-    #[arg(long, env = "PAVILION_DATA", value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    /// The metadata database of `serve` [default: SQLite in the data directory].
-    #[arg(long, env = "PAVILION_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub db: super::database::DbArgs,
     /// Where `serve` keeps blobs: file://DIR, s3://..., az://..., gs://... [default: the data directory].
     #[arg(long, env = "PAVILION_STORAGE", value_name = "URL")]
     pub storage: Option<String>,
@@ -43,9 +35,9 @@ const SHOWN: usize = 50;
 /// Runs one collection and prints its report.
 pub fn run(args: GcArgs) -> CmdResult {
     let (server, mut settings) = crate::config::lifecycle(
-        args.config.as_deref(),
-        args.data.clone(),
-        args.database_url.clone(),
+        args.db.config.as_deref(),
+        args.db.data.clone(),
+        args.db.database_url.clone(),
         args.storage.clone(),
     )
     .map_err(|e| UsageError(format!("{e:#}")))?;
