@@ -33,6 +33,10 @@ use plan::{Gone, Plan, Snapshot};
 use retention::Retention;
 use std::time::Duration;
 
+/// Blob deletions in flight at once (each is a file unlink or one or two
+/// object store requests: latency, not work, so they overlap).
+const DELETE_CONCURRENCY: usize = 16;
+
 /// Most rounds of manifest deletion in one run (each round frees the next
 /// level: an index's children, a subject's referrers); deeper chains
 /// finish in the next run.
@@ -291,6 +295,40 @@ fn dry_report(planned: &Plan, report: &mut Report) {
     }
 }
 
+/// Deletes the bytes of a batch of doomed blobs, several at a time; after
+/// a failure no new deletion starts. Per blob: `Some(result)`, or `None`
+/// when it was not attempted.
+async fn delete_bytes(
+    blobs: &dyn BlobStore,
+    batch: &[(String, i64)],
+) -> Vec<Option<Result<(), StoreError>>> {
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let failed = AtomicBool::new(false);
+    let failed = &failed;
+    let mut out: Vec<(usize, Option<Result<(), StoreError>>)> =
+        futures::stream::iter(batch.iter().enumerate())
+            .map(|(i, (digest, _))| async move {
+                if failed.load(Ordering::Relaxed) {
+                    return (i, None);
+                }
+                let r = match digest.parse::<Digest>() {
+                    Ok(d) => blobs.delete(&d).await.map(|_| ()),
+                    // Never a row the registry wrote: nothing to delete.
+                    Err(_) => Ok(()),
+                };
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                (i, Some(r))
+            })
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .collect()
+            .await;
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
 /// The deletions, in order; stops at the first store or database error
 /// (what was done stays done and is reported).
 async fn sweep(
@@ -365,27 +403,34 @@ async fn sweep(
                 continue;
             }
         }
-        for (i, (digest, size)) in batch.iter().enumerate() {
-            let gone = match digest.parse::<Digest>() {
-                Ok(d) => blobs.delete(&d).await.map(|_| ()),
-                // Never a row the registry wrote: nothing to delete.
-                Err(_) => Ok(()),
-            };
-            if let Err(e) = gone {
-                // This one may be half deleted: it stays doomed for the
-                // next run. The rest were not touched: spared.
-                let rest: Vec<String> = batch[i + 1..].iter().map(|(d, _)| d.clone()).collect();
-                meta.gc_spare(&rest).await?;
-                return Err(e);
+        let outcome = delete_bytes(blobs, &batch).await;
+        let mut gone = Vec::new();
+        let mut spared = Vec::new();
+        let mut first_error = None;
+        for ((digest, size), result) in batch.iter().zip(outcome) {
+            match result {
+                Some(Ok(())) => {
+                    gone.push(digest.clone());
+                    report.bytes += size;
+                    report.blobs.push(Gone {
+                        repository: String::new(),
+                        name: digest.clone(),
+                        bytes: *size,
+                        reason: "no repository holds it".into(),
+                    });
+                }
+                // It may be half deleted: it stays doomed for the next run.
+                Some(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                // Not touched after the error: spared.
+                None => spared.push(digest.clone()),
             }
-            meta.gc_forget_blob(digest).await?;
-            report.bytes += size;
-            report.blobs.push(Gone {
-                repository: String::new(),
-                name: digest.clone(),
-                bytes: *size,
-                reason: "no repository holds it".into(),
-            });
+        }
+        meta.gc_forget_blobs(&gone).await?;
+        if let Some(e) = first_error {
+            meta.gc_spare(&spared).await?;
+            return Err(e);
         }
         batch.clear();
     }

@@ -301,24 +301,36 @@ impl MetaStore {
             .collect()
     }
 
-    /// Forgets a doomed blob whose bytes are gone.
-    pub(crate) async fn gc_forget_blob(&self, digest: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM blobs WHERE digest = $1 AND doomed_at IS NOT NULL")
-            .bind(digest)
-            .execute(&self.pool)
-            .await?;
+    /// Forgets doomed blobs whose bytes are gone, in one transaction.
+    pub(crate) async fn gc_forget_blobs(&self, digests: &[String]) -> Result<(), StoreError> {
+        if digests.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for d in digests {
+            sqlx::query("DELETE FROM blobs WHERE digest = $1 AND doomed_at IS NOT NULL")
+                .bind(d)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     /// Lifts the doom of blobs whose bytes were not touched (a run that
     /// stops on a store error gives back what it did not start on).
     pub(crate) async fn gc_spare(&self, digests: &[String]) -> Result<(), StoreError> {
+        if digests.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
         for d in digests {
             sqlx::query("UPDATE blobs SET doomed_at = NULL WHERE digest = $1")
                 .bind(d)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 
