@@ -51,6 +51,32 @@ async fn claim_blob_row(
     Ok(())
 }
 
+/// Claims again the row of blob `digest` that the request's own
+/// [`MetaStore::claim_blob`] made or claimed before it wrote the bytes.
+/// A row gone or doomed since means the collector took it in between (the
+/// push outlasted the grace period, e.g. a grace of zero) and may have
+/// deleted the bytes just written: the request fails and the client
+/// retries. Inserting the row again, as the first claim does, would
+/// record the blob without its bytes (an acknowledged push that pulls
+/// incompletely).
+async fn reclaim_blob_row(
+    tx: &mut Transaction<'_, Any>,
+    digest: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let r = sqlx::query("UPDATE blobs SET claimed_at = $2 WHERE digest = $1 AND doomed_at IS NULL")
+        .bind(digest)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(StoreError::Collecting(digest.parse().map_err(|e| {
+            StoreError::Corrupt(format!("blob digest {digest}: {e}"))
+        })?));
+    }
+    Ok(())
+}
+
 async fn ensure_repository(
     tx: &mut Transaction<'_, Any>,
     repo: &str,
@@ -84,7 +110,9 @@ impl MetaStore {
     }
 
     /// Records that `repo` holds blob `digest` of `size` bytes, whose bytes
-    /// were just committed (after [`MetaStore::claim_blob`]).
+    /// were just committed (after [`MetaStore::claim_blob`], which it
+    /// requires: [`StoreError::Collecting`] if the collector took the
+    /// blob since).
     pub async fn link_blob(
         &self,
         repo: &str,
@@ -94,7 +122,7 @@ impl MetaStore {
         let now = now_millis();
         let d = digest.to_string();
         let mut tx = self.pool.begin().await?;
-        claim_blob_row(&mut tx, &d, size, false, now).await?;
+        reclaim_blob_row(&mut tx, &d, now).await?;
         // A row made by a claim before the bytes existed carries the size
         // the session had; the committed size is the truth. Uploaded, the
         // bytes count as a blob even if they are also some manifest's.
@@ -154,7 +182,8 @@ impl MetaStore {
 
     /// Records a manifest, what it references, and points its tags at it,
     /// in one transaction that claims its own bytes (claimed before they
-    /// were written, with [`MetaStore::claim_blob`]), every blob link and
+    /// were written, with [`MetaStore::claim_blob`]: still there and not
+    /// doomed, else [`StoreError::Collecting`]), every blob link and
     /// child manifest it references (each must still be there:
     /// [`StoreError::NotInRepo`] otherwise), and the manifests its tags
     /// leave (their untagged age starts now).
@@ -163,7 +192,7 @@ impl MetaStore {
         let d = m.record.digest.to_string();
         let mut tx = self.pool.begin().await?;
         ensure_repository(&mut tx, m.repo, now).await?;
-        claim_blob_row(&mut tx, &d, m.record.size, true, now).await?;
+        reclaim_blob_row(&mut tx, &d, now).await?;
         for b in m.blobs {
             let r = sqlx::query(
                 "UPDATE repo_blobs SET claimed_at = $3 WHERE repo = $1 AND digest = $2",
