@@ -189,12 +189,20 @@ impl MetaStore {
         let mut tx = self.pool.begin().await?;
         ensure_repository(&mut tx, m.repo, now).await?;
         claim_existing_blob(&mut tx, &d, now).await?;
-        for b in m.blobs {
+        // Rows are claimed (locked) in one order, the collector's, so a
+        // push and a sweep never wait on each other in a cycle.
+        let mut blobs: Vec<String> = m.blobs.iter().map(|b| b.to_string()).collect();
+        blobs.sort();
+        blobs.dedup();
+        let mut children: Vec<String> = m.manifests.iter().map(|c| c.to_string()).collect();
+        children.sort();
+        children.dedup();
+        for b in &blobs {
             let r = sqlx::query(
                 "UPDATE repo_blobs SET claimed_at = $3 WHERE repo = $1 AND digest = $2",
             )
             .bind(m.repo)
-            .bind(b.to_string())
+            .bind(b)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -202,11 +210,11 @@ impl MetaStore {
                 return Err(StoreError::NotInRepo(format!("blob {b}")));
             }
         }
-        for c in m.manifests {
+        for c in &children {
             let r =
                 sqlx::query("UPDATE manifests SET claimed_at = $3 WHERE repo = $1 AND digest = $2")
                     .bind(m.repo)
-                    .bind(c.to_string())
+                    .bind(c)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;

@@ -180,8 +180,15 @@ impl StoreError {
             {
                 false
             }
+            // Class 40 (a deadlock or serialization failure: PostgreSQL
+            // chose this transaction to roll back, e.g. a push and the
+            // garbage collector locking the same rows): a retry succeeds.
             sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-                c.starts_with("08") || c.starts_with("53") || c.starts_with("57P")
+                c.starts_with("08")
+                    || c.starts_with("53")
+                    || c.starts_with("57P")
+                    || c == "40001"
+                    || c == "40P01"
             }),
             _ => false,
         }

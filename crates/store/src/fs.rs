@@ -57,10 +57,22 @@ impl FsBlobStore {
         for sub in ["blobs", "uploads", "tmp"] {
             fs::create_dir_all(root.join(sub))?;
         }
-        // Leftovers of small-blob writes cut off by a crash are never referenced.
+        // Leftovers of small-blob writes cut off by a crash are never
+        // referenced. Only old ones go: another process may be using this
+        // directory right now (`pavilion gc` opens it beside a running
+        // `serve`), and removing a write it has in flight failed that
+        // write (a manifest PUT answered 500).
         if let Ok(entries) = fs::read_dir(root.join("tmp")) {
             for e in entries.flatten() {
-                let _ = fs::remove_file(e.path());
+                let stale = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > TMP_STALE);
+                if stale {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
         Ok(FsBlobStore {
@@ -114,6 +126,10 @@ impl FsBlobStore {
             .remove(id);
     }
 }
+
+/// Age past which a file in `tmp/` is a leftover: a small-blob write
+/// takes far less.
+const TMP_STALE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How long an upload status waits for an append in progress to finish.
 const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -341,10 +341,69 @@ async fn a_claim_and_a_sweep_never_both_win(db: Db) {
         .is_none());
 }
 
+/// A sweep that lands between a push's first claim and the reference it
+/// records (possible when the push outlasts the grace period, e.g. a grace
+/// of zero) may delete the bytes the push just wrote: the push must then
+/// fail, not record a link or a manifest whose bytes are gone.
+async fn a_sweep_between_a_claim_and_its_reference_fails_the_push(db: Db) {
+    let r = reg(&db).await;
+    // An upload: claimed, bytes committed, then the sweep, then the link.
+    let d = Digest::sha256(b"in flight");
+    r.meta.claim_blob(&d, 9, false).await.unwrap();
+    r.blobs
+        .put(&d, Bytes::from_static(b"in flight"))
+        .await
+        .unwrap();
+    let done = r.gc(Retention::default(), false).await;
+    assert_eq!(names(&done.blobs), vec![d.to_string()]);
+    assert!(!r.has_bytes(&d).await);
+    match r.meta.link_blob("c/x", &d, 9).await {
+        Err(StoreError::Collecting(_)) => {}
+        other => panic!("the link must be refused: {other:?}"),
+    }
+    assert_eq!(r.meta.blob_in_repo("c/x", &d).await.unwrap(), None);
+    // A manifest: its own bytes claimed and written, then the sweep.
+    let body = br#"{"schemaVersion":2}"#;
+    let m = Digest::sha256(body);
+    r.meta
+        .claim_blob(&m, body.len() as u64, true)
+        .await
+        .unwrap();
+    r.blobs.put(&m, Bytes::from_static(body)).await.unwrap();
+    r.gc(Retention::default(), false).await;
+    assert!(!r.has_bytes(&m).await);
+    let put = r
+        .meta
+        .put_manifest(&NewManifest {
+            repo: "c/x",
+            record: ManifestRecord {
+                digest: m.clone(),
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                size: body.len() as u64,
+                artifact_type: None,
+                annotations: None,
+            },
+            subject: None,
+            tags: &["v1"],
+            blobs: &[],
+            manifests: &[],
+        })
+        .await;
+    match put {
+        Err(StoreError::Collecting(_)) => {}
+        other => panic!("the manifest must be refused: {other:?}"),
+    }
+    assert!(r.meta.manifest_by_tag("c/x", "v1").await.unwrap().is_none());
+    // Pushed again from the start, both are recorded with their bytes.
+    let again = r.blob("c/x", "in flight").await;
+    assert!(r.has_bytes(&again).await);
+}
+
 on_both!(
     unreachable_manifests_and_blobs_go_and_tagged_ones_stay,
     an_index_keeps_its_children_and_takes_them_when_it_goes,
     retention_keeps_the_newest_tags_and_what_it_protects,
     one_run_at_a_time,
     a_claim_and_a_sweep_never_both_win,
+    a_sweep_between_a_claim_and_its_reference_fails_the_push,
 );

@@ -21,7 +21,8 @@ async fn repositories_are_charged_for_what_they_hold_and_sharing_is_the_saving(d
         (0, 0, 0)
     );
     let (big, small) = (digest(b"big"), digest(b"small"));
-    // One 1000-byte blob in two repositories, a 10-byte one in one.
+    // One 1000-byte blob in two repositories, a 10-byte one in one
+    // (each claimed first, as the registry does before writing bytes).
     m.claim_blob(&big, 1000, false).await.unwrap();
     m.claim_blob(&small, 10, false).await.unwrap();
     m.link_blob("a/one", &big, 1000).await.unwrap();

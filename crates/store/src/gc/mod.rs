@@ -302,31 +302,34 @@ async fn delete_bytes(
     blobs: &dyn BlobStore,
     batch: &[(String, i64)],
 ) -> Vec<Option<Result<(), StoreError>>> {
-    use futures::StreamExt;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let failed = AtomicBool::new(false);
-    let failed = &failed;
-    let mut out: Vec<(usize, Option<Result<(), StoreError>>)> =
-        futures::stream::iter(batch.iter().enumerate())
-            .map(|(i, (digest, _))| async move {
-                if failed.load(Ordering::Relaxed) {
-                    return (i, None);
-                }
-                let r = match digest.parse::<Digest>() {
-                    Ok(d) => blobs.delete(&d).await.map(|_| ()),
-                    // Never a row the registry wrote: nothing to delete.
-                    Err(_) => Ok(()),
-                };
-                if r.is_err() {
-                    failed.store(true, Ordering::Relaxed);
-                }
-                (i, Some(r))
-            })
-            .buffer_unordered(DELETE_CONCURRENCY)
-            .collect()
-            .await;
-    out.sort_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut out: Vec<Option<Result<(), StoreError>>> = batch.iter().map(|_| None).collect();
+    let mut pending = FuturesUnordered::new();
+    let (mut next, mut failed) = (0, false);
+    loop {
+        while !failed && pending.len() < DELETE_CONCURRENCY && next < batch.len() {
+            pending.push(delete_one(blobs, next, &batch[next].0));
+            next += 1;
+        }
+        let Some((i, r)) = pending.next().await else {
+            return out;
+        };
+        failed |= r.is_err();
+        out[i] = Some(r);
+    }
+}
+
+/// Deletes one blob's bytes; `i` is its place in the batch.
+async fn delete_one(
+    blobs: &dyn BlobStore,
+    i: usize,
+    digest: &str,
+) -> (usize, Result<(), StoreError>) {
+    match digest.parse::<Digest>() {
+        Ok(d) => (i, blobs.delete(&d).await.map(|_| ())),
+        // Never a row the registry wrote: nothing to delete.
+        Err(_) => (i, Ok(())),
+    }
 }
 
 /// The deletions, in order; stops at the first store or database error

@@ -2,10 +2,21 @@
 //! the guarded deletions. Each deletion is one statement that re-states
 //! the condition it relies on (old enough, still unreferenced), so that a
 //! claim made since the snapshot wins (see `crate::claims`).
+//!
+//! On PostgreSQL each guarded deletion first locks its rows (`SELECT ...
+//! FOR UPDATE`) and decides in a second statement: under READ COMMITTED,
+//! a DELETE or UPDATE that waits for a row a push is claiming re-checks
+//! only that row's own columns once the push commits, while its NOT EXISTS
+//! subqueries keep the statement's older snapshot and miss the references
+//! the push just inserted; only `claimed_at` would then stand between
+//! them, which a grace period shorter than the push's transaction (or
+//! clock skew) defeats. A statement started after the lock is granted
+//! sees every reference committed before it. SQLite has one writer and
+//! needs neither.
 
 use super::plan::{BlobRow, LinkRow, ManifestRow, RefRow, Snapshot, TagRow};
 use crate::error::StoreError;
-use crate::meta::MetaStore;
+use crate::meta::{Engine, MetaStore};
 use sqlx::Row;
 
 /// Rows one guarded batch deletes or dooms at most: short transactions,
@@ -162,6 +173,14 @@ impl MetaStore {
         cutoff: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        if self.engine() == Engine::Postgres {
+            // Lock first, decide in the next statement (module docs).
+            sqlx::query("SELECT 1 FROM manifests WHERE repo = $1 AND digest = $2 FOR UPDATE")
+                .bind(&m.repo)
+                .bind(&m.digest)
+                .execute(&mut *tx)
+                .await?;
+        }
         let r = sqlx::query(
             "DELETE FROM manifests WHERE repo = $1 AND digest = $2 AND claimed_at < $3 \
              AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = $1 AND t.digest = $2) \
@@ -231,14 +250,29 @@ impl MetaStore {
                 .replace("l.repo", "repo_blobs.repo")
                 .replace("l.digest", "repo_blobs.digest")
         );
+        let mut tx = self.pool.begin().await?;
+        if self.engine() == Engine::Postgres {
+            sqlx::query(
+                "SELECT 1 FROM repo_blobs WHERE (repo, digest) > ($2, $3) AND (repo, digest) <= ($4, $5) \
+                 AND claimed_at < $1 ORDER BY repo, digest FOR UPDATE",
+            )
+            .bind(cutoff)
+            .bind(&after.0)
+            .bind(&after.1)
+            .bind(&last.0)
+            .bind(&last.1)
+            .execute(&mut *tx)
+            .await?;
+        }
         let r = sqlx::query(&sql)
             .bind(cutoff)
             .bind(&after.0)
             .bind(&after.1)
             .bind(&last.0)
             .bind(&last.1)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok((r.rows_affected(), Some(last)))
     }
 
@@ -275,13 +309,26 @@ impl MetaStore {
              AND doomed_at IS NULL AND claimed_at < $1 AND {} RETURNING digest, size",
             unheld.replace("b.digest", "blobs.digest")
         );
+        let mut tx = self.pool.begin().await?;
+        if self.engine() == Engine::Postgres {
+            sqlx::query(
+                "SELECT 1 FROM blobs WHERE digest > $2 AND digest <= $3 AND doomed_at IS NULL \
+                 AND claimed_at < $1 ORDER BY digest FOR UPDATE",
+            )
+            .bind(cutoff)
+            .bind(after)
+            .bind(&last)
+            .execute(&mut *tx)
+            .await?;
+        }
         let rows = sqlx::query(&sql)
             .bind(cutoff)
             .bind(now)
             .bind(after)
             .bind(&last)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         let doomed = rows
             .iter()
             .map(|r| Ok((r.try_get("digest")?, r.try_get("size")?)))
