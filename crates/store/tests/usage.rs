@@ -102,10 +102,12 @@ async fn quota_usage_is_one_repository_or_one_namespace(db: Db) {
         ("re_s0/a", 70_000),
         ("re_sa/a", 80_000),
     ];
+    m.claim_blob(&shared, 5, false).await.unwrap();
+    m.claim_blob(&digest(b"m"), 7, true).await.unwrap();
     for (i, (repo, size)) in sizes.iter().enumerate() {
-        m.link_blob(repo, &digest(format!("own {i}").as_bytes()), *size)
-            .await
-            .unwrap();
+        let own = digest(format!("own {i}").as_bytes());
+        m.claim_blob(&own, *size, false).await.unwrap();
+        m.link_blob(repo, &own, *size).await.unwrap();
         // One blob every repository holds: each is charged for it.
         m.link_blob(repo, &shared, 5).await.unwrap();
     }
