@@ -692,7 +692,16 @@ async fn the_schedule_inside_serve_collects_what_was_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_storage_gives_back_what_a_collection_deletes() {
-    let Some(s) = Server::start(Backend::S3) else {
+    object_storage_gives_back(Backend::S3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_storage_gives_back_what_a_collection_deletes_azure() {
+    object_storage_gives_back(Backend::Azure).await;
+}
+
+async fn object_storage_gives_back(backend: Backend) {
+    let Some(s) = Server::start(backend) else {
         return;
     };
     // `pavilion gc` needs only the URLs serve uses, not its data directory.

@@ -121,32 +121,46 @@ pub fn disk_bytes(data: &Path) -> u64 {
 }
 
 /// The keys of every object under the prefix of an `s3://bucket/prefix?...`
-/// storage URL (radosgw, credentials from the AWS_* environment), relative
-/// to the prefix.
+/// (radosgw, credentials from the AWS_* environment) or
+/// `az://container/prefix?...` (Azurite) storage URL, relative to the prefix.
 pub async fn bucket_keys(storage: &str) -> Vec<String> {
     use futures::TryStreamExt;
-    let (path, query) = storage
-        .strip_prefix("s3://")
-        .and_then(|s| s.split_once('?'))
-        .expect("s3://bucket/prefix?...");
+    let (scheme, rest) = storage
+        .split_once("://")
+        .expect("scheme://bucket/prefix?...");
+    let (path, query) = rest.split_once('?').expect("bucket/prefix?...");
     let (bucket, prefix) = path.split_once('/').expect("bucket/prefix");
-    let endpoint = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("endpoint="))
-        .expect("endpoint=");
-    let store = object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .with_endpoint(endpoint)
-        .with_region("default")
-        .with_allow_http(true)
-        .build()
-        .expect("S3 client");
+    let store: Box<dyn object_store::ObjectStore> = match scheme {
+        "s3" => {
+            let endpoint = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("endpoint="))
+                .expect("endpoint=");
+            Box::new(
+                object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_endpoint(endpoint)
+                    .with_region("default")
+                    .with_allow_http(true)
+                    .build()
+                    .expect("S3 client"),
+            )
+        }
+        "az" => Box::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(bucket)
+                .with_use_emulator(true)
+                .build()
+                .expect("Azure client"),
+        ),
+        other => panic!("no listing for {other}:// storage"),
+    };
     let root = object_store::path::Path::from(prefix);
-    let listed: Vec<object_store::ObjectMeta> =
-        object_store::ObjectStore::list(&store, Some(&root))
-            .try_collect()
-            .await
-            .expect("list the bucket");
+    let listed: Vec<object_store::ObjectMeta> = store
+        .list(Some(&root))
+        .try_collect()
+        .await
+        .expect("list the bucket");
     listed
         .iter()
         .map(|m| {
