@@ -358,20 +358,38 @@ async fn sweep(
     }
     let mut pending: Vec<&(plan::ManifestRow, i64, String)> = planned.manifests.iter().collect();
     for _ in 0..MAX_ROUNDS {
-        lock.still_held().await?;
         let before = pending.len();
         let mut left = Vec::new();
+        // One statement per repository and cutoff, a batch at a time.
+        let mut groups: std::collections::BTreeMap<(&str, i64), Vec<_>> = Default::default();
         for item in pending {
-            let (m, m_cutoff, why) = item;
-            if meta.gc_delete_manifest(m, *m_cutoff).await? {
-                report.manifests.push(Gone {
-                    repository: m.repo.clone(),
-                    name: m.digest.clone(),
-                    bytes: m.size,
-                    reason: why.clone(),
-                });
-            } else {
-                left.push(item);
+            groups
+                .entry((item.0.repo.as_str(), item.1))
+                .or_default()
+                .push(item);
+        }
+        for ((repo, m_cutoff), items) in groups {
+            for chunk in items.chunks(sweep::BATCH as usize) {
+                lock.still_held().await?;
+                let digests: Vec<String> = chunk.iter().map(|(m, _, _)| m.digest.clone()).collect();
+                let deleted: std::collections::HashSet<String> = meta
+                    .gc_delete_manifests(repo, &digests, m_cutoff)
+                    .await?
+                    .into_iter()
+                    .collect();
+                for item in chunk {
+                    let (m, _, why) = item;
+                    if deleted.contains(&m.digest) {
+                        report.manifests.push(Gone {
+                            repository: m.repo.clone(),
+                            name: m.digest.clone(),
+                            bytes: m.size,
+                            reason: why.clone(),
+                        });
+                    } else {
+                        left.push(*item);
+                    }
+                }
             }
         }
         pending = left;

@@ -23,6 +23,14 @@ use sqlx::Row;
 /// so pushes are never held up behind the collector for long.
 pub(crate) const BATCH: i64 = 500;
 
+/// `$start, $start+1, ...`: `n` placeholders for an IN list.
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn flag(row: &sqlx::any::AnyRow, col: &str) -> Result<bool, StoreError> {
     Ok(row.try_get::<i64, _>(col)? != 0)
 }
@@ -163,54 +171,68 @@ impl MetaStore {
         Ok(r.rows_affected() > 0)
     }
 
-    /// Deletes a manifest the plan found dead, if it still is: claimed
-    /// before `cutoff`, untagged, in no index that still exists, its
-    /// subject (if any) gone, and every manifest of its repository
-    /// indexed. With it go its references and recorded verdicts.
-    pub(crate) async fn gc_delete_manifest(
+    /// Deletes the manifests of `repo` among `digests` (at most [`BATCH`])
+    /// that the plan found dead, if they still are: claimed before
+    /// `cutoff`, untagged, in no index that still exists, their subject (if
+    /// any) gone, and every manifest of the repository indexed. With them
+    /// go their references and recorded verdicts. Returns those deleted.
+    pub(crate) async fn gc_delete_manifests(
         &self,
-        m: &ManifestRow,
+        repo: &str,
+        digests: &[String],
         cutoff: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
+        let list = placeholders(3, digests.len());
         let mut tx = self.pool.begin().await?;
         if self.engine() == Engine::Postgres {
             // Lock first, decide in the next statement (module docs).
-            sqlx::query("SELECT 1 FROM manifests WHERE repo = $1 AND digest = $2 FOR UPDATE")
-                .bind(&m.repo)
-                .bind(&m.digest)
-                .execute(&mut *tx)
-                .await?;
+            let lock = format!(
+                "SELECT 1 FROM manifests WHERE repo = $1 AND claimed_at < $2 AND digest IN ({list}) \
+                 ORDER BY digest FOR UPDATE"
+            );
+            let mut q = sqlx::query(&lock).bind(repo).bind(cutoff);
+            for d in digests {
+                q = q.bind(d);
+            }
+            q.execute(&mut *tx).await?;
         }
-        let r = sqlx::query(
-            "DELETE FROM manifests WHERE repo = $1 AND digest = $2 AND claimed_at < $3 \
-             AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = $1 AND t.digest = $2) \
+        let delete = format!(
+            "DELETE FROM manifests WHERE repo = $1 AND claimed_at < $2 AND digest IN ({list}) \
+             AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo = $1 AND t.digest = manifests.digest) \
              AND NOT EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests p \
                  ON p.repo = r.repo AND p.digest = r.manifest \
-                 WHERE r.repo = $1 AND r.digest = $2 AND r.kind = 1 AND p.digest <> $2) \
+                 WHERE r.repo = $1 AND r.digest = manifests.digest AND r.kind = 1 \
+                 AND p.digest <> manifests.digest) \
              AND (subject IS NULL OR NOT EXISTS \
                  (SELECT 1 FROM manifests s WHERE s.repo = $1 AND s.digest = manifests.subject)) \
-             AND NOT EXISTS (SELECT 1 FROM manifests u WHERE u.repo = $1 AND u.refs_known = 0)",
-        )
-        .bind(&m.repo)
-        .bind(&m.digest)
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() == 0 {
-            return Ok(false);
+             AND NOT EXISTS (SELECT 1 FROM manifests u WHERE u.repo = $1 AND u.refs_known = 0) \
+             RETURNING digest"
+        );
+        let mut q = sqlx::query(&delete).bind(repo).bind(cutoff);
+        for d in digests {
+            q = q.bind(d);
         }
-        sqlx::query("DELETE FROM manifest_refs WHERE repo = $1 AND manifest = $2")
-            .bind(&m.repo)
-            .bind(&m.digest)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM signature_verdicts WHERE repo = $1 AND digest = $2")
-            .bind(&m.repo)
-            .bind(&m.digest)
-            .execute(&mut *tx)
-            .await?;
+        let deleted: Vec<String> = q
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("digest"))
+            .collect::<Result<_, _>>()?;
+        if !deleted.is_empty() {
+            let list = placeholders(2, deleted.len());
+            for sql in [
+                format!("DELETE FROM manifest_refs WHERE repo = $1 AND manifest IN ({list})"),
+                format!("DELETE FROM signature_verdicts WHERE repo = $1 AND digest IN ({list})"),
+            ] {
+                let mut q = sqlx::query(&sql).bind(repo);
+                for d in &deleted {
+                    q = q.bind(d);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(deleted)
     }
 
     /// Deletes up to [`BATCH`] links claimed before `cutoff` that no
@@ -348,36 +370,34 @@ impl MetaStore {
             .collect()
     }
 
-    /// Forgets doomed blobs whose bytes are gone, in one transaction.
+    /// Forgets doomed blobs whose bytes are gone (at most [`BATCH`]).
     pub(crate) async fn gc_forget_blobs(&self, digests: &[String]) -> Result<(), StoreError> {
-        if digests.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for d in digests {
-            sqlx::query("DELETE FROM blobs WHERE digest = $1 AND doomed_at IS NOT NULL")
-                .bind(d)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.by_digests(
+            "DELETE FROM blobs WHERE doomed_at IS NOT NULL AND digest IN",
+            digests,
+        )
+        .await
     }
 
-    /// Lifts the doom of blobs whose bytes were not touched (a run that
-    /// stops on a store error gives back what it did not start on).
+    /// Lifts the doom of blobs whose bytes were not touched (at most
+    /// [`BATCH`]; a run that stops on a store error gives back what it did
+    /// not start on).
     pub(crate) async fn gc_spare(&self, digests: &[String]) -> Result<(), StoreError> {
+        self.by_digests("UPDATE blobs SET doomed_at = NULL WHERE digest IN", digests)
+            .await
+    }
+
+    /// Runs `sql` followed by the list of `digests`, in one statement.
+    async fn by_digests(&self, sql: &str, digests: &[String]) -> Result<(), StoreError> {
         if digests.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let sql = format!("{sql} ({})", placeholders(1, digests.len()));
+        let mut q = sqlx::query(&sql);
         for d in digests {
-            sqlx::query("UPDATE blobs SET doomed_at = NULL WHERE digest = $1")
-                .bind(d)
-                .execute(&mut *tx)
-                .await?;
+            q = q.bind(d);
         }
-        tx.commit().await?;
+        q.execute(&self.pool).await?;
         Ok(())
     }
 
