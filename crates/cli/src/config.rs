@@ -82,6 +82,9 @@ pub struct ServeArgs {
     /// Most bytes of decisions kept in the decision log (each decision counts its texts plus 64, at most 64 KiB); 0 = no size limit (the count still applies) [default: 268435456, 256 MiB].
     #[arg(long, env = "PAVILION_DECISION_RETENTION_BYTES", value_name = "BYTES")]
     pub decision_retention_bytes: Option<u64>,
+    /// Also serve /metrics, /healthz and /readyz, without authentication, on this address (e.g. an internal interface for Prometheus).
+    #[arg(long, env = "PAVILION_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Log filter, e.g. info or pavilion_registry=debug [default: info].
     #[arg(long, env = "PAVILION_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -208,6 +211,7 @@ pub struct FileConfig {
     insecure_no_auth: Option<bool>,
     auth: Option<crate::auth_config::AuthFile>,
     gc: Option<gc::GcFile>,
+    metrics_addr: Option<SocketAddr>,
     /// `[[quota]]` entries, checked by [`quota::quotas`].
     quota: Option<toml::Value>,
 }
@@ -444,6 +448,7 @@ impl ServeArgs {
         let mut server = pavilion_registry::ServerConfig::new(addr, data);
         server.database_url = self.database_url.or(file.database_url);
         server.storage = self.storage.or(file.storage);
+        server.metrics_addr = self.metrics_addr.or(file.metrics_addr);
         if self.redirect_blobs || file.redirect_blobs == Some(true) {
             server.redirect_blobs = Some(std::time::Duration::from_secs(15 * 60));
         }

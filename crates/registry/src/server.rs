@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Garbage collection on a schedule, when enabled.
     pub gc: Option<crate::lifecycle::GcSchedule>,
+    /// A second listener for `/metrics`, `/healthz` and `/readyz` only,
+    /// without authentication (for a scraper on an internal address).
+    pub metrics_addr: Option<SocketAddr>,
     /// Storage quotas (`[[quota]]`): every one covering a repository must
     /// hold for a push into it to be accepted.
     pub quotas: Vec<crate::quota::Quota>,
@@ -134,6 +137,7 @@ impl ServerConfig {
             max_connections: 1024,
             max_header_bytes: 64 << 10,
             gc: None,
+            metrics_addr: None,
             quotas: Vec::new(),
         }
     }
@@ -240,6 +244,7 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
             "/pavilion/v1/usage",
             axum::routing::get(crate::usage::usage),
         )
+        .route("/metrics", axum::routing::get(crate::health::metrics))
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -256,7 +261,10 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
             crate::access::token_endpoint::JWKS_PATH,
             axum::routing::get(crate::access::token_endpoint::jwks),
         )
-        .with_state(state);
+        // Public: a probe carries no credentials and learns only up/ready.
+        .route("/healthz", axum::routing::get(crate::health::healthz))
+        .route("/readyz", axum::routing::get(crate::health::readyz))
+        .with_state(state.clone());
     let all = match extra {
         Some(r) => own.merge(r),
         None => own,
@@ -264,6 +272,11 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
     all.layer(axum::middleware::from_fn_with_state(
         max_header_bytes,
         crate::caps::head_cap,
+    ))
+    // Outermost: every request is counted and logged, refusals included.
+    .layer(axum::middleware::from_fn_with_state(
+        state,
+        crate::metrics::layer::observe,
     ))
 }
 
@@ -367,6 +380,26 @@ pub async fn serve(
         cfg.upload_empty_ttl,
     ));
     tokio::spawn(prune_decisions(state.clone()));
+    if let Some(addr) = cfg.metrics_addr {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics listener");
+        let probes = Router::new()
+            .route("/metrics", axum::routing::get(crate::health::metrics))
+            .route("/healthz", axum::routing::get(crate::health::healthz))
+            .route("/readyz", axum::routing::get(crate::health::readyz))
+            .with_state(state.clone());
+        let stop = state.shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, probes)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
     if let Some(gc) = cfg.gc.clone() {
         tokio::spawn(crate::lifecycle::scheduled_gc(state.clone(), gc));
     }

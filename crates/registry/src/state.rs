@@ -48,6 +48,8 @@ pub struct AppState {
     pub access: Option<Arc<crate::access::Access>>,
     /// Storage quotas; every one covering a repository must hold.
     pub quotas: Vec<crate::quota::Quota>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
     /// cached entry is always right; the database still decides visibility.
     manifest_cache: RwLock<ManifestCache>,
@@ -73,6 +75,7 @@ impl AppState {
             gate: None,
             access: None,
             quotas: Vec::new(),
+            metrics: Arc::default(),
             manifest_cache: RwLock::new(ManifestCache::default()),
         }
     }

@@ -23,47 +23,6 @@ fn storage_through(proxy_addr: &str, name: &str, extra: &str) -> String {
     )
 }
 
-/// A loopback TCP proxy that can be switched off: while off, open
-/// connections are cut and new ones closed at once.
-struct Switch {
-    addr: String,
-    up: Arc<AtomicBool>,
-}
-
-async fn switch_proxy(upstream: String) -> Switch {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let up = Arc::new(AtomicBool::new(true));
-    let flag = up.clone();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            if !flag.load(Ordering::SeqCst) {
-                continue; // dropped: closed at once
-            }
-            let flag = flag.clone();
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
-                tokio::pin!(copy);
-                loop {
-                    tokio::select! {
-                        _ = &mut copy => return,
-                        () = tokio::time::sleep(Duration::from_millis(20)) => {
-                            if !flag.load(Ordering::SeqCst) {
-                                return; // both sockets dropped: cut
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    Switch { addr, up }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_survives_the_store_going_away_mid_upload() {
     let Some(endpoint) = s3_endpoint() else {

@@ -32,6 +32,7 @@ mod gc_stress;
 mod gc_support;
 mod model_cli;
 mod notary_cli;
+mod observability;
 mod peers;
 mod policy_cli;
 mod quota;

@@ -391,6 +391,10 @@ pub async fn guard(
         }
     }
     if let Some(c) = caller {
+        // For the access log line, written after the handler.
+        if let Some(who) = req.extensions().get::<crate::metrics::layer::Who>() {
+            let _ = who.0.set(c.identity.subject.clone());
+        }
         req.extensions_mut().insert(c.identity.clone());
         req.extensions_mut().insert(c);
     }

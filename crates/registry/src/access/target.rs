@@ -95,6 +95,7 @@ impl Target {
 pub fn judge(method: &Method, path: &str) -> Judged {
     if path == "/pavilion/v1/decisions"
         || path == "/pavilion/v1/usage"
+        || path == "/metrics"
         || path.starts_with("/pavilion/v1/policy/")
     {
         return if method == Method::GET {
@@ -102,6 +103,8 @@ pub fn judge(method: &Method, path: &str) -> Judged {
                 "policy"
             } else if path == "/pavilion/v1/usage" {
                 "usage"
+            } else if path == "/metrics" {
+                "metrics"
             } else {
                 "decisions"
             };

@@ -1,5 +1,9 @@
 //! A loopback HTTP proxy that passes, refuses or loses the answers to
-//! requests, as a test decides.
+//! requests, as a test decides; and a TCP proxy that can be switched off.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What [`http_proxy`] does with one request.
 pub enum ProxyAction {
@@ -76,4 +80,45 @@ pub async fn http_proxy(upstream: String, hook: ProxyHook) -> String {
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
+}
+
+/// A loopback TCP proxy that can be switched off: while off, open
+/// connections are cut and new ones closed at once.
+pub struct Switch {
+    pub addr: String,
+    pub up: Arc<AtomicBool>,
+}
+
+pub async fn switch_proxy(upstream: String) -> Switch {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let up = Arc::new(AtomicBool::new(true));
+    let flag = up.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if !flag.load(Ordering::SeqCst) {
+                continue; // dropped: closed at once
+            }
+            let flag = flag.clone();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                tokio::pin!(copy);
+                loop {
+                    tokio::select! {
+                        _ = &mut copy => return,
+                        () = tokio::time::sleep(Duration::from_millis(20)) => {
+                            if !flag.load(Ordering::SeqCst) {
+                                return; // both sockets dropped: cut
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Switch { addr, up }
 }

@@ -25,8 +25,13 @@ pub struct Server {
     /// Whether dropping this server drops its database (replicas share the
     /// first one's).
     owns_database: bool,
+    /// The last lines the process wrote on stderr (its log).
+    lines: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     _tmp: Option<tempfile::TempDir>,
 }
+
+/// Log lines a server keeps for [`Server::log`].
+const KEPT_LINES: usize = 5000;
 
 impl Server {
     /// Starts a server on `backend`; None when that backend is unavailable
@@ -70,6 +75,7 @@ impl Server {
             database_url,
             extra_args,
             owns_database,
+            lines: Default::default(),
             _tmp: Some(tmp),
         };
         s.spawn("127.0.0.1:0");
@@ -92,6 +98,7 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn pavilion");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let kept = self.lines.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -104,6 +111,11 @@ impl Server {
                     }
                 }
                 eprintln!("[server] {line}");
+                let mut k = kept.lock().unwrap_or_else(|p| p.into_inner());
+                if k.len() == KEPT_LINES {
+                    k.pop_front();
+                }
+                k.push_back(line);
             }
         });
         let url = rx
@@ -113,6 +125,12 @@ impl Server {
         self.scheme = scheme.to_string();
         self.addr = addr.to_string();
         self.child = Some(child);
+    }
+
+    /// What the process logged so far (its last lines).
+    pub fn log(&self) -> String {
+        let k = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        k.iter().map(|l| format!("{l}\n")).collect()
     }
 
     /// Base URL, e.g. `http://127.0.0.1:1234`.

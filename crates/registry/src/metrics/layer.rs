@@ -1,0 +1,226 @@
+//! The outermost middleware: times every request until its response body
+//! is done (a blob download is timed to its last byte, not to its
+//! headers), counts body bytes both ways, keeps the in-flight gauge, and
+//! writes one access log line per request: request id, route, method,
+//! status, bytes, duration, the caller once authenticated, and the trace
+//! id of a W3C `traceparent` the client sent. Never a header value that
+//! could hold a secret.
+
+use super::{method_label, route_label, Metrics};
+use crate::state::AppState;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+/// Filled by the access guard with the authenticated subject, for the
+/// access log (the log line is written after the handler, which the
+/// request's extensions do not outlive).
+#[derive(Clone, Default)]
+pub struct Who(pub Arc<OnceLock<String>>);
+
+/// A request id the client sent, if it is short and plain; else a new one.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// The trace id of a valid W3C `traceparent` (version 00), else none.
+pub fn trace_id(req: &Request) -> Option<String> {
+    let v = req.headers().get("traceparent")?.to_str().ok()?;
+    let mut parts = v.split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    let ok = version == "00"
+        && parts.next().is_none()
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    ok.then(|| trace.to_string())
+}
+
+/// See the module docs.
+pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let metrics = state.metrics.clone();
+    let route = route_label(req.uri().path());
+    let method = method_label(req.method());
+    let id = request_id(&req);
+    let trace = trace_id(&req);
+    let started = Instant::now();
+    // Dropped with the response body, or with this future if the client
+    // goes away before the handler answers.
+    let in_flight = InFlight::new(metrics.clone(), route);
+    let who = Who::default();
+    req.extensions_mut().insert(who.clone());
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let counted_in = bytes_in.clone();
+    let m_in = metrics.clone();
+    let req = req.map(move |b| {
+        Body::new(Counted {
+            inner: b,
+            on_data: Box::new(move |n| {
+                counted_in.fetch_add(n, Ordering::Relaxed);
+                m_in.add_in(n);
+            }),
+            on_done: None,
+            bytes: 0,
+        })
+    });
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let status = resp.status().as_u16();
+    let m_out = metrics.clone();
+    let done = move |bytes_out: u64| {
+        drop(in_flight);
+        let secs = started.elapsed().as_secs_f64();
+        metrics.end(route, method, status, secs);
+        let bytes_in = bytes_in.load(Ordering::Relaxed);
+        let served = status == 200 || status == 206;
+        if route == "/v2/{name}/blobs/{digest}" && method == "GET" && served && bytes_out > 0 {
+            metrics.transfer("download", secs);
+        }
+        if route == "/v2/{name}/blobs/uploads/{id}" && status == 201 && bytes_in > 0 {
+            metrics.transfer("upload", secs);
+        }
+        tracing::info!(
+            target: "pavilion::access",
+            request_id = %id,
+            method,
+            route,
+            status,
+            bytes_in,
+            bytes_out,
+            duration_ms = (secs * 1000.0) as u64,
+            identity = who.0.get().map(String::as_str).unwrap_or("-"),
+            trace_id = trace.as_deref().unwrap_or("-"),
+            "request"
+        );
+    };
+    resp.map(move |b| {
+        Body::new(Counted {
+            inner: b,
+            on_data: Box::new(move |n| m_out.add_out(n)),
+            on_done: Some(Box::new(done)),
+            bytes: 0,
+        })
+    })
+}
+
+/// One request in the in-flight gauge while it lives.
+struct InFlight {
+    metrics: Arc<Metrics>,
+    route: &'static str,
+}
+
+impl InFlight {
+    fn new(metrics: Arc<Metrics>, route: &'static str) -> InFlight {
+        metrics.begin(route);
+        InFlight { metrics, route }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.metrics.finish(self.route);
+    }
+}
+
+/// A body that reports its bytes as they pass and, once finished or
+/// dropped (the client went away), how many there were.
+struct Counted {
+    inner: Body,
+    on_data: Box<dyn Fn(u64) + Send>,
+    on_done: Option<Box<dyn FnOnce(u64) + Send>>,
+    bytes: u64,
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                let n = data.len() as u64;
+                self.bytes += n;
+                (self.on_data)(n);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(done) = self.on_done.take() {
+            done(self.bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_traceparent(v: &str) -> Request {
+        http::Request::builder()
+            .header("traceparent", v)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn only_a_valid_traceparent_gives_a_trace_id() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            trace_id(&with_traceparent(good)).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "garbage",
+        ] {
+            assert_eq!(trace_id(&with_traceparent(bad)), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! What the registry counts for Prometheus (`GET /metrics`, issue 18).
+//!
+//! Labels are chosen so that their number of values is fixed by the code,
+//! never by requests: the route is the template the dispatcher recognised
+//! (`/v2/{name}/blobs/{digest}`), never a repository or a digest; the
+//! method is one of the HTTP methods the API uses or `OTHER`; the status
+//! is a number the server chose. Figures that live in the database
+//! (storage, upload sessions, the last garbage collection) are read when
+//! scraped, at most every few seconds.
+
+mod expose;
+pub mod histogram;
+pub mod layer;
+
+use histogram::{Histogram, REQUEST_BUCKETS, TRANSFER_BUCKETS};
+use http::Method;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+pub use expose::render;
+
+/// Per route and method: the duration histogram and counts per status.
+#[derive(Debug)]
+struct RouteStats {
+    duration: Histogram,
+    by_status: HashMap<u16, u64>,
+}
+
+/// The process's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    routes: Mutex<HashMap<(&'static str, &'static str), RouteStats>>,
+    in_flight: Mutex<HashMap<&'static str, i64>>,
+    body_in: AtomicU64,
+    body_out: AtomicU64,
+    /// Whole blob transfers: uploads (chunks ending a session count as
+    /// their request) and downloads.
+    transfers: Mutex<HashMap<&'static str, Histogram>>,
+    started: std::time::Instant,
+    /// Scrape-time figures from the database, remembered briefly.
+    pub(crate) cached: Mutex<Option<(std::time::Instant, String)>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            routes: Mutex::default(),
+            in_flight: Mutex::default(),
+            body_in: AtomicU64::new(0),
+            body_out: AtomicU64::new(0),
+            transfers: Mutex::default(),
+            started: std::time::Instant::now(),
+            cached: Mutex::default(),
+        }
+    }
+}
+
+/// The methods labelled by name; anything else is `OTHER`.
+pub fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The route template of a request path: the distribution API's
+/// endpoints by their pattern, Pavilion's own paths as they are, and
+/// `other` for the rest (so that unknown paths cannot add label values).
+pub fn route_label(path: &str) -> &'static str {
+    use crate::routes::Route;
+    if let Some(r) = Route::parse(path) {
+        return match r {
+            Route::Base => "/v2/",
+            Route::Catalog => "/v2/_catalog",
+            Route::Tags(_) => "/v2/{name}/tags/list",
+            Route::Manifest(..) => "/v2/{name}/manifests/{reference}",
+            Route::Blob(..) => "/v2/{name}/blobs/{digest}",
+            Route::UploadStart(_) => "/v2/{name}/blobs/uploads/",
+            Route::Upload(..) => "/v2/{name}/blobs/uploads/{id}",
+            Route::Referrers(..) => "/v2/{name}/referrers/{digest}",
+        };
+    }
+    const FIXED: &[&str] = &[
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/token",
+        "/.well-known/jwks.json",
+        "/pavilion/v1/usage",
+        "/pavilion/v1/decisions",
+        "/admission",
+        "/pavilion/v1/gatekeeper/verify",
+    ];
+    if let Some(f) = FIXED.iter().find(|f| **f == path) {
+        return f;
+    }
+    if path.starts_with("/pavilion/v1/policy/") {
+        return "/pavilion/v1/policy/{reference}";
+    }
+    "other"
+}
+
+impl Metrics {
+    /// A request on `route` started.
+    pub fn begin(&self, route: &'static str) {
+        let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(route).or_default() += 1;
+    }
+
+    /// A request on `route` is no longer in flight.
+    pub fn finish(&self, route: &'static str) {
+        let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(route).or_default() -= 1;
+    }
+
+    /// A request on `route` ended with `status` after `secs`.
+    pub fn end(&self, route: &'static str, method: &'static str, status: u16, secs: f64) {
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let s = routes.entry((route, method)).or_insert_with(|| RouteStats {
+            duration: Histogram::new(REQUEST_BUCKETS),
+            by_status: HashMap::new(),
+        });
+        s.duration.observe(secs);
+        *s.by_status.entry(status).or_default() += 1;
+    }
+
+    /// Body bytes received.
+    pub fn add_in(&self, n: u64) {
+        self.body_in.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Body bytes sent.
+    pub fn add_out(&self, n: u64) {
+        self.body_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A whole blob moved in `direction` ("upload", "download") in `secs`.
+    pub fn transfer(&self, direction: &'static str, secs: f64) {
+        let mut t = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
+        t.entry(direction)
+            .or_insert_with(|| Histogram::new(TRANSFER_BUCKETS))
+            .observe(secs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_templates_and_unknown_paths_share_one_label() {
+        assert_eq!(
+            route_label("/v2/team/model/blobs/sha256:abc"),
+            "/v2/{name}/blobs/{digest}"
+        );
+        assert_eq!(
+            route_label("/v2/a/b/c/manifests/v1"),
+            "/v2/{name}/manifests/{reference}"
+        );
+        assert_eq!(
+            route_label("/v2/x/blobs/uploads/123"),
+            "/v2/{name}/blobs/uploads/{id}"
+        );
+        assert_eq!(route_label("/metrics"), "/metrics");
+        assert_eq!(
+            route_label("/pavilion/v1/policy/x/y@sha256:1"),
+            "/pavilion/v1/policy/{reference}"
+        );
+        for p in [
+            "/",
+            "/anything",
+            "/v2x",
+            "/metrics/extra",
+            "/v2/a/unknown/x",
+        ] {
+            assert_eq!(route_label(p), "other", "{p}");
+        }
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "OTHER");
+    }
+}
