@@ -26,6 +26,9 @@ ALTER TABLE manifests ADD COLUMN claimed_at BIGINT NOT NULL DEFAULT 0;
 UPDATE manifests SET claimed_at = created_at;
 ALTER TABLE manifests ADD COLUMN refs_known INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX manifests_digest ON manifests (digest);
+-- The collector asks, for every row it deletes, whether the repository
+-- holds a manifest not indexed: answered from this (usually empty) index.
+CREATE INDEX manifests_unindexed ON manifests (repo) WHERE refs_known = 0;
 
 -- What each manifest references: kind 0 a blob (config, layer), kind 1 a
 -- manifest (an index's child). Deleted with the manifest.
