@@ -341,20 +341,11 @@ async fn readiness_follows_the_database_and_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_the_catalog_grant_except_on_the_metrics_listener() {
-    use crate::common::auth::{basic, htpasswd_file};
+    use crate::common::auth::{admin_and_dev_config, basic};
     let tmp = tempfile::tempdir().unwrap();
-    let Some(file) = htpasswd_file(tmp.path(), &[("admin", "pw-a"), ("dev", "pw-d")]) else {
+    let Some(cfg) = admin_and_dev_config(tmp.path(), "metrics_addr = \"127.0.0.1:0\"\n") else {
         return;
     };
-    let cfg = tmp.path().join("pavilion.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "metrics_addr = \"127.0.0.1:0\"\n[auth]\nhtpasswd = {:?}\n[auth.grants]\nadmin = [\"registry:catalog:*\"]\ndev = [\"repository:dev/*:pull,push\"]\n",
-            file.to_str().unwrap()
-        ),
-    )
-    .unwrap();
     let s = Server::start_with(
         Backend::Sqlite,
         &[

@@ -3,7 +3,7 @@
 //! and what sharing one copy saves; bad input is one line; under
 //! authentication the numbers need the catalog grant.
 
-use crate::common::auth::{basic, htpasswd_file};
+use crate::common::auth::{admin_and_dev_config, basic};
 use crate::common::run::*;
 use crate::common::*;
 
@@ -103,18 +103,9 @@ async fn usage_counts_each_repository_and_what_sharing_saves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_needs_the_catalog_grant_under_authentication() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(file) = htpasswd_file(tmp.path(), &[("admin", "pw-a"), ("dev", "pw-d")]) else {
+    let Some(cfg) = admin_and_dev_config(tmp.path(), "") else {
         return;
     };
-    let cfg = tmp.path().join("pavilion.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[auth]\nhtpasswd = {:?}\n[auth.grants]\nadmin = [\"registry:catalog:*\"]\ndev = [\"repository:dev/*:pull,push\"]\n",
-            file.to_str().unwrap()
-        ),
-    )
-    .unwrap();
     let s = Server::start_with(Backend::Sqlite, &["--config", cfg.to_str().unwrap()]).unwrap();
     let get = |who: Option<String>| {
         let mut r = client().get(s.url("/pavilion/v1/usage"));

@@ -37,6 +37,23 @@ pub fn htpasswd_file(dir: &Path, users: &[(&str, &str)]) -> Option<PathBuf> {
 }
 
 /// `Basic base64(user:pass)`.
+/// A serve config file in `dir` with `top` (top-level keys) and an
+/// htpasswd file where `admin` (password `pw-a`) holds the catalog grant
+/// and `dev` (`pw-d`) only `dev/*`; None when no htpasswd tool is there.
+pub fn admin_and_dev_config(dir: &Path, top: &str) -> Option<PathBuf> {
+    let file = htpasswd_file(dir, &[("admin", "pw-a"), ("dev", "pw-d")])?;
+    let cfg = dir.join("pavilion.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{top}[auth]\nhtpasswd = {:?}\n[auth.grants]\nadmin = [\"registry:catalog:*\"]\ndev = [\"repository:dev/*:pull,push\"]\n",
+            file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    Some(cfg)
+}
+
 pub fn basic(user: &str, pass: &str) -> String {
     format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()))
 }
