@@ -237,6 +237,10 @@ async fn finish(state: &AppState, name: &RepoName, id: &str, digest: &Digest) ->
             if matches!(e, StoreError::DigestMismatch { .. }) {
                 let _ = state.meta.delete_upload(id).await;
             }
+            // The claim made a row for bytes that never came: gone now,
+            // or wrong digests sent in a loop would grow the table until
+            // garbage collection's grace period ran out.
+            let _ = state.meta.release_claim(digest).await;
             return Err(e.into());
         }
     };

@@ -107,6 +107,22 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Removes the row [`MetaStore::claim_blob`] made for `digest` when the
+    /// bytes it was claimed for never came (a failed commit): only a row
+    /// that claim inserted (never claimed again since: `claimed_at` still
+    /// equals `created_at`) and that nothing links or names as a manifest.
+    pub async fn release_claim(&self, digest: &Digest) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM blobs WHERE digest = $1 AND doomed_at IS NULL AND claimed_at = created_at \
+             AND NOT EXISTS (SELECT 1 FROM repo_blobs l WHERE l.digest = blobs.digest) \
+             AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = blobs.digest)",
+        )
+        .bind(digest.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Records that `repo` holds blob `digest` of `size` bytes, whose bytes
     /// were just committed after [`MetaStore::claim_blob`] (without which
     /// it fails: see `claim_existing_blob`).

@@ -121,3 +121,33 @@ async fn usage_needs_the_catalog_grant_under_authentication() {
         200
     );
 }
+
+/// Uploads whose bytes do not match their digest leave nothing counted:
+/// the claim made before the commit is released, so a client sending
+/// wrong digests in a loop cannot grow the blob table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_digests_leave_no_blob_rows() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    for i in 0..20u8 {
+        let claimed = sha256(&[i, 1, 2, 3]);
+        let r = client()
+            .post(s.url(&format!("/v2/bad/digests/blobs/uploads/?digest={claimed}")))
+            .body(vec![i; 100])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    }
+    let r = client()
+        .get(s.url("/pavilion/v1/usage"))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["totals"]["stored_blobs"], 0, "{v}");
+    let data = s.data.to_str().unwrap().to_string();
+    let out = pv(&["du", "--data", &data, "--output", "json"]).ok();
+    let du: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(du["reclaimable"]["blobs"], 0, "{du}");
+}
