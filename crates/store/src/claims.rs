@@ -75,6 +75,26 @@ async fn claim_existing_blob(
     claimed(r.rows_affected(), digest)
 }
 
+/// Links blob `digest` into `repo` (creating the repository), claimed now.
+async fn link(
+    tx: &mut Transaction<'_, Any>,
+    repo: &str,
+    digest: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    ensure_repository(tx, repo, now).await?;
+    sqlx::query(
+        "INSERT INTO repo_blobs (repo, digest, created_at, claimed_at) VALUES ($1, $2, $3, $3) \
+         ON CONFLICT (repo, digest) DO UPDATE SET claimed_at = excluded.claimed_at",
+    )
+    .bind(repo)
+    .bind(digest)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 async fn ensure_repository(
     tx: &mut Transaction<'_, Any>,
     repo: &str,
@@ -144,16 +164,7 @@ impl MetaStore {
             .bind(size as i64)
             .execute(&mut *tx)
             .await?;
-        ensure_repository(&mut tx, repo, now).await?;
-        sqlx::query(
-            "INSERT INTO repo_blobs (repo, digest, created_at, claimed_at) VALUES ($1, $2, $3, $3) \
-             ON CONFLICT (repo, digest) DO UPDATE SET claimed_at = excluded.claimed_at",
-        )
-        .bind(repo)
-        .bind(&d)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        link(&mut tx, repo, &d, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -179,16 +190,7 @@ impl MetaStore {
             .fetch_one(&mut *tx)
             .await?
             .try_get("size")?;
-        ensure_repository(&mut tx, repo, now).await?;
-        sqlx::query(
-            "INSERT INTO repo_blobs (repo, digest, created_at, claimed_at) VALUES ($1, $2, $3, $3) \
-             ON CONFLICT (repo, digest) DO UPDATE SET claimed_at = excluded.claimed_at",
-        )
-        .bind(repo)
-        .bind(&d)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        link(&mut tx, repo, &d, now).await?;
         tx.commit().await?;
         Ok(Some(size as u64))
     }

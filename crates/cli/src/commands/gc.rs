@@ -42,7 +42,8 @@ pub fn run(args: GcArgs) -> CmdResult {
     )
     .map_err(|e| UsageError(format!("{e:#}")))?;
     if let Some(g) = &args.grace {
-        settings.grace = grace(g)?;
+        settings.grace =
+            crate::config::gc::grace("--grace", g).map_err(|e| UsageError(e.to_string()))?;
     }
     if server.database_url.is_none() && !server.data_dir.is_dir() {
         return Err(UsageError(format!(
@@ -63,20 +64,6 @@ pub fn run(args: GcArgs) -> CmdResult {
         )));
     }
     Ok(ExitStatus::Success)
-}
-
-fn grace(s: &str) -> CmdResult<std::time::Duration> {
-    if s == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    let d = super::sign::parse_duration(s).map_err(|_| {
-        UsageError(format!(
-            "--grace {s:?} is not a duration like 24h, 90m or 0"
-        ))
-    })?;
-    Ok(std::time::Duration::from_secs(
-        d.whole_seconds().max(0) as u64
-    ))
 }
 
 async fn collect(

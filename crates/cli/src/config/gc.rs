@@ -65,6 +65,19 @@ pub struct GcSettings {
     pub retention: Retention,
 }
 
+/// A grace period: a duration, or "0" (the duration grammar refuses "0s";
+/// a grace of zero is for tests and spelled so on purpose). For `[gc]
+/// grace` and `pavilion gc --grace`.
+pub fn grace(key: &str, s: &str) -> Result<Duration> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    match crate::commands::sign::parse_duration(s) {
+        Ok(d) => Ok(Duration::from_secs(d.whole_seconds().max(0) as u64)),
+        Err(_) => bail!("{key} {s:?} is not a duration like 24h, 90m or 0"),
+    }
+}
+
 fn duration(key: &str, s: &str) -> Result<Duration> {
     match crate::commands::sign::parse_duration(s) {
         Ok(d) => Ok(Duration::from_secs(d.whole_seconds().max(0) as u64)),
@@ -84,10 +97,7 @@ impl GcFile {
     /// Checks every key; an error is one line naming what is wrong.
     pub fn settings(&self) -> Result<GcSettings> {
         let grace = match &self.grace {
-            // "0s" is refused by the duration grammar; a grace of zero is
-            // for tests and spelled so on purpose.
-            Some(g) if g == "0" => Duration::ZERO,
-            Some(g) => duration("gc.grace", g)?,
+            Some(g) => grace("gc.grace", g)?,
             None => DEFAULT_GRACE,
         };
         let interval = match &self.interval {
