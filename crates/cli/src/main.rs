@@ -74,6 +74,8 @@ enum Command {
     Token(commands::token::TokenCommand),
     /// Storage used per repository, what the store keeps and what deduplication saves (from the registry's metadata database).
     Du(commands::du::DuArgs),
+    /// Blob transfers in flight on a Pavilion registry, refreshed like top (bytes, rate, ETA).
+    Top(commands::top::TopArgs),
     /// Garbage collection beside live replicas: reclaim what no tag, index or live subject reaches (--dry-run lists what would go and why).
     Gc(commands::gc::GcArgs),
 }
@@ -132,6 +134,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => commands::token::run(cmd),
         Command::Du(args) => commands::du::run(args),
         Command::Gc(args) => commands::gc::run(args),
+        Command::Top(args) => commands::top::run(args),
     };
     match result {
         Ok(status) => status.into(),

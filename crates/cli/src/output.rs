@@ -57,6 +57,69 @@ pub fn progress_bar(total: u64, output: Output) -> indicatif::ProgressBar {
     bar
 }
 
+/// With `--output json`, a transfer's progress as one JSON document per
+/// second on stderr (stdout keeps the one result document):
+/// `{"progress":{"direction":"upload","reference":...,"bytes":N,"total":N,
+/// "rate_bytes_per_second":R,"eta_seconds":S,"elapsed_seconds":S}}`, the
+/// fields `GET /pavilion/v1/transfers` uses for the registry's side. The
+/// hidden bar still counts, so it is the one source of the numbers. Stops
+/// when dropped.
+pub struct JsonProgress {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts [`JsonProgress`] for `bar` when the output is JSON.
+pub fn json_progress(
+    bar: &indicatif::ProgressBar,
+    output: Output,
+    direction: &'static str,
+    reference: String,
+) -> Option<JsonProgress> {
+    if output != Output::Json {
+        return None;
+    }
+    let bar = bar.clone();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let started = std::time::Instant::now();
+    let thread = std::thread::spawn(move || {
+        use std::sync::mpsc::RecvTimeoutError;
+        while let Err(RecvTimeoutError::Timeout) =
+            stopped.recv_timeout(std::time::Duration::from_secs(1))
+        {
+            let bytes = bar.position();
+            let total = bar.length().filter(|n| *n > 0);
+            let rate = bar.per_sec();
+            let eta = total
+                .filter(|_| rate > 0.0)
+                .map(|t| t.saturating_sub(bytes) as f64 / rate);
+            let doc = serde_json::json!({"progress": {
+                "direction": direction,
+                "reference": reference,
+                "bytes": bytes,
+                "total": total,
+                "rate_bytes_per_second": rate,
+                "eta_seconds": eta,
+                "elapsed_seconds": started.elapsed().as_secs_f64(),
+            }});
+            eprintln!("{doc}");
+        }
+    });
+    Some(JsonProgress {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+impl Drop for JsonProgress {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A transfer's progress on the terminal: the bar (hidden off a terminal
 /// and with `--output json`) and a line on stderr per event.
 pub struct BarProgress(pub indicatif::ProgressBar);

@@ -47,6 +47,7 @@ mod manifest;
 mod pull;
 mod push;
 pub mod tls;
+pub mod transfers;
 pub mod upload_journal;
 
 pub use blob::ByteStream;

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod media_type;
 pub mod name;
 pub mod percent;
+pub mod transfers;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
 

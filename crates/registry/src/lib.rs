@@ -49,6 +49,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod transfers;
 pub mod uploads;
 pub mod usage;
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// An endpoint of the distribution API, with its path parameters.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `/v2/`
     Base,
@@ -177,7 +177,11 @@ where
 }
 
 async fn route(state: &AppState, req: Request) -> Response {
-    let route = match Route::parse(req.uri().path()) {
+    let parsed = match req.extensions().get::<crate::metrics::layer::Parsed>() {
+        Some(p) => p.0.as_ref().clone(),
+        None => Route::parse(req.uri().path()),
+    };
+    let route = match parsed {
         Some(r) => r,
         None => {
             return ApiError::new(

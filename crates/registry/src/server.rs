@@ -244,6 +244,10 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
             "/pavilion/v1/usage",
             axum::routing::get(crate::usage::usage),
         )
+        .route(
+            "/pavilion/v1/transfers",
+            axum::routing::get(crate::transfers::api::transfers),
+        )
         .route("/metrics", axum::routing::get(crate::health::metrics))
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(

@@ -50,6 +50,8 @@ pub struct AppState {
     pub quotas: Vec<crate::quota::Quota>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Blob transfers in flight (`/pavilion/v1/transfers`).
+    pub transfers: Arc<crate::transfers::Transfers>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
     /// cached entry is always right; the database still decides visibility.
     manifest_cache: RwLock<ManifestCache>,
@@ -76,6 +78,7 @@ impl AppState {
             access: None,
             quotas: Vec::new(),
             metrics: Arc::default(),
+            transfers: Arc::default(),
             manifest_cache: RwLock::new(ManifestCache::default()),
         }
     }

@@ -2,7 +2,7 @@
 //! (`oci:PATH[:TAG]`), with `--recursive` carrying referrers along.
 
 use crate::exit::{CmdResult, Context, ExitStatus, UsageError};
-use crate::output::{print_json, progress_bar, Output};
+use crate::output::{json_progress, print_json, progress_bar, Output};
 use crate::remote::{runtime, RemoteArgs};
 use clap::Args;
 use pavilion_client::copy::{copy, CopyOptions, Endpoint};
@@ -31,6 +31,7 @@ pub fn run(args: CopyArgs) -> CmdResult {
     let src = endpoint(&args.source)?;
     let dst = endpoint(&args.destination)?;
     let bar = progress_bar(0, args.remote.output.format);
+    let _progress = json_progress(&bar, args.remote.output.format, "copy", dst.to_string());
     let client = args.remote.client_with_progress(&bar)?;
     let opts = CopyOptions {
         recursive: args.recursive,

@@ -18,4 +18,5 @@ pub mod serve;
 pub mod serve_access;
 pub mod sign;
 pub mod token;
+pub mod top;
 pub mod verify;

@@ -3,7 +3,7 @@
 //! parses, shows progress and prints what was placed.
 
 use crate::exit::{CmdResult, Context, ExitStatus};
-use crate::output::{print_json, progress_bar, Output};
+use crate::output::{json_progress, print_json, progress_bar, Output};
 use crate::remote::{runtime, RemoteArgs};
 use clap::Args;
 use pavilion_client::digest_cache::default_cache_dir;
@@ -61,6 +61,7 @@ pub fn run(args: PullArgs) -> CmdResult {
         .parse()
         .with_context(|| format!("invalid reference {:?}", args.reference))?;
     let bar = progress_bar(0, args.remote.output.format);
+    let _progress = json_progress(&bar, args.remote.output.format, "download", r.to_string());
     let client = args.remote.client_with_progress(&bar)?;
     let cache_dir = if args.no_cache {
         None

@@ -4,7 +4,7 @@
 //! progress and prints what was sent.
 
 use crate::exit::{CmdResult, Context, ExitStatus, Failure};
-use crate::output::{print_json, progress_bar, BarProgress, Output};
+use crate::output::{json_progress, print_json, progress_bar, BarProgress, Output};
 use crate::remote::{runtime, RemoteArgs};
 use clap::Args;
 use pavilion_client::digest_cache::{default_cache_dir, DigestCache};
@@ -98,6 +98,7 @@ pub fn run(args: PushArgs) -> CmdResult {
     };
     let output = args.remote.output.format;
     let bar = progress_bar(0, output);
+    let _progress = json_progress(&bar, output, "upload", r.to_string());
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
     // Open upload sessions are remembered beside the digests, so a push
     // that was killed continues from the registry's offset when re-run.

@@ -30,6 +30,7 @@ mod gate_attacks;
 mod gc_faults;
 mod gc_stress;
 mod gc_support;
+mod live_transfers;
 mod model_cli;
 mod notary_cli;
 mod observability;

@@ -338,7 +338,11 @@ pub async fn guard(
     // Read before awaiting: a request body is not Sync, so the future must
     // not hold a reference to the request across the checks.
     let presented = access.presented(&req);
-    let judged = target::judge(req.method(), req.uri().path());
+    let parsed = match req.extensions().get::<crate::metrics::layer::Parsed>() {
+        Some(p) => p.0.as_ref().clone(),
+        None => crate::routes::Route::parse(req.uri().path()),
+    };
+    let judged = target::judge_parsed(req.method(), req.uri().path(), parsed);
     let scope = match &judged {
         Judged::Act(t) => Some(t.scope()),
         _ => None,

@@ -92,9 +92,17 @@ impl Target {
 }
 
 /// Judges a request by its method and path.
+#[cfg(test)]
 pub fn judge(method: &Method, path: &str) -> Judged {
+    judge_parsed(method, path, Route::parse(path))
+}
+
+/// Judges a request by its method, its path and that path as the
+/// dispatcher parses it (parsed once per request, by the outermost layer).
+pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judged {
     if path == "/pavilion/v1/decisions"
         || path == "/pavilion/v1/usage"
+        || path == "/pavilion/v1/transfers"
         || path == "/metrics"
         || path.starts_with("/pavilion/v1/policy/")
     {
@@ -103,6 +111,8 @@ pub fn judge(method: &Method, path: &str) -> Judged {
                 "policy"
             } else if path == "/pavilion/v1/usage" {
                 "usage"
+            } else if path == "/pavilion/v1/transfers" {
+                "transfers"
             } else if path == "/metrics" {
                 "metrics"
             } else {
@@ -113,7 +123,7 @@ pub fn judge(method: &Method, path: &str) -> Judged {
             Judged::Other
         };
     }
-    let Some(route) = Route::parse(path) else {
+    let Some(route) = parsed else {
         return Judged::Other;
     };
     if !route.allows(method) {

@@ -7,7 +7,9 @@
 //! could hold a secret.
 
 use super::{method_label, route_label, Metrics};
+use crate::routes::Route;
 use crate::state::AppState;
+use crate::transfers::{download_start, upload_start};
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -24,6 +26,11 @@ use std::time::Instant;
 /// request's extensions do not outlive).
 #[derive(Clone, Default)]
 pub struct Who(pub Arc<OnceLock<String>>);
+
+/// The request's path as the dispatcher recognises it (`None`: not an
+/// API path), parsed once by [`observe`] for every layer after it.
+#[derive(Clone)]
+pub struct Parsed(pub Arc<Option<Route>>);
 
 /// A request id the client sent, if it is short and plain; else a new one.
 fn request_id(req: &Request) -> String {
@@ -64,8 +71,12 @@ pub fn trace_id(req: &Request) -> Option<String> {
 /// See the module docs.
 pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let metrics = state.metrics.clone();
-    let route = route_label(req.uri().path());
+    // Parsed once here; the access guard and the dispatcher read it from
+    // the request's extensions.
+    let parsed = Parsed(Arc::new(Route::parse(req.uri().path())));
+    let route = route_label(req.uri().path(), parsed.0.as_ref().as_ref());
     let method = method_label(req.method());
+    let http_method = req.method().clone();
     let id = request_id(&req);
     let trace = trace_id(&req);
     let started = Instant::now();
@@ -74,6 +85,16 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     let in_flight = InFlight::new(metrics.clone(), route);
     let who = Who::default();
     req.extensions_mut().insert(who.clone());
+    // An upload is listed while its request body is read.
+    let upload = upload_start(
+        req.method(),
+        parsed.0.as_ref().as_ref(),
+        req.headers(),
+        req.uri().query(),
+        req.body().size_hint().exact() == Some(0),
+    )
+    .map(|s| state.transfers.begin(s, who.clone()));
+    req.extensions_mut().insert(parsed.clone());
     let bytes_in = Arc::new(AtomicU64::new(0));
     let counted_in = bytes_in.clone();
     let m_in = metrics.clone();
@@ -83,6 +104,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
             on_data: Box::new(move |n| {
                 counted_in.fetch_add(n, Ordering::Relaxed);
                 m_in.add_in(n);
+                if let Some(t) = &upload {
+                    t.add(n);
+                }
             }),
             on_done: None,
             bytes: 0,
@@ -93,6 +117,13 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
         resp.headers_mut().insert("x-request-id", v);
     }
     let status = resp.status().as_u16();
+    let download = download_start(
+        &http_method,
+        parsed.0.as_ref().as_ref(),
+        status,
+        resp.headers(),
+    )
+    .map(|s| state.transfers.begin(s, who.clone()));
     let m_out = metrics.clone();
     let done = move |bytes_out: u64| {
         drop(in_flight);
@@ -123,7 +154,12 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     resp.map(move |b| {
         Body::new(Counted {
             inner: b,
-            on_data: Box::new(move |n| m_out.add_out(n)),
+            on_data: Box::new(move |n| {
+                m_out.add_out(n);
+                if let Some(t) = &download {
+                    t.add(n);
+                }
+            }),
             on_done: Some(Box::new(done)),
             bytes: 0,
         })

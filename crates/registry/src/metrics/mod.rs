@@ -73,9 +73,9 @@ pub fn method_label(m: &Method) -> &'static str {
 /// The route template of a request path: the distribution API's
 /// endpoints by their pattern, Pavilion's own paths as they are, and
 /// `other` for the rest (so that unknown paths cannot add label values).
-pub fn route_label(path: &str) -> &'static str {
+pub fn route_label(path: &str, parsed: Option<&crate::routes::Route>) -> &'static str {
     use crate::routes::Route;
-    if let Some(r) = Route::parse(path) {
+    if let Some(r) = parsed {
         return match r {
             Route::Base => "/v2/",
             Route::Catalog => "/v2/_catalog",
@@ -94,6 +94,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/token",
         "/.well-known/jwks.json",
         "/pavilion/v1/usage",
+        "/pavilion/v1/transfers",
         "/pavilion/v1/decisions",
         "/admission",
         "/pavilion/v1/gatekeeper/verify",
@@ -154,23 +155,27 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    fn label(path: &str) -> &'static str {
+        route_label(path, crate::routes::Route::parse(path).as_ref())
+    }
+
     #[test]
     fn routes_are_templates_and_unknown_paths_share_one_label() {
         assert_eq!(
-            route_label("/v2/team/model/blobs/sha256:abc"),
+            label("/v2/team/model/blobs/sha256:abc"),
             "/v2/{name}/blobs/{digest}"
         );
         assert_eq!(
-            route_label("/v2/a/b/c/manifests/v1"),
+            label("/v2/a/b/c/manifests/v1"),
             "/v2/{name}/manifests/{reference}"
         );
         assert_eq!(
-            route_label("/v2/x/blobs/uploads/123"),
+            label("/v2/x/blobs/uploads/123"),
             "/v2/{name}/blobs/uploads/{id}"
         );
-        assert_eq!(route_label("/metrics"), "/metrics");
+        assert_eq!(label("/metrics"), "/metrics");
         assert_eq!(
-            route_label("/pavilion/v1/policy/x/y@sha256:1"),
+            label("/pavilion/v1/policy/x/y@sha256:1"),
             "/pavilion/v1/policy/{reference}"
         );
         for p in [
@@ -180,7 +185,7 @@ mod tests {
             "/metrics/extra",
             "/v2/a/unknown/x",
         ] {
-            assert_eq!(route_label(p), "other", "{p}");
+            assert_eq!(label(p), "other", "{p}");
         }
         assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "OTHER");
     }
