@@ -370,6 +370,16 @@ pub async fn serve(
             source,
         })?;
     let bound = listener.local_addr()?;
+    // Bound before `ready`: an address in use stops the start instead of
+    // failing after "listening" was reported.
+    let metrics_listener = match cfg.metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
     if let Some(access) = &state.access {
         let scheme = if tls.is_some() { "https" } else { "http" };
         access
@@ -384,10 +394,7 @@ pub async fn serve(
         cfg.upload_empty_ttl,
     ));
     tokio::spawn(prune_decisions(state.clone()));
-    if let Some(addr) = cfg.metrics_addr {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind { addr, source })?;
+    if let Some(listener) = metrics_listener {
         tracing::info!(addr = %listener.local_addr()?, "metrics listener");
         let probes = Router::new()
             .route("/metrics", axum::routing::get(crate::health::metrics))
