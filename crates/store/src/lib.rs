@@ -50,6 +50,7 @@ pub mod gc;
 pub mod meta;
 pub mod object;
 pub mod object_url;
+pub mod observe;
 pub mod reader;
 pub mod resumable_sha256;
 pub mod usage;
@@ -59,8 +60,9 @@ pub use blob::{BlobStore, ByteRange, ByteStream};
 pub use decisions::{Decision, DecisionQuery, DecisionRetention, NewDecision};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
-pub use meta::{BriefReferrers, ManifestRecord, MetaStore, NewManifest};
+pub use meta::{BriefReferrers, ManifestRecord, MetaStore, NewManifest, PoolFigures};
 pub use object::ObjectBlobStore;
+pub use observe::{Direction, StoreObserver};
 
 /// Milliseconds since the Unix epoch, for timestamps in metadata.
 pub fn now_millis() -> i64 {

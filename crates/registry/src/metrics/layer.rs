@@ -66,6 +66,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     let metrics = state.metrics.clone();
     let route = route_label(req.uri().path());
     let method = method_label(req.method());
+    let repo = metrics.repository_of(req.uri().path());
     let id = request_id(&req);
     let trace = trace_id(&req);
     let started = Instant::now();
@@ -99,6 +100,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
         let secs = started.elapsed().as_secs_f64();
         metrics.end(route, method, status, secs);
         let bytes_in = bytes_in.load(Ordering::Relaxed);
+        if let Some(r) = &repo {
+            metrics.repository_request(r, method, status, bytes_in, bytes_out);
+        }
         let served = status == 200 || status == 206;
         if route == "/v2/{name}/blobs/{digest}" && method == "GET" && served && bytes_out > 0 {
             metrics.transfer("download", secs);
