@@ -61,7 +61,7 @@ impl<K: Hash + Eq + Copy + Ord> Histograms<K> {
     pub(crate) fn sorted(&self) -> Vec<(K, Histogram)> {
         let m = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<(K, Histogram)> = m.iter().map(|(k, h)| (*k, h.clone())).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|e| e.0);
         v
     }
 }
