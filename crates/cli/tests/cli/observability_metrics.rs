@@ -5,6 +5,7 @@
 //! opt-in, capped per-repository series. Each read from a real `pavilion
 //! serve` with the official Prometheus parser, as exact movements.
 
+use crate::common::notation::{policy_dir, User};
 use crate::common::*;
 use crate::observability::{parse, scrape, value, Samples};
 use std::time::{Duration, Instant};
@@ -160,6 +161,20 @@ deny contains msg if {
     t == "refused"
     msg := "tag refused is not allowed"
 }
+
+# A runtime error: to_number of a non-number.
+deny contains msg if {
+    n := to_number(input.annotations["example.count"])
+    n > 10
+    msg := "too many"
+}
+
+deny contains msg if {
+    some t in input.tags
+    t == "prod"
+    not input.signature.verified
+    msg := "tag prod needs a valid signature"
+}
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,7 +193,26 @@ async fn push_policy_decisions_count_one_allow_and_one_deny() {
     let m = image_manifest((&cd, config.len()), &[], "");
     let r = put_manifest(&s, "pol/app", "refused", Some(OCI_MANIFEST), &m).await;
     assert_eq!(r.status(), 403);
+    let mid = parse(&scrape(&s).await).unwrap();
+    // Rules that fail to evaluate refuse, counted apart.
+    let counted = image_manifest(
+        (&cd, config.len()),
+        &[],
+        r#","annotations":{"example.count":"many"}"#,
+    );
+    let r = put_manifest(&s, "pol/app", "counted", Some(OCI_MANIFEST), &counted).await;
+    assert_eq!(r.status(), 403);
     let after = parse(&scrape(&s).await).unwrap();
+    assert_eq!(
+        delta(
+            &mid,
+            &after,
+            "pavilion_policy_decisions_total",
+            &[("point", "push"), ("result", "error")]
+        ),
+        1.0
+    );
+    let after = mid;
     let d = |point: &str, result: &str| {
         delta(
             &before,
@@ -508,4 +542,75 @@ async fn scheduled_collection_counts_its_runs_and_what_it_deleted() {
         assert!(Instant::now() < deadline, "the schedule never collected");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_verifications_count_none_and_verified() {
+    let user = User::new();
+    let rules = policy_dir(&[("push.rego", PUSH_RULES)]);
+    let (tp, ts) = (user.trust_policy(), user.trust_store());
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            "--policy",
+            rules.path().to_str().unwrap(),
+            "--trust-policy",
+            &tp,
+            "--trust-store",
+            &ts,
+        ],
+    )
+    .unwrap();
+    client().get(s.url("/v2/")).send().await.unwrap();
+    let Some(start) = parse(&scrape(&s).await) else {
+        return;
+    };
+    let sig = |m: &Samples, result: &str| {
+        value(
+            m,
+            "pavilion_signature_verifications_total",
+            &[("result", result)],
+        )
+    };
+    // Unsigned: nothing to verify.
+    let digest = push_image(&s, "sig/app", "v1", "signed").await;
+    let unsigned = parse(&scrape(&s).await).unwrap();
+    assert_eq!(sig(&unsigned, "none") - sig(&start, "none"), 1.0);
+    assert_eq!(sig(&unsigned, "verified"), 0.0);
+    // Signed by a certificate the trust store holds, then tagged prod:
+    // the push gate verifies that signature.
+    user.sign(&format!("{}/sig/app:v1", s.addr));
+    let signed = parse(&scrape(&s).await).unwrap();
+    let body = get_manifest(&s, "sig/app", &digest)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let r = put_manifest(&s, "sig/app", "prod", Some(OCI_MANIFEST), &body).await;
+    assert_eq!(r.status(), 201);
+    let tagged = parse(&scrape(&s).await).unwrap();
+    assert_eq!(sig(&tagged, "verified") - sig(&signed, "verified"), 1.0);
+    assert_eq!(sig(&tagged, "none"), sig(&signed, "none"));
+    assert_eq!(sig(&tagged, "failed") + sig(&tagged, "error"), 0.0);
+    // An unsigned manifest cannot be prod: one more none, one deny.
+    let other = push_image(&s, "sig/app", "v2", "unsigned").await;
+    let body = get_manifest(&s, "sig/app", &other)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let before = parse(&scrape(&s).await).unwrap();
+    let r = put_manifest(&s, "sig/app", "prod", Some(OCI_MANIFEST), &body).await;
+    assert_eq!(r.status(), 403);
+    let after = parse(&scrape(&s).await).unwrap();
+    assert_eq!(sig(&after, "none") - sig(&before, "none"), 1.0);
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "pavilion_policy_decisions_total",
+            &[("point", "push"), ("result", "deny")]
+        ),
+        1.0
+    );
 }
