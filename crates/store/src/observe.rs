@@ -8,8 +8,6 @@
 //! Every label an observer receives is a `&'static str` chosen here, never
 //! a key, digest or repository, so observers cannot grow without bound.
 
-use crate::blob::ByteStream;
-use futures::StreamExt;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -90,23 +88,6 @@ impl Probe {
         if let (Some(o), true) = (&self.observer, n > 0) {
             o.store_bytes(self.backend, direction, n);
         }
-    }
-
-    /// The stream, counting the bytes read through it.
-    pub(crate) fn count_reads(&self, stream: ByteStream) -> ByteStream {
-        let Some(o) = self.observer.clone() else {
-            return stream;
-        };
-        let backend = self.backend;
-        stream
-            .inspect(move |item| {
-                if let Ok(b) = item {
-                    if !b.is_empty() {
-                        o.store_bytes(backend, Direction::Read, b.len() as u64);
-                    }
-                }
-            })
-            .boxed()
     }
 }
 

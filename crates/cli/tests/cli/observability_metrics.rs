@@ -152,6 +152,11 @@ async fn store_requests_and_bytes_move_for_a_push_on_radosgw_and_postgres() {
     store_figures_follow_a_push(Backend::S3, "s3").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_requests_and_bytes_move_for_a_push_on_azurite_and_postgres() {
+    store_figures_follow_a_push(Backend::Azure, "azure").await;
+}
+
 const PUSH_RULES: &str = r#"
 package pavilion.push
 import rego.v1
@@ -177,16 +182,41 @@ deny contains msg if {
 }
 "#;
 
+const ADMISSION_TOKEN: &str = "metrics-test-admission-token";
+
+const POD_REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",
+"request":{"uid":"u-1","kind":{"group":"","version":"v1","kind":"Pod"},
+"resource":{"group":"","version":"v1","resource":"pods"},"name":"p","namespace":"ml",
+"operation":"CREATE","userInfo":{"username":"system:anonymous"},
+"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"ml"},
+"spec":{"containers":[]}},"dryRun":false}}"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_policy_decisions_count_one_allow_and_one_deny() {
     let rules = tempfile::tempdir().unwrap();
     std::fs::write(rules.path().join("push.rego"), PUSH_RULES).unwrap();
     let dir = rules.path().to_str().unwrap();
-    let s = Server::start_with(Backend::Sqlite, &["--policy", dir]).unwrap();
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &["--policy", dir, "--admission-token", ADMISSION_TOKEN],
+    )
+    .unwrap();
     client().get(s.url("/v2/")).send().await.unwrap();
     let Some(before) = parse(&scrape(&s).await) else {
         return;
     };
+    // A Pod without images, and no admission rules: allowed.
+    let r = client()
+        .post(s.url("/admission"))
+        .header("content-type", "application/json")
+        .bearer_auth(ADMISSION_TOKEN)
+        .body(POD_REVIEW)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let review: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(review["response"]["allowed"], true, "{review}");
     push_image(&s, "pol/app", "kept", "one").await;
     let config = br#"{"architecture":"amd64","os":"linux","seed":"two"}"#.to_vec();
     let cd = push_blob(&s, "pol/app", &config).await;
@@ -222,6 +252,8 @@ async fn push_policy_decisions_count_one_allow_and_one_deny() {
         )
     };
     assert_eq!(d("push", "allow"), 1.0);
+    assert_eq!(d("admission", "allow"), 1.0);
+    assert_eq!(d("admission", "deny") + d("admission", "error"), 0.0);
     assert_eq!(d("push", "deny"), 1.0);
     assert_eq!(d("push", "error"), 0.0);
     // No pull rules: pulls are not decided; no trust policy: nothing is
