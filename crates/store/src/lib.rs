@@ -7,6 +7,8 @@
 //!   upload sessions in SQL (SQLite embedded, PostgreSQL at scale), and the
 //!   bounded, pruned decision log ([`decisions`]), and the API keys and
 //!   token signing keys every replica shares ([`api_keys`]).
+//! - [`StoreObserver`]: the hook through which both stores report request
+//!   times, retries, bytes and query times (the registry's metrics).
 //! - `conformance` (feature `testing`): the tests every `BlobStore`
 //!   backend must pass, kept out of release builds.
 //!
