@@ -3,7 +3,7 @@
 //! query times) to whoever installed an observer: the registry counts them
 //! for Prometheus. The store crate only measures; it knows nothing of how
 //! figures are kept or shown, and without an observer the hook costs a
-//! branch.
+//! clock read and a branch.
 //!
 //! Every label an observer receives is a `&'static str` chosen here, never
 //! a key, digest or repository, so observers cannot grow without bound.
