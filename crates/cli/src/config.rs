@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub mod gc;
+pub mod metrics;
 pub mod quota;
 mod tls_client;
 use tls_client::tls_client_settings;
@@ -212,6 +213,7 @@ pub struct FileConfig {
     auth: Option<crate::auth_config::AuthFile>,
     gc: Option<gc::GcFile>,
     metrics_addr: Option<SocketAddr>,
+    metrics: Option<metrics::MetricsFile>,
     /// `[[quota]]` entries, checked by [`quota::quotas`].
     quota: Option<toml::Value>,
 }
@@ -598,6 +600,7 @@ impl ServeArgs {
         }
         // Checked even when off: a rule that does not parse stops serve.
         let gc = file.gc.unwrap_or_default().settings()?;
+        server.repository_labels = file.metrics.unwrap_or_default().repository_labels()?;
         if gc.enabled {
             server.gc = Some(pavilion_registry::lifecycle::GcSchedule {
                 interval: gc.interval,

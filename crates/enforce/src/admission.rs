@@ -44,6 +44,7 @@ use pavilion_policy::kubernetes::{
     ProviderItem, VerifierReport,
 };
 use pavilion_policy::Point;
+use pavilion_registry::metrics::Verdict;
 use pavilion_registry::AppState;
 use pavilion_store::NewDecision;
 use pavilion_verify::{verify_remote_manifest, ArtifactVerification, TrustConfig};
@@ -386,6 +387,7 @@ async fn admission(State(a): State<Arc<Admission>>, req: Request) -> Response {
     let mut deny: Vec<String> = Vec::new();
     let mut warn = Vec::new();
     let mut images = Vec::new();
+    let mut failed = false;
     if let Some(why) = &review.invalid {
         // What cannot be read cannot have been checked.
         deny.push(format!("cannot interpret the review: {why}"));
@@ -420,12 +422,23 @@ async fn admission(State(a): State<Arc<Admission>>, req: Request) -> Response {
                     deny.extend(d.deny);
                     warn = d.warn;
                 }
-                Err(e) => deny.push(format!("policy evaluation failed: {e}")),
+                Err(e) => {
+                    failed = true;
+                    deny.push(format!("policy evaluation failed: {e}"));
+                }
             }
         }
     }
     deny.dedup();
     let allowed = deny.is_empty();
+    a.registry.metrics.policy_decision(
+        "admission",
+        match (failed, allowed) {
+            (true, _) => Verdict::Error,
+            (false, true) => Verdict::Allow,
+            (false, false) => Verdict::Deny,
+        },
+    );
     let subject = format!(
         "{} {}/{}",
         review.kind,

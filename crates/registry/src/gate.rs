@@ -7,6 +7,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::facts::{gather, Subject};
+use crate::metrics::Verdict;
 use crate::policy_hook::{Gate, GateDecision, GateError, GateFacts};
 use crate::state::AppState;
 use bytes::Bytes;
@@ -26,7 +27,16 @@ pub(crate) async fn decide(
     facts: Result<GateFacts, GateError>,
     pull: Option<String>,
 ) -> GateDecision {
-    let asked = match facts {
+    refuse_errors(ask(gate, facts, pull).await)
+}
+
+/// The gate's answer, or why it could not give one.
+async fn ask(
+    gate: Arc<dyn Gate>,
+    facts: Result<GateFacts, GateError>,
+    pull: Option<String>,
+) -> Result<GateDecision, GateError> {
+    match facts {
         Err(e) => Err(e),
         Ok(facts) => tokio::task::spawn_blocking(move || match &pull {
             Some(reference) => gate.decide_pull(&facts, reference),
@@ -34,11 +44,50 @@ pub(crate) async fn decide(
         })
         .await
         .unwrap_or_else(|e| Err(GateError::Aborted(e.to_string()))),
-    };
+    }
+}
+
+/// A gate that cannot answer refuses (policies fail closed).
+fn refuse_errors(asked: Result<GateDecision, GateError>) -> GateDecision {
     asked.unwrap_or_else(|e| GateDecision {
         deny: vec![e.to_string()],
         ..Default::default()
     })
+}
+
+/// Asks the gate at a door (`push`, `pull`) and counts the decision and,
+/// when the gate verifies signatures, the verification it made.
+async fn decide_counted(
+    state: &AppState,
+    point: &'static str,
+    gate: Arc<dyn Gate>,
+    facts: Result<GateFacts, GateError>,
+    pull: Option<String>,
+) -> GateDecision {
+    let m = &state.metrics;
+    // Whether any signature was there to verify, known before the facts
+    // move to the gate's thread.
+    let signed = facts.as_ref().ok().map(|f| {
+        !f.signatures.is_empty() || f.signatures_unchecked.count > 0 || f.signatures_unchecked.more
+    });
+    let verifies = gate.uses_signatures();
+    let asked = ask(gate, facts, pull).await;
+    let verdict = match &asked {
+        Ok(d) if d.deny.is_empty() => Verdict::Allow,
+        Ok(_) => Verdict::Deny,
+        Err(_) => Verdict::Error,
+    };
+    m.policy_decision(point, verdict);
+    if verifies {
+        let result = match (&asked, signed) {
+            (Err(_), _) | (_, None) => "error",
+            (Ok(_), Some(false)) => "none",
+            (Ok(d), Some(true)) if d.detail["signature"]["verified"] == true => "verified",
+            (Ok(_), Some(true)) => "failed",
+        };
+        m.signature_verification(result);
+    }
+    refuse_errors(asked)
 }
 
 /// Records a decision; a log that cannot be written is the operator's
@@ -99,7 +148,7 @@ pub async fn check_push(state: &AppState, subject: &Subject<'_>) -> ApiResult<Ve
         repo, tags, digest, ..
     } = *subject;
     let facts = gather(state, &gate, subject).await?;
-    let decision = decide(gate, facts, None).await;
+    let decision = decide_counted(state, "push", gate, facts, None).await;
     let detail = serde_json::json!({ "digest": digest.to_string(), "tags": tags });
     record(state, "push", repo, digest, &decision, detail).await;
     if decision.deny.is_empty() {
@@ -131,7 +180,7 @@ pub async fn check_pull(
     let decision = match ManifestInfo::parse(body, Some(media_type)) {
         Err(e) => {
             let e = GateError::Facts(format!("stored manifest {digest}: {e}"));
-            decide(gate, Err(e), None).await
+            decide_counted(state, "pull", gate, Err(e), None).await
         }
         Ok(info) => {
             let subject = Subject {
@@ -147,7 +196,7 @@ pub async fn check_pull(
                 Ok(pavilion_oci::Reference::Digest(_)) => format!("{repo}@{reference}"),
                 _ => format!("{repo}:{reference}"),
             };
-            decide(gate, facts, Some(pinned)).await
+            decide_counted(state, "pull", gate, facts, Some(pinned)).await
         }
     };
     if decision.deny.is_empty() {

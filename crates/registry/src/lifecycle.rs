@@ -3,6 +3,7 @@
 //! schedule, since one lock in the shared database lets one run at a time
 //! and the others skip their turn.
 
+use crate::metrics::GcRun;
 use crate::state::AppState;
 use pavilion_store::gc::{self, GcError};
 use std::sync::Arc;
@@ -25,7 +26,10 @@ pub(crate) async fn scheduled_gc(state: Arc<AppState>, schedule: GcSchedule) {
             () = tokio::time::sleep(every) => {}
             () = state.shutdown.cancelled() => return,
         }
-        match gc::run(&state.meta, state.blobs.as_ref(), &schedule.options).await {
+        let started = std::time::Instant::now();
+        let run = gc::run(&state.meta, state.blobs.as_ref(), &schedule.options).await;
+        state.metrics.gc_run(figures(&run, started.elapsed()));
+        match run {
             Ok(r) => tracing::info!(
                 manifests = r.manifests.len(),
                 tags = r.tags.len(),
@@ -42,5 +46,30 @@ pub(crate) async fn scheduled_gc(state: Arc<AppState>, schedule: GcSchedule) {
             }
             Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
         }
+    }
+}
+
+/// What a run did, for the metrics. A run that stopped on an error still
+/// deleted what its report lists (`partial`; the next run resumes).
+fn figures(run: &Result<gc::Report, GcError>, took: Duration) -> GcRun {
+    match run {
+        Ok(r) => GcRun {
+            result: if r.error.is_some() { "partial" } else { "ok" },
+            seconds: took.as_secs_f64(),
+            blobs: r.blobs.len() as u64,
+            manifests: r.manifests.len() as u64,
+            tags: r.tags.len() as u64,
+            links: r.links,
+            bytes: u64::try_from(r.bytes).unwrap_or(0),
+        },
+        Err(GcError::Busy(_)) => GcRun {
+            result: "skipped",
+            ..GcRun::default()
+        },
+        Err(_) => GcRun {
+            result: "failed",
+            seconds: took.as_secs_f64(),
+            ..GcRun::default()
+        },
     }
 }

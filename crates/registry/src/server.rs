@@ -6,7 +6,7 @@ use crate::tls;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use pavilion_store::{BlobStore, FsBlobStore, MetaStore, StoreError};
+use pavilion_store::{BlobStore, FsBlobStore, MetaStore, StoreError, StoreObserver};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,6 +71,9 @@ pub struct ServerConfig {
     /// Storage quotas (`[[quota]]`): every one covering a repository must
     /// hold for a push into it to be accepted.
     pub quotas: Vec<crate::quota::Quota>,
+    /// Per-repository metric series for at most this many repositories
+    /// (`[metrics] repository_labels`); `None`: none at all.
+    pub repository_labels: Option<usize>,
 }
 
 /// What the rest of Pavilion adds to the registry: a push policy and extra
@@ -139,6 +142,7 @@ impl ServerConfig {
             gc: None,
             metrics_addr: None,
             quotas: Vec::new(),
+            repository_labels: None,
         }
     }
 
@@ -168,18 +172,38 @@ fn database_identity(url: &str) -> String {
     format!("{scheme}://{}", rest.split('?').next().unwrap_or(rest))
 }
 
-/// Opens the blob store `cfg.storage` names.
-async fn open_blobs(cfg: &ServerConfig, database: &str) -> Result<Arc<dyn BlobStore>, StoreError> {
+/// Opens the blob store `cfg.storage` names, reporting to `observer`.
+async fn open_blobs(
+    cfg: &ServerConfig,
+    database: &str,
+    observer: Option<Arc<dyn StoreObserver>>,
+) -> Result<Arc<dyn BlobStore>, StoreError> {
+    let fs = |dir: PathBuf| -> Result<Arc<dyn BlobStore>, StoreError> {
+        let store = FsBlobStore::open(dir)?;
+        Ok(match observer.clone() {
+            Some(o) => Arc::new(store.with_observer(o)),
+            None => Arc::new(store),
+        })
+    };
     match cfg.storage.as_deref() {
-        None => Ok(Arc::new(FsBlobStore::open(cfg.data_dir.clone())?)),
+        None => fs(cfg.data_dir.clone()),
         Some(u) if u.starts_with("file://") => {
             let dir = PathBuf::from(&u["file://".len()..]);
             std::fs::create_dir_all(&dir)?;
-            Ok(Arc::new(FsBlobStore::open(dir)?))
+            fs(dir)
         }
         Some(u) => {
-            let store = pavilion_store::object_url::open(u)?;
-            let shown = pavilion_store::object_url::StorageUrl::parse(u)?.display();
+            let mut store = pavilion_store::object_url::open(u)?;
+            let parsed = pavilion_store::object_url::StorageUrl::parse(u)?;
+            let shown = parsed.display();
+            if let Some(o) = observer.clone() {
+                let backend = match parsed.scheme.as_str() {
+                    "s3" => "s3",
+                    "az" => "azure",
+                    _ => "gcs",
+                };
+                store = store.with_observer(o, backend);
+            }
             // A first request at start: a wrong key or a missing bucket
             // stops the server here with the reason, not at the first push.
             store.claim(database).await.map_err(|e| {
@@ -198,16 +222,30 @@ async fn open_blobs(cfg: &ServerConfig, database: &str) -> Result<Arc<dyn BlobSt
 pub async fn open_stores(
     cfg: &ServerConfig,
 ) -> Result<(MetaStore, Arc<dyn BlobStore>), StoreError> {
+    open_stores_observed(cfg, None).await
+}
+
+/// [`open_stores`], both stores reporting to `observer` when given.
+async fn open_stores_observed(
+    cfg: &ServerConfig,
+    observer: Option<Arc<dyn StoreObserver>>,
+) -> Result<(MetaStore, Arc<dyn BlobStore>), StoreError> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let url = cfg.effective_database_url()?;
-    let blobs = open_blobs(cfg, &database_identity(&url)).await?;
+    let blobs = open_blobs(cfg, &database_identity(&url), observer.clone()).await?;
     let meta = MetaStore::connect(&url).await?;
+    if let Some(o) = observer {
+        meta.set_observer(o);
+    }
     Ok((meta, blobs))
 }
 
-/// Opens the stores described by `cfg`.
+/// Opens the stores described by `cfg`, reporting to the state's metrics.
 pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
-    let (meta, blobs) = open_stores(cfg).await?;
+    let metrics = Arc::new(crate::metrics::Metrics::with_repository_labels(
+        cfg.repository_labels,
+    ));
+    let (meta, blobs) = open_stores_observed(cfg, Some(metrics.clone())).await?;
     meta.set_decision_retention(cfg.decision_retention);
     let mut state = AppState::new(
         blobs,
@@ -224,6 +262,7 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
         },
     );
     state.quotas = cfg.quotas.clone();
+    state.metrics = metrics;
     Ok(state)
 }
 

@@ -206,10 +206,12 @@ async fn append(state: &AppState, name: &RepoName, id: &str, req: Request) -> Ap
         state.meta.touch_upload(id).await?;
     }
     let stream = body::stream(req, state.limits.body_idle_timeout, state.shutdown.clone());
+    let uploading = carries_bytes.then(|| state.metrics.uploading());
     let appended = state
         .blobs
         .upload_append(id, offset, declared, stream)
         .await;
+    drop(uploading);
     // Any bytes kept (even from a body cut short) count as activity.
     if carries_bytes {
         state.meta.touch_upload(id).await?;

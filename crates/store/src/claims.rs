@@ -121,6 +121,7 @@ impl MetaStore {
         size: u64,
         manifest: bool,
     ) -> Result<(), StoreError> {
+        let _t = self.time("blob_link");
         let mut tx = self.pool.begin().await?;
         claim_blob_row(&mut tx, &digest.to_string(), size, manifest, now_millis()).await?;
         tx.commit().await?;
@@ -152,6 +153,7 @@ impl MetaStore {
         digest: &Digest,
         size: u64,
     ) -> Result<(), StoreError> {
+        let _t = self.time("blob_link");
         let now = now_millis();
         let d = digest.to_string();
         let mut tx = self.pool.begin().await?;
@@ -173,6 +175,7 @@ impl MetaStore {
     /// mount): its size, or `None` when there is no such blob or the
     /// collector is deleting it (the client then uploads it).
     pub async fn mount_blob(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        let _t = self.time("blob_link");
         let now = now_millis();
         let d = digest.to_string();
         let mut tx = self.pool.begin().await?;
@@ -202,6 +205,7 @@ impl MetaStore {
     /// [`StoreError::NotInRepo`] otherwise), and the manifests its tags
     /// leave (their untagged age starts now).
     pub async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
+        let _t = self.time("manifest_put");
         let now = now_millis();
         let d = m.record.digest.to_string();
         let mut tx = self.pool.begin().await?;
@@ -293,6 +297,7 @@ impl MetaStore {
     /// it; `false` if absent. Its bytes and the blobs it referenced stay
     /// until garbage collection finds nothing else needs them.
     pub async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        let _t = self.time("delete");
         let d = digest.to_string();
         let mut tx = self.pool.begin().await?;
         let r = sqlx::query("DELETE FROM manifests WHERE repo = $1 AND digest = $2")
@@ -321,6 +326,7 @@ impl MetaStore {
     /// Deletes a tag (the manifest stays, untagged from now); `false` if
     /// absent.
     pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+        let _t = self.time("delete");
         let mut tx = self.pool.begin().await?;
         untag_claim(&mut tx, repo, tag, now_millis()).await?;
         let r = sqlx::query("DELETE FROM tags WHERE repo = $1 AND tag = $2")

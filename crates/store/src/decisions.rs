@@ -93,6 +93,7 @@ impl MetaStore {
     /// [`MAX_DECISION_BYTES`]), then applies retention; `at` and `id` are
     /// assigned here.
     pub async fn record_decision(&self, d: &NewDecision<'_>) -> Result<(), StoreError> {
+        let _t = self.time("decision_write");
         let s = Summary::new(d.point, d.repository, d.subject, d.deny, d.warn, d.detail);
         let allowed = d.allowed;
         let size = s.size();

@@ -15,6 +15,7 @@ use crate::blob::{BlobStore, ByteRange, ByteStream};
 use crate::blocking::{self, Blocking};
 use crate::direct::UploadWriter;
 use crate::error::StoreError;
+use crate::observe::{Direction, Probe, StoreObserver};
 use crate::reader::{Pool, RangeReader, ReadPolicy};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -42,6 +43,8 @@ pub struct FsBlobStore {
     pool: Pool,
     /// Which blobs are read often enough to keep in the page cache.
     policy: ReadPolicy,
+    /// Where request times and bytes are reported (the registry's metrics).
+    probe: Probe,
 }
 
 use crate::blob::{check_digest, check_id};
@@ -80,7 +83,15 @@ impl FsBlobStore {
             sessions: Mutex::new(HashMap::new()),
             pool: Pool::default(),
             policy: ReadPolicy::default(),
+            probe: Probe::default(),
         })
+    }
+
+    /// The same store, reporting its file operations to `observer` (as
+    /// backend `fs`).
+    pub fn with_observer(mut self, observer: Arc<dyn StoreObserver>) -> Self {
+        self.probe = Probe::new(observer, "fs");
+        self
     }
 
     fn blob_path(&self, d: &Digest) -> PathBuf {
@@ -214,6 +225,7 @@ impl Sink<Hasher> for FileSink {
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        let _t = self.probe.time("head");
         match tokio::fs::metadata(self.blob_path(digest)).await {
             Ok(m) => Ok(Some(m.len())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -226,6 +238,8 @@ impl BlobStore for FsBlobStore {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<ByteStream, StoreError> {
+        // Timed to the open: reading on is the client's pace.
+        let _t = self.probe.time("get");
         let path = self.blob_path(digest);
         let missing = digest.clone();
         let meta_path = path.clone();
@@ -244,6 +258,7 @@ impl BlobStore for FsBlobStore {
         }
         let fill_cache = self.policy.hot(digest, size);
         let (pool, policy, served) = (self.pool.clone(), self.policy.clone(), digest.clone());
+        let probe = self.probe.clone();
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(2);
         // Not awaited: the reader runs on as long as the stream is read,
         // and delivers its own errors down the channel.
@@ -267,14 +282,21 @@ impl BlobStore for FsBlobStore {
                     return; // client went away, or the error is delivered
                 }
                 policy.delivered(&served, len);
+                // Counted here rather than by wrapping the stream: no
+                // extra allocation per download.
+                probe.bytes(Direction::Read, len);
             }
         });
         Ok(tokio_util_stream(rx))
     }
 
     async fn read_all(&self, digest: &Digest) -> Result<Bytes, StoreError> {
+        let _t = self.probe.time("get");
         match tokio::fs::read(self.blob_path(digest)).await {
-            Ok(v) => Ok(Bytes::from(v)),
+            Ok(v) => {
+                self.probe.bytes(Direction::Read, v.len() as u64);
+                Ok(Bytes::from(v))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::BlobNotFound(digest.clone()))
             }
@@ -289,6 +311,8 @@ impl BlobStore for FsBlobStore {
         }
         let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
         let dst = self.blob_path(digest);
+        let _t = self.probe.time("put");
+        self.probe.bytes(Direction::Write, data.len() as u64);
         blocking::spawn(move || {
             let res = File::create(&tmp)
                 .and_then(|mut f| f.write_all(&data))
@@ -303,6 +327,7 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn delete(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let _t = self.probe.time("delete");
         match tokio::fs::remove_file(self.blob_path(digest)).await {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -312,6 +337,7 @@ impl BlobStore for FsBlobStore {
 
     async fn upload_create(&self, id: &str) -> Result<(), StoreError> {
         check_id(id)?;
+        let _t = self.probe.time("create");
         let path = self.upload_path(id);
         blocking::spawn(move || {
             File::create(&path)?;
@@ -361,11 +387,18 @@ impl BlobStore for FsBlobStore {
         let open = path.clone();
         let mut file = blocking::spawn(move || UploadWriter::open(&open, offset)).await??;
         let (tx, mut rx) = mpsc::channel::<Batch>(PIPE_DEPTH);
+        let probe = self.probe.clone();
         let writer = blocking::spawn(move || {
             while let Some(batch) = rx.blocking_recv() {
+                // One batch (about a MiB) is one write request: the disk's
+                // time, not the client's.
+                let _t = probe.time("write");
+                let mut n = 0;
                 for chunk in batch.iter() {
                     file.write(chunk)?;
+                    n += chunk.len() as u64;
                 }
+                probe.bytes(Direction::Write, n);
             }
             Ok::<u64, io::Error>(file.finish()? - offset)
         });
@@ -384,6 +417,7 @@ impl BlobStore for FsBlobStore {
 
     async fn upload_commit(&self, id: &str, digest: &Digest) -> Result<u64, StoreError> {
         let (s, len) = self.lock_session(id).await?;
+        let _t = self.probe.time("complete");
         let path = self.upload_path(id);
         let actual = match (&s.hasher, digest.algorithm()) {
             (Some(h), Algorithm::Sha256) => h.clone().finish(),
@@ -419,6 +453,7 @@ impl BlobStore for FsBlobStore {
             Some(s) => Some(s.lock().await),
             None => None,
         };
+        let _t = self.probe.time("abort");
         let existed = match tokio::fs::remove_file(self.upload_path(id)).await {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,

@@ -7,6 +7,8 @@
 //!   upload sessions in SQL (SQLite embedded, PostgreSQL at scale), and the
 //!   bounded, pruned decision log ([`decisions`]), and the API keys and
 //!   token signing keys every replica shares ([`api_keys`]).
+//! - [`StoreObserver`]: the hook through which both stores report request
+//!   times, retries, bytes and query times (the registry's metrics).
 //! - `conformance` (feature `testing`): the tests every `BlobStore`
 //!   backend must pass, kept out of release builds.
 //!
@@ -50,6 +52,7 @@ pub mod gc;
 pub mod meta;
 pub mod object;
 pub mod object_url;
+pub mod observe;
 pub mod reader;
 pub mod resumable_sha256;
 pub mod usage;
@@ -59,8 +62,9 @@ pub use blob::{BlobStore, ByteRange, ByteStream};
 pub use decisions::{Decision, DecisionQuery, DecisionRetention, NewDecision};
 pub use error::StoreError;
 pub use fs::FsBlobStore;
-pub use meta::{BriefReferrers, ManifestRecord, MetaStore, NewManifest};
+pub use meta::{BriefReferrers, ManifestRecord, MetaStore, NewManifest, PoolFigures};
 pub use object::ObjectBlobStore;
+pub use observe::{Direction, StoreObserver};
 
 /// Milliseconds since the Unix epoch, for timestamps in metadata.
 pub fn now_millis() -> i64 {

@@ -83,6 +83,20 @@ pub struct MetaStore {
     pub(crate) sqlite_file: Option<std::path::PathBuf>,
     /// Decision log retention and its pruning schedule (shared by clones).
     pub(crate) decision_log: std::sync::Arc<crate::decisions::LogState>,
+    /// Where query times are reported, once the registry installs an
+    /// observer (shared by clones).
+    pub(crate) probe: crate::observe::MetaProbe,
+}
+
+/// The connection pool as it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolFigures {
+    /// Connections open (idle and in use).
+    pub open: u32,
+    /// Connections open and idle.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
 }
 
 fn record_from_row(row: &AnyRow) -> Result<ManifestRecord, StoreError> {
@@ -190,7 +204,45 @@ impl MetaStore {
             engine,
             sqlite_file,
             decision_log: Default::default(),
+            probe: Default::default(),
         })
+    }
+
+    /// Reports the time of the main per-request operations to `observer`
+    /// (once; later calls are ignored).
+    pub fn set_observer(&self, observer: std::sync::Arc<dyn crate::StoreObserver>) {
+        let _ = self.probe.set(observer);
+    }
+
+    /// Times one operation until dropped.
+    pub(crate) fn time(&self, operation: &'static str) -> crate::observe::QueryTimer<'_> {
+        crate::observe::QueryTimer::new(&self.probe, operation)
+    }
+
+    /// The connection pool's size, idle connections and limit.
+    pub fn pool_figures(&self) -> PoolFigures {
+        PoolFigures {
+            open: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
+    /// Upload sessions open in every replica, and how many of them have
+    /// seen no append start or end since `stalled_before` (Unix ms).
+    pub async fn upload_session_counts(
+        &self,
+        stalled_before: i64,
+    ) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN updated_at < $1 THEN 1 ELSE 0 END), 0) AS s FROM uploads",
+        )
+        .bind(stalled_before)
+        .fetch_one(&self.pool)
+        .await?;
+        let n = row.try_get::<i64, _>("n")?.max(0) as u64;
+        let stalled = row.try_get::<i64, _>("s")?.max(0) as u64;
+        Ok((n, stalled))
     }
 
     /// The engine behind this store.
@@ -211,6 +263,7 @@ impl MetaStore {
 
     /// Repository names after `last`, in byte order, at most `n`.
     pub async fn catalog(&self, last: Option<&str>, n: i64) -> Result<Vec<String>, StoreError> {
+        let _t = self.time("catalog");
         let rows =
             sqlx::query("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
                 .bind(last.unwrap_or(""))
@@ -237,6 +290,7 @@ impl MetaStore {
         repo: &str,
         digest: &Digest,
     ) -> Result<Option<u64>, StoreError> {
+        let _t = self.time("blob_get");
         let row = sqlx::query(
             "SELECT b.size AS size FROM repo_blobs r JOIN blobs b ON b.digest = r.digest WHERE r.repo = $1 AND r.digest = $2",
         )
@@ -251,6 +305,7 @@ impl MetaStore {
 
     /// Size of `digest` if any repository holds it.
     pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, StoreError> {
+        let _t = self.time("blob_get");
         let row = sqlx::query("SELECT size FROM blobs WHERE digest = $1")
             .bind(digest.to_string())
             .fetch_optional(&self.pool)
@@ -276,6 +331,7 @@ impl MetaStore {
         repo: &str,
         digest: &Digest,
     ) -> Result<Option<ManifestRecord>, StoreError> {
+        let _t = self.time("manifest_get");
         let sql = format!(
             "SELECT {MANIFEST_COLUMNS} FROM manifests m WHERE m.repo = $1 AND m.digest = $2"
         );
@@ -293,6 +349,7 @@ impl MetaStore {
         repo: &str,
         tag: &str,
     ) -> Result<Option<ManifestRecord>, StoreError> {
+        let _t = self.time("manifest_get");
         let sql = format!(
             "SELECT {MANIFEST_COLUMNS} FROM tags t JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest \
              WHERE t.repo = $1 AND t.tag = $2"
@@ -312,6 +369,7 @@ impl MetaStore {
         last: Option<&str>,
         n: i64,
     ) -> Result<Vec<String>, StoreError> {
+        let _t = self.time("tags_list");
         let rows =
             sqlx::query("SELECT tag FROM tags WHERE repo = $1 AND tag > $2 ORDER BY tag LIMIT $3")
                 .bind(repo)
@@ -334,6 +392,7 @@ impl MetaStore {
         last: Option<&str>,
         n: i64,
     ) -> Result<Vec<ManifestRecord>, StoreError> {
+        let _t = self.time("referrers");
         let sql = format!(
             "SELECT {MANIFEST_COLUMNS} FROM manifests m WHERE m.repo = $1 AND m.subject = $2 AND m.digest > $3 \
              AND ($4 = '' OR m.artifact_type = $4) ORDER BY m.digest LIMIT $5"
@@ -358,6 +417,7 @@ impl MetaStore {
         &self,
         q: &BriefReferrers<'_>,
     ) -> Result<Vec<(ManifestRecord, Option<bool>)>, StoreError> {
+        let _t = self.time("referrers");
         let BriefReferrers {
             repo,
             subject,
@@ -429,6 +489,7 @@ impl MetaStore {
 
     /// Records a new upload session for `repo`.
     pub async fn create_upload(&self, id: &str, repo: &str) -> Result<(), StoreError> {
+        let _t = self.time("upload_session");
         let now = now_millis();
         sqlx::query(
             "INSERT INTO uploads (id, repo, created_at, updated_at) VALUES ($1, $2, $3, $3)",
@@ -443,6 +504,7 @@ impl MetaStore {
 
     /// The repository an upload session belongs to.
     pub async fn upload_repo(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let _t = self.time("upload_session");
         let row = sqlx::query("SELECT repo FROM uploads WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -455,6 +517,7 @@ impl MetaStore {
     /// How many upload sessions are open in all, and how many of them in
     /// `repo` (in every replica), in one pass over the table.
     pub async fn count_uploads(&self, repo: &str) -> Result<(u64, u64), StoreError> {
+        let _t = self.time("upload_session");
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN repo = $1 THEN 1 ELSE 0 END), 0) AS r FROM uploads",
         )
@@ -511,6 +574,7 @@ impl MetaStore {
     /// Records that an upload session just received data. The session then
     /// no longer counts as empty, even within the millisecond it was created.
     pub async fn touch_upload(&self, id: &str) -> Result<(), StoreError> {
+        let _t = self.time("upload_session");
         sqlx::query(
             "UPDATE uploads SET updated_at = CASE WHEN $2 > created_at THEN $2 ELSE created_at + 1 END WHERE id = $1",
         )
@@ -523,6 +587,7 @@ impl MetaStore {
 
     /// Forgets an upload session.
     pub async fn delete_upload(&self, id: &str) -> Result<bool, StoreError> {
+        let _t = self.time("upload_session");
         let r = sqlx::query("DELETE FROM uploads WHERE id = $1")
             .bind(id)
             .execute(&self.pool)

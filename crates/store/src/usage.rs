@@ -99,6 +99,7 @@ impl MetaStore {
     /// its blob links (each blob once) and its manifests. Both sums walk
     /// the primary keys, which start with the repository.
     pub async fn repo_bytes(&self, repo: &str) -> Result<i64, StoreError> {
+        let _t = self.time("usage");
         let row = sqlx::query(
             "SELECT \
              (SELECT CAST(SUM(b.size) AS BIGINT) FROM repo_blobs l JOIN blobs b ON b.digest = l.digest \
@@ -117,6 +118,7 @@ impl MetaStore {
     /// being the byte after `/`), which is ordered byte-wise on both
     /// databases, never with LIKE: `_` and `%` are legal in names.
     pub async fn namespace_bytes(&self, namespace: &str) -> Result<i64, StoreError> {
+        let _t = self.time("usage");
         let row = sqlx::query(
             "SELECT \
              (SELECT CAST(SUM(b.size) AS BIGINT) FROM repositories r \

@@ -34,6 +34,7 @@ mod live_transfers;
 mod model_cli;
 mod notary_cli;
 mod observability;
+mod observability_metrics;
 mod peers;
 mod policy_cli;
 mod quota;

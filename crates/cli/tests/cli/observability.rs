@@ -11,11 +11,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// One sample: metric name, labels, value.
-type Samples = Vec<(String, BTreeMap<String, String>, f64)>;
+pub(crate) type Samples = Vec<(String, BTreeMap<String, String>, f64)>;
 
 /// Parses an exposition with `prometheus_client.parser` (the venv the test
 /// command made, as `PAVILION_TEST_ORAS_PYTHON` names it).
-fn parse(text: &str) -> Option<Samples> {
+pub(crate) fn parse(text: &str) -> Option<Samples> {
     let python = std::env::var("PAVILION_TEST_ORAS_PYTHON").ok();
     require_peer(
         "Python with prometheus_client (PAVILION_TEST_ORAS_PYTHON)",
@@ -53,7 +53,7 @@ print(json.dumps(out))
     Some(serde_json::from_slice(&out.stdout).unwrap())
 }
 
-async fn scrape(s: &Server) -> String {
+pub(crate) async fn scrape(s: &Server) -> String {
     let r = client().get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
@@ -64,7 +64,7 @@ async fn scrape(s: &Server) -> String {
 }
 
 /// The value of the sample `name` whose labels include `want` (0 if none).
-fn value(samples: &Samples, name: &str, want: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(samples: &Samples, name: &str, want: &[(&str, &str)]) -> f64 {
     samples
         .iter()
         .filter(|(n, l, _)| {

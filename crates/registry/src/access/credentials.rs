@@ -34,12 +34,16 @@ pub enum Refusal {
     Unauthenticated(String),
     /// Too many failed attempts: wait this long (429).
     Throttled(Duration),
+    /// Credentials could not be checked (the database or a key set out
+    /// of reach): refused like wrong ones (401), counted apart.
+    Unavailable(String),
 }
 
 impl From<AuthError> for Refusal {
     fn from(e: AuthError) -> Refusal {
         if let AuthError::Unavailable(why) = &e {
             tracing::error!(error = %why, "refusing a request: credentials cannot be checked");
+            return Refusal::Unavailable(e.to_string());
         }
         Refusal::Unauthenticated(e.to_string())
     }
@@ -52,9 +56,34 @@ pub async fn authenticate(
     p: Presented,
 ) -> Result<Option<Caller>, Refusal> {
     match p.authorization {
-        Some(Err(why)) => Err(AuthError::Malformed(why).into()),
+        Some(Err(why)) => {
+            // Unreadable, or given twice: whatever it was, it was refused.
+            state.metrics.auth_attempt("basic", "denied");
+            Err(AuthError::Malformed(why).into())
+        }
         Some(Ok(header)) => from_header(state, access, &header, p.peer).await,
-        None => from_certificate(access, p.certificate, p.forwarded),
+        None => {
+            let certificate = p.certificate.is_some() || p.forwarded.is_some();
+            let r = from_certificate(access, p.certificate, p.forwarded);
+            let method = match &r {
+                Ok(Some(_)) => "mtls",
+                Ok(None) => "anonymous",
+                Err(_) if certificate => "mtls",
+                Err(_) => "anonymous",
+            };
+            state.metrics.auth_attempt(method, outcome(&r));
+            r
+        }
+    }
+}
+
+/// The `result` label of an attempt.
+fn outcome<T>(r: &Result<T, Refusal>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(Refusal::Throttled(_)) => "throttled",
+        Err(Refusal::Unavailable(_)) => "error",
+        Err(Refusal::Unauthenticated(_)) => "denied",
     }
 }
 
@@ -66,9 +95,17 @@ async fn from_header(
 ) -> Result<Option<Caller>, Refusal> {
     let scheme = header.split(' ').next().unwrap_or_default();
     if scheme.eq_ignore_ascii_case("bearer") {
-        return bearer(access, header[scheme.len()..].trim()).map_err(Into::into);
+        let r = bearer(access, header[scheme.len()..].trim()).map_err(Into::into);
+        state.metrics.auth_attempt("bearer", outcome(&r));
+        return r;
     }
-    let (user, password) = basic::credentials(header)?;
+    let (user, password) = match basic::credentials(header) {
+        Ok(pair) => pair,
+        Err(e) => {
+            state.metrics.auth_attempt("basic", "denied");
+            return Err(e.into());
+        }
+    };
     password_login(state, access, &user, &password, header, peer)
         .await
         .map(Some)
@@ -86,15 +123,21 @@ pub async fn password_login(
     peer: Option<IpAddr>,
 ) -> Result<Caller, Refusal> {
     let peer = peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let is_key = pavilion_auth::apikey::looks_like_key(password);
+    let is_workload = access.workload.is_some()
+        && pavilion_auth::workload::WorkloadIssuers::looks_like_jwt(password);
+    let method = match (is_key, is_workload) {
+        (true, _) => "api_key",
+        (false, true) => "workload",
+        _ => "basic",
+    };
     if let Err(wait) = access.throttle.check(user, peer) {
+        state.metrics.auth_attempt(method, "throttled");
         return Err(Refusal::Throttled(wait));
     }
-    let result = if pavilion_auth::apikey::looks_like_key(password) {
+    let result = if is_key {
         api_key(state, access, password).await
-    } else if let (Some(w), true) = (
-        &access.workload,
-        pavilion_auth::workload::WorkloadIssuers::looks_like_jwt(password),
-    ) {
+    } else if let (Some(w), true) = (&access.workload, is_workload) {
         let w = w.clone();
         let token = password.to_string();
         blocking(move || w.verify(&token)).await.map(Caller::plain)
@@ -108,7 +151,9 @@ pub async fn password_login(
         Err(AuthError::Invalid) => access.throttle.failed(user, peer),
         Err(_) => {}
     }
-    result.map_err(Into::into)
+    let result = result.map_err(Into::into);
+    state.metrics.auth_attempt(method, outcome(&result));
+    result
 }
 
 async fn blocking<T: Send + 'static>(

@@ -15,6 +15,7 @@ pub mod token_endpoint;
 
 use crate::authz_hook::{Action, Authorizer, AuthzDecision, AuthzInput};
 use crate::error::ApiError;
+use crate::metrics::Verdict;
 use crate::routes::drain_before;
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -311,7 +312,9 @@ pub fn unauthorized(
 
 fn refusal(access: &Access, r: Refusal, scope: Option<&Scope>) -> ApiError {
     match r {
-        Refusal::Unauthenticated(why) => unauthorized(access, &why, scope, None),
+        Refusal::Unauthenticated(why) | Refusal::Unavailable(why) => {
+            unauthorized(access, &why, scope, None)
+        }
         Refusal::Throttled(wait) => {
             let secs = wait.as_secs().max(1);
             ApiError::new(
@@ -556,7 +559,18 @@ pub async fn verdict(
         granted,
         artifact: target.artifact.as_ref(),
     };
-    let decision = match access.authorizer.decide(&input) {
+    let decided = access.authorizer.decide(&input);
+    // Every question counts, answered from the cache or afresh: this is
+    // what the rules let through and refused at the door.
+    state.metrics.policy_decision(
+        "authz",
+        match &decided {
+            Ok(d) if d.allowed => Verdict::Allow,
+            Ok(_) => Verdict::Deny,
+            Err(_) => Verdict::Error,
+        },
+    );
+    let decision = match decided {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "authorization policy failed: refusing");

@@ -192,8 +192,11 @@ async fn who(
                     "the refresh_token grant needs refresh_token",
                 ));
             };
-            let caller = refreshed(state, access, refresh)
-                .await
+            // A refresh token is one of ours, presented: counted as bearer.
+            let checked = refreshed(state, access, refresh).await;
+            let result = if checked.is_ok() { "ok" } else { "denied" };
+            state.metrics.auth_attempt("bearer", result);
+            let caller = checked
                 .map_err(|why| oauth_error(StatusCode::UNAUTHORIZED, "invalid_grant", &why))?;
             Ok((Some(caller), Some(refresh.to_string())))
         }
@@ -320,6 +323,7 @@ async fn issue(
     }
     let now = SystemTime::now();
     let issued = tokens.issue(caller.as_ref().map(|c| &c.identity), &granted, now);
+    state.metrics.token_issued("access");
     let offline =
         params.get("offline_token") == Some("true") || params.get("access_type") == Some("offline");
     // Refresh tokens only for credentials that last: a workload's or a
@@ -327,12 +331,15 @@ async fn issue(
     let refresh = match (&caller, refresh) {
         (_, Some(r)) => Some(r),
         (Some(c), None) if offline && c.identity.method == AuthMethod::ApiKey => {
+            state.metrics.token_issued("refresh");
             Some(tokens.issue_refresh(&c.identity, c.key_id.as_deref(), None, now))
         }
         (Some(c), None) if offline && c.identity.method == AuthMethod::Htpasswd => {
-            password_stamp(access, &c.identity.subject)
-                .await
-                .map(|stamp| tokens.issue_refresh(&c.identity, None, Some(&stamp), now))
+            let stamped = password_stamp(access, &c.identity.subject).await;
+            if stamped.is_some() {
+                state.metrics.token_issued("refresh");
+            }
+            stamped.map(|stamp| tokens.issue_refresh(&c.identity, None, Some(&stamp), now))
         }
         _ => None,
     };

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 /// several Prometheus servers must not each cost a pass over the tables.
 const DB_FIGURES_TTL: Duration = Duration::from_secs(10);
 
+/// An upload session with no append started or ended for this long is
+/// stalled (a client that went away and may or may not resume).
+const STALLED_AFTER: Duration = Duration::from_secs(300);
+
 /// Escapes a label value (backslash, double quote, newline).
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -18,7 +22,10 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn labels(pairs: &[(&str, &str)]) -> String {
+pub(super) fn labels(pairs: &[(&str, &str)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
     let inner: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
@@ -26,12 +33,12 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     format!("{{{}}}", inner.join(","))
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn histogram(out: &mut String, name: &str, base: &[(&str, &str)], h: &Histogram) {
+pub(super) fn histogram(out: &mut String, name: &str, base: &[(&str, &str)], h: &Histogram) {
     for (le, n) in h.cumulative() {
         let mut l = base.to_vec();
         l.push(("le", &le));
@@ -126,6 +133,11 @@ impl Metrics {
             );
         }
         drop(transfers);
+        self.store.render(out);
+        self.outcomes.render(out);
+        if let Some(r) = &self.repos {
+            r.render(out);
+        }
         header(
             out,
             "pavilion_uptime_seconds",
@@ -143,14 +155,24 @@ impl Metrics {
 /// Figures every replica shares, from the metadata database.
 async fn database_figures(state: &AppState) -> Result<String, pavilion_store::StoreError> {
     let mut out = String::new();
-    let (sessions, _) = state.meta.count_uploads("").await?;
+    let stalled_before = pavilion_store::now_millis() - STALLED_AFTER.as_millis() as i64;
+    let (sessions, stalled) = state.meta.upload_session_counts(stalled_before).await?;
     header(
         &mut out,
         "pavilion_upload_sessions",
         "gauge",
-        "Upload sessions open, in every replica.",
+        "Upload sessions open in every replica: active, or stalled (no append started or ended for 5 minutes).",
     );
-    let _ = writeln!(out, "pavilion_upload_sessions {sessions}");
+    for (s, n) in [
+        ("active", sessions - stalled.min(sessions)),
+        ("stalled", stalled),
+    ] {
+        let _ = writeln!(
+            out,
+            "pavilion_upload_sessions{} {n}",
+            labels(&[("state", s)])
+        );
+    }
     let t = state.meta.usage_totals().await?;
     for (name, help, v) in [
         (
@@ -219,6 +241,8 @@ async fn database_figures(state: &AppState) -> Result<String, pavilion_store::St
 pub async fn render(state: &AppState) -> String {
     let mut out = String::new();
     state.metrics.render_process(&mut out);
+    // This process's pool: not cached (sqlx keeps the counts in memory).
+    super::store::render_pool(&mut out, state.meta.pool_figures());
     let cached = state
         .metrics
         .cached

@@ -12,6 +12,17 @@ pub const TRANSFER_BUCKETS: &[f64] = &[
     1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0,
 ];
 
+/// Metadata queries (seconds): a lookup takes well under a millisecond
+/// on SQLite, a transaction over the network a few.
+pub const QUERY_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 10.0,
+];
+
+/// Garbage collection runs (seconds): a second to hours.
+pub const GC_BUCKETS: &[f64] = &[
+    0.1, 1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0,
+];
+
 /// One histogram's values (guarded by the caller's lock).
 #[derive(Debug, Clone)]
 pub struct Histogram {

@@ -77,6 +77,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     let route = route_label(req.uri().path(), parsed.0.as_ref().as_ref());
     let method = method_label(req.method());
     let http_method = req.method().clone();
+    let repo = metrics.repository_of(parsed.0.as_ref().as_ref());
     let id = request_id(&req);
     let trace = trace_id(&req);
     let started = Instant::now();
@@ -130,6 +131,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
         let secs = started.elapsed().as_secs_f64();
         metrics.end(route, method, status, secs);
         let bytes_in = bytes_in.load(Ordering::Relaxed);
+        if let Some(r) = &repo {
+            metrics.repository_request(r, method, status, bytes_in, bytes_out);
+        }
         let served = status == 200 || status == 206;
         if route == "/v2/{name}/blobs/{digest}" && method == "GET" && served && bytes_out > 0 {
             metrics.transfer("download", secs);

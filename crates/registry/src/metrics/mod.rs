@@ -8,9 +8,13 @@
 //! (storage, upload sessions, the last garbage collection) are read when
 //! scraped, at most every few seconds.
 
+mod counts;
 mod expose;
 pub mod histogram;
 pub mod layer;
+mod outcomes;
+mod repos;
+mod store;
 
 use histogram::{Histogram, REQUEST_BUCKETS, TRANSFER_BUCKETS};
 use http::Method;
@@ -19,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 pub use expose::render;
+pub use outcomes::{GcRun, Uploading, Verdict};
 
 /// Per route and method: the duration histogram and counts per status.
 #[derive(Debug)]
@@ -40,6 +45,12 @@ pub struct Metrics {
     started: std::time::Instant,
     /// Scrape-time figures from the database, remembered briefly.
     pub(crate) cached: Mutex<Option<(std::time::Instant, String)>>,
+    /// What the blob store and the metadata database report.
+    store: store::StoreStats,
+    /// Decisions, authentication, tokens, uploads, garbage collection.
+    outcomes: outcomes::Outcomes,
+    /// Per-repository series, when enabled.
+    repos: Option<repos::RepoStats>,
 }
 
 impl Default for Metrics {
@@ -52,6 +63,9 @@ impl Default for Metrics {
             transfers: Mutex::default(),
             started: std::time::Instant::now(),
             cached: Mutex::default(),
+            store: Default::default(),
+            outcomes: Default::default(),
+            repos: None,
         }
     }
 }
@@ -109,6 +123,36 @@ pub fn route_label(path: &str, parsed: Option<&crate::routes::Route>) -> &'stati
 }
 
 impl Metrics {
+    /// Metrics with per-repository series for at most `limit` named
+    /// repositories (`None`: no per-repository series at all).
+    pub fn with_repository_labels(limit: Option<usize>) -> Metrics {
+        Metrics {
+            repos: limit.map(repos::RepoStats::new),
+            ..Metrics::default()
+        }
+    }
+
+    /// The repository to count a request on `path` under, when
+    /// per-repository series are on (else nothing is allocated).
+    pub fn repository_of(&self, route: Option<&crate::routes::Route>) -> Option<String> {
+        self.repos.as_ref()?;
+        repos::repository_of(route?)
+    }
+
+    /// A request on `repo` (from [`Metrics::repository_of`]) ended.
+    pub fn repository_request(
+        &self,
+        repo: &str,
+        method: &'static str,
+        status: u16,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        if let Some(r) = &self.repos {
+            r.request(repo, method, status, bytes_in, bytes_out);
+        }
+    }
+
     /// A request on `route` started.
     pub fn begin(&self, route: &'static str) {
         let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());

@@ -86,7 +86,11 @@ impl ObjectBlobStore {
             match self.store.put_opts(path, body.clone().into(), opts).await {
                 Ok(_) => return Ok(true),
                 Err(object_store::Error::AlreadyExists { .. }) => return Ok(false),
-                Err(e) if unsupported(&e) => self.without_conditional_create(),
+                Err(e) if unsupported(&e) => {
+                    // Asked again below, after a check, unconditionally.
+                    self.without_conditional_create();
+                    self.probe.retry("put");
+                }
                 Err(e) => return Err(backend_err(e)),
             }
         }

@@ -42,6 +42,7 @@
 
 mod entries;
 mod multipart;
+mod observed;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -50,6 +51,7 @@ mod upload;
 use crate::append;
 use crate::blob::{check_digest, check_id, BlobStore, ByteRange, ByteStream};
 use crate::error::StoreError;
+use crate::observe::{Probe, StoreObserver};
 use async_trait::async_trait;
 use bytes::Bytes;
 use entries::Entry;
@@ -94,6 +96,9 @@ pub struct ObjectBlobStore {
     /// replica run one after the other (the second then finds the offset
     /// moved: 416), whatever the store's conditional writes are worth.
     sessions: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Where our own retries are reported (requests are timed by the
+    /// `observed` wrapper around `store`).
+    probe: Probe,
 }
 
 /// Size of part number `i` (0-based) for parts of `part_size` bytes:
@@ -144,7 +149,21 @@ impl ObjectBlobStore {
             no_conditional_update: AtomicBool::new(false),
             signer: None,
             sessions: std::sync::Mutex::new(HashMap::new()),
+            probe: Probe::default(),
         }
+    }
+
+    /// The same store, reporting every request to the backend, its bytes
+    /// and Pavilion's retries to `observer`, as `backend` (`s3`, `azure`,
+    /// `gcs`).
+    pub fn with_observer(
+        mut self,
+        observer: Arc<dyn StoreObserver>,
+        backend: &'static str,
+    ) -> Self {
+        self.probe = Probe::new(observer, backend);
+        self.store = Arc::new(observed::Observed::new(self.store, self.probe.clone()));
+        self
     }
 
     /// The same store, able to hand out presigned download URLs.
@@ -244,6 +263,7 @@ impl BlobStore for ObjectBlobStore {
             // since deleted (and a new push replaced): ask once more.
             Err(StoreError::BlobNotFound(_)) => {
                 self.forget_entry(digest);
+                self.probe.retry("get");
                 self.read_once(digest, range).await
             }
             other => other,
@@ -254,6 +274,7 @@ impl BlobStore for ObjectBlobStore {
         match self.read_all_once(digest).await {
             Err(StoreError::BlobNotFound(_)) => {
                 self.forget_entry(digest);
+                self.probe.retry("get");
                 self.read_all_once(digest).await
             }
             other => other,

@@ -112,6 +112,8 @@ impl ObjectBlobStore {
                 }
                 Err(e) => return Err(backend_err(e)),
             }
+            // The same save again, unconditionally.
+            self.probe.retry("put");
         }
         let r = self.store.put(&path, body).await.map_err(backend_err)?;
         Ok(Some(UpdateVersion {

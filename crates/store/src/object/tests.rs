@@ -272,3 +272,49 @@ async fn a_store_that_ignores_if_none_match_is_found_out_at_claim() {
         .await
         .unwrap());
 }
+
+/// Records what the store reports.
+#[derive(Default)]
+struct Recorder {
+    requests: std::sync::Mutex<HashMap<&'static str, u64>>,
+    bytes: std::sync::Mutex<HashMap<&'static str, u64>>,
+}
+
+impl crate::StoreObserver for Recorder {
+    fn store_request(&self, backend: &'static str, op: &'static str, _: f64) {
+        assert_eq!(backend, "s3");
+        *self.requests.lock().unwrap().entry(op).or_default() += 1;
+    }
+    fn store_retry(&self, _: &'static str, _: &'static str) {}
+    fn store_bytes(&self, _: &'static str, d: crate::Direction, n: u64) {
+        *self.bytes.lock().unwrap().entry(d.as_str()).or_default() += n;
+    }
+    fn db_query(&self, _: &'static str, _: f64) {}
+}
+
+#[tokio::test]
+async fn an_observed_store_still_passes_and_reports_parts_and_bytes() {
+    crate::conformance::run_all(&mem(5 << 20).with_observer(Arc::new(Recorder::default()), "s3"))
+        .await;
+    let rec = Arc::new(Recorder::default());
+    let store = mem(5 << 20).with_observer(rec.clone(), "s3");
+    let data: Vec<u8> = (0..(11 << 20)).map(|i: u32| (i % 253) as u8).collect();
+    let d = Digest::sha256(&data);
+    store.upload_create("0c0d").await.unwrap();
+    store
+        .upload_append("0c0d", 0, None, stream_of(vec![data.clone()]))
+        .await
+        .unwrap();
+    store.upload_commit("0c0d", &d).await.unwrap();
+    let back = store.read(&d, None).await.unwrap();
+    let got: Vec<Bytes> = back.map(|b| b.unwrap()).collect().await;
+    assert_eq!(got.iter().map(Bytes::len).sum::<usize>(), data.len());
+    let requests = rec.requests.lock().unwrap().clone();
+    // 11 MiB in 5 MiB parts: two full parts, the last 1 MiB at commit.
+    assert_eq!(requests.get("create_multipart"), Some(&1), "{requests:?}");
+    assert_eq!(requests.get("put_part"), Some(&3), "{requests:?}");
+    assert_eq!(requests.get("complete"), Some(&1), "{requests:?}");
+    let bytes = rec.bytes.lock().unwrap().clone();
+    assert!(bytes["write"] >= data.len() as u64, "{bytes:?}");
+    assert!(bytes["read"] >= data.len() as u64, "{bytes:?}");
+}

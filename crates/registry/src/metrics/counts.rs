@@ -1,0 +1,67 @@
+//! Counters keyed by label values the code fixes (`&'static str`s), and
+//! histograms keyed the same way: a short mutex around a small map, taken
+//! for one map operation per event.
+
+use super::histogram::Histogram;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+
+/// Counts by key.
+#[derive(Debug)]
+pub(crate) struct Counts<K>(Mutex<HashMap<K, u64>>);
+
+impl<K> Default for Counts<K> {
+    fn default() -> Self {
+        Counts(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: Hash + Eq + Copy + Ord> Counts<K> {
+    /// Adds `n` to `key`.
+    pub(crate) fn add(&self, key: K, n: u64) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(key).or_default() += n;
+    }
+
+    /// Every key and its count, in key order (a stable exposition).
+    pub(crate) fn sorted(&self) -> Vec<(K, u64)> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<(K, u64)> = m.iter().map(|(k, n)| (*k, *n)).collect();
+        v.sort();
+        v
+    }
+}
+
+/// Histograms by key, all over the same buckets.
+#[derive(Debug)]
+pub(crate) struct Histograms<K> {
+    bounds: &'static [f64],
+    by_key: Mutex<HashMap<K, Histogram>>,
+}
+
+impl<K: Hash + Eq + Copy + Ord> Histograms<K> {
+    /// Empty, over `bounds`.
+    pub(crate) fn new(bounds: &'static [f64]) -> Self {
+        Histograms {
+            bounds,
+            by_key: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records `v` under `key`.
+    pub(crate) fn observe(&self, key: K, v: f64) {
+        let mut m = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(key)
+            .or_insert_with(|| Histogram::new(self.bounds))
+            .observe(v);
+    }
+
+    /// Copies, in key order (rendered without holding the lock).
+    pub(crate) fn sorted(&self) -> Vec<(K, Histogram)> {
+        let m = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<(K, Histogram)> = m.iter().map(|(k, h)| (*k, h.clone())).collect();
+        v.sort_by_key(|e| e.0);
+        v
+    }
+}
