@@ -26,19 +26,35 @@ pub(crate) async fn decide(
     facts: Result<GateFacts, GateError>,
     pull: Option<String>,
 ) -> GateDecision {
+    let span = tracing::trace_span!(
+        target: "pavilion::otel",
+        "policy.evaluate",
+        pavilion.policy.point = if pull.is_some() { "pull" } else { "push" },
+        pavilion.policy.allowed = tracing::field::Empty,
+    );
     let asked = match facts {
         Err(e) => Err(e),
-        Ok(facts) => tokio::task::spawn_blocking(move || match &pull {
-            Some(reference) => gate.decide_pull(&facts, reference),
-            None => gate.decide_push(&facts),
-        })
-        .await
-        .unwrap_or_else(|e| Err(GateError::Aborted(e.to_string()))),
+        Ok(facts) => {
+            // Entered on the blocking thread, so that what the gate does
+            // there (signature verification) is traced under it.
+            let inside = span.clone();
+            tokio::task::spawn_blocking(move || {
+                let _entered = inside.enter();
+                match &pull {
+                    Some(reference) => gate.decide_pull(&facts, reference),
+                    None => gate.decide_push(&facts),
+                }
+            })
+            .await
+            .unwrap_or_else(|e| Err(GateError::Aborted(e.to_string())))
+        }
     };
-    asked.unwrap_or_else(|e| GateDecision {
+    let decision = asked.unwrap_or_else(|e| GateDecision {
         deny: vec![e.to_string()],
         ..Default::default()
-    })
+    });
+    span.record("pavilion.policy.allowed", decision.deny.is_empty());
+    decision
 }
 
 /// Records a decision; a log that cannot be written is the operator's

@@ -11,6 +11,7 @@
 mod expose;
 pub mod histogram;
 pub mod layer;
+pub mod trace;
 
 use histogram::{Histogram, REQUEST_BUCKETS, TRANSFER_BUCKETS};
 use http::Method;
