@@ -33,6 +33,7 @@ mod gc_support;
 mod model_cli;
 mod notary_cli;
 mod observability;
+mod observability_traces;
 mod peers;
 mod policy_cli;
 mod quota;
