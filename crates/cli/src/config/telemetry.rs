@@ -41,3 +41,25 @@ impl TelemetryKeys {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::settings_from_file;
+
+    #[test]
+    fn the_telemetry_table_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings_from_file(
+            dir.path(),
+            "[telemetry]\notlp_endpoint = \"http://collector:4318\"\nservice_name = \"reg-eu\"\n",
+        )
+        .unwrap();
+        let file = &s.telemetry.file;
+        assert_eq!(file.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(file.service_name.as_deref(), Some("reg-eu"));
+        assert!(s.telemetry.flag.is_none());
+        let e = settings_from_file(dir.path(), "[telemetry]\nendpoint = \"http://c\"\n")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
+    }
+}
