@@ -128,9 +128,13 @@ pub fn resolve(
                 why: format!("{v:?} is not a whole number"),
             }),
     };
+    let max_queue = number("OTEL_BSP_MAX_QUEUE_SIZE", d.max_queue)?.max(1);
     let batching = Batching {
-        max_queue: number("OTEL_BSP_MAX_QUEUE_SIZE", d.max_queue)?.max(1),
-        max_batch: number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", d.max_batch)?.max(1),
+        max_queue,
+        // A batch no larger than the queue (as the specification says):
+        // the exporter holds one batch besides the queue, so at most twice
+        // the queue's spans wait in memory.
+        max_batch: number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", d.max_batch)?.clamp(1, max_queue),
         delay: Duration::from_millis(
             number("OTEL_BSP_SCHEDULE_DELAY", d.delay.as_millis() as usize)?.max(1) as u64,
         ),
@@ -359,6 +363,14 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(s.headers["api-key"], "a b");
+        assert_eq!(s.batching.max_batch, 512);
+        let small = with(&[("OTEL_BSP_MAX_QUEUE_SIZE", "16")], src)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (small.batching.max_queue, small.batching.max_batch),
+            (16, 16)
+        );
         assert_eq!(s.headers["x-team"], "ml");
         let e = with(&[("OTEL_EXPORTER_OTLP_HEADERS", "secret-value")], src).unwrap_err();
         assert!(!e.to_string().contains("secret-value"), "{e}");

@@ -22,7 +22,16 @@ pub fn run(args: ServeArgs) -> CmdResult {
     let settings = args.settings().map_err(Failure::other)?;
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
         .map_err(Failure::other)
-        .context("invalid log filter")?;
+        .context("invalid log filter")?
+        // The spans marked for export are the exporter's alone: with
+        // `--log trace` they would otherwise be made (and their ids drawn
+        // and logged) with no exporter to take them.
+        .add_directive(
+            "pavilion::otel=off"
+                .parse()
+                .map_err(Failure::other)
+                .context("the log filter's telemetry directive")?,
+        );
     // A bad endpoint is a usage error, named with where it came from.
     let traces = settings
         .telemetry

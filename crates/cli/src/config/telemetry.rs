@@ -58,8 +58,8 @@ mod tests {
         assert_eq!(file.otlp_endpoint.as_deref(), Some("http://collector:4318"));
         assert_eq!(file.service_name.as_deref(), Some("reg-eu"));
         assert!(s.telemetry.flag.is_none());
-        let e = settings_from_file(dir.path(), "[telemetry]\nendpoint = \"http://c\"\n")
-            .unwrap_err();
+        let e =
+            settings_from_file(dir.path(), "[telemetry]\nendpoint = \"http://c\"\n").unwrap_err();
         assert!(format!("{e:#}").contains("unknown field"), "{e:#}");
     }
 }

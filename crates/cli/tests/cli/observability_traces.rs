@@ -78,28 +78,28 @@ fn assert_server_span(r: &Received, method: &str, route: &str, status: i64, pare
 
 /// Pushes a blob in two PATCH chunks and a manifest under a push policy,
 /// every request carrying a `traceparent`, and reads the spans back.
-async fn traced_push(backend: Backend, chunk: usize) {
+/// `storage`: a `--storage` URL (object storage), else the data directory.
+async fn traced_push(storage: Option<String>, chunk: usize) {
     let collector = Collector::start().await;
     let user = User::new();
     let rules = policy_dir(&[("push.rego", PUSH_RULES)]);
     let (tp, ts) = (user.trust_policy(), user.trust_store());
-    let Some(s) = Server::start_with(
-        backend,
-        &[
-            "--otlp-endpoint",
-            &collector.base,
-            "--policy",
-            rules.path().to_str().unwrap(),
-            "--trust-policy",
-            &tp,
-            "--trust-store",
-            &ts,
-            "--log",
-            "warn,pavilion::access=info",
-        ],
-    ) else {
-        return;
-    };
+    let mut args = vec![
+        "--otlp-endpoint",
+        &collector.base,
+        "--policy",
+        rules.path().to_str().unwrap(),
+        "--trust-policy",
+        &tp,
+        "--trust-store",
+        &ts,
+        "--log",
+        "warn,pavilion::access=info",
+    ];
+    if let Some(url) = &storage {
+        args.extend(["--storage", url]);
+    }
+    let s = Server::start_with(Backend::Sqlite, &args).unwrap();
     let http = client();
     let tp_upload = traceparent(UPLOAD_PARENT);
 
@@ -256,7 +256,7 @@ async fn traced_push(backend: Backend, chunk: usize) {
     assert!(policy[0].span.end_time_unix_nano <= m.span.end_time_unix_nano);
 
     // Object storage: the parts sent are spans of the upload's trace.
-    if backend == Backend::S3 {
+    if storage.is_some() {
         let ours: Vec<_> = [&post_id, &put_id]
             .into_iter()
             .chain(&patch_ids)
@@ -312,14 +312,27 @@ async fn traced_push(backend: Backend, chunk: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_spans_continue_the_callers_trace_with_their_children() {
-    traced_push(Backend::Sqlite, 300_000).await;
+    traced_push(None, 300_000).await;
 }
 
-/// The same over S3 (radosgw, 5 MiB parts): parts cut while the chunks
-/// arrive and at the commit are spans too.
+/// The same with blobs in S3 (radosgw, 5 MiB parts; metadata in SQLite, as
+/// PostgreSQL adds nothing here): the parts sent while the chunks arrive
+/// and at the commit are spans too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_storage_parts_are_spans_of_the_upload() {
-    traced_push(Backend::S3, 3 << 20).await;
+    let endpoint = std::env::var("PAVILION_TEST_S3_ENDPOINT").ok();
+    if require_peer("radosgw (PAVILION_TEST_S3_ENDPOINT)", endpoint.is_some()).is_none() {
+        return;
+    }
+    let url = format!(
+        "s3://pavilion-test/{}?endpoint={}&region=default&allow_http=true&part_size=5242880",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+        endpoint.unwrap_or_default()
+    );
+    traced_push(Some(url), 3 << 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,4 +425,135 @@ fn a_bad_otlp_endpoint_stops_serve_with_one_line() {
         );
         assert!(!data.exists(), "refused before anything was created");
     }
+}
+
+/// A `pavilion serve` started with environment variables (the shared
+/// harness passes arguments only), killed when dropped.
+struct EnvServer {
+    child: std::process::Child,
+    addr: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl EnvServer {
+    fn start(data: &std::path::Path, env: &[(&str, &str)]) -> EnvServer {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pavilion"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env_remove("PAVILION_CONFIG")
+            .env("PAVILION_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn pavilion");
+        let lines = stderr_lines(&mut child);
+        let addr = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("server did not report its address");
+            if let Some(rest) = line.strip_prefix("pavilion listening on http://") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        EnvServer { child, addr, lines }
+    }
+
+    /// The first line containing `text` within `limit`, if any.
+    fn wait_line(&self, text: &str, limit: Duration) -> Option<String> {
+        let until = Instant::now() + limit;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(text) => return Some(l),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+}
+
+impl Drop for EnvServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The worse case than a closed port: a collector that accepts the
+/// connection and never answers, so each export hangs until its timeout.
+/// Configured the OpenTelemetry way (environment, a small queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_never_answers_costs_requests_nothing() {
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        // Held, never read nor answered.
+        let mut held = Vec::new();
+        for c in hole.incoming() {
+            held.push(c);
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut s = EnvServer::start(
+        &tmp.path().join("data"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "16"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    // A request that waited for an export would wait 10 s: 5 s fails it.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    for _ in 0..25 {
+        let batch = (0..8).map(|_| {
+            http.get(format!("http://{}/v2/", s.addr))
+                .header("traceparent", traceparent(UPLOAD_PARENT))
+                .send()
+        });
+        for r in futures::future::join_all(batch).await {
+            assert_eq!(r.expect("not held up by the exporter").status(), 200);
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    // The hung export times out after 10 s; then the warning counts what
+    // the full queue dropped meanwhile (200 spans, room for 16).
+    let warning = s
+        .wait_line("traces are being lost", Duration::from_secs(30))
+        .expect("a warning about lost spans");
+    let dropped: u64 = warning
+        .split("dropped_spans=")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{warning}"));
+    assert!(dropped >= 100, "{warning}");
+    // Shutdown is not held up by the collector either (3 s for the last
+    // export, then exit).
+    let stopping = Instant::now();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(20),
+            "serve did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
 }
