@@ -11,6 +11,7 @@ use std::path::PathBuf;
 pub mod gc;
 pub mod metrics;
 pub mod quota;
+pub mod telemetry;
 mod tls_client;
 use tls_client::tls_client_settings;
 pub use tls_client::TlsClientAuth;
@@ -86,6 +87,9 @@ pub struct ServeArgs {
     /// Also serve /metrics, /healthz and /readyz, without authentication, on this address (e.g. an internal interface for Prometheus).
     #[arg(long, env = "PAVILION_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Send OpenTelemetry traces over OTLP/HTTP (protobuf) to this collector, e.g. http://localhost:4318 (/v1/traces is added to a URL without a path). Also OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_SERVICE_NAME [default: off].
+    #[arg(long, env = "PAVILION_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Log filter, e.g. info or pavilion_registry=debug [default: info].
     #[arg(long, env = "PAVILION_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -214,6 +218,7 @@ pub struct FileConfig {
     gc: Option<gc::GcFile>,
     metrics_addr: Option<SocketAddr>,
     metrics: Option<metrics::MetricsFile>,
+    telemetry: Option<telemetry::TelemetryFile>,
     /// `[[quota]]` entries, checked by [`quota::quotas`].
     quota: Option<toml::Value>,
 }
@@ -235,6 +240,8 @@ pub struct Settings {
     pub admission: AdmissionSettings,
     /// Who may call the registry and what they may do.
     pub auth: crate::auth_config::AuthSettings,
+    /// Where traces go (read with the environment when serve starts).
+    pub telemetry: telemetry::TelemetryKeys,
 }
 
 /// The admission and Gatekeeper endpoints' settings.
@@ -620,6 +627,10 @@ impl ServeArgs {
             policy: self.policy.or(file.policy),
             trust,
             verification_cache,
+            telemetry: telemetry::TelemetryKeys {
+                flag: self.otlp_endpoint,
+                file: file.telemetry.unwrap_or_default(),
+            },
         })
     }
 }

@@ -30,21 +30,39 @@ pub(crate) async fn decide(
     refuse_errors(ask(gate, facts, pull).await)
 }
 
-/// The gate's answer, or why it could not give one.
+/// The gate's answer, or why it could not give one, under a
+/// `policy.evaluate` span (exported when traces are on).
 async fn ask(
     gate: Arc<dyn Gate>,
     facts: Result<GateFacts, GateError>,
     pull: Option<String>,
 ) -> Result<GateDecision, GateError> {
-    match facts {
+    let span = tracing::trace_span!(
+        target: "pavilion::otel",
+        "policy.evaluate",
+        pavilion.policy.point = if pull.is_some() { "pull" } else { "push" },
+        pavilion.policy.allowed = tracing::field::Empty,
+    );
+    let asked = match facts {
         Err(e) => Err(e),
-        Ok(facts) => tokio::task::spawn_blocking(move || match &pull {
-            Some(reference) => gate.decide_pull(&facts, reference),
-            None => gate.decide_push(&facts),
-        })
-        .await
-        .unwrap_or_else(|e| Err(GateError::Aborted(e.to_string()))),
-    }
+        Ok(facts) => {
+            // Entered on the blocking thread, so that what the gate does
+            // there (signature verification) is traced under it.
+            let inside = span.clone();
+            tokio::task::spawn_blocking(move || {
+                let _entered = inside.enter();
+                match &pull {
+                    Some(reference) => gate.decide_pull(&facts, reference),
+                    None => gate.decide_push(&facts),
+                }
+            })
+            .await
+            .unwrap_or_else(|e| Err(GateError::Aborted(e.to_string())))
+        }
+    };
+    let allowed = matches!(&asked, Ok(d) if d.deny.is_empty());
+    span.record("pavilion.policy.allowed", allowed);
+    asked
 }
 
 /// A gate that cannot answer refuses (policies fail closed).

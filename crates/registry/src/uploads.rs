@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http::{header, StatusCode};
 use pavilion_oci::{Digest, ErrorCode, RepoName};
 use pavilion_store::StoreError;
+use tracing::Instrument;
 
 fn upload_location(name: &RepoName, id: &str) -> String {
     format!("/v2/{name}/blobs/uploads/{id}")
@@ -232,7 +233,15 @@ async fn finish(state: &AppState, name: &RepoName, id: &str, digest: &Digest) ->
         .ok_or_else(|| StoreError::UploadNotFound(id.to_string()))?;
     crate::quota::check_finish(state, name, digest, len).await?;
     state.meta.claim_blob(digest, len, false).await?;
-    let size = match state.blobs.upload_commit(id, digest).await {
+    // Traced: on object storage this is where the parts are assembled.
+    let commit =
+        tracing::trace_span!(target: "pavilion::otel", "store.commit", pavilion.bytes = len);
+    let size = match state
+        .blobs
+        .upload_commit(id, digest)
+        .instrument(commit)
+        .await
+    {
         Ok(size) => size,
         Err(e) => {
             // On a mismatch the store has already discarded the bytes.

@@ -107,7 +107,17 @@ impl<H: RunningHash> Hashing<H> {
     ) -> (Self, States<H>) {
         let (states_tx, states_rx) = mpsc::unbounded_channel();
         let (tx, rx) = mpsc::channel::<Batch>(PIPE_DEPTH);
-        let done = blocking::spawn(move || hash_batches(h, rx, marks, states_tx));
+        // The hashing of this append, as one span under the request's.
+        let span = tracing::trace_span!(
+            target: "pavilion::otel",
+            "store.hash",
+            pavilion.bytes = tracing::field::Empty,
+        );
+        let done = blocking::spawn(move || {
+            let (h, hashed) = span.in_scope(|| hash_batches(h, rx, marks, states_tx));
+            span.record("pavilion.bytes", hashed);
+            h
+        });
         (Hashing { tx, done }, States(states_rx))
     }
 
@@ -125,13 +135,13 @@ impl<H: RunningHash> Hashing<H> {
 }
 
 /// The hashing thread: every byte in order, a copy of the state sent at
-/// each mark.
+/// each mark. Returns the state and how many bytes it took.
 fn hash_batches<H: RunningHash>(
     mut h: H,
     mut rx: mpsc::Receiver<Batch>,
     mut marks: impl Iterator<Item = u64>,
     states: mpsc::UnboundedSender<H>,
-) -> H {
+) -> (H, u64) {
     let mut pos = 0u64;
     let mut mark = marks.next();
     while let Some(batch) = rx.blocking_recv() {
@@ -151,7 +161,7 @@ fn hash_batches<H: RunningHash>(
             pos += data.len() as u64;
         }
     }
-    h
+    (h, pos)
 }
 
 /// Appends `body` through `sink`. With `declared = Some(n)` the body must

@@ -288,11 +288,20 @@ pub fn verify_local(
             }
             Needed::Verify(policy, req) => {
                 if seen.insert(policy.clone()) {
+                    // Traced when the registry's telemetry is on (under
+                    // the policy evaluation that asked); free otherwise.
+                    let span = tracing::trace_span!(
+                        target: "pavilion::otel",
+                        "signature.verify",
+                        pavilion.signatures = found.len(),
+                        pavilion.trust_policy = policy.as_str(),
+                    );
+                    let reports = span.in_scope(|| verify_signatures(found, expected, &req));
                     results.push(ArtifactVerification {
                         reference: format!("{scope}@{}", expected.digest),
                         digest: expected.digest.clone(),
                         policy,
-                        reports: verify_signatures(found, expected, &req),
+                        reports,
                         skipped: false,
                     });
                 }

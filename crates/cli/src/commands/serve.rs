@@ -22,12 +22,48 @@ pub fn run(args: ServeArgs) -> CmdResult {
     let settings = args.settings().map_err(Failure::other)?;
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
         .map_err(Failure::other)
-        .context("invalid log filter")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(crate::output::colour_on_stderr())
+        .context("invalid log filter")?
+        // The spans marked for export are the exporter's alone: with
+        // `--log trace` they would otherwise be made (and their ids drawn
+        // and logged) with no exporter to take them.
+        .add_directive(
+            "pavilion::otel=off"
+                .parse()
+                .map_err(Failure::other)
+                .context("the log filter's telemetry directive")?,
+        );
+    // A bad endpoint is a usage error, named with where it came from.
+    let traces = settings
+        .telemetry
+        .resolve()
+        .map_err(|e| UsageError(e.to_string()))?;
+    let (otlp, exporter) = match &traces {
+        Some(t) => {
+            let (layer, exporter) = pavilion_telemetry::pipeline(t)
+                .map_err(Failure::other)
+                .context("setting up the OTLP exporter")?;
+            (Some(layer), Some(exporter))
+        }
+        None => (None, None),
+    };
+    // Each layer has its own filter: the log's does not decide which
+    // spans are exported, and without an endpoint no subscriber wants the
+    // spans marked for export, so they are never made.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(crate::output::colour_on_stderr())
+                .with_filter(filter),
+        )
+        .with(otlp.map(|l| l.with_filter(pavilion_telemetry::targets())))
         .init();
+    if let Some(t) = &traces {
+        tracing::info!(endpoint = %t.endpoint, service = %t.service_name, "exporting traces over OTLP/HTTP");
+    }
     // Policies are loaded (and checked) before the port opens: a typo in a
     // rule stops the start with the file and line, not the first push.
     // The authorization rules (package pavilion.authz) come with the
@@ -136,10 +172,17 @@ pub fn run(args: ServeArgs) -> CmdResult {
         if let Some(w) = access.as_ref().and_then(|a| a.workload.clone()) {
             tokio::spawn(super::serve_access::refresh_workload_keys(w));
         }
+        // The exporter runs until serve ends, then sends what is queued.
+        let (stop_exporter, stopped) = tokio::sync::oneshot::channel::<()>();
+        let exporting = exporter.map(|e| {
+            tokio::spawn(e.run(async move {
+                let _ = stopped.await;
+            }))
+        });
         let cfg = settings.server;
         let data = cfg.data_dir.clone();
         let scheme = if cfg.tls.is_some() { "https" } else { "http" };
-        pavilion_registry::serve(cfg, ext, shutdown_signal(), |addr| {
+        let served = pavilion_registry::serve(cfg, ext, shutdown_signal(), |addr| {
             if names.set(vec![addr.to_string()]).is_ok() && addr.ip().is_unspecified() {
                 tracing::warn!(
                     %addr,
@@ -156,7 +199,19 @@ pub fn run(args: ServeArgs) -> CmdResult {
             tracing::info!(%addr, "listening");
         })
         .await
-        .map_err(explain)
+        .map_err(explain);
+        if let Some(task) = exporting {
+            let _ = stop_exporter.send(());
+            // A collector that does not answer does not hold the exit up
+            // for long; what it did not take is lost.
+            if tokio::time::timeout(std::time::Duration::from_secs(3), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the last traces were not exported within 3 s");
+            }
+        }
+        served
     })?;
     Ok(ExitStatus::Success)
 }

@@ -35,6 +35,7 @@ mod model_cli;
 mod notary_cli;
 mod observability;
 mod observability_metrics;
+mod observability_traces;
 mod peers;
 mod policy_cli;
 mod quota;

@@ -3,9 +3,11 @@
 //! headers), counts body bytes both ways, keeps the in-flight gauge, and
 //! writes one access log line per request: request id, route, method,
 //! status, bytes, duration, the caller once authenticated, and the trace
-//! id of a W3C `traceparent` the client sent. Never a header value that
-//! could hold a secret.
+//! id of a W3C `traceparent` the client sent (with traces on: the trace
+//! and span ids of the request's server span, which it opens here and ends
+//! with the response body). Never a header value that could hold a secret.
 
+use super::trace::{record_status, request_span, traceparent};
 use super::{method_label, route_label, Metrics};
 use crate::routes::Route;
 use crate::state::AppState;
@@ -20,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Filled by the access guard with the authenticated subject, for the
 /// access log (the log line is written after the handler, which the
@@ -47,27 +50,6 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-/// The trace id of a valid W3C `traceparent` (version 00), else none.
-pub fn trace_id(req: &Request) -> Option<String> {
-    let v = req.headers().get("traceparent")?.to_str().ok()?;
-    let mut parts = v.split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    };
-    let ok = version == "00"
-        && parts.next().is_none()
-        && hex(trace, 32)
-        && hex(parent, 16)
-        && hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0')
-        && parent.bytes().any(|b| b != b'0');
-    ok.then(|| trace.to_string())
-}
-
 /// See the module docs.
 pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let metrics = state.metrics.clone();
@@ -79,7 +61,14 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     let http_method = req.method().clone();
     let repo = metrics.repository_of(parsed.0.as_ref().as_ref());
     let id = request_id(&req);
-    let trace = trace_id(&req);
+    let parent = traceparent(&req);
+    let (span, ids) = request_span(&req, method, route, &id, parent.as_ref());
+    // With traces on, the log names the span's trace (the caller's, or the
+    // one it started); else the caller's, if any.
+    let (trace, span_id) = match ids {
+        Some(ids) => (Some(ids.trace_id), Some(ids.span_id)),
+        None => (parent.map(|p| p.trace_id), None),
+    };
     let started = Instant::now();
     // Dropped with the response body, or with this future if the client
     // goes away before the handler answers.
@@ -113,7 +102,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
             bytes: 0,
         })
     });
-    let mut resp = next.run(req).await;
+    let mut resp = next.run(req).instrument(span.clone()).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -128,6 +117,10 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     let m_out = metrics.clone();
     let done = move |bytes_out: u64| {
         drop(in_flight);
+        // The span ends here, with the response's last byte (or the
+        // client leaving), when this last handle on it goes.
+        record_status(&span, status);
+        drop(span);
         let secs = started.elapsed().as_secs_f64();
         metrics.end(route, method, status, secs);
         let bytes_in = bytes_in.load(Ordering::Relaxed);
@@ -152,6 +145,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
             duration_ms = (secs * 1000.0) as u64,
             identity = who.0.get().map(String::as_str).unwrap_or("-"),
             trace_id = trace.as_deref().unwrap_or("-"),
+            span_id = span_id.as_deref(),
             "request"
         );
     };
@@ -230,37 +224,6 @@ impl Drop for Counted {
     fn drop(&mut self) {
         if let Some(done) = self.on_done.take() {
             done(self.bytes);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with_traceparent(v: &str) -> Request {
-        http::Request::builder()
-            .header("traceparent", v)
-            .body(Body::empty())
-            .unwrap()
-    }
-
-    #[test]
-    fn only_a_valid_traceparent_gives_a_trace_id() {
-        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(
-            trace_id(&with_traceparent(good)).as_deref(),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-        for bad in [
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
-            "garbage",
-        ] {
-            assert_eq!(trace_id(&with_traceparent(bad)), None, "{bad}");
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod layer;
 mod outcomes;
 mod repos;
 mod store;
+pub mod trace;
 
 use histogram::{Histogram, REQUEST_BUCKETS, TRANSFER_BUCKETS};
 use http::Method;

@@ -11,6 +11,7 @@ use futures::StreamExt;
 use object_store::multipart::PartId;
 use pavilion_oci::{Algorithm, Digest};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// A part on its way to the store.
 pub(super) struct SendingPart {
@@ -61,8 +62,16 @@ impl ObjectBlobStore {
         };
         let store = self.store.clone();
         let payload = data.clone();
-        let task =
-            tokio::spawn(async move { store.put_part(&path, &mp, idx, payload.into()).await });
+        // The spawned task is traced under the request that sent the part.
+        let span = tracing::trace_span!(
+            target: "pavilion::otel",
+            "store.put_part",
+            pavilion.part = idx,
+            pavilion.bytes = data.len(),
+        );
+        let task = tokio::spawn(
+            async move { store.put_part(&path, &mp, idx, payload.into()).await }.instrument(span),
+        );
         Ok(SendingPart { task, data })
     }
 

@@ -11,6 +11,7 @@ pub mod distribution;
 pub mod http;
 pub mod model;
 pub mod notation;
+pub mod otlp;
 pub mod pki;
 pub mod process;
 pub mod proxy;

@@ -1,0 +1,162 @@
+//! The request's span for OpenTelemetry: a caller's W3C `traceparent`
+//! read, and the server span that continues it. The span is exported by
+//! the telemetry layer when `serve` has an OTLP endpoint; otherwise no
+//! subscriber wants its target and nothing is made (ids are not even
+//! drawn).
+
+use axum::extract::Request;
+use tracing::field::Empty;
+use tracing::Span;
+
+/// The parts of a valid W3C `traceparent` (version 00).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParent {
+    /// 32 lowercase hex digits, not all zero.
+    pub trace_id: String,
+    /// The caller's span: 16 lowercase hex digits, not all zero.
+    pub parent_id: String,
+    /// The trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+/// The request's `traceparent`, when valid.
+pub fn traceparent(req: &Request) -> Option<TraceParent> {
+    let v = req.headers().get("traceparent")?.to_str().ok()?;
+    let mut parts = v.split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    let ok = version == "00"
+        && parts.next().is_none()
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    ok.then(|| TraceParent {
+        trace_id: trace.to_string(),
+        parent_id: parent.to_string(),
+        flags: u8::from_str_radix(flags, 16).unwrap_or(0),
+    })
+}
+
+/// The ids of a recorded server span, for the access log.
+pub struct SpanIds {
+    /// The trace (the caller's, or a new one).
+    pub trace_id: String,
+    /// This request's span.
+    pub span_id: String,
+}
+
+/// The server span of a request, and its ids when it is exported. Its
+/// name is the method and the route template, never a repository or a
+/// digest: names are what tracing backends group by.
+pub fn request_span(
+    req: &Request,
+    method: &'static str,
+    route: &'static str,
+    request_id: &str,
+    parent: Option<&TraceParent>,
+) -> (Span, Option<SpanIds>) {
+    if !tracing::enabled!(target: "pavilion::otel", tracing::Level::TRACE) {
+        return (Span::none(), None);
+    }
+    let random = || uuid::Uuid::new_v4().simple().to_string();
+    let trace_id = match parent {
+        Some(p) => p.trace_id.clone(),
+        None => random(),
+    };
+    let span_id = random()[..16].to_string();
+    // The semantic conventions' names: `_OTHER` for a method outside the
+    // known set, no route for a path that matched none.
+    let method = if method == "OTHER" { "_OTHER" } else { method };
+    let known = route != "other";
+    let name = if known {
+        format!("{method} {route}")
+    } else {
+        method.to_string()
+    };
+    let span = tracing::trace_span!(
+        target: "pavilion::otel",
+        "request",
+        otel.name = name.as_str(),
+        otel.kind = "server",
+        otel.trace_id = trace_id.as_str(),
+        otel.span_id = span_id.as_str(),
+        otel.parent_id = parent.map(|p| p.parent_id.as_str()),
+        otel.trace_flags = parent.map_or(1, |p| u64::from(p.flags)),
+        otel.status_code = Empty,
+        http.request.method = method,
+        http.route = known.then_some(route),
+        url.path = req.uri().path(),
+        pavilion.request_id = request_id,
+        http.response.status_code = Empty,
+    );
+    // An unsampled trace's spans are not exported: no id to log either.
+    let sampled = parent.is_none_or(|p| p.flags & 1 == 1);
+    (span, sampled.then_some(SpanIds { trace_id, span_id }))
+}
+
+/// Ends the span's record with the response status (a 5xx is the
+/// server's error; a 4xx is the client's and leaves the status unset, as
+/// the conventions say for server spans).
+pub fn record_status(span: &Span, status: u16) {
+    span.record("http.response.status_code", u64::from(status));
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn with_traceparent(v: &str) -> Request {
+        http::Request::builder()
+            .header("traceparent", v)
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn only_a_valid_traceparent_is_read() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            traceparent(&with_traceparent(good)),
+            Some(TraceParent {
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                parent_id: "00f067aa0ba902b7".into(),
+                flags: 1,
+            })
+        );
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        assert_eq!(
+            traceparent(&with_traceparent(unsampled)).map(|t| t.flags),
+            Some(0)
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "garbage",
+        ] {
+            assert_eq!(traceparent(&with_traceparent(bad)), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn without_a_subscriber_for_it_no_span_is_made() {
+        let req = with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let (span, ids) = request_span(&req, "GET", "/v2/", "r1", traceparent(&req).as_ref());
+        assert!(span.is_disabled());
+        assert!(ids.is_none());
+    }
+}
