@@ -93,6 +93,9 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or pavilion_registry=debug [default: info].
     #[arg(long, env = "PAVILION_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Log line format: text, or json (one object per line, for log shippers) [default: text].
+    #[arg(long, env = "PAVILION_LOG_FORMAT", value_name = "FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
     /// Directory of Rego policies (package pavilion.push decides manifest pushes, pavilion.admission admission reviews).
     #[arg(long, env = "PAVILION_POLICY", value_name = "DIR")]
     pub policy: Option<PathBuf>,
@@ -197,6 +200,8 @@ pub struct FileConfig {
     decision_retention_days: Option<u64>,
     decision_retention_bytes: Option<u64>,
     log: Option<String>,
+    #[serde(default, deserialize_with = "log_format_key")]
+    log_format: Option<LogFormat>,
     policy: Option<PathBuf>,
     trust_policy: Option<PathBuf>,
     trust_store: Option<PathBuf>,
@@ -223,11 +228,39 @@ pub struct FileConfig {
     quota: Option<toml::Value>,
 }
 
+/// How `serve` writes its log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for people (with colour on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, target and the fields
+    /// (the access line's request id, route, status...) at the top level.
+    Json,
+}
+
+/// Parses `--log-format` / `log_format`.
+pub fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("log format {s:?} is not text or json")),
+    }
+}
+
+fn log_format_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<LogFormat>, D::Error> {
+    let s: Option<String> = serde::Deserialize::deserialize(d)?;
+    s.map(|s| parse_log_format(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 /// The merged configuration.
 #[derive(Debug)]
 pub struct Settings {
     pub server: pavilion_registry::ServerConfig,
     pub log: String,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// Rego policy directory.
     pub policy: Option<PathBuf>,
     /// Trust policy and store, when signatures are verified.
@@ -624,6 +657,7 @@ impl ServeArgs {
             names,
             server,
             log,
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             policy: self.policy.or(file.policy),
             trust,
             verification_cache,

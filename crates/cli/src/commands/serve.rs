@@ -52,13 +52,25 @@ pub fn run(args: ServeArgs) -> CmdResult {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
+    let log: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> = match settings.log_format
+    {
+        crate::config::LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(crate::output::colour_on_stderr())
+            .boxed(),
+        // Flat objects, one per line: what log shippers parse without
+        // configuration. Span lists are left out (the access line carries
+        // its own ids).
+        crate::config::LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(crate::output::colour_on_stderr())
-                .with_filter(filter),
-        )
+        .with(log.with_filter(filter))
         .with(otlp.map(|l| l.with_filter(pavilion_telemetry::targets())))
         .init();
     if let Some(t) = &traces {
@@ -181,6 +193,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
         });
         let cfg = settings.server;
         let data = cfg.data_dir.clone();
+        let json_log = settings.log_format == crate::config::LogFormat::Json;
         let scheme = if cfg.tls.is_some() { "https" } else { "http" };
         let served = pavilion_registry::serve(cfg, ext, shutdown_signal(), |addr| {
             if names.set(vec![addr.to_string()]).is_ok() && addr.ip().is_unspecified() {
@@ -191,11 +204,20 @@ pub fn run(args: ServeArgs) -> CmdResult {
                      set --name to the names clients use"
                 );
             }
-            // Tests and scripts wait for this line to learn the bound port.
-            eprintln!(
+            // Tests and scripts wait for this line to learn the bound port
+            // (with JSON logs, in the message of a JSON line like the rest).
+            let line = format!(
                 "pavilion listening on {scheme}://{addr} (data in {})",
                 data.display()
             );
+            if json_log {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"level": "INFO", "target": "pavilion", "message": line})
+                );
+            } else {
+                eprintln!("{line}");
+            }
             tracing::info!(%addr, "listening");
         })
         .await

@@ -409,3 +409,89 @@ async fn metrics_need_the_catalog_grant_except_on_the_metrics_listener() {
         .unwrap();
     assert_eq!(api.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_the_access_fields_at_the_top() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            "--log-format",
+            "json",
+            "--log",
+            "warn,pavilion::access=info",
+        ],
+    )
+    .unwrap();
+    let r = client()
+        .get(s.url("/v2/json/logs/tags/list"))
+        .header("x-request-id", "json-log-1")
+        .header("authorization", "Basic c2VjcmV0OnB3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let mut line = None;
+    for _ in 0..50 {
+        line = s
+            .log()
+            .lines()
+            .find(|l| l.contains("json-log-1"))
+            .map(str::to_string);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line = line.expect("the access line");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
+    assert_eq!(v["target"], "pavilion::access");
+    assert_eq!(v["level"], "INFO");
+    assert_eq!(v["request_id"], "json-log-1");
+    assert_eq!(v["route"], "/v2/{name}/tags/list");
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["status"], 404);
+    assert!(v["timestamp"].is_string(), "{v}");
+    assert!(!line.contains("c2VjcmV0OnB3"), "no credentials: {line}");
+    for l in s.log().lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(l).is_ok(),
+            "every line is JSON: {l}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_log_format_or_a_metrics_address_in_use_stops_serve_with_one_line() {
+    use crate::common::run::pv;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let r = pv(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--data",
+        d,
+        "--log-format",
+        "xml",
+    ]);
+    assert!(r.fails(2).contains("not text or json"), "{}", r.stderr);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let r = pv(&[
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--data",
+        d,
+        "--metrics-addr",
+        &port,
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains(&port), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("pavilion listening on"),
+        "refused before reporting ready: {}",
+        r.stderr
+    );
+}

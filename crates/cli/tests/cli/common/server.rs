@@ -103,8 +103,12 @@ impl Server {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent {
-                    if let Some(rest) = line.strip_prefix("pavilion listening on ") {
-                        let url = rest.split_whitespace().next().unwrap_or("").to_string();
+                    // Plain, or the message of a JSON log line.
+                    if let Some((_, rest)) = line.split_once("pavilion listening on ") {
+                        let url: String = rest
+                            .chars()
+                            .take_while(|c| !c.is_whitespace() && *c != '"')
+                            .collect();
                         let _ = tx.send(url);
                         sent = true;
                         continue;
