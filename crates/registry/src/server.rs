@@ -74,6 +74,8 @@ pub struct ServerConfig {
     /// Per-repository metric series for at most this many repositories
     /// (`[metrics] repository_labels`); `None`: none at all.
     pub repository_labels: Option<usize>,
+    /// Which requests' traces are recorded (`OTEL_TRACES_SAMPLER`).
+    pub trace_sampler: crate::metrics::trace::TraceSampler,
 }
 
 /// What the rest of Pavilion adds to the registry: a push policy and extra
@@ -143,6 +145,7 @@ impl ServerConfig {
             metrics_addr: None,
             quotas: Vec::new(),
             repository_labels: None,
+            trace_sampler: Default::default(),
         }
     }
 
@@ -263,6 +266,7 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
     );
     state.quotas = cfg.quotas.clone();
     state.metrics = metrics;
+    state.trace_sampler = cfg.trace_sampler;
     Ok(state)
 }
 

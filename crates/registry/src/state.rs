@@ -50,6 +50,8 @@ pub struct AppState {
     pub quotas: Vec<crate::quota::Quota>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Which requests' traces are recorded, when traces are on.
+    pub trace_sampler: crate::metrics::trace::TraceSampler,
     /// Blob transfers in flight (`/pavilion/v1/transfers`).
     pub transfers: Arc<crate::transfers::Transfers>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
@@ -79,6 +81,7 @@ impl AppState {
             quotas: Vec::new(),
             metrics: Arc::default(),
             transfers: Arc::default(),
+            trace_sampler: Default::default(),
             manifest_cache: RwLock::new(ManifestCache::default()),
         }
     }

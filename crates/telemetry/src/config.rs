@@ -48,6 +48,58 @@ pub struct Settings {
     pub headers: HeaderMap,
     /// Queue and batch sizes.
     pub batching: Batching,
+    /// `OTEL_TRACES_SAMPLER` (and its `_ARG`): follow a caller's sampled
+    /// flag, and which share of the rest to record.
+    pub sampler: Sampler,
+}
+
+/// Which traces are recorded, as `OTEL_TRACES_SAMPLER` says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampler {
+    /// `parentbased_*`: a caller's sampled flag decides when there is one.
+    pub parent_based: bool,
+    /// The share of the other traces recorded, 0 to 1.
+    pub ratio: f64,
+}
+
+/// Parses `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` (the
+/// specification's names; default `parentbased_always_on`). A sampler the
+/// server does not know stops the start: silently recording everything, or
+/// nothing, is not what was asked.
+fn sampler(name: Option<String>, arg: Option<String>) -> Result<Sampler, ConfigError> {
+    let ratio = || -> Result<f64, ConfigError> {
+        match &arg {
+            None => Ok(1.0),
+            Some(a) => match a.trim().parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(ConfigError::Variable {
+                    name: "OTEL_TRACES_SAMPLER_ARG",
+                    why: format!("{a:?} is not a ratio between 0 and 1"),
+                }),
+            },
+        }
+    };
+    let name = name.map(|n| n.trim().to_string());
+    let (parent_based, ratio) = match name.as_deref().unwrap_or("parentbased_always_on") {
+        "always_on" => (false, 1.0),
+        "always_off" => (false, 0.0),
+        "traceidratio" => (false, ratio()?),
+        "parentbased_always_on" => (true, 1.0),
+        "parentbased_always_off" => (true, 0.0),
+        "parentbased_traceidratio" => (true, ratio()?),
+        other => {
+            return Err(ConfigError::Variable {
+                name: "OTEL_TRACES_SAMPLER",
+                why: format!(
+                    "{other:?} is not a sampler this server knows (always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio)"
+                ),
+            })
+        }
+    };
+    Ok(Sampler {
+        parent_based,
+        ratio,
+    })
 }
 
 /// The places that are not environment variables.
@@ -139,11 +191,13 @@ pub fn resolve(
             number("OTEL_BSP_SCHEDULE_DELAY", d.delay.as_millis() as usize)?.max(1) as u64,
         ),
     };
+    let sampler = sampler(env("OTEL_TRACES_SAMPLER"), env("OTEL_TRACES_SAMPLER_ARG"))?;
     Ok(Some(Settings {
         endpoint,
         service_name,
         headers,
         batching,
+        sampler,
     }))
 }
 
@@ -374,5 +428,46 @@ mod tests {
         assert_eq!(s.headers["x-team"], "ml");
         let e = with(&[("OTEL_EXPORTER_OTLP_HEADERS", "secret-value")], src).unwrap_err();
         assert!(!e.to_string().contains("secret-value"), "{e}");
+    }
+
+    #[test]
+    fn samplers_are_the_specifications_names_and_unknown_ones_stop_the_start() {
+        let src = Sources {
+            flag: Some("http://127.0.0.1:4318"),
+            ..Default::default()
+        };
+        let of = |vars: &[(&str, &str)]| with(vars, src).map(|s| s.unwrap().sampler);
+        assert_eq!(
+            of(&[]).unwrap(),
+            Sampler {
+                parent_based: true,
+                ratio: 1.0
+            }
+        );
+        assert_eq!(
+            of(&[
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.01")
+            ])
+            .unwrap(),
+            Sampler {
+                parent_based: true,
+                ratio: 0.01
+            }
+        );
+        assert_eq!(
+            of(&[("OTEL_TRACES_SAMPLER", "always_off")]).unwrap().ratio,
+            0.0
+        );
+        for bad in [
+            &[("OTEL_TRACES_SAMPLER", "jaeger_remote")][..],
+            &[
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+            ][..],
+        ] {
+            let e = of(bad).unwrap_err().to_string();
+            assert!(e.starts_with("OTEL_TRACES_SAMPLER"), "{e}");
+        }
     }
 }

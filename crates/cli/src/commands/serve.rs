@@ -19,7 +19,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
     // The settings' checks are plain messages: a bad key is exit 1.
-    let settings = args.settings().map_err(Failure::other)?;
+    let mut settings = args.settings().map_err(Failure::other)?;
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
         .map_err(Failure::other)
         .context("invalid log filter")?
@@ -37,6 +37,12 @@ pub fn run(args: ServeArgs) -> CmdResult {
         .telemetry
         .resolve()
         .map_err(|e| UsageError(e.to_string()))?;
+    if let Some(t) = &traces {
+        settings.server.trace_sampler = pavilion_registry::metrics::trace::TraceSampler {
+            parent_based: t.sampler.parent_based,
+            ratio: t.sampler.ratio,
+        };
+    }
     let (otlp, exporter) = match &traces {
         Some(t) => {
             let (layer, exporter) = pavilion_telemetry::pipeline(t)

@@ -557,3 +557,63 @@ async fn a_collector_that_never_answers_costs_requests_nothing() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// `OTEL_TRACES_SAMPLER=parentbased_traceidratio` with ratio 0: the traces
+/// this server would start are not recorded, a caller's sampled trace
+/// still is, and an unknown sampler stops the start with one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sampler_records_a_callers_sampled_trace_and_none_of_its_own() {
+    let collector = Collector::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = EnvServer::start(
+        &tmp.path().join("data"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.base),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let http = client();
+    for _ in 0..20 {
+        let r = http
+            .get(format!("http://{}/v2/", s.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = http
+        .get(format!("http://{}/v2/", s.addr))
+        .header("traceparent", traceparent(UPLOAD_PARENT))
+        .send()
+        .await
+        .unwrap();
+    let id = request_id(&r);
+    let seen = |spans: &[Received]| {
+        spans
+            .iter()
+            .any(|r| attr_str(&r.span.attributes, "pavilion.request_id") == Some(id.as_str()))
+    };
+    assert!(seen(
+        &collector.wait_for(Duration::from_secs(10), seen).await
+    ));
+    // Time for the other twenty to arrive, were they exported.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 1, "only the caller's sampled request");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pavilion"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(tmp.path().join("d2"))
+        .args(["--otlp-endpoint", &collector.base])
+        .env("OTEL_TRACES_SAMPLER", "sometimes")
+        .env_remove("PAVILION_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OTEL_TRACES_SAMPLER"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

@@ -62,7 +62,14 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     let repo = metrics.repository_of(parsed.0.as_ref().as_ref());
     let id = request_id(&req);
     let parent = traceparent(&req);
-    let (span, ids) = request_span(&req, method, route, &id, parent.as_ref());
+    let (span, ids) = request_span(
+        &req,
+        method,
+        route,
+        &id,
+        parent.as_ref(),
+        &state.trace_sampler,
+    );
     // With traces on, the log names the span's trace (the caller's, or the
     // one it started); else the caller's, if any.
     let (trace, span_id) = match ids {

@@ -44,6 +44,51 @@ pub fn traceparent(req: &Request) -> Option<TraceParent> {
     })
 }
 
+/// Which requests' traces are recorded (`OTEL_TRACES_SAMPLER`): a caller's
+/// sampled flag when `parent_based` and the caller sent one, else a
+/// `ratio` of trace ids. An unsampled request still gets its span, marked
+/// unsampled, so that its children are not exported either.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TraceSampler {
+    /// Follow the caller's sampled flag when there is a caller.
+    pub parent_based: bool,
+    /// The share of traces this server starts (or, not parent based,
+    /// sees) that are recorded, 0 to 1.
+    pub ratio: f64,
+}
+
+impl Default for TraceSampler {
+    /// `parentbased_always_on`, the OpenTelemetry default.
+    fn default() -> Self {
+        TraceSampler {
+            parent_based: true,
+            ratio: 1.0,
+        }
+    }
+}
+
+impl TraceSampler {
+    /// Whether the trace `trace_id` (32 hex digits) continuing `parent` is
+    /// recorded. The ratio is decided from the trace id's last 8 bytes, so
+    /// every server with the same ratio decides the same for one trace.
+    pub fn sampled(&self, trace_id: &str, parent: Option<&TraceParent>) -> bool {
+        if let Some(p) = parent.filter(|_| self.parent_based) {
+            return p.flags & 1 == 1;
+        }
+        if self.ratio >= 1.0 {
+            return true;
+        }
+        if self.ratio <= 0.0 {
+            return false;
+        }
+        let low = trace_id
+            .get(trace_id.len().saturating_sub(16)..)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+        ((low >> 11) as f64 / (1u64 << 53) as f64) < self.ratio
+    }
+}
+
 /// The ids of a recorded server span, for the access log.
 pub struct SpanIds {
     /// The trace (the caller's, or a new one).
@@ -61,6 +106,7 @@ pub fn request_span(
     route: &'static str,
     request_id: &str,
     parent: Option<&TraceParent>,
+    sampler: &TraceSampler,
 ) -> (Span, Option<SpanIds>) {
     if !tracing::enabled!(target: "pavilion::otel", tracing::Level::TRACE) {
         return (Span::none(), None);
@@ -71,6 +117,7 @@ pub fn request_span(
         None => random(),
     };
     let span_id = random()[..16].to_string();
+    let sampled = sampler.sampled(&trace_id, parent);
     // The semantic conventions' names: `_OTHER` for a method outside the
     // known set, no route for a path that matched none.
     let method = if method == "OTHER" { "_OTHER" } else { method };
@@ -88,7 +135,7 @@ pub fn request_span(
         otel.trace_id = trace_id.as_str(),
         otel.span_id = span_id.as_str(),
         otel.parent_id = parent.map(|p| p.parent_id.as_str()),
-        otel.trace_flags = parent.map_or(1, |p| u64::from(p.flags)),
+        otel.trace_flags = u64::from(sampled),
         otel.status_code = Empty,
         http.request.method = method,
         http.route = known.then_some(route),
@@ -97,7 +144,6 @@ pub fn request_span(
         http.response.status_code = Empty,
     );
     // An unsampled trace's spans are not exported: no id to log either.
-    let sampled = parent.is_none_or(|p| p.flags & 1 == 1);
     (span, sampled.then_some(SpanIds { trace_id, span_id }))
 }
 
@@ -155,8 +201,45 @@ mod tests {
     #[test]
     fn without_a_subscriber_for_it_no_span_is_made() {
         let req = with_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        let (span, ids) = request_span(&req, "GET", "/v2/", "r1", traceparent(&req).as_ref());
+        let (span, ids) = request_span(
+            &req,
+            "GET",
+            "/v2/",
+            "r1",
+            traceparent(&req).as_ref(),
+            &TraceSampler::default(),
+        );
         assert!(span.is_disabled());
         assert!(ids.is_none());
+    }
+
+    #[test]
+    fn the_sampler_follows_the_caller_or_the_ratio_of_trace_ids() {
+        let id = |low: u64| format!("{:016x}{low:016x}", 1u64);
+        let caller = |flags: u8| TraceParent {
+            trace_id: id(0),
+            parent_id: "00f067aa0ba902b7".into(),
+            flags,
+        };
+        let on = TraceSampler::default();
+        assert!(on.sampled(&id(u64::MAX), None));
+        assert!(!on.sampled(&id(0), Some(&caller(0))));
+        let tenth = TraceSampler {
+            parent_based: true,
+            ratio: 0.1,
+        };
+        assert!(tenth.sampled(&id(0), None));
+        assert!(!tenth.sampled(&id(u64::MAX), None));
+        assert!(tenth.sampled(&id(u64::MAX), Some(&caller(1))));
+        // About a tenth of evenly spread ids.
+        let n = (0..1000u64)
+            .filter(|i| tenth.sampled(&id(i.wrapping_mul(u64::MAX / 1000)), None))
+            .count();
+        assert!((90..=110).contains(&n), "{n}");
+        let never = TraceSampler {
+            parent_based: false,
+            ratio: 0.0,
+        };
+        assert!(!never.sampled(&id(0), Some(&caller(1))));
     }
 }
