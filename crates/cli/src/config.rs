@@ -640,7 +640,9 @@ impl ServeArgs {
         }
         // Checked even when off: a rule that does not parse stops serve.
         let gc = file.gc.unwrap_or_default().settings()?;
-        server.repository_labels = file.metrics.unwrap_or_default().repository_labels()?;
+        let metrics_file = file.metrics.unwrap_or_default();
+        server.repository_labels = metrics_file.repository_labels()?;
+        server.metrics_enabled = metrics_file.enabled.unwrap_or(true);
         if gc.enabled {
             server.gc = Some(pavilion_registry::lifecycle::GcSchedule {
                 interval: gc.interval,

@@ -61,6 +61,14 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /metrics`, in the Prometheus text format.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if !state.metrics_enabled {
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "metrics are off ([metrics] enabled = false)\n",
+        )
+            .into_response();
+    }
     let text = crate::metrics::render(&state).await;
     (
         StatusCode::OK,

@@ -76,6 +76,9 @@ pub struct ServerConfig {
     pub repository_labels: Option<usize>,
     /// Which requests' traces are recorded (`OTEL_TRACES_SAMPLER`).
     pub trace_sampler: crate::metrics::trace::TraceSampler,
+    /// Count for `/metrics` (`[metrics] enabled`, on by default); off,
+    /// `/metrics` answers 404 and the stores are not timed.
+    pub metrics_enabled: bool,
 }
 
 /// What the rest of Pavilion adds to the registry: a push policy and extra
@@ -146,6 +149,7 @@ impl ServerConfig {
             quotas: Vec::new(),
             repository_labels: None,
             trace_sampler: Default::default(),
+            metrics_enabled: true,
         }
     }
 
@@ -248,7 +252,10 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
     let metrics = Arc::new(crate::metrics::Metrics::with_repository_labels(
         cfg.repository_labels,
     ));
-    let (meta, blobs) = open_stores_observed(cfg, Some(metrics.clone())).await?;
+    let observer = cfg
+        .metrics_enabled
+        .then(|| metrics.clone() as Arc<dyn pavilion_store::observe::StoreObserver>);
+    let (meta, blobs) = open_stores_observed(cfg, observer).await?;
     meta.set_decision_retention(cfg.decision_retention);
     let mut state = AppState::new(
         blobs,
@@ -267,6 +274,7 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
     state.quotas = cfg.quotas.clone();
     state.metrics = metrics;
     state.trace_sampler = cfg.trace_sampler;
+    state.metrics_enabled = cfg.metrics_enabled;
     Ok(state)
 }
 

@@ -50,6 +50,8 @@ pub struct AppState {
     pub quotas: Vec<crate::quota::Quota>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Whether requests are counted for `/metrics` (`[metrics] enabled`).
+    pub metrics_enabled: bool,
     /// Which requests' traces are recorded, when traces are on.
     pub trace_sampler: crate::metrics::trace::TraceSampler,
     /// Blob transfers in flight (`/pavilion/v1/transfers`).
@@ -82,6 +84,7 @@ impl AppState {
             metrics: Arc::default(),
             transfers: Arc::default(),
             trace_sampler: Default::default(),
+            metrics_enabled: true,
             manifest_cache: RwLock::new(ManifestCache::default()),
         }
     }

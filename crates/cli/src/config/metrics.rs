@@ -5,6 +5,7 @@
 //! [metrics]
 //! repository_labels = true      # pavilion_repository_* series
 //! repository_label_limit = 100  # named repositories; the rest: "_other"
+//! enabled = true                # false: nothing counted, /metrics is 404
 //! ```
 
 use anyhow::{bail, Result};
@@ -20,6 +21,8 @@ const MAX_REPOSITORY_LABEL_LIMIT: usize = 10_000;
 #[derive(Deserialize, Debug, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsFile {
+    /// Count for `/metrics` at all (default true).
+    pub enabled: Option<bool>,
     repository_labels: Option<bool>,
     repository_label_limit: Option<usize>,
 }

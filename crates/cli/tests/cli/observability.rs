@@ -495,3 +495,34 @@ fn a_bad_log_format_or_a_metrics_address_in_use_stops_serve_with_one_line() {
         r.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_turned_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("pavilion.toml");
+    std::fs::write(&cfg, "[metrics]\nenabled = false\n").unwrap();
+    let s = Server::start_with(Backend::Sqlite, &["--config", cfg.to_str().unwrap()]).unwrap();
+    assert_eq!(
+        client().get(s.url("/v2/")).send().await.unwrap().status(),
+        200
+    );
+    let r = client().get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("metrics are off"));
+    // The rest of observability stays: health and live transfers.
+    assert_eq!(
+        client()
+            .get(s.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let t = client()
+        .get(s.url("/pavilion/v1/transfers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(t.status(), 200);
+}

@@ -53,13 +53,18 @@ fn request_id(req: &Request) -> String {
 /// See the module docs.
 pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let metrics = state.metrics.clone();
+    // `[metrics] enabled = false`: nothing counted here (the log line,
+    // transfers and traces stay).
+    let on = state.metrics_enabled;
     // Parsed once here; the access guard and the dispatcher read it from
     // the request's extensions.
     let parsed = Parsed(Arc::new(Route::parse(req.uri().path())));
     let route = route_label(req.uri().path(), parsed.0.as_ref().as_ref());
     let method = method_label(req.method());
     let http_method = req.method().clone();
-    let repo = metrics.repository_of(parsed.0.as_ref().as_ref());
+    let repo = on
+        .then(|| metrics.repository_of(parsed.0.as_ref().as_ref()))
+        .flatten();
     let id = request_id(&req);
     let parent = traceparent(&req);
     let (span, ids) = request_span(
@@ -79,7 +84,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
     let started = Instant::now();
     // Dropped with the response body, or with this future if the client
     // goes away before the handler answers.
-    let in_flight = InFlight::new(metrics.clone(), route);
+    let in_flight = on.then(|| InFlight::new(metrics.clone(), route));
     let who = Who::default();
     req.extensions_mut().insert(who.clone());
     // An upload is listed while its request body is read.
@@ -100,7 +105,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
             inner: b,
             on_data: Box::new(move |n| {
                 counted_in.fetch_add(n, Ordering::Relaxed);
-                m_in.add_in(n);
+                if on {
+                    m_in.add_in(n);
+                }
                 if let Some(t) = &upload {
                     t.add(n);
                 }
@@ -129,17 +136,19 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
         record_status(&span, status);
         drop(span);
         let secs = started.elapsed().as_secs_f64();
-        metrics.end(route, method, status, secs);
         let bytes_in = bytes_in.load(Ordering::Relaxed);
-        if let Some(r) = &repo {
-            metrics.repository_request(r, method, status, bytes_in, bytes_out);
-        }
-        let served = status == 200 || status == 206;
-        if route == "/v2/{name}/blobs/{digest}" && method == "GET" && served && bytes_out > 0 {
-            metrics.transfer("download", secs);
-        }
-        if route == "/v2/{name}/blobs/uploads/{id}" && status == 201 && bytes_in > 0 {
-            metrics.transfer("upload", secs);
+        if on {
+            metrics.end(route, method, status, secs);
+            if let Some(r) = &repo {
+                metrics.repository_request(r, method, status, bytes_in, bytes_out);
+            }
+            let served = status == 200 || status == 206;
+            if route == "/v2/{name}/blobs/{digest}" && method == "GET" && served && bytes_out > 0 {
+                metrics.transfer("download", secs);
+            }
+            if route == "/v2/{name}/blobs/uploads/{id}" && status == 201 && bytes_in > 0 {
+                metrics.transfer("upload", secs);
+            }
         }
         tracing::info!(
             target: "pavilion::access",
@@ -160,7 +169,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next:
         Body::new(Counted {
             inner: b,
             on_data: Box::new(move |n| {
-                m_out.add_out(n);
+                if on {
+                    m_out.add_out(n);
+                }
                 if let Some(t) = &download {
                     t.add(n);
                 }
