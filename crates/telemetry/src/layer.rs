@@ -177,7 +177,10 @@ where
         let (trace_id, parent_id, flags) = match (fields.trace_id, inherited) {
             (Some(t), _) => (t, fields.parent_id, fields.flags.unwrap_or(SAMPLED)),
             (None, Some((t, p, f))) => (t, Some(p), f),
-            (None, None) => (ids::new_trace_id(), None, SAMPLED),
+            // Outside any recorded span: a request that was not sampled
+            // (its span is not made at all), or work outside requests.
+            // Not recorded: a child must not turn into a trace of its own.
+            (None, None) => return,
         };
         let open = Open {
             trace_id,

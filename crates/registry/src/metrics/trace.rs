@@ -116,8 +116,13 @@ pub fn request_span(
         Some(p) => p.trace_id.clone(),
         None => random(),
     };
-    let span_id = random()[..16].to_string();
     let sampled = sampler.sampled(&trace_id, parent);
+    if !sampled {
+        // Not made at all: an unsampled request costs no span, and the
+        // spans inside it have no recorded parent, so are not recorded.
+        return (Span::none(), None);
+    }
+    let span_id = random()[..16].to_string();
     // The semantic conventions' names: `_OTHER` for a method outside the
     // known set, no route for a path that matched none.
     let method = if method == "OTHER" { "_OTHER" } else { method };
@@ -135,7 +140,7 @@ pub fn request_span(
         otel.trace_id = trace_id.as_str(),
         otel.span_id = span_id.as_str(),
         otel.parent_id = parent.map(|p| p.parent_id.as_str()),
-        otel.trace_flags = u64::from(sampled),
+        otel.trace_flags = 1u64,
         otel.status_code = Empty,
         http.request.method = method,
         http.route = known.then_some(route),
@@ -143,7 +148,6 @@ pub fn request_span(
         pavilion.request_id = request_id,
         http.response.status_code = Empty,
     );
-    // An unsampled trace's spans are not exported: no id to log either.
     (span, sampled.then_some(SpanIds { trace_id, span_id }))
 }
 
