@@ -53,6 +53,38 @@ print(json.dumps(out))
     Some(serde_json::from_slice(&out.stdout).unwrap())
 }
 
+/// A server with authentication (`admin` holds the catalog grant, `dev`
+/// only `dev/*`: common::auth) and a metrics listener on a free port; None
+/// without an htpasswd tool.
+pub(crate) fn auth_server_with_metrics_listener(dir: &std::path::Path) -> Option<Server> {
+    let cfg = crate::common::auth::admin_and_dev_config(dir, "metrics_addr = \"127.0.0.1:0\"\n")?;
+    Server::start_with(
+        Backend::Sqlite,
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--log",
+            "warn,pavilion_registry::server=info",
+        ],
+    )
+}
+
+/// The metrics listener's address, from the server's log.
+pub(crate) async fn metrics_listener(log: impl Fn() -> String) -> String {
+    for _ in 0..100 {
+        let found = log()
+            .lines()
+            .find(|l| l.contains("metrics listener"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .map(|a| a.split_whitespace().next().unwrap_or("").to_string());
+        if let Some(a) = found {
+            return a;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the metrics listener's address is not logged: {}", log());
+}
+
 pub(crate) async fn scrape(s: &Server) -> String {
     let r = client().get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -341,21 +373,11 @@ async fn readiness_follows_the_database_and_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_the_catalog_grant_except_on_the_metrics_listener() {
-    use crate::common::auth::{admin_and_dev_config, basic};
+    use crate::common::auth::basic;
     let tmp = tempfile::tempdir().unwrap();
-    let Some(cfg) = admin_and_dev_config(tmp.path(), "metrics_addr = \"127.0.0.1:0\"\n") else {
+    let Some(s) = auth_server_with_metrics_listener(tmp.path()) else {
         return;
     };
-    let s = Server::start_with(
-        Backend::Sqlite,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--log",
-            "warn,pavilion_registry::server=info",
-        ],
-    )
-    .unwrap();
     let get = |url: String, who: Option<String>| {
         let mut r = client().get(url);
         if let Some(w) = who {
@@ -375,20 +397,7 @@ async fn metrics_need_the_catalog_grant_except_on_the_metrics_listener() {
     assert_eq!(get(s.url("/healthz"), None).await.unwrap().status(), 200);
     assert_eq!(get(s.url("/readyz"), None).await.unwrap().status(), 200);
     // The metrics listener: its address from the log line.
-    let mut addr = None;
-    for _ in 0..50 {
-        addr = s
-            .log()
-            .lines()
-            .find(|l| l.contains("metrics listener"))
-            .and_then(|l| l.split("addr=").nth(1))
-            .map(|a| a.split_whitespace().next().unwrap_or("").to_string());
-        if addr.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let addr = addr.expect("the metrics listener's address is logged");
+    let addr = metrics_listener(|| s.log()).await;
     let open = get(format!("http://{addr}/metrics"), None).await.unwrap();
     assert_eq!(open.status(), 200);
     assert!(open

@@ -7,7 +7,9 @@
 
 use crate::common::notation::{policy_dir, User};
 use crate::common::*;
-use crate::observability::{parse, scrape, value, Samples};
+use crate::observability::{
+    auth_server_with_metrics_listener, metrics_listener, parse, scrape, value, Samples,
+};
 use std::time::{Duration, Instant};
 
 /// The difference of one sample between two scrapes.
@@ -25,22 +27,6 @@ fn config(dir: &std::path::Path, text: &str) -> String {
     let p = dir.join("serve.toml");
     std::fs::write(&p, text).unwrap();
     p.to_str().unwrap().to_string()
-}
-
-/// The metrics listener's address, from the server's log.
-async fn metrics_listener(log: impl Fn() -> String) -> String {
-    for _ in 0..100 {
-        let found = log()
-            .lines()
-            .find(|l| l.contains("metrics listener"))
-            .and_then(|l| l.split("addr=").nth(1))
-            .map(|a| a.split_whitespace().next().unwrap_or("").to_string());
-        if let Some(a) = found {
-            return a;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the metrics listener's address is not logged: {}", log());
 }
 
 async fn scrape_url(url: &str) -> String {
@@ -282,21 +268,11 @@ async fn push_policy_decisions_count_one_allow_and_one_deny() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_attempts_and_tokens_are_counted_by_method_and_result() {
-    use crate::common::auth::{admin_and_dev_config, basic};
+    use crate::common::auth::basic;
     let tmp = tempfile::tempdir().unwrap();
-    let Some(cfg) = admin_and_dev_config(tmp.path(), "metrics_addr = \"127.0.0.1:0\"\n") else {
+    let Some(s) = auth_server_with_metrics_listener(tmp.path()) else {
         return;
     };
-    let s = Server::start_with(
-        Backend::Sqlite,
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--log",
-            "warn,pavilion_registry::server=info",
-        ],
-    )
-    .unwrap();
     // Scraped on the metrics listener: the scrapes authenticate nothing.
     let url = format!("http://{}/metrics", metrics_listener(|| s.log()).await);
     let Some(before) = parse(&scrape_url(&url).await) else {
