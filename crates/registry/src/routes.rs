@@ -214,7 +214,10 @@ async fn handle(state: &AppState, route: Route, method: &Method, req: Request) -
             let n = repo(&n)?;
             match *method {
                 Method::PUT => manifests::put(state, &n, &r, req).await,
-                Method::DELETE => manifests::delete(state, &n, &r).await,
+                Method::DELETE => {
+                    let origin = crate::feed::origin(&req);
+                    manifests::delete(state, &n, &r, &origin).await
+                }
                 _ => {
                     let identity = crate::caller::caller(&req);
                     manifests::get(state, &n, &r, !get, identity.as_deref()).await

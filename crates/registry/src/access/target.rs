@@ -103,6 +103,7 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
     if path == "/pavilion/v1/decisions"
         || path == "/pavilion/v1/usage"
         || path == "/pavilion/v1/transfers"
+        || path == "/pavilion/v1/events"
         || path == "/metrics"
         || path.starts_with("/pavilion/v1/policy/")
     {
@@ -113,6 +114,8 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
                 "usage"
             } else if path == "/pavilion/v1/transfers" {
                 "transfers"
+            } else if path == "/pavilion/v1/events" {
+                "events"
             } else if path == "/metrics" {
                 "metrics"
             } else {

@@ -423,6 +423,16 @@ impl MetaStore {
         )
         .execute(&mut *tx)
         .await?;
+        // The run's summary is a handful of counts (and an error line).
+        let summary: serde_json::Value =
+            serde_json::from_str(report).unwrap_or(serde_json::Value::Null);
+        let event = crate::events::NewEvent {
+            kind: crate::events::GC_COMPLETED,
+            repository: None,
+            subject: Some(format!("gc/{id}")),
+            data: serde_json::json!({ "run": id, "report": summary }),
+        };
+        crate::events::append(&mut tx, &crate::events::Origin::default(), &[event]).await?;
         tx.commit().await?;
         Ok(())
     }
