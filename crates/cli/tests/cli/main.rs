@@ -23,6 +23,7 @@ mod conformance_workflows;
 mod crash;
 mod decision_log;
 mod enforcement;
+mod events_feed;
 mod everyday_cli;
 mod faults;
 mod first_hour;
