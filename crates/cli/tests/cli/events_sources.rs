@@ -166,3 +166,56 @@ fn a_bad_events_section_stops_serve() {
         assert!(err.contains(names), "{text}: {err}");
     }
 }
+
+/// Under authentication the feed needs the catalog grant (events name
+/// every repository), and each event names who caused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_needs_the_catalog_grant_and_names_the_actor() {
+    use crate::common::auth::{admin_and_dev_config, basic};
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(cfg) = admin_and_dev_config(tmp.path(), "") else {
+        return;
+    };
+    let s = Server::start_with(Backend::Sqlite, &["--config", cfg.to_str().unwrap()]).unwrap();
+    let dev = basic("dev", "pw-d");
+    let config = br#"{"seed":"auth"}"#;
+    let cd = sha256(config);
+    let r = client()
+        .post(s.url(&format!("/v2/dev/app/blobs/uploads/?digest={cd}")))
+        .header("authorization", &dev)
+        .body(config.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let m = image_manifest((&cd, config.len()), &[], "");
+    let r = client()
+        .put(s.url("/v2/dev/app/manifests/v1"))
+        .header("authorization", &dev)
+        .header("content-type", OCI_MANIFEST)
+        .body(m)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let get = |who: Option<String>| {
+        let mut r = client().get(s.url("/pavilion/v1/events"));
+        if let Some(w) = who {
+            r = r.header("authorization", w);
+        }
+        r.send()
+    };
+    assert_eq!(get(None).await.unwrap().status(), 401);
+    assert_eq!(get(Some(dev.clone())).await.unwrap().status(), 403);
+    let r = get(Some(basic("admin", "pw-a"))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page: Value = r.json().await.unwrap();
+    let pushed: Vec<&Value> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "dev.pavilion.artifact.pushed")
+        .collect();
+    assert_eq!(pushed.len(), 1, "{page}");
+    assert_eq!(pushed[0]["pavilionactor"], "dev");
+}

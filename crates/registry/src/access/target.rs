@@ -221,6 +221,8 @@ mod tests {
             Action::Catalog
         );
         assert_eq!(act(Method::GET, "/pavilion/v1/usage").route, "usage");
+        let e = act(Method::GET, "/pavilion/v1/events");
+        assert_eq!((e.action, e.route), (Action::Catalog, "events"));
         // Not actions: invalid names, methods an endpoint lacks, other paths.
         assert_eq!(judge(&Method::GET, "/v2/a%2Fb/tags/list"), Judged::Other);
         assert_eq!(judge(&Method::GET, "/v2/UPPER/tags/list"), Judged::Other);
