@@ -1,6 +1,6 @@
 //! The change feed's other sources (issue 19, item 1): a policy decision,
-//! a quota refusal and a finished garbage collection each write their
-//! event; `[events] max_events` bounds the feed.
+//! a quota refusal, a garbage collection run and what it deletes each
+//! write their event; `[events] max_events` bounds the feed.
 
 use crate::common::*;
 use serde_json::Value;
@@ -98,26 +98,52 @@ async fn a_quota_refusal_is_an_event() {
     assert_eq!(all[0]["pavilionreposeq"], 1);
 }
 
+/// A collection's own changes (a tag its retention rule drops, the
+/// manifest left untagged) are events marked `"by": "gc"`, followed by
+/// the run's `gc.completed`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_finished_collection_is_an_event() {
+async fn a_collection_and_its_deletions_are_events() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = file(
         dir.path(),
         "serve.toml",
-        "[gc]\nenabled = true\ninterval = \"1s\"\ngrace = \"0\"\n",
+        "[gc]\nenabled = true\ninterval = \"1s\"\ngrace = \"0\"\n\
+         [[gc.retention]]\nrepositories = \"ret/*\"\nkeep_last = 1\n",
     );
     let s = Server::start_with(Backend::Sqlite, &["--config", &cfg]).unwrap();
+    let m1 = manifest(&s, "ret/app", "one").await;
+    let r = put_manifest(&s, "ret/app", "v1", Some(OCI_MANIFEST), &m1).await;
+    assert_eq!(r.status(), 201);
+    // Tag times are in milliseconds: v2 is the newer one.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let m2 = manifest(&s, "ret/app", "two").await;
+    let r = put_manifest(&s, "ret/app", "v2", Some(OCI_MANIFEST), &m2).await;
+    assert_eq!(r.status(), 201);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let all = events(&s).await;
-        if let Some(e) = all.first() {
-            assert_eq!(e["type"], "dev.pavilion.gc.completed");
-            assert!(e.get("pavilionreposeq").is_none(), "{e}");
-            assert!(e["data"]["report"]["duration_ms"].is_u64(), "{e}");
-            assert!(e["subject"].as_str().unwrap().starts_with("gc/"));
-            return;
+        let by_gc: Vec<&Value> = all.iter().filter(|e| e["data"]["by"] == "gc").collect();
+        if by_gc.len() >= 2 {
+            assert_eq!(by_gc.len(), 2, "{all:#?}");
+            assert_eq!(by_gc[0]["type"], "dev.pavilion.artifact.untagged");
+            assert_eq!(by_gc[0]["subject"], "ret/app:v1");
+            assert_eq!(by_gc[1]["type"], "dev.pavilion.artifact.deleted");
+            assert_eq!(by_gc[1]["subject"], format!("ret/app@{}", sha256(&m1)));
+            let after = by_gc[1]["pavilionseq"].as_i64().unwrap();
+            let completed = all.iter().find(|e| {
+                e["type"] == "dev.pavilion.gc.completed" && e["pavilionseq"].as_i64() > Some(after)
+            });
+            if let Some(e) = completed {
+                assert!(e.get("pavilionreposeq").is_none(), "{e}");
+                assert!(e["data"]["report"]["duration_ms"].is_u64(), "{e}");
+                assert!(e["subject"].as_str().unwrap().starts_with("gc/"));
+                return;
+            }
         }
-        assert!(Instant::now() < deadline, "no gc.completed event in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "no collection events in 30 s: {all:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
