@@ -69,11 +69,13 @@ fn tail(args: TailArgs) -> CmdResult {
             .await
             .with_context(|| format!("opening the change feed of {registry}"))?;
         let mut shown = 0u64;
+        let mut last = args.after;
         while let Some(e) = stream
             .next()
             .await
             .with_context(|| format!("reading the change feed of {registry}"))?
         {
+            last = Some(e.seq);
             match output {
                 Output::Json => print_json(&e.event),
                 Output::Text => println!("{}", line(&e)),
@@ -82,9 +84,15 @@ fn tail(args: TailArgs) -> CmdResult {
             let _ = std::io::stdout().flush();
             shown += 1;
             if args.count.is_some_and(|n| shown >= n) {
-                break;
+                return Ok(ExitStatus::Success);
             }
         }
+        // The registry ends streams when it shuts down: say where to pick
+        // up, on stderr (stdout holds only events).
+        eprintln!(
+            "{registry} ended the stream; resume with --after {}",
+            last.unwrap_or(0)
+        );
         Ok(ExitStatus::Success)
     })
 }

@@ -480,3 +480,51 @@ async fn stream_bound(mut s: Server) {
 }
 
 backend_tests!(sqlite_bound, Sqlite, feed => stream_bound;);
+
+/// `events tail` follows the stream until the registry shuts down, then
+/// says on stderr where to resume.
+async fn tail_until_shutdown(mut s: Server) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pavilion"))
+        .args(["events", "tail", &s.addr])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take(2)
+            .collect::<Vec<_>>()
+    });
+    push(&s, "feed/tail", "v1", "t", "").await;
+    let lines = tokio::task::spawn_blocking(move || lines.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        lines[0].starts_with("1 ") && lines[0].contains("artifact.pushed feed/tail@"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("2 ") && lines[1].ends_with("artifact.tagged feed/tail:v1"),
+        "{lines:?}"
+    );
+    let stopped = tokio::task::spawn_blocking(move || s.terminate())
+        .await
+        .unwrap();
+    assert!(stopped);
+    let out = tokio::task::spawn_blocking(move || {
+        let status = wait_bounded(&mut child, "events tail");
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        (status, err)
+    })
+    .await
+    .unwrap();
+    assert!(out.0.success(), "{}", out.1);
+    assert!(out.1.contains("resume with --after 2"), "{}", out.1);
+}
+
+backend_tests!(sqlite_tail, Sqlite, feed => tail_until_shutdown;);
