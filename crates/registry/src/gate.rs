@@ -123,6 +123,7 @@ async fn record(
         detail["facts"] = decision.detail.clone();
     }
     let subject = format!("{repo}@{digest}");
+    let origin = crate::feed::current();
     if let Err(e) = state
         .meta
         .record_decision(&NewDecision {
@@ -134,7 +135,7 @@ async fn record(
             warn: &decision.warn,
             detail: &detail,
             actor,
-            traceparent: None,
+            traceparent: origin.traceparent.as_deref(),
         })
         .await
     {

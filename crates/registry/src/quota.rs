@@ -180,7 +180,7 @@ async fn refused(state: &AppState, repo: &str, what: &str, q: &Quota, used: u64,
             "limitBytes": q.limit,
         }),
     };
-    let origin = pavilion_store::Origin::default();
+    let origin = crate::feed::current();
     if let Err(e) = state.meta.record_events(&origin, &[event]).await {
         tracing::warn!(error = %e, "could not record a quota refusal in the change feed");
     }

@@ -142,7 +142,8 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Respo
         item.map(|i| (i, reader))
     });
     let req = Request::from_parts(parts, Body::from_stream(stream));
-    let resp = route(&state, req).await;
+    let origin = crate::feed::origin(&req);
+    let resp = crate::feed::with_origin(origin, route(&state, req)).await;
     let mut body = shared.lock().await;
     drain_before(&mut *body, resp).await
 }

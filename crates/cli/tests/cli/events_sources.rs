@@ -32,6 +32,8 @@ async fn manifest(s: &Server, repo: &str, seed: &str) -> Vec<u8> {
     image_manifest((&cd, config.len()), &[], "")
 }
 
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 const RULES: &str = r#"
 package pavilion.push
 import rego.v1
@@ -52,7 +54,14 @@ async fn policy_decisions_are_events_in_their_transaction() {
     let m = manifest(&s, "pol/app", "one").await;
     let r = put_manifest(&s, "pol/app", "kept", Some(OCI_MANIFEST), &m).await;
     assert_eq!(r.status(), 201);
-    let r = put_manifest(&s, "pol/app", "refused", Some(OCI_MANIFEST), &m).await;
+    let r = client()
+        .put(s.url("/v2/pol/app/manifests/refused"))
+        .header("content-type", OCI_MANIFEST)
+        .header("traceparent", TRACEPARENT)
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let all = events(&s).await;
     assert_eq!(
@@ -70,6 +79,8 @@ async fn policy_decisions_are_events_in_their_transaction() {
     assert_eq!(all[3]["data"]["point"], "push");
     assert_eq!(all[3]["data"]["denials"], 1);
     assert_eq!(all[3]["subject"], format!("pol/app@{d}"));
+    assert_eq!(all[3]["traceparent"], TRACEPARENT);
+    assert!(all[0].get("traceparent").is_none());
     // The decision it names is in the decision log.
     let id = all[3]["data"]["decision"].as_i64().unwrap();
     let log = get_json(&s, "/pavilion/v1/decisions").await;
@@ -87,7 +98,16 @@ async fn a_quota_refusal_is_an_event() {
     );
     let s = Server::start_with(Backend::Sqlite, &["--config", &cfg]).unwrap();
     let big = xorshift_bytes(4096, 1, 7, 3);
-    let r = push_blob_as(&s, "team/app", &sha256(&big), &big).await;
+    let r = client()
+        .post(s.url(&format!(
+            "/v2/team/app/blobs/uploads/?digest={}",
+            sha256(&big)
+        )))
+        .header("traceparent", TRACEPARENT)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let all = events(&s).await;
     assert_eq!(types(&all), ["dev.pavilion.quota.refused"]);
@@ -96,6 +116,8 @@ async fn a_quota_refusal_is_an_event() {
     assert_eq!(data["limitBytes"], 1024);
     assert_eq!(data["addingBytes"], 4096);
     assert_eq!(all[0]["pavilionreposeq"], 1);
+    // Written deep in the upload handler, it still carries the request's trace.
+    assert_eq!(all[0]["traceparent"], TRACEPARENT);
 }
 
 /// A collection's own changes (a tag its retention rule drops, the

@@ -56,6 +56,24 @@ impl Feed {
     }
 }
 
+tokio::task_local! {
+    /// The origin of the request being handled, for events written deep
+    /// in a handler (a quota refusal, a policy decision) whose callers do
+    /// not carry the request; set by the dispatcher for each request.
+    static ORIGIN: Origin;
+}
+
+/// Runs `f` with `origin` as the request's origin ([`current`]).
+pub async fn with_origin<F: std::future::Future>(origin: Origin, f: F) -> F::Output {
+    ORIGIN.scope(origin, f).await
+}
+
+/// The origin of the request being handled, if any (none outside a
+/// request: a collection run, the admission webhook).
+pub fn current() -> Origin {
+    ORIGIN.try_with(Origin::clone).unwrap_or_default()
+}
+
 /// Who made `req` and its trace, for the events its change writes. Only a
 /// valid `traceparent` is kept.
 pub fn origin(req: &Request) -> Origin {
