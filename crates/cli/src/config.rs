@@ -8,6 +8,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod events;
 pub mod gc;
 pub mod metrics;
 pub mod quota;
@@ -223,6 +224,7 @@ pub struct FileConfig {
     gc: Option<gc::GcFile>,
     metrics_addr: Option<SocketAddr>,
     metrics: Option<metrics::MetricsFile>,
+    events: Option<events::EventsFile>,
     telemetry: Option<telemetry::TelemetryFile>,
     /// `[[quota]]` entries, checked by [`quota::quotas`].
     quota: Option<toml::Value>,
@@ -643,6 +645,9 @@ impl ServeArgs {
         let metrics_file = file.metrics.unwrap_or_default();
         server.repository_labels = metrics_file.repository_labels()?;
         server.metrics_enabled = metrics_file.enabled.unwrap_or(true);
+        let events_file = file.events.unwrap_or_default();
+        server.event_retention = events_file.retention()?;
+        server.event_source = events_file.source()?;
         if gc.enabled {
             server.gc = Some(pavilion_registry::lifecycle::GcSchedule {
                 interval: gc.interval,

@@ -76,6 +76,9 @@ enum Command {
     Du(commands::du::DuArgs),
     /// Blob transfers in flight on a Pavilion registry, refreshed like top (bytes, rate, ETA).
     Top(commands::top::TopArgs),
+    /// Follow a Pavilion registry's change feed (pushes, tags, deletes, signatures, decisions) as it happens.
+    #[command(subcommand)]
+    Events(commands::events::EventsCommand),
     /// Garbage collection beside live replicas: reclaim what no tag, index or live subject reaches (--dry-run lists what would go and why).
     Gc(commands::gc::GcArgs),
 }
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
         Command::Du(args) => commands::du::run(args),
         Command::Gc(args) => commands::gc::run(args),
         Command::Top(args) => commands::top::run(args),
+        Command::Events(cmd) => commands::events::run(cmd),
     };
     match result {
         Ok(status) => status.into(),

@@ -41,6 +41,7 @@ mod client;
 pub mod copy;
 pub mod digest_cache;
 mod error;
+pub mod events;
 pub mod layout;
 mod listing;
 mod manifest;

@@ -468,6 +468,8 @@ async fn admission(State(a): State<Arc<Admission>>, req: Request) -> Response {
                 deny: &deny,
                 warn: &warn,
                 detail: &detail,
+                actor: None,
+                traceparent: None,
             })
             .await
         {

@@ -49,6 +49,8 @@ pub async fn record(
         deny,
         warn: &[],
         detail: &detail,
+        actor: input.identity.map(|i| i.subject.as_str()),
+        traceparent: None,
     };
     if let Err(e) = state.meta.record_decision(&d).await {
         tracing::warn!(error = %e, "could not record an authorization decision");

@@ -117,11 +117,13 @@ async fn record(
     digest: &Digest,
     decision: &GateDecision,
     mut detail: serde_json::Value,
+    actor: Option<&str>,
 ) {
     if !decision.detail.is_null() {
         detail["facts"] = decision.detail.clone();
     }
     let subject = format!("{repo}@{digest}");
+    let origin = crate::feed::current();
     if let Err(e) = state
         .meta
         .record_decision(&NewDecision {
@@ -132,6 +134,8 @@ async fn record(
             deny: &decision.deny,
             warn: &decision.warn,
             detail: &detail,
+            actor,
+            traceparent: origin.traceparent.as_deref(),
         })
         .await
     {
@@ -168,7 +172,16 @@ pub async fn check_push(state: &AppState, subject: &Subject<'_>) -> ApiResult<Ve
     let facts = gather(state, &gate, subject).await?;
     let decision = decide_counted(state, "push", gate, facts, None).await;
     let detail = serde_json::json!({ "digest": digest.to_string(), "tags": tags });
-    record(state, "push", repo, digest, &decision, detail).await;
+    record(
+        state,
+        "push",
+        repo,
+        digest,
+        &decision,
+        detail,
+        subject.identity,
+    )
+    .await;
     if decision.deny.is_empty() {
         Ok(decision.warn)
     } else {
@@ -221,7 +234,7 @@ pub async fn check_pull(
         return Ok(decision.warn);
     }
     let detail = serde_json::json!({ "digest": digest.to_string(), "reference": reference });
-    record(state, "pull", repo, digest, &decision, detail).await;
+    record(state, "pull", repo, digest, &decision, detail, identity).await;
     tracing::info!(%repo, %digest, deny = ?decision.deny, "pull denied by policy");
     Err(denied(&decision))
 }

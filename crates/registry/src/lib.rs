@@ -34,6 +34,7 @@ pub mod caps;
 pub mod decisions;
 pub mod error;
 pub mod facts;
+pub mod feed;
 pub mod gate;
 pub mod health;
 pub mod lifecycle;

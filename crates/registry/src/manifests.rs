@@ -138,6 +138,7 @@ pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Reques
     let content_type = header_str(req.headers(), header::CONTENT_TYPE).map(str::to_string);
     let identity = crate::caller::caller(&req);
     let caller = req.extensions().get::<crate::access::Caller>().cloned();
+    let origin = crate::feed::origin(&req);
     let body = read_limited(req, state.limits.max_manifest_bytes).await?;
     let digest = match &reference {
         Reference::Digest(d) => {
@@ -202,14 +203,17 @@ pub async fn put(state: &AppState, name: &RepoName, reference: &str, req: Reques
     let children: Vec<Digest> = info.manifests.iter().map(|d| d.digest.clone()).collect();
     state
         .meta
-        .put_manifest(&NewManifest {
-            repo: name.as_str(),
-            record,
-            subject: subject.clone(),
-            tags: &tag_refs,
-            blobs: &held,
-            manifests: &children,
-        })
+        .put_manifest_as(
+            &NewManifest {
+                repo: name.as_str(),
+                record,
+                subject: subject.clone(),
+                tags: &tag_refs,
+                blobs: &held,
+                manifests: &children,
+            },
+            &origin,
+        )
         .await?;
     state.cache_manifest(&digest, body.clone());
     if let Some(gate) = &state.gate {
@@ -303,10 +307,20 @@ async fn check_references(state: &AppState, name: &RepoName, info: &ManifestInfo
 }
 
 /// `DELETE` by digest removes the manifest and its tags; by tag, the tag only.
-pub async fn delete(state: &AppState, name: &RepoName, reference: &str) -> ApiResult {
+/// The change writes its events on behalf of `origin`.
+pub async fn delete(
+    state: &AppState,
+    name: &RepoName,
+    reference: &str,
+    origin: &pavilion_store::Origin,
+) -> ApiResult {
+    let meta = &state.meta;
     let deleted = match Reference::parse(reference) {
-        Ok(Reference::Digest(d)) => state.meta.delete_manifest(name.as_str(), &d).await?,
-        Ok(Reference::Tag(t)) => state.meta.delete_tag(name.as_str(), t.as_str()).await?,
+        Ok(Reference::Digest(d)) => meta.delete_manifest_as(name.as_str(), &d, origin).await?,
+        Ok(Reference::Tag(t)) => {
+            meta.delete_tag_as(name.as_str(), t.as_str(), origin)
+                .await?
+        }
         Err(_) => false,
     };
     if !deleted {

@@ -145,6 +145,7 @@ async fn check(state: &AppState, repo: &str, adding: u64, what: &str) -> ApiResu
         let used = usage.of(&state.meta, q, repo).await?;
         let after = used.saturating_add(adding);
         if after > q.limit {
+            refused(state, repo, what, q, used, adding).await;
             return Err(ApiError::new(
                 ErrorCode::Denied,
                 format!(
@@ -161,6 +162,28 @@ async fn check(state: &AppState, repo: &str, adding: u64, what: &str) -> ApiResu
         }
     }
     Ok(())
+}
+
+/// Writes the refusal to the change feed; a feed that cannot be written is
+/// logged, and the refusal stands either way.
+async fn refused(state: &AppState, repo: &str, what: &str, q: &Quota, used: u64, adding: u64) {
+    let event = pavilion_store::NewEvent {
+        kind: pavilion_store::events::QUOTA_REFUSED,
+        repository: Some(repo),
+        subject: Some(repo.to_string()),
+        data: serde_json::json!({
+            "repository": repo,
+            "operation": what,
+            "quota": q.describe(),
+            "usedBytes": used,
+            "addingBytes": adding,
+            "limitBytes": q.limit,
+        }),
+    };
+    let origin = crate::feed::current();
+    if let Err(e) = state.meta.record_events(&origin, &[event]).await {
+        tracing::warn!(error = %e, "could not record a quota refusal in the change feed");
+    }
 }
 
 /// Whether any quota covers `repo` (without one, no check reads anything).

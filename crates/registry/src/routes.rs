@@ -142,7 +142,8 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request) -> Respo
         item.map(|i| (i, reader))
     });
     let req = Request::from_parts(parts, Body::from_stream(stream));
-    let resp = route(&state, req).await;
+    let origin = crate::feed::origin(&req);
+    let resp = crate::feed::with_origin(origin, route(&state, req)).await;
     let mut body = shared.lock().await;
     drain_before(&mut *body, resp).await
 }
@@ -214,7 +215,10 @@ async fn handle(state: &AppState, route: Route, method: &Method, req: Request) -
             let n = repo(&n)?;
             match *method {
                 Method::PUT => manifests::put(state, &n, &r, req).await,
-                Method::DELETE => manifests::delete(state, &n, &r).await,
+                Method::DELETE => {
+                    let origin = crate::feed::origin(&req);
+                    manifests::delete(state, &n, &r, &origin).await
+                }
                 _ => {
                     let identity = crate::caller::caller(&req);
                     manifests::get(state, &n, &r, !get, identity.as_deref()).await

@@ -43,6 +43,10 @@ pub struct ServerConfig {
     pub upload_empty_ttl: Option<Duration>,
     /// How much of the policy decision log is kept.
     pub decision_retention: pavilion_store::DecisionRetention,
+    /// How much of the change feed is kept.
+    pub event_retention: pavilion_store::EventRetention,
+    /// The feed's events have `source` `/pavilion/<event_source>`.
+    pub event_source: String,
     /// Certificate chain and private key (PEM files): serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// CA certificates (PEM) client certificates are verified against
@@ -135,6 +139,8 @@ impl ServerConfig {
             upload_ttl: Some(Duration::from_secs(7 * 24 * 3600)),
             upload_empty_ttl: Some(Duration::from_secs(300)),
             decision_retention: Default::default(),
+            event_retention: Default::default(),
+            event_source: "registry".into(),
             tls: None,
             client_ca: None,
             client_auth: tls::ClientAuth::Optional,
@@ -257,6 +263,7 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
         .then(|| metrics.clone() as Arc<dyn pavilion_store::observe::StoreObserver>);
     let (meta, blobs) = open_stores_observed(cfg, observer).await?;
     meta.set_decision_retention(cfg.decision_retention);
+    meta.set_event_retention(cfg.event_retention);
     let mut state = AppState::new(
         blobs,
         meta,
@@ -272,6 +279,10 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
         },
     );
     state.quotas = cfg.quotas.clone();
+    state.feed = Arc::new(crate::feed::Feed::new(
+        &cfg.event_source,
+        crate::feed::MAX_STREAMS,
+    ));
     state.metrics = metrics;
     state.trace_sampler = cfg.trace_sampler;
     state.metrics_enabled = cfg.metrics_enabled;
@@ -294,6 +305,10 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
         .route(
             "/pavilion/v1/usage",
             axum::routing::get(crate::usage::usage),
+        )
+        .route(
+            "/pavilion/v1/events",
+            axum::routing::get(crate::feed::api::events),
         )
         .route(
             "/pavilion/v1/transfers",
@@ -394,6 +409,23 @@ async fn prune_decisions(state: Arc<AppState>) {
     }
 }
 
+/// Applies the change feed's retention at start and every minute, in
+/// batches (see `pavilion_store::events`): between runs the feed can pass
+/// its count limit by at most a minute of writes.
+async fn prune_events(state: Arc<AppState>) {
+    loop {
+        match state.meta.prune_events().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "pruned the change feed"),
+            Err(e) => tracing::warn!(error = %e, "could not prune the change feed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+            () = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish for
 /// up to `shutdown_grace`. Uploads cut off then keep what they received and
 /// resume from their reported offset. `ready` receives the bound address.
@@ -445,6 +477,7 @@ pub async fn serve(
         cfg.upload_empty_ttl,
     ));
     tokio::spawn(prune_decisions(state.clone()));
+    tokio::spawn(prune_events(state.clone()));
     if let Some(listener) = metrics_listener {
         tracing::info!(addr = %listener.local_addr()?, "metrics listener");
         let probes = Router::new()
@@ -569,6 +602,9 @@ pub async fn serve(
     drop(listener);
     tracing::info!("shutting down: waiting for in-flight requests");
     stop.cancel();
+    // Event streams never finish on their own: end them now, or shutdown
+    // would wait out its whole grace period for them.
+    state.feed.stop.cancel();
     drop(alive);
     let all_done = async move {
         let _ = all_closed.recv().await;

@@ -54,6 +54,8 @@ pub struct AppState {
     pub metrics_enabled: bool,
     /// Which requests' traces are recorded, when traces are on.
     pub trace_sampler: crate::metrics::trace::TraceSampler,
+    /// The change feed's readers (`/pavilion/v1/events`).
+    pub feed: Arc<crate::feed::Feed>,
     /// Blob transfers in flight (`/pavilion/v1/transfers`).
     pub transfers: Arc<crate::transfers::Transfers>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
@@ -83,6 +85,7 @@ impl AppState {
             quotas: Vec::new(),
             metrics: Arc::default(),
             transfers: Arc::default(),
+            feed: Arc::default(),
             trace_sampler: Default::default(),
             metrics_enabled: true,
             manifest_cache: RwLock::new(ManifestCache::default()),

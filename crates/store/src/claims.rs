@@ -14,6 +14,7 @@
 //! (the client uploads again) instead of succeeding without its bytes.
 
 use crate::error::StoreError;
+use crate::events::{self, NewEvent, Origin};
 use crate::meta::{MetaStore, NewManifest};
 use crate::now_millis;
 use pavilion_oci::Digest;
@@ -205,6 +206,16 @@ impl MetaStore {
     /// [`StoreError::NotInRepo`] otherwise), and the manifests its tags
     /// leave (their untagged age starts now).
     pub async fn put_manifest(&self, m: &NewManifest<'_>) -> Result<(), StoreError> {
+        self.put_manifest_as(m, &Origin::default()).await
+    }
+
+    /// [`MetaStore::put_manifest`] on behalf of `origin`, writing its
+    /// events (pushed, signed, tagged) in the same transaction.
+    pub async fn put_manifest_as(
+        &self,
+        m: &NewManifest<'_>,
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
         let _t = self.time("manifest_put");
         let now = now_millis();
         let d = m.record.digest.to_string();
@@ -276,7 +287,26 @@ impl MetaStore {
             .execute(&mut *tx)
             .await?;
         }
+        let mut feed = vec![pushed(m, &d)];
+        if let Some(signed) = signed(m, &d) {
+            feed.push(signed);
+        }
         for tag in m.tags {
+            let previous = events::tag_target(&mut tx, m.repo, tag).await?;
+            if previous.as_deref() != Some(d.as_str()) {
+                feed.push(NewEvent {
+                    kind: events::TAGGED,
+                    repository: Some(m.repo),
+                    subject: Some(format!("{}:{tag}", m.repo)),
+                    data: serde_json::json!({
+                        "repository": m.repo,
+                        "tag": tag,
+                        "digest": d,
+                        "mediaType": m.record.media_type,
+                        "previousDigest": previous,
+                    }),
+                });
+            }
             untag_claim(&mut tx, m.repo, tag, now).await?;
             sqlx::query(
                 "INSERT INTO tags (repo, tag, digest, updated_at) VALUES ($1, $2, $3, $4) \
@@ -289,6 +319,7 @@ impl MetaStore {
             .execute(&mut *tx)
             .await?;
         }
+        events::append(&mut tx, origin, &feed).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -297,14 +328,39 @@ impl MetaStore {
     /// it; `false` if absent. Its bytes and the blobs it referenced stay
     /// until garbage collection finds nothing else needs them.
     pub async fn delete_manifest(&self, repo: &str, digest: &Digest) -> Result<bool, StoreError> {
+        self.delete_manifest_as(repo, digest, &Origin::default())
+            .await
+    }
+
+    /// [`MetaStore::delete_manifest`] on behalf of `origin`: an untagged
+    /// event for each tag that pointed at it, then deleted, in the same
+    /// transaction.
+    pub async fn delete_manifest_as(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        origin: &Origin,
+    ) -> Result<bool, StoreError> {
         let _t = self.time("delete");
         let d = digest.to_string();
         let mut tx = self.pool.begin().await?;
-        let r = sqlx::query("DELETE FROM manifests WHERE repo = $1 AND digest = $2")
-            .bind(repo)
-            .bind(&d)
-            .execute(&mut *tx)
-            .await?;
+        let gone = sqlx::query(
+            "DELETE FROM manifests WHERE repo = $1 AND digest = $2 RETURNING media_type",
+        )
+        .bind(repo)
+        .bind(&d)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let media_type: Option<String> = gone.map(|r| r.try_get("media_type")).transpose()?;
+        let tags: Vec<String> =
+            sqlx::query("SELECT tag FROM tags WHERE repo = $1 AND digest = $2 ORDER BY tag")
+                .bind(repo)
+                .bind(&d)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("tag"))
+                .collect::<Result<_, _>>()?;
         for table in ["tags", "signature_verdicts"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE repo = $1 AND digest = $2"
@@ -319,23 +375,57 @@ impl MetaStore {
             .bind(&d)
             .execute(&mut *tx)
             .await?;
+        let Some(media_type) = media_type else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let mut feed: Vec<NewEvent> = tags.iter().map(|t| untagged(repo, t, &d)).collect();
+        feed.push(NewEvent {
+            kind: events::DELETED,
+            repository: Some(repo),
+            subject: Some(format!("{repo}@{d}")),
+            data: serde_json::json!({
+                "repository": repo,
+                "digest": d,
+                "mediaType": media_type,
+                "tags": tags,
+            }),
+        });
+        events::append(&mut tx, origin, &feed).await?;
         tx.commit().await?;
-        Ok(r.rows_affected() > 0)
+        Ok(true)
     }
 
     /// Deletes a tag (the manifest stays, untagged from now); `false` if
     /// absent.
     pub async fn delete_tag(&self, repo: &str, tag: &str) -> Result<bool, StoreError> {
+        self.delete_tag_as(repo, tag, &Origin::default()).await
+    }
+
+    /// [`MetaStore::delete_tag`] on behalf of `origin`, writing its
+    /// untagged event in the same transaction.
+    pub async fn delete_tag_as(
+        &self,
+        repo: &str,
+        tag: &str,
+        origin: &Origin,
+    ) -> Result<bool, StoreError> {
         let _t = self.time("delete");
         let mut tx = self.pool.begin().await?;
         untag_claim(&mut tx, repo, tag, now_millis()).await?;
-        let r = sqlx::query("DELETE FROM tags WHERE repo = $1 AND tag = $2")
+        let gone = sqlx::query("DELETE FROM tags WHERE repo = $1 AND tag = $2 RETURNING digest")
             .bind(repo)
             .bind(tag)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+        let Some(row) = gone else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let digest: String = row.try_get("digest")?;
+        events::append(&mut tx, origin, &[untagged(repo, tag, &digest)]).await?;
         tx.commit().await?;
-        Ok(r.rows_affected() > 0)
+        Ok(true)
     }
 }
 
@@ -357,4 +447,53 @@ async fn untag_claim(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The `pushed` event of manifest `m` (digest `d`).
+fn pushed<'a>(m: &NewManifest<'a>, d: &str) -> NewEvent<'a> {
+    NewEvent {
+        kind: events::PUSHED,
+        repository: Some(m.repo),
+        subject: Some(format!("{}@{d}", m.repo)),
+        data: serde_json::json!({
+            "repository": m.repo,
+            "digest": d,
+            "mediaType": m.record.media_type,
+            "size": m.record.size,
+            "artifactType": m.record.artifact_type,
+            "subject": m.subject.as_ref().map(|s| s.to_string()),
+            "tags": m.tags,
+        }),
+    }
+}
+
+/// The `signed` event when `m` is a signature (its artifact type) of a
+/// subject: the subject is what became signed.
+fn signed<'a>(m: &NewManifest<'a>, d: &str) -> Option<NewEvent<'a>> {
+    let subject = m.subject.as_ref()?;
+    let at = m.record.artifact_type.as_deref()?;
+    if !events::SIGNATURE_ARTIFACT_TYPES.contains(&at) {
+        return None;
+    }
+    Some(NewEvent {
+        kind: events::SIGNED,
+        repository: Some(m.repo),
+        subject: Some(format!("{}@{subject}", m.repo)),
+        data: serde_json::json!({
+            "repository": m.repo,
+            "digest": subject.to_string(),
+            "signature": d,
+            "signatureType": at,
+        }),
+    })
+}
+
+/// The `untagged` event of `tag`, which pointed at `digest`.
+fn untagged<'a>(repo: &'a str, tag: &str, digest: &str) -> NewEvent<'a> {
+    NewEvent {
+        kind: events::UNTAGGED,
+        repository: Some(repo),
+        subject: Some(format!("{repo}:{tag}")),
+        data: serde_json::json!({ "repository": repo, "tag": tag, "digest": digest }),
+    }
 }

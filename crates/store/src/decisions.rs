@@ -86,6 +86,10 @@ pub struct NewDecision<'a> {
     pub warn: &'a [String],
     /// Facts kept with it (verification results...).
     pub detail: &'a serde_json::Value,
+    /// Who asked (for the change feed's event).
+    pub actor: Option<&'a str>,
+    /// The request's `traceparent` (for the change feed's event).
+    pub traceparent: Option<&'a str>,
 }
 
 impl MetaStore {
@@ -97,6 +101,7 @@ impl MetaStore {
         let s = Summary::new(d.point, d.repository, d.subject, d.deny, d.warn, d.detail);
         let allowed = d.allowed;
         let size = s.size();
+        let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query(
             "INSERT INTO decisions (at, point, repository, subject, allowed, deny, warn, detail, size) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -110,9 +115,31 @@ impl MetaStore {
         .bind(&s.warn)
         .bind(&s.detail)
         .bind(size)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
+        // The feed carries the decision's outcome and where to read the
+        // rest (its messages and detail stay in the bounded log).
+        let event = crate::events::NewEvent {
+            kind: crate::events::POLICY_DECIDED,
+            repository: s.repository.as_deref(),
+            subject: Some(s.subject.clone()),
+            data: serde_json::json!({
+                "decision": id,
+                "point": s.point,
+                "repository": s.repository,
+                "subject": s.subject,
+                "allowed": allowed,
+                "denials": d.deny.len(),
+                "warnings": d.warn.len(),
+            }),
+        };
+        let origin = crate::events::Origin {
+            actor: d.actor.map(str::to_string),
+            traceparent: d.traceparent.map(str::to_string),
+        };
+        crate::events::append(&mut tx, &origin, &[event]).await?;
+        tx.commit().await?;
         // The decision is recorded; a failed prune is retried by the next.
         if let Err(e) = self.after_insert(id, size).await {
             tracing::warn!(error = %e, "could not prune the decision log");

@@ -6,7 +6,9 @@
 //! - [`MetaStore`]: repositories, tags, manifests, referrers, blob links and
 //!   upload sessions in SQL (SQLite embedded, PostgreSQL at scale), and the
 //!   bounded, pruned decision log ([`decisions`]), and the API keys and
-//!   token signing keys every replica shares ([`api_keys`]).
+//!   token signing keys every replica shares ([`api_keys`]), and the
+//!   change feed's outbox, written in the transaction of each change
+//!   ([`events`]).
 //! - [`StoreObserver`]: the hook through which both stores report request
 //!   times, retries, bytes and query times (the registry's metrics).
 //! - `conformance` (feature `testing`): the tests every `BlobStore`
@@ -47,6 +49,7 @@ pub mod conformance;
 pub mod decisions;
 pub mod direct;
 pub mod error;
+pub mod events;
 pub mod fs;
 pub mod gc;
 pub mod meta;
@@ -61,6 +64,7 @@ pub use api_keys::{ApiKey, ApiKeyError, KeyState, NewApiKey};
 pub use blob::{BlobStore, ByteRange, ByteStream};
 pub use decisions::{Decision, DecisionQuery, DecisionRetention, NewDecision};
 pub use error::StoreError;
+pub use events::{Event, EventQuery, EventRetention, NewEvent, Origin};
 pub use fs::FsBlobStore;
 pub use meta::{BriefReferrers, ManifestRecord, MetaStore, NewManifest, PoolFigures};
 pub use object::ObjectBlobStore;

@@ -83,6 +83,8 @@ pub struct MetaStore {
     pub(crate) sqlite_file: Option<std::path::PathBuf>,
     /// Decision log retention and its pruning schedule (shared by clones).
     pub(crate) decision_log: std::sync::Arc<crate::decisions::LogState>,
+    /// Change feed retention (shared by clones).
+    pub(crate) events: std::sync::Arc<crate::events::EventsState>,
     /// Where query times are reported, once the registry installs an
     /// observer (shared by clones).
     pub(crate) probe: crate::observe::MetaProbe,
@@ -204,6 +206,7 @@ impl MetaStore {
             engine,
             sqlite_file,
             decision_log: Default::default(),
+            events: Default::default(),
             probe: Default::default(),
         })
     }

@@ -25,6 +25,8 @@ async fn record(m: &MetaStore, subject: &str, detail: Value) {
         deny: &[],
         warn: &[],
         detail: &detail,
+        actor: None,
+        traceparent: None,
     })
     .await
     .unwrap();
@@ -64,6 +66,8 @@ async fn every_decision_is_bounded(db: Db) {
         deny: &messages,
         warn: &messages,
         detail: &detail,
+        actor: None,
+        traceparent: None,
     })
     .await
     .unwrap();

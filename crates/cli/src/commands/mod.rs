@@ -6,6 +6,7 @@ pub mod copy;
 pub mod database;
 pub mod discover;
 pub mod du;
+pub mod events;
 pub mod gc;
 pub mod inspect;
 pub mod login;

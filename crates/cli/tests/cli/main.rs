@@ -23,6 +23,8 @@ mod conformance_workflows;
 mod crash;
 mod decision_log;
 mod enforcement;
+mod events_feed;
+mod events_sources;
 mod everyday_cli;
 mod faults;
 mod first_hour;

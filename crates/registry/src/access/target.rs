@@ -103,6 +103,7 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
     if path == "/pavilion/v1/decisions"
         || path == "/pavilion/v1/usage"
         || path == "/pavilion/v1/transfers"
+        || path == "/pavilion/v1/events"
         || path == "/metrics"
         || path.starts_with("/pavilion/v1/policy/")
     {
@@ -113,6 +114,8 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
                 "usage"
             } else if path == "/pavilion/v1/transfers" {
                 "transfers"
+            } else if path == "/pavilion/v1/events" {
+                "events"
             } else if path == "/metrics" {
                 "metrics"
             } else {
@@ -218,6 +221,8 @@ mod tests {
             Action::Catalog
         );
         assert_eq!(act(Method::GET, "/pavilion/v1/usage").route, "usage");
+        let e = act(Method::GET, "/pavilion/v1/events");
+        assert_eq!((e.action, e.route), (Action::Catalog, "events"));
         // Not actions: invalid names, methods an endpoint lacks, other paths.
         assert_eq!(judge(&Method::GET, "/v2/a%2Fb/tags/list"), Judged::Other);
         assert_eq!(judge(&Method::GET, "/v2/UPPER/tags/list"), Judged::Other);

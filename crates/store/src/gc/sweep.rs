@@ -158,7 +158,9 @@ impl MetaStore {
 
     /// Removes a tag retention dropped, if it still points where it did
     /// when planned and was not set again since.
+    /// Its `untagged` event is written in the same transaction.
     pub(crate) async fn gc_delete_tag(&self, t: &TagRow) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let r = sqlx::query(
             "DELETE FROM tags WHERE repo = $1 AND tag = $2 AND digest = $3 AND updated_at = $4",
         )
@@ -166,9 +168,26 @@ impl MetaStore {
         .bind(&t.tag)
         .bind(&t.digest)
         .bind(t.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(r.rows_affected() > 0)
+        if r.rows_affected() == 0 {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        let event = crate::events::NewEvent {
+            kind: crate::events::UNTAGGED,
+            repository: Some(&t.repo),
+            subject: Some(format!("{}:{}", t.repo, t.tag)),
+            data: serde_json::json!({
+                "repository": t.repo,
+                "tag": t.tag,
+                "digest": t.digest,
+                "by": "gc",
+            }),
+        };
+        crate::events::append(&mut tx, &crate::events::Origin::default(), &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Deletes the manifests of `repo` among `digests` (at most [`BATCH`])
@@ -206,18 +225,32 @@ impl MetaStore {
              AND (subject IS NULL OR NOT EXISTS \
                  (SELECT 1 FROM manifests s WHERE s.repo = $1 AND s.digest = manifests.subject)) \
              AND NOT EXISTS (SELECT 1 FROM manifests u WHERE u.repo = $1 AND u.refs_known = 0) \
-             RETURNING digest"
+             RETURNING digest, media_type"
         );
         let mut q = sqlx::query(&delete).bind(repo).bind(cutoff);
         for d in digests {
             q = q.bind(d);
         }
-        let deleted: Vec<String> = q
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| r.try_get("digest"))
-            .collect::<Result<_, _>>()?;
+        let rows = q.fetch_all(&mut *tx).await?;
+        let mut deleted: Vec<String> = Vec::with_capacity(rows.len());
+        let mut feed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let digest: String = r.try_get("digest")?;
+            let media_type: String = r.try_get("media_type")?;
+            feed.push(crate::events::NewEvent {
+                kind: crate::events::DELETED,
+                repository: Some(repo),
+                subject: Some(format!("{repo}@{digest}")),
+                data: serde_json::json!({
+                    "repository": repo,
+                    "digest": digest,
+                    "mediaType": media_type,
+                    "tags": [],
+                    "by": "gc",
+                }),
+            });
+            deleted.push(digest);
+        }
         if !deleted.is_empty() {
             let list = placeholders(2, deleted.len());
             for sql in [
@@ -231,6 +264,7 @@ impl MetaStore {
                 q.execute(&mut *tx).await?;
             }
         }
+        crate::events::append(&mut tx, &crate::events::Origin::default(), &feed).await?;
         tx.commit().await?;
         Ok(deleted)
     }
@@ -423,6 +457,16 @@ impl MetaStore {
         )
         .execute(&mut *tx)
         .await?;
+        // The run's summary is a handful of counts (and an error line).
+        let summary: serde_json::Value =
+            serde_json::from_str(report).unwrap_or(serde_json::Value::Null);
+        let event = crate::events::NewEvent {
+            kind: crate::events::GC_COMPLETED,
+            repository: None,
+            subject: Some(format!("gc/{id}")),
+            data: serde_json::json!({ "run": id, "report": summary }),
+        };
+        crate::events::append(&mut tx, &crate::events::Origin::default(), &[event]).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1,0 +1,164 @@
+//! A Pavilion registry's change feed as Server-Sent Events
+//! (`GET /pavilion/v1/events`, `Accept: text/event-stream`): each event a
+//! CloudEvents JSON document with the sequence number it was sent under,
+//! so a reader that stops can resume after the last one it handled.
+
+use crate::client::{check, Client};
+use crate::error::ClientError;
+use futures::StreamExt;
+
+/// Longest SSE line accepted: an event is a few KiB; a peer that sends
+/// more without a newline is not speaking SSE.
+const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// One event from the stream.
+#[derive(Debug, Clone)]
+pub struct FeedEvent {
+    /// The global sequence number (the SSE `id`).
+    pub seq: i64,
+    /// The CloudEvent.
+    pub event: serde_json::Value,
+}
+
+/// An open stream of the feed.
+pub struct EventStream {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+    id: Option<i64>,
+    data: String,
+    registry: String,
+}
+
+/// What the stream asks the registry for.
+#[derive(Debug, Clone, Default)]
+pub struct FeedQuery {
+    /// Only events after this sequence number (sent as `Last-Event-ID`).
+    pub after: Option<i64>,
+    /// Only events of repositories this glob matches.
+    pub repository: Option<String>,
+    /// Only these types.
+    pub types: Vec<String>,
+}
+
+impl Client {
+    /// Opens the change feed of `registry` as a stream. Needs
+    /// `registry:catalog:*` under authentication.
+    pub async fn event_stream(
+        &self,
+        registry: &str,
+        q: &FeedQuery,
+    ) -> Result<EventStream, ClientError> {
+        let mut url = self.registry_url(registry, "/pavilion/v1/events");
+        let mut params: Vec<String> = Vec::new();
+        if let Some(r) = &q.repository {
+            params.push(format!("repository={}", escape(r)));
+        }
+        if !q.types.is_empty() {
+            params.push(format!("type={}", escape(&q.types.join(","))));
+        }
+        if !params.is_empty() {
+            url = format!("{url}?{}", params.join("&"));
+        }
+        let resp = self
+            .send_to(registry, "registry:catalog:*", |c| {
+                let mut r = c.get(&url).header("accept", "text/event-stream");
+                if let Some(a) = q.after {
+                    r = r.header("last-event-id", a.to_string());
+                }
+                r
+            })
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(ClientError::Protocol(format!(
+                "{registry} has no change feed (GET /pavilion/v1/events answered 404: not a Pavilion registry, or an older one)"
+            )));
+        }
+        let resp = check(resp).await?;
+        Ok(EventStream {
+            body: resp.bytes_stream().boxed(),
+            buf: Vec::new(),
+            id: None,
+            data: String::new(),
+            registry: registry.to_string(),
+        })
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl EventStream {
+    /// The next event; `None` when the registry ended the stream.
+    pub async fn next(&mut self) -> Result<Option<FeedEvent>, ClientError> {
+        loop {
+            while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end_matches(['\n', '\r']);
+                if let Some(e) = self.line(line)? {
+                    return Ok(Some(e));
+                }
+            }
+            if self.buf.len() > MAX_LINE_BYTES {
+                return Err(ClientError::Protocol(format!(
+                    "{} sent an event stream line longer than {MAX_LINE_BYTES} bytes",
+                    self.registry
+                )));
+            }
+            match self.body.next().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk?),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// One line of the SSE format; an event when it ends one.
+    fn line(&mut self, line: &str) -> Result<Option<FeedEvent>, ClientError> {
+        if line.is_empty() {
+            let data = std::mem::take(&mut self.data);
+            if data.is_empty() {
+                return Ok(None);
+            }
+            let event = serde_json::from_str(&data).map_err(|e| {
+                ClientError::Protocol(format!(
+                    "{} sent an event that does not parse: {e}",
+                    self.registry
+                ))
+            })?;
+            let seq = self.id.ok_or_else(|| {
+                ClientError::Protocol(format!("{} sent an event without an id", self.registry))
+            })?;
+            return Ok(Some(FeedEvent { seq, event }));
+        }
+        if line.starts_with(':') {
+            return Ok(None);
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "data" => {
+                if !self.data.is_empty() {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                if self.data.len() > MAX_LINE_BYTES {
+                    return Err(ClientError::Protocol(format!(
+                        "{} sent an event larger than {MAX_LINE_BYTES} bytes",
+                        self.registry
+                    )));
+                }
+            }
+            "id" => self.id = value.parse().ok(),
+            _ => {}
+        }
+        Ok(None)
+    }
+}
