@@ -95,7 +95,14 @@ both_backends! {
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The kill lands once some pushes were acknowledged (on a loaded
+        // machine Azurite can take longer than a fixed pause), at most 10 s.
+        for _ in 0..200 {
+            if acked.lock().unwrap().len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         s.kill9();
         for t in tasks {
             let _ = t.await;
