@@ -1,13 +1,6 @@
 //! Trace and span ids: random when made here, lowercase hex in fields
 //! (the W3C `traceparent` form), bytes in OTLP.
 
-/// A new trace id: 16 random bytes from a version 4 UUID (122 random
-/// bits; the W3C recommendation of randomness is about the whole id being
-/// unpredictable, which a few fixed bits do not change).
-pub fn new_trace_id() -> [u8; 16] {
-    uuid::Uuid::new_v4().into_bytes()
-}
-
 /// A new span id: 8 random bytes.
 pub fn new_span_id() -> [u8; 8] {
     let b = uuid::Uuid::new_v4().into_bytes();
@@ -46,7 +39,7 @@ mod tests {
 
     #[test]
     fn ids_round_trip_through_hex_and_zero_ids_are_refused() {
-        let t = new_trace_id();
+        let t = uuid::Uuid::new_v4().into_bytes();
         assert_eq!(parse::<16>(&hex(&t)), Some(t));
         let s = new_span_id();
         assert_eq!(parse::<8>(&hex(&s)), Some(s));
