@@ -409,20 +409,26 @@ async fn prune_decisions(state: Arc<AppState>) {
     }
 }
 
-/// Applies the change feed's retention at start and every minute, in
-/// batches (see `pavilion_store::events`): between runs the feed can pass
-/// its count limit by at most a minute of writes.
+/// Applies the change feed's retention once, in batches (see
+/// `pavilion_store::events`).
+async fn prune_events_once(state: &AppState) {
+    match state.meta.prune_events().await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(removed = n, "pruned the change feed"),
+        Err(e) => tracing::warn!(error = %e, "could not prune the change feed"),
+    }
+}
+
+/// Applies the change feed's retention every minute after the start's run:
+/// between runs the feed can pass its count limit by at most a minute of
+/// writes.
 async fn prune_events(state: Arc<AppState>) {
     loop {
-        match state.meta.prune_events().await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(removed = n, "pruned the change feed"),
-            Err(e) => tracing::warn!(error = %e, "could not prune the change feed"),
-        }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(60)) => {}
             () = state.shutdown.cancelled() => return,
         }
+        prune_events_once(&state).await;
     }
 }
 
@@ -469,6 +475,9 @@ pub async fn serve(
             .start(&state.meta, &format!("{scheme}://{bound}"))
             .await?;
     }
+    // Before ready: a lowered limit holds from the first request (bounded:
+    // at most a hundred statements per rule).
+    prune_events_once(&state).await;
     ready(bound);
     let router = app(state.clone(), ext.routes.map(|build| build(state.clone())));
     tokio::spawn(expire_uploads(
