@@ -24,6 +24,7 @@ mod crash;
 mod decision_log;
 mod enforcement;
 mod events_feed;
+mod events_queries;
 mod events_sources;
 mod everyday_cli;
 mod faults;
