@@ -13,6 +13,7 @@ pub mod gc;
 pub mod metrics;
 pub mod quota;
 pub mod telemetry;
+pub mod webhooks;
 mod tls_client;
 use tls_client::tls_client_settings;
 pub use tls_client::TlsClientAuth;
@@ -648,6 +649,7 @@ impl ServeArgs {
         let events_file = file.events.unwrap_or_default();
         server.event_retention = events_file.retention()?;
         server.event_source = events_file.source()?;
+        server.webhooks = events_file.webhooks()?;
         if gc.enabled {
             server.gc = Some(pavilion_registry::lifecycle::GcSchedule {
                 interval: gc.interval,

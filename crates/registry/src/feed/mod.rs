@@ -13,6 +13,7 @@ pub mod api;
 pub mod cloudevent;
 pub mod params;
 mod stream;
+pub mod webhooks;
 
 use axum::extract::Request;
 use pavilion_store::Origin;

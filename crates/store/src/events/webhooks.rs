@@ -132,20 +132,24 @@ impl MetaStore {
         }))
     }
 
-    /// Moves `name`'s cursor to `seq` if `holder` still holds the lease;
-    /// false when it does not (another replica took over).
+    /// Moves `name`'s cursor from `from` to `to` if `holder` still holds
+    /// the lease and the cursor is still at `from`; false otherwise
+    /// (another replica took over, or a replay moved the cursor).
     pub async fn webhook_advance(
         &self,
         name: &str,
         holder: &str,
-        seq: i64,
+        from: i64,
+        to: i64,
     ) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE webhook_cursors SET delivered = $3 WHERE name = $1 AND holder = $2",
+            "UPDATE webhook_cursors SET delivered = $4 \
+             WHERE name = $1 AND holder = $2 AND delivered = $3",
         )
         .bind(name)
         .bind(holder)
-        .bind(seq)
+        .bind(from)
+        .bind(to)
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected() == 1)
@@ -172,10 +176,11 @@ impl MetaStore {
     }
 
     /// Gives up on event `seq` after `attempts`: keeps it as a dead letter
-    /// and, when `advance`, moves the cursor past it, in one transaction
-    /// (so a crash cannot lose the letter or deliver the event twice as a
-    /// fresh one). Drops the oldest letters beyond [`MAX_DEAD_LETTERS`].
-    /// False when `holder` no longer holds the lease (nothing changed).
+    /// and, with `advance_from` (where the cursor is), moves the cursor to
+    /// it, in one transaction (so a crash cannot lose the letter, nor send
+    /// the event again as a fresh one). Drops the oldest letters beyond
+    /// [`MAX_DEAD_LETTERS`]. False when `holder` no longer holds the lease
+    /// or the cursor moved (nothing changed).
     pub async fn webhook_bury(
         &self,
         name: &str,
@@ -183,24 +188,39 @@ impl MetaStore {
         seq: i64,
         attempts: i64,
         error: &str,
-        advance: bool,
+        advance_from: Option<i64>,
     ) -> Result<bool, StoreError> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         // Fences everything after it, and takes the cursor row's lock first.
-        let held = sqlx::query(
-            "UPDATE webhook_cursors SET last_error = $3, last_error_at = $4, \
-             delivered = CASE WHEN $5 = 1 AND delivered < $6 THEN $6 ELSE delivered END \
-             WHERE name = $1 AND holder = $2",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(cut(error))
-        .bind(now)
-        .bind(i64::from(advance))
-        .bind(seq)
-        .execute(&mut *tx)
-        .await?;
+        let held = match advance_from {
+            Some(from) => {
+                sqlx::query(
+                    "UPDATE webhook_cursors SET last_error = $3, last_error_at = $4, delivered = $6 \
+                     WHERE name = $1 AND holder = $2 AND delivered = $5",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(cut(error))
+                .bind(now)
+                .bind(from)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE webhook_cursors SET last_error = $3, last_error_at = $4 \
+                     WHERE name = $1 AND holder = $2",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(cut(error))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+            }
+        };
         if held.rows_affected() != 1 {
             return Ok(false);
         }
