@@ -13,8 +13,8 @@ pub mod gc;
 pub mod metrics;
 pub mod quota;
 pub mod telemetry;
-pub mod webhooks;
 mod tls_client;
+pub mod webhooks;
 use tls_client::tls_client_settings;
 pub use tls_client::TlsClientAuth;
 

@@ -227,6 +227,8 @@ async fn json_of(
     })
     .await?;
     serde_json::from_slice(&body).map_err(|e| {
-        ClientError::Protocol(format!("{registry} answered a {what} that does not parse: {e}"))
+        ClientError::Protocol(format!(
+            "{registry} answered a {what} that does not parse: {e}"
+        ))
     })
 }

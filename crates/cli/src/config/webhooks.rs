@@ -110,7 +110,9 @@ impl WebhookFile {
             None => Vec::new(),
             Some(Globs::One(g)) => vec![g.clone()],
             Some(Globs::Many(v)) if v.is_empty() => {
-                bail!("{at}.repositories is empty: leave it out to deliver every repository's events")
+                bail!(
+                    "{at}.repositories is empty: leave it out to deliver every repository's events"
+                )
             }
             Some(Globs::Many(v)) => v.clone(),
         };
@@ -135,13 +137,16 @@ impl WebhookFile {
         }
         let secret = match (&self.secret, &self.secret_file) {
             (Some(_), Some(_)) => bail!("{at}: give secret or secret_file, not both"),
-            (None, None) => bail!(
-                "{at}.secret: missing (or secret_file); unsigned webhooks are refused"
-            ),
+            (None, None) => {
+                bail!("{at}.secret: missing (or secret_file); unsigned webhooks are refused")
+            }
             (Some(s), None) => s.clone().into_bytes(),
             (None, Some(p)) => match std::fs::read(p) {
                 // A trailing newline is how editors save a one-line file.
-                Ok(b) => String::from_utf8_lossy(&b).trim_end_matches(['\n', '\r']).as_bytes().to_vec(),
+                Ok(b) => String::from_utf8_lossy(&b)
+                    .trim_end_matches(['\n', '\r'])
+                    .as_bytes()
+                    .to_vec(),
                 Err(e) => bail!("{at}.secret_file {}: {e}", p.display()),
             },
         };
@@ -201,7 +206,8 @@ pub fn settings(files: &[WebhookFile]) -> Result<Vec<WebhookConfig>> {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "name = \"ci\"\nurl = \"http://127.0.0.1:1/h\"\nsecret = \"0123456789abcdef\"\n";
+    const GOOD: &str =
+        "name = \"ci\"\nurl = \"http://127.0.0.1:1/h\"\nsecret = \"0123456789abcdef\"\n";
 
     fn check(extra: &str) -> Result<Vec<WebhookConfig>> {
         let f: WebhookFile = toml::from_str(&format!("{GOOD}{extra}"))?;

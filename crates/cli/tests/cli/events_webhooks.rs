@@ -21,7 +21,9 @@ fn file(dir: &std::path::Path, name: &str, text: &str) -> String {
 
 /// One `[[events.webhook]]` named `name` posting to `url`, plus `extra`.
 fn hook(name: &str, url: &str, extra: &str) -> String {
-    format!("[[events.webhook]]\nname = \"{name}\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n{extra}\n")
+    format!(
+        "[[events.webhook]]\nname = \"{name}\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n{extra}\n"
+    )
 }
 
 /// Waits, at most `secs`, until `done` holds; panics naming `what`.
@@ -127,18 +129,35 @@ async fn every_event_arrives_signed_and_in_order() {
         assert_eq!(body, e["data"]);
         verify_signature(SECRET.as_bytes(), g.h("pavilion-signature"), &g.body, 300).unwrap();
         // Anything else signs nothing.
-        assert!(verify_signature(b"another-secret-0123", g.h("pavilion-signature"), &g.body, 300).is_err());
+        assert!(verify_signature(
+            b"another-secret-0123",
+            g.h("pavilion-signature"),
+            &g.body,
+            300
+        )
+        .is_err());
     }
     let seqs: Vec<i64> = got.iter().map(Got::seq).collect();
     assert_eq!(seqs, (3..=14).collect::<Vec<_>>());
     in_repository_order(&got);
     let st = status(&s, "all").await;
-    wait_for("the cursor at 14", 30, || async { status(&s, "all").await["cursor"] == 14 }).await;
+    wait_for("the cursor at 14", 30, || async {
+        status(&s, "all").await["cursor"] == 14
+    })
+    .await;
     assert_eq!(st["dead_letters"], 0);
     assert_eq!(st["url"], rx.url("/in"));
-    let metrics = client().get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
-        metrics.contains("pavilion_webhook_deliveries_total{webhook=\"all\",result=\"delivered\"} 12"),
+        metrics
+            .contains("pavilion_webhook_deliveries_total{webhook=\"all\",result=\"delivered\"} 12"),
         "{metrics}"
     );
 }
@@ -164,15 +183,28 @@ async fn a_receiver_down_then_back_misses_nothing() {
     })
     .await;
     let st = status(&s, "down").await;
-    assert!(st["last_error"].as_str().unwrap().contains("connect"), "{st}");
+    assert!(
+        st["last_error"].as_str().unwrap().contains("connect"),
+        "{st}"
+    );
     assert_eq!(st["cursor"], 0);
     rx.up().await;
-    wait_for("6 events", 60, || async { first_arrivals(&rx.delivered()).len() >= 6 }).await;
+    wait_for("6 events", 60, || async {
+        first_arrivals(&rx.delivered()).len() >= 6
+    })
+    .await;
     let got = first_arrivals(&rx.delivered());
     let ids: Vec<String> = got.iter().map(|g| g.h("ce-id").to_string()).collect();
-    let want: Vec<String> = feed(&s).await.iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
+    let want: Vec<String> = feed(&s)
+        .await
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, want);
-    assert_eq!(got.iter().map(Got::seq).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(Got::seq).collect::<Vec<_>>(),
+        (1..=6).collect::<Vec<_>>()
+    );
 }
 
 /// (c) A receiver answering 500: after `max_attempts` the event is a dead
@@ -187,30 +219,52 @@ async fn failing_events_are_dead_lettered_and_replayed() {
     let cfg = file(
         dir.path(),
         "serve.toml",
-        &hook("dl", &rx.url("/"), "max_attempts = 3\nretry_initial = \"50ms\"\nretry_max = \"100ms\""),
+        &hook(
+            "dl",
+            &rx.url("/"),
+            "max_attempts = 3\nretry_initial = \"50ms\"\nretry_max = \"100ms\"",
+        ),
     );
     let s = Server::start_with(Backend::Sqlite, &["--config", &cfg]).unwrap();
     push_image(&s, "dead/app", "v1", "dead").await;
-    wait_for("2 dead letters", 60, || async { status(&s, "dl").await["dead_letters"] == 2 }).await;
+    wait_for("2 dead letters", 60, || async {
+        status(&s, "dl").await["dead_letters"] == 2
+    })
+    .await;
     let st = status(&s, "dl").await;
     assert_eq!(st["cursor"], 2, "{st}");
     let dead = st["dead"].as_array().unwrap();
-    assert_eq!((dead[0]["seq"].as_i64(), dead[1]["seq"].as_i64()), (Some(1), Some(2)));
+    assert_eq!(
+        (dead[0]["seq"].as_i64(), dead[1]["seq"].as_i64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(dead[0]["attempts"], 3);
     assert!(dead[0]["error"].as_str().unwrap().contains("500"), "{st}");
     assert_eq!(rx.got().len(), 6, "three attempts each");
     rx.shared.fail.store(false, Ordering::SeqCst);
     push_image(&s, "live/app", "v1", "live").await;
-    wait_for("the later events", 60, || async { rx.delivered().len() >= 2 }).await;
-    assert_eq!(rx.delivered().iter().map(Got::seq).collect::<Vec<_>>(), [3, 4]);
+    wait_for("the later events", 60, || async {
+        rx.delivered().len() >= 2
+    })
+    .await;
+    assert_eq!(
+        rx.delivered().iter().map(Got::seq).collect::<Vec<_>>(),
+        [3, 4]
+    );
     assert_eq!(status(&s, "dl").await["dead_letters"], 2);
 
     let out = replay(&s, &["--webhook", "dl", "--dead"]).await;
     assert!(out.contains("2 dead letters queued"), "{out}");
-    wait_for("the dead letters delivered", 60, || async { rx.delivered().len() >= 4 }).await;
+    wait_for("the dead letters delivered", 60, || async {
+        rx.delivered().len() >= 4
+    })
+    .await;
     let seqs: Vec<i64> = rx.delivered().iter().map(Got::seq).collect();
     assert_eq!(seqs, [3, 4, 1, 2]);
-    wait_for("no dead letters left", 30, || async { status(&s, "dl").await["dead_letters"] == 0 }).await;
+    wait_for("no dead letters left", 30, || async {
+        status(&s, "dl").await["dead_letters"] == 0
+    })
+    .await;
 
     let out = replay(&s, &["--webhook", "dl", "--from", "2", "--output", "json"]).await;
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["cursor"], 2);
@@ -218,12 +272,34 @@ async fn failing_events_are_dead_lettered_and_replayed() {
     let seqs: Vec<i64> = rx.delivered().iter().map(Got::seq).collect();
     assert_eq!(seqs, [3, 4, 1, 2, 3, 4]);
 
-    let metrics = client().get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("pavilion_webhook_deliveries_total{webhook=\"dl\",result=\"dead\"} 2"), "{metrics}");
-    assert!(metrics.contains("pavilion_webhook_deliveries_total{webhook=\"dl\",result=\"failed\"} 6"), "{metrics}");
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pavilion_webhook_deliveries_total{webhook=\"dl\",result=\"dead\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pavilion_webhook_deliveries_total{webhook=\"dl\",result=\"failed\"} 6"),
+        "{metrics}"
+    );
     // Mistakes are 400s and 404s naming what is wrong, never 500s.
-    for (q, code) in [("dl/replay", 400), ("dl/replay?from=x", 400), ("dl/replay?from=99", 400), ("nope/replay?dead=true", 404)] {
-        let r = client().post(s.url(&format!("/pavilion/v1/webhooks/{q}"))).send().await.unwrap();
+    for (q, code) in [
+        ("dl/replay", 400),
+        ("dl/replay?from=x", 400),
+        ("dl/replay?from=99", 400),
+        ("nope/replay?dead=true", 404),
+    ] {
+        let r = client()
+            .post(s.url(&format!("/pavilion/v1/webhooks/{q}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), code, "{q}: {}", r.text().await.unwrap());
     }
 }
@@ -243,9 +319,20 @@ async fn kill9_during_delivery_loses_nothing() {
     wait_for("some deliveries", 60, || async { rx.got().len() >= 3 }).await;
     s.kill9();
     s.restart();
-    wait_for("16 events", 90, || async { first_arrivals(&rx.delivered()).len() >= 16 }).await;
-    let ids: BTreeSet<String> = rx.delivered().iter().map(|g| g.h("ce-id").to_string()).collect();
-    let want: BTreeSet<String> = feed(&s).await.iter().map(|e| e["id"].as_str().unwrap().to_string()).collect();
+    wait_for("16 events", 90, || async {
+        first_arrivals(&rx.delivered()).len() >= 16
+    })
+    .await;
+    let ids: BTreeSet<String> = rx
+        .delivered()
+        .iter()
+        .map(|g| g.h("ce-id").to_string())
+        .collect();
+    let want: BTreeSet<String> = feed(&s)
+        .await
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, want);
     eprintln!(
         "kill -9: {} requests for {} events",
@@ -271,9 +358,15 @@ async fn postgres_replicas_deliver_one_at_a_time() {
         let server = if i % 2 == 0 { &s } else { &r };
         push_image(server, "rep/app", &format!("v{i}"), &format!("r{i}")).await;
     }
-    wait_for("10 events", 60, || async { first_arrivals(&rx.delivered()).len() >= 10 }).await;
+    wait_for("10 events", 60, || async {
+        first_arrivals(&rx.delivered()).len() >= 10
+    })
+    .await;
     let got = rx.delivered();
-    assert_eq!(got.iter().map(Got::seq).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(
+        got.iter().map(Got::seq).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
     assert_eq!(rx.shared.max_in_flight.load(Ordering::SeqCst), 1);
     let (a, b) = (status(&s, "r").await, status(&r, "r").await);
     assert!(a["lease_holder"].is_string(), "{a}");
@@ -307,7 +400,13 @@ fn a_bad_webhook_stops_serve_with_one_line() {
         let cfg = file(dir.path(), "serve.toml", &text);
         let data = dir.path().join("data");
         let out = crate::common::run::pavilion(&[
-            "serve", "--addr", "127.0.0.1:0", "--data", data.to_str().unwrap(), "--config", &cfg,
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            &cfg,
         ]);
         assert!(!out.status.success(), "{text}");
         let err = String::from_utf8_lossy(&out.stderr);
@@ -325,7 +424,11 @@ async fn repositories_and_types_filter() {
     let text = format!(
         "{}{}",
         hook("repo", &rx.url("/repo"), "repositories = [\"keep/**\"]"),
-        hook("types", &rx.url("/types"), "types = [\"dev.pavilion.artifact.tagged\"]"),
+        hook(
+            "types",
+            &rx.url("/types"),
+            "types = [\"dev.pavilion.artifact.tagged\"]"
+        ),
     );
     let cfg = file(dir.path(), "serve.toml", &text);
     let s = Server::start_with(Backend::Sqlite, &["--config", &cfg]).unwrap();
@@ -345,14 +448,26 @@ async fn repositories_and_types_filter() {
     };
     let repo = of("/repo");
     assert_eq!(repo.len(), 4, "{repo:?}");
-    assert!(repo.iter().all(|(_, s)| s.starts_with("keep/x/y")), "{repo:?}");
+    assert!(
+        repo.iter().all(|(_, s)| s.starts_with("keep/x/y")),
+        "{repo:?}"
+    );
     let types = of("/types");
     assert_eq!(
         types,
         [
-            ("dev.pavilion.artifact.tagged".to_string(), "keep/x/y:v1".to_string()),
-            ("dev.pavilion.artifact.tagged".to_string(), "drop/z:v1".to_string()),
-            ("dev.pavilion.artifact.tagged".to_string(), "keep/x/y:v2".to_string()),
+            (
+                "dev.pavilion.artifact.tagged".to_string(),
+                "keep/x/y:v1".to_string()
+            ),
+            (
+                "dev.pavilion.artifact.tagged".to_string(),
+                "drop/z:v1".to_string()
+            ),
+            (
+                "dev.pavilion.artifact.tagged".to_string(),
+                "keep/x/y:v2".to_string()
+            ),
         ]
     );
     assert_eq!(status(&s, "types").await["lag"], 0);

@@ -223,7 +223,10 @@ mod tests {
         assert_eq!((r.action, r.route), (Action::Delete, "webhook-replay"));
         assert_eq!(r.repository, None);
         assert_eq!(r.scope().to_string(), "registry:catalog:*");
-        assert_eq!(judge(&Method::GET, "/pavilion/v1/webhooks/ci/replay"), Judged::Other);
+        assert_eq!(
+            judge(&Method::GET, "/pavilion/v1/webhooks/ci/replay"),
+            Judged::Other
+        );
         assert_eq!(judge(&Method::POST, "/pavilion/v1/webhooks"), Judged::Other);
     }
 

@@ -15,8 +15,8 @@ pub mod layer;
 mod outcomes;
 mod repos;
 mod store;
-mod webhooks;
 pub mod trace;
+mod webhooks;
 
 use histogram::{Histogram, REQUEST_BUCKETS, TRANSFER_BUCKETS};
 use http::Method;

@@ -46,7 +46,11 @@ impl WebhookStats {
         );
         let d = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
         for ((w, r), n) in d.iter() {
-            let _ = writeln!(out, "{name}{} {n}", labels(&[("webhook", w), ("result", r)]));
+            let _ = writeln!(
+                out,
+                "{name}{} {n}",
+                labels(&[("webhook", w), ("result", r)])
+            );
         }
         drop(d);
         let name = "pavilion_webhook_lag_events";

@@ -194,20 +194,18 @@ impl MetaStore {
         let mut tx = self.pool.begin().await?;
         // Fences everything after it, and takes the cursor row's lock first.
         let held = match advance_from {
-            Some(from) => {
-                sqlx::query(
-                    "UPDATE webhook_cursors SET last_error = $3, last_error_at = $4, delivered = $6 \
+            Some(from) => sqlx::query(
+                "UPDATE webhook_cursors SET last_error = $3, last_error_at = $4, delivered = $6 \
                      WHERE name = $1 AND holder = $2 AND delivered = $5",
-                )
-                .bind(name)
-                .bind(holder)
-                .bind(cut(error))
-                .bind(now)
-                .bind(from)
-                .bind(seq)
-                .execute(&mut *tx)
-                .await?
-            }
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(cut(error))
+            .bind(now)
+            .bind(from)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?,
             None => {
                 sqlx::query(
                     "UPDATE webhook_cursors SET last_error = $3, last_error_at = $4 \

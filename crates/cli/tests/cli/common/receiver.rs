@@ -165,7 +165,10 @@ impl Receiver {
 
     /// Every request so far that was answered 2xx.
     pub fn delivered(&self) -> Vec<Got> {
-        self.got().into_iter().filter(|g| g.answered == 200).collect()
+        self.got()
+            .into_iter()
+            .filter(|g| g.answered == 200)
+            .collect()
     }
 }
 
@@ -188,7 +191,12 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
 
 /// Checks a `Pavilion-Signature` as a receiver would: `v1` is the HMAC of
 /// `"<t>.<body>"` and `t` is within `tolerance` seconds of now.
-pub fn verify_signature(secret: &[u8], header: &str, body: &[u8], tolerance: u64) -> Result<(), String> {
+pub fn verify_signature(
+    secret: &[u8],
+    header: &str,
+    body: &[u8],
+    tolerance: u64,
+) -> Result<(), String> {
     let mut t = None;
     let mut v1 = Vec::new();
     for part in header.split(',') {
@@ -209,7 +217,7 @@ pub fn verify_signature(secret: &[u8], header: &str, body: &[u8], tolerance: u64
     let mut msg = format!("{t}.").into_bytes();
     msg.extend_from_slice(body);
     let want = hex::encode(hmac_sha256(secret, &msg));
-    if v1.iter().any(|v| *v == want) {
+    if v1.contains(&want) {
         Ok(())
     } else {
         Err(format!("no v1 matches: {header}"))

@@ -153,7 +153,14 @@ mod tests {
     fn one_of_dead_or_from() {
         assert_eq!(parse(Some("dead=true")).unwrap(), Replay::Dead);
         assert_eq!(parse(Some("from=0")).unwrap(), Replay::From(0));
-        for q in [None, Some("dead=1"), Some("from=-1"), Some("from=x"), Some("dead=true&from=1"), Some("x=1")] {
+        for q in [
+            None,
+            Some("dead=1"),
+            Some("from=-1"),
+            Some("from=x"),
+            Some("dead=true&from=1"),
+            Some("x=1"),
+        ] {
             assert!(parse(q).is_err(), "{q:?}");
         }
     }

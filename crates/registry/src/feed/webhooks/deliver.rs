@@ -97,11 +97,7 @@ pub async fn run(state: Arc<AppState>, hook: Arc<WebhookConfig>) {
         }
     }
     if d.held_until.is_some() {
-        let _ = d
-            .state
-            .meta
-            .webhook_release(&d.hook.name, &d.holder)
-            .await;
+        let _ = d.state.meta.webhook_release(&d.hook.name, &d.holder).await;
     }
 }
 
@@ -236,7 +232,11 @@ impl Deliverer {
         } else {
             last_read.unwrap_or(cursor).max(end)
         };
-        if to > cursor && !meta.webhook_advance(&name, &self.holder, cursor, to).await? {
+        if to > cursor
+            && !meta
+                .webhook_advance(&name, &self.holder, cursor, to)
+                .await?
+        {
             self.held_until = None;
             return Ok(true);
         }
@@ -260,16 +260,24 @@ impl Deliverer {
             };
             let why = match sent {
                 Ok(()) => {
-                    self.state.metrics.webhook_delivery(&self.hook.name, "delivered");
+                    self.state
+                        .metrics
+                        .webhook_delivery(&self.hook.name, "delivered");
                     return Ok(Outcome::Delivered);
                 }
                 Err(why) => why,
             };
-            self.state.metrics.webhook_delivery(&self.hook.name, "failed");
+            self.state
+                .metrics
+                .webhook_delivery(&self.hook.name, "failed");
             tracing::debug!(webhook = %self.hook.name, seq = e.seq, attempt = n, error = %why, "webhook: attempt failed");
             self.state
                 .meta
-                .webhook_failed(&self.hook.name, &self.holder, &format!("seq {}: {why}", e.seq))
+                .webhook_failed(
+                    &self.hook.name,
+                    &self.holder,
+                    &format!("seq {}: {why}", e.seq),
+                )
                 .await?;
             if n >= self.hook.max_attempts {
                 return Ok(Outcome::Dead(n, why));

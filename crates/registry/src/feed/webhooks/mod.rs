@@ -62,7 +62,7 @@ impl std::fmt::Debug for WebhookConfig {
 impl WebhookConfig {
     /// Whether `e` is for this webhook (its type is filtered in the query).
     pub fn wants(&self, e: &Event) -> bool {
-        if !self.types.is_empty() && !self.types.iter().any(|t| *t == e.kind) {
+        if !self.types.is_empty() && !self.types.contains(&e.kind) {
             return false;
         }
         if self.repositories.is_empty() {
