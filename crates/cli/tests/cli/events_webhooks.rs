@@ -472,3 +472,63 @@ async fn repositories_and_types_filter() {
     );
     assert_eq!(status(&s, "types").await["lag"], 0);
 }
+
+/// Under authentication the list needs the feed's grant (the catalog),
+/// and a replay the registry-wide grant: a grant on every repository,
+/// however wide, is not enough for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_routes_need_the_registry_grant() {
+    use crate::common::auth::{basic, htpasswd_file};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(users) = htpasswd_file(dir.path(), &[("admin", "pw-a"), ("repos", "pw-r")]) else {
+        return;
+    };
+    let text = format!(
+        "{}[auth]\nhtpasswd = {:?}\n[auth.grants]\nadmin = [\"registry:catalog:*\"]\nrepos = [\"repository:**:*\"]\n",
+        hook("h", "http://127.0.0.1:9/", ""),
+        users.to_str().unwrap()
+    );
+    let cfg = file(dir.path(), "serve.toml", &text);
+    let s = Server::start_with(Backend::Sqlite, &["--config", &cfg]).unwrap();
+    let call = |method: reqwest::Method, path: &str, who: Option<String>| {
+        let mut r = client().request(method, s.url(path));
+        if let Some(w) = who {
+            r = r.header("authorization", w);
+        }
+        r.send()
+    };
+    let list = "/pavilion/v1/webhooks";
+    let replay = "/pavilion/v1/webhooks/h/replay?from=0";
+    let (admin, repos) = (basic("admin", "pw-a"), basic("repos", "pw-r"));
+    use reqwest::Method;
+    assert_eq!(call(Method::GET, list, None).await.unwrap().status(), 401);
+    assert_eq!(
+        call(Method::POST, replay, None).await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        call(Method::GET, list, Some(repos.clone()))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        call(Method::POST, replay, Some(repos))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let r = call(Method::GET, list, Some(admin.clone())).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["webhooks"][0]["name"], "h");
+    assert_eq!(
+        call(Method::POST, replay, Some(admin))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
