@@ -657,9 +657,7 @@ pub async fn serve(
     }
     // Delivery stops with the feed; each task gives its lease up so that
     // another replica need not wait for it to expire.
-    for d in deliveries {
-        let _ = tokio::time::timeout(SHUTDOWN_FLUSH, d).await;
-    }
+    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, futures::future::join_all(deliveries)).await;
     state.meta.close().await;
     Ok(())
 }
