@@ -80,4 +80,28 @@ async fn lease_cursor_and_dead_letters(db: Db) {
     assert_eq!((st.delivered, st.holder), (1, None));
 }
 
-on_both!(lease_cursor_and_dead_letters);
+/// Beyond the bound the oldest letters go, and are counted.
+async fn dead_letters_are_bounded(db: Db) {
+    let m = MetaStore::connect(&db.url).await.unwrap();
+    m.webhook_register("w").await.unwrap();
+    assert!(m.webhook_lease("w", "a", i64::MAX).await.unwrap());
+    for seq in 1..=5 {
+        let buried = m
+            .webhook_bury_within("w", "a", seq, 1, "e", Some(seq - 1), 3)
+            .await
+            .unwrap();
+        assert!(buried);
+    }
+    let st = m.webhook_state("w").await.unwrap().unwrap();
+    assert_eq!((st.delivered, st.dead, st.dead_dropped), (5, 3, 2));
+    let kept: Vec<i64> = m
+        .webhook_dead_letters("w", 0, 10, false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.seq)
+        .collect();
+    assert_eq!(kept, [3, 4, 5]);
+}
+
+on_both!(lease_cursor_and_dead_letters, dead_letters_are_bounded);

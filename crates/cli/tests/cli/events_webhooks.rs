@@ -532,3 +532,27 @@ async fn the_routes_need_the_registry_grant() {
         200
     );
 }
+
+/// A redirect is a failed attempt, never followed: the receiver is what
+/// the configuration names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed() {
+    let rx = Receiver::start().await;
+    rx.shared.redirect.store(true, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = file(
+        dir.path(),
+        "serve.toml",
+        &hook("moved", &rx.url("/hook"), "max_attempts = 1"),
+    );
+    let s = Server::start_with(Backend::Sqlite, &["--config", &cfg]).unwrap();
+    push_image(&s, "moved/app", "v1", "moved").await;
+    wait_for("2 dead letters", 60, || async {
+        status(&s, "moved").await["dead_letters"] == 2
+    })
+    .await;
+    let st = status(&s, "moved").await;
+    assert!(st["last_error"].as_str().unwrap().contains("302"), "{st}");
+    let paths: Vec<String> = rx.got().iter().map(|g| g.path.clone()).collect();
+    assert_eq!(paths, ["/hook", "/hook"]);
+}

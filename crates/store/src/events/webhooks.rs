@@ -190,6 +190,32 @@ impl MetaStore {
         error: &str,
         advance_from: Option<i64>,
     ) -> Result<bool, StoreError> {
+        self.webhook_bury_within(
+            name,
+            holder,
+            seq,
+            attempts,
+            error,
+            advance_from,
+            MAX_DEAD_LETTERS,
+        )
+        .await
+    }
+
+    /// [`MetaStore::webhook_bury`] keeping at most `bound` letters (the
+    /// tests' way to reach the bound without writing 10,000).
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub async fn webhook_bury_within(
+        &self,
+        name: &str,
+        holder: &str,
+        seq: i64,
+        attempts: i64,
+        error: &str,
+        advance_from: Option<i64>,
+        bound: i64,
+    ) -> Result<bool, StoreError> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         // Fences everything after it, and takes the cursor row's lock first.
@@ -241,8 +267,8 @@ impl MetaStore {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("n")?;
-        if count > MAX_DEAD_LETTERS {
-            let extra = count - MAX_DEAD_LETTERS;
+        if count > bound {
+            let extra = count - bound;
             sqlx::query(
                 "DELETE FROM webhook_dead_letters WHERE name = $1 AND seq IN \
                  (SELECT seq FROM webhook_dead_letters WHERE name = $1 ORDER BY seq LIMIT $2)",

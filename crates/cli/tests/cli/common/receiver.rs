@@ -45,6 +45,8 @@ pub struct Shared {
     got: Mutex<Vec<Got>>,
     /// Answer 500 to everything.
     pub fail: AtomicBool,
+    /// Answer `302 Found` with `Location: /followed` to everything.
+    pub redirect: AtomicBool,
     /// Wait this long before answering.
     pub delay_ms: AtomicU64,
     in_flight: AtomicI64,
@@ -57,15 +59,19 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let n = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     s.max_in_flight.fetch_max(n, Ordering::SeqCst);
     let delay = s.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    let redirect = s.redirect.load(Ordering::SeqCst);
     let status = if s.fail.load(Ordering::SeqCst) {
         StatusCode::INTERNAL_SERVER_ERROR
+    } else if redirect {
+        StatusCode::FOUND
     } else {
         StatusCode::OK
     };
@@ -85,7 +91,10 @@ async fn handle(
         answered: status.as_u16(),
     });
     s.in_flight.fetch_sub(1, Ordering::SeqCst);
-    status
+    if redirect {
+        return (status, [("location", "/followed")]).into_response();
+    }
+    status.into_response()
 }
 
 /// A running (or downed) receiver.

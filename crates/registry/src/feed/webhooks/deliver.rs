@@ -169,7 +169,11 @@ impl Deliverer {
                 };
                 match self.attempts(&e).await? {
                     Outcome::Delivered => {
-                        meta.webhook_resolve(&name, &self.holder, dl.seq).await?;
+                        if !meta.webhook_resolve(&name, &self.holder, dl.seq).await? {
+                            // The lease went: the next holder sends it again.
+                            self.held_until = None;
+                            return Ok(false);
+                        }
                     }
                     Outcome::Dead(n, why) => {
                         self.state.metrics.webhook_delivery(&name, "dead");
@@ -177,6 +181,7 @@ impl Deliverer {
                             .webhook_bury(&name, &self.holder, e.seq, i64::from(n), &why, None)
                             .await?;
                         if !kept {
+                            self.held_until = None;
                             return Ok(false);
                         }
                     }
