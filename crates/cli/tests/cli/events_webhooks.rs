@@ -556,3 +556,37 @@ async fn redirects_are_not_followed() {
     let paths: Vec<String> = rx.got().iter().map(|g| g.path.clone()).collect();
     assert_eq!(paths, ["/hook", "/hook"]);
 }
+
+/// SIGTERM while an attempt waits on a slow receiver: serve stops cleanly
+/// (the attempt is abandoned, to be sent again after the restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_slow_receiver() {
+    let rx = Receiver::start().await;
+    rx.shared.delay_ms.store(60_000, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = file(
+        dir.path(),
+        "serve.toml",
+        &hook("slow", &rx.url("/"), "timeout = \"90s\""),
+    );
+    let mut s = Server::start_with(Backend::Sqlite, &["--config", &cfg]).unwrap();
+    push_image(&s, "slow/app", "v1", "slow").await;
+    wait_for("an attempt in flight", 60, || async {
+        rx.shared.max_in_flight.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let stopped = tokio::task::spawn_blocking(move || {
+        let ok = s.terminate();
+        (ok, s)
+    })
+    .await
+    .unwrap();
+    assert!(stopped.0, "serve did not stop cleanly: {}", stopped.1.log());
+    rx.shared.delay_ms.store(0, Ordering::SeqCst);
+    let mut s = stopped.1;
+    s.restart();
+    wait_for("both events after the restart", 60, || async {
+        first_arrivals(&rx.delivered()).len() >= 2
+    })
+    .await;
+}
