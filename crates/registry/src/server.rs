@@ -329,6 +329,10 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
             axum::routing::post(crate::feed::webhooks::api::replay),
         )
         .route(
+            "/pavilion/v1/queries",
+            axum::routing::get(crate::feed::queries::api::queries),
+        )
+        .route(
             "/pavilion/v1/transfers",
             axum::routing::get(crate::transfers::api::transfers),
         )
