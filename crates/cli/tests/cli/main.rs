@@ -26,6 +26,7 @@ mod enforcement;
 mod events_feed;
 mod events_queries;
 mod events_sources;
+mod events_webhooks;
 mod everyday_cli;
 mod faults;
 mod first_hour;
