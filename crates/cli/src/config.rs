@@ -660,6 +660,7 @@ impl ServeArgs {
         let events_file = file.events.unwrap_or_default();
         server.event_retention = events_file.retention()?;
         server.event_source = events_file.source()?;
+        server.query_limits = events_file.query_limits()?;
         server.webhooks = events_file.webhooks()?;
         if gc.enabled {
             server.gc = Some(pavilion_registry::lifecycle::GcSchedule {

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub event_retention: pavilion_store::EventRetention,
     /// The feed's events have `source` `/pavilion/<event_source>`.
     pub event_source: String,
+    /// Most continuous queries at once, and most elements in each one's
+    /// graph (`[events] query_subscriptions`, `query_max_elements`).
+    pub query_limits: (usize, usize),
     /// Webhooks the change feed is delivered to (`[[events.webhook]]`).
     pub webhooks: Vec<crate::feed::webhooks::WebhookConfig>,
     /// Certificate chain and private key (PEM files): serve HTTPS.
@@ -143,6 +146,10 @@ impl ServerConfig {
             decision_retention: Default::default(),
             event_retention: Default::default(),
             event_source: "registry".into(),
+            query_limits: (
+                crate::feed::queries::MAX_SUBSCRIPTIONS,
+                crate::feed::queries::MAX_ELEMENTS,
+            ),
             webhooks: Vec::new(),
             tls: None,
             client_ca: None,
@@ -285,6 +292,7 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
     state.feed = Arc::new(crate::feed::Feed::new(
         &cfg.event_source,
         crate::feed::MAX_STREAMS,
+        crate::feed::queries::Queries::new(cfg.query_limits.0, cfg.query_limits.1),
     ));
     if !cfg.webhooks.is_empty() {
         let holder = crate::feed::webhooks::holder_id(&cfg.data_dir)?;

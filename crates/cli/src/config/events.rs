@@ -6,6 +6,8 @@
 //! retention_days = 30     # events older than this are pruned
 //! max_events = 1000000    # and the oldest beyond this many
 //! source = "registry"     # events' source: /pavilion/<source>
+//! query_subscriptions = 8         # continuous queries at once
+//! query_max_elements = 250000     # nodes + relations per query's graph
 //! ```
 
 use anyhow::{bail, Result};
@@ -24,11 +26,28 @@ pub struct EventsFile {
     retention_days: Option<u64>,
     max_events: Option<u64>,
     source: Option<String>,
+    query_subscriptions: Option<usize>,
+    query_max_elements: Option<usize>,
     /// `[[events.webhook]]`.
     webhook: Option<Vec<super::webhooks::WebhookFile>>,
 }
 
 impl EventsFile {
+    /// Continuous queries' bounds: subscriptions at once, elements per
+    /// graph.
+    pub fn query_limits(&self) -> Result<(usize, usize)> {
+        use pavilion_registry::feed::queries::{MAX_ELEMENTS, MAX_SUBSCRIPTIONS};
+        let subs = self.query_subscriptions.unwrap_or(MAX_SUBSCRIPTIONS);
+        if !(1..=256).contains(&subs) {
+            bail!("[events] query_subscriptions is {subs}: give 1 to 256");
+        }
+        let elements = self.query_max_elements.unwrap_or(MAX_ELEMENTS);
+        if !(1_000..=100_000_000).contains(&elements) {
+            bail!("[events] query_max_elements is {elements}: give 1000 to 100000000");
+        }
+        Ok((subs, elements))
+    }
+
     /// The retention it asks for, checked.
     pub fn retention(&self) -> Result<EventRetention> {
         let mut r = EventRetention::default();

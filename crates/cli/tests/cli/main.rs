@@ -25,6 +25,7 @@ mod decision_log;
 mod enforcement;
 mod events_feed;
 mod events_queries;
+mod events_slow_readers;
 mod events_sources;
 mod events_webhooks;
 mod everyday_cli;

@@ -40,18 +40,19 @@ pub struct Feed {
 
 impl Default for Feed {
     fn default() -> Self {
-        Feed::new("registry", MAX_STREAMS)
+        Feed::new("registry", MAX_STREAMS, queries::Queries::default())
     }
 }
 
 impl Feed {
-    /// A feed named `name` allowing `streams` open streams.
-    pub fn new(name: &str, streams: usize) -> Self {
+    /// A feed named `name` allowing `streams` open streams, and continuous
+    /// queries within `queries`.
+    pub fn new(name: &str, streams: usize, queries: queries::Queries) -> Self {
         Feed {
             name: name.to_string(),
             streams: Arc::new(Semaphore::new(streams)),
             stop: CancellationToken::new(),
-            queries: queries::Queries::default(),
+            queries,
         }
     }
 

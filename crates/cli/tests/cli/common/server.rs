@@ -142,6 +142,11 @@ impl Server {
         format!("{}://{}{}", self.scheme, self.addr, path)
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends SIGKILL and waits.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

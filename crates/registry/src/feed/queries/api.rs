@@ -109,7 +109,7 @@ pub async fn queries(State(state): State<Arc<AppState>>, req: Request) -> Respon
         let Some(permit) = state.feed.queries.admit() else {
             return Err(unavailable(format!(
                 "too many continuous queries on this replica (at most {}): try later",
-                super::MAX_SUBSCRIPTIONS
+                state.feed.queries.subscriptions
             ))
             .with_header(header::RETRY_AFTER, "5".into()));
         };

@@ -70,6 +70,33 @@ pub struct Graph {
     /// before the batch (`None`: not in the result then).
     touched: HashMap<u64, Option<Value>>,
     max_elements: usize,
+    /// The labels the query names; `None` when a pattern leaves a node or
+    /// relation unlabelled (then every element may match).
+    wanted: Option<HashSet<String>>,
+}
+
+/// The labels `query` names, or `None` when some node or relation of its
+/// patterns has none.
+fn labels(query: &drasi_query_ast::ast::Query) -> Option<HashSet<String>> {
+    let mut out = HashSet::new();
+    for part in &query.parts {
+        for clause in &part.match_clauses {
+            let nodes = std::iter::once(&clause.start).chain(clause.path.iter().map(|(_, n)| n));
+            for n in nodes {
+                if n.labels.is_empty() {
+                    return None;
+                }
+                out.extend(n.labels.iter().map(|l| l.to_string()));
+            }
+            for (r, _) in &clause.path {
+                if r.labels.is_empty() {
+                    return None;
+                }
+                out.extend(r.labels.iter().map(|l| l.to_string()));
+            }
+        }
+    }
+    Some(out)
 }
 
 fn reference(id: &str) -> ElementReference {
@@ -117,7 +144,9 @@ impl Graph {
             .await
             .map_err(|e| QueryError::Parse(one_line(&e.to_string())))?;
         let _ = queue_slot.set(query.future_queue());
+        let wanted = labels(&query.get_query());
         Ok(Graph {
+            wanted,
             query,
             nodes: HashMap::new(),
             relations: HashMap::new(),
@@ -135,9 +164,10 @@ impl Graph {
         rows
     }
 
-    /// Whether node `id` is in the graph.
-    pub fn has_node(&self, id: &str) -> bool {
-        self.nodes.contains_key(id)
+    /// Whether the query can match elements labelled `label` (those it
+    /// cannot are never given to it: they would only cost memory).
+    pub fn wants(&self, label: &str) -> bool {
+        self.wanted.as_ref().is_none_or(|w| w.contains(label))
     }
 
     async fn apply(&mut self, change: SourceChange) -> Result<(), QueryError> {
@@ -242,6 +272,9 @@ impl Graph {
         properties: Value,
         at: u64,
     ) -> Result<(), QueryError> {
+        if !self.wants(label) {
+            return Ok(());
+        }
         let element = Element::Node {
             metadata: metadata(id, label, at),
             properties: ElementPropertyMap::from(properties),
@@ -279,6 +312,9 @@ impl Graph {
         to: &str,
         at: u64,
     ) -> Result<(), QueryError> {
+        if !self.wants(label) {
+            return Ok(());
+        }
         if let Some(r) = self.relations.get(id) {
             if r.from == from && r.to == to {
                 return Ok(());

@@ -92,10 +92,14 @@ impl Item {
     }
 }
 
-/// The elements of a stored manifest (a signature becomes a `Signature`).
-async fn manifest_items(state: &AppState, m: &GraphManifest, out: &mut Vec<Item>) {
+/// The elements of a stored manifest (a signature becomes a `Signature`,
+/// judged only when the query can see signatures).
+async fn manifest_items(state: &AppState, g: &Graph, m: &GraphManifest, out: &mut Vec<Item>) {
     let at = ms(m.created_at);
     if is_signature(m) {
+        if !g.wants("Signature") {
+            return;
+        }
         let id = signature_id(&m.repo, &m.digest);
         let verified = verdict(state, m).await;
         out.push(Item::Node {
@@ -224,7 +228,7 @@ pub async fn bootstrap(
 ) -> Result<(), QueryError> {
     let mut items = Vec::new();
     for m in &snapshot.manifests {
-        manifest_items(state, m, &mut items).await;
+        manifest_items(state, g, m, &mut items).await;
     }
     for t in &snapshot.tags {
         tag_items(t, ms(t.updated_at), &mut items);
@@ -277,7 +281,7 @@ pub async fn apply_event(state: &AppState, g: &mut Graph, e: &Event) -> Result<(
         // `signed` follows the signature's own `pushed`, which already
         // made its node from the stored row.
         PUSHED => match state.meta.graph_manifest(repo, digest).await {
-            Ok(Some(m)) => manifest_items(state, &m, &mut items).await,
+            Ok(Some(m)) => manifest_items(state, g, &m, &mut items).await,
             // Deleted since: its `deleted` event follows.
             Ok(None) => {}
             Err(e) => {
