@@ -213,7 +213,7 @@ async fn open(
         .into()),
         400 => match ClientError::from_response(resp).await {
             ClientError::Registry { message, .. } => Err(ClientError::Usage(format!(
-                "{registry} refused the query: {}",
+                "the query was refused: {}",
                 one_line(&message)
             ))
             .into()),

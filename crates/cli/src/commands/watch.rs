@@ -182,9 +182,17 @@ impl Watcher {
             };
             let wait = match end {
                 End::Stop => break,
+                // Waited for too: a registry that ends every stream at
+                // once must not be asked again in a tight loop.
                 End::Again(None) => {
-                    eprintln!("{} ended the stream; reconnecting", self.registry);
-                    Duration::ZERO
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    eprintln!(
+                        "{} ended the stream; reconnecting in {:.1} s",
+                        self.registry,
+                        wait.as_secs_f64()
+                    );
+                    wait
                 }
                 End::Again(Some(e)) if !e.is_temporary() => {
                     let status: ExitStatus = e.kind().into();

@@ -25,6 +25,7 @@ mod decision_log;
 mod enforcement;
 mod events_feed;
 mod events_sources;
+mod events_watch;
 mod everyday_cli;
 mod faults;
 mod first_hour;
