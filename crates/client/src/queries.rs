@@ -304,3 +304,7 @@ fn one_line(s: &str) -> String {
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "queries_tests.rs"]
+mod tests;
