@@ -250,6 +250,13 @@ impl Watcher {
                     if !shown {
                         return Ok(End::Stop);
                     }
+                    // On stderr: stdout holds only rows.
+                    eprintln!(
+                        "{}: {} rows as of feed sequence {}; watching",
+                        self.registry,
+                        r.rows.len(),
+                        r.seq
+                    );
                     resync.reactions
                 }
                 Ok(Some(QueryEvent::Diff(d))) => {
