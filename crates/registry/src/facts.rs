@@ -207,44 +207,94 @@ pub async fn record_verdict(
     info: &ManifestInfo,
     body: &Bytes,
 ) {
-    let (Some(subject), Some(NOTARY_SIGNATURE)) = (&info.subject, info.artifact_type.as_deref())
-    else {
+    if info.subject.is_none() || info.artifact_type.as_deref() != Some(NOTARY_SIGNATURE) {
         return;
-    };
+    }
+    judge_and_record(state, gate, repo.as_str(), digest, &info.media_type, body.len() as u64).await;
+}
+
+/// Whether Notary signature `digest` of `repo` passes the trust policy in
+/// force: the verdict recorded under the current trust configuration, else
+/// verified now (and recorded). `None` when the gate verifies nothing or
+/// the signature cannot be read or judged.
+pub async fn signature_verdict(
+    state: &AppState,
+    gate: &Arc<dyn Gate>,
+    repo: &str,
+    digest: &Digest,
+    media_type: &str,
+    size: u64,
+) -> Option<bool> {
     if !gate.uses_signatures() {
-        return;
+        return None;
+    }
+    let g = gate.clone();
+    let generation = tokio::task::spawn_blocking(move || g.trust_generation())
+        .await
+        .ok()
+        .flatten()?;
+    match state
+        .meta
+        .signature_verdict(repo, &digest.to_string(), &generation)
+        .await
+    {
+        Ok(Some(v)) => Some(v),
+        Ok(None) => judge_and_record(state, gate, repo, digest, media_type, size).await,
+        Err(e) => {
+            tracing::warn!(%repo, %digest, error = %e, "signature verdict not read");
+            None
+        }
+    }
+}
+
+/// Reads and verifies one stored Notary signature and records the verdict.
+async fn judge_and_record(
+    state: &AppState,
+    gate: &Arc<dyn Gate>,
+    repo: &str,
+    digest: &Digest,
+    media_type: &str,
+    size: u64,
+) -> Option<bool> {
+    if !gate.uses_signatures() {
+        return None;
     }
     let record = ManifestRecord {
         digest: digest.clone(),
-        media_type: info.media_type.clone(),
-        size: body.len() as u64,
-        artifact_type: info.artifact_type.clone(),
+        media_type: media_type.to_string(),
+        size,
+        artifact_type: Some(NOTARY_SIGNATURE.to_string()),
         annotations: None,
     };
     let signature = match read_signature(state, record).await {
         Ok(Some(s)) => s,
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(e) => {
             tracing::warn!(%repo, %digest, error = ?e.detail, "signature verdict not recorded");
-            return;
+            return None;
         }
     };
-    let (g, name, subject) = (gate.clone(), repo.to_string(), subject.clone());
+    let subject = ManifestInfo::parse(&signature.manifest, Some(media_type))
+        .ok()?
+        .subject?;
+    let (g, name) = (gate.clone(), repo.to_string());
     let judged = tokio::task::spawn_blocking(move || {
         let generation = g.trust_generation()?;
         let valid = g.judge_signature(&name, &signature, &subject)?;
         Some((generation, valid))
     })
     .await;
-    if let Ok(Some((generation, valid))) = judged {
-        if let Err(e) = state
-            .meta
-            .record_signature_verdict(repo.as_str(), digest, &generation, valid)
-            .await
-        {
-            tracing::warn!(%repo, %digest, error = %e, "signature verdict not recorded");
-        }
+    let Ok(Some((generation, valid))) = judged else {
+        return None;
+    };
+    if let Err(e) = state
+        .meta
+        .record_signature_verdict(repo, digest, &generation, valid)
+        .await
+    {
+        tracing::warn!(%repo, %digest, error = %e, "signature verdict not recorded");
     }
+    Some(valid)
 }
 
 /// The manifest a decision is about, as the handler holds it.

@@ -311,6 +311,10 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
             axum::routing::get(crate::feed::api::events),
         )
         .route(
+            "/pavilion/v1/queries",
+            axum::routing::get(crate::feed::queries::api::queries),
+        )
+        .route(
             "/pavilion/v1/transfers",
             axum::routing::get(crate::transfers::api::transfers),
         )

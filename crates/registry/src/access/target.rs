@@ -104,6 +104,7 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
         || path == "/pavilion/v1/usage"
         || path == "/pavilion/v1/transfers"
         || path == "/pavilion/v1/events"
+        || path == "/pavilion/v1/queries"
         || path == "/metrics"
         || path.starts_with("/pavilion/v1/policy/")
     {
@@ -114,7 +115,7 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
                 "usage"
             } else if path == "/pavilion/v1/transfers" {
                 "transfers"
-            } else if path == "/pavilion/v1/events" {
+            } else if path == "/pavilion/v1/events" || path == "/pavilion/v1/queries" {
                 "events"
             } else if path == "/metrics" {
                 "metrics"

@@ -22,7 +22,8 @@ pub fn matches(glob: Option<&Glob>, e: &Event) -> bool {
     }
 }
 
-fn wants_stream(req: &Request) -> bool {
+/// Whether the client asks for Server-Sent Events.
+pub fn wants_stream(req: &Request) -> bool {
     req.headers()
         .get_all(header::ACCEPT)
         .iter()

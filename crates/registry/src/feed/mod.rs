@@ -12,6 +12,7 @@
 pub mod api;
 pub mod cloudevent;
 pub mod params;
+pub mod queries;
 mod stream;
 
 use axum::extract::Request;
@@ -32,6 +33,8 @@ pub struct Feed {
     /// Cancelled when the server stops accepting requests: open streams
     /// end so that shutdown does not wait out its grace period on them.
     pub stop: CancellationToken,
+    /// Continuous queries' subscriptions (`/pavilion/v1/queries`).
+    pub queries: queries::Queries,
 }
 
 impl Default for Feed {
@@ -47,6 +50,7 @@ impl Feed {
             name: name.to_string(),
             streams: Arc::new(Semaphore::new(streams)),
             stop: CancellationToken::new(),
+            queries: queries::Queries::default(),
         }
     }
 

@@ -11,9 +11,11 @@
 //! handed out in commit order and a reader that sees N has already been
 //! able to see everything below N. SQLite has one writer at a time anyway.
 
+pub mod graph;
 mod retention;
 
 pub(crate) use retention::EventsState;
+pub use graph::{GraphDecision, GraphManifest, GraphSnapshot, GraphTag};
 pub use retention::{EventRetention, PRUNE_BATCH};
 
 use crate::error::StoreError;
