@@ -210,7 +210,15 @@ pub async fn record_verdict(
     if info.subject.is_none() || info.artifact_type.as_deref() != Some(NOTARY_SIGNATURE) {
         return;
     }
-    judge_and_record(state, gate, repo.as_str(), digest, &info.media_type, body.len() as u64).await;
+    judge_and_record(
+        state,
+        gate,
+        repo.as_str(),
+        digest,
+        &info.media_type,
+        body.len() as u64,
+    )
+    .await;
 }
 
 /// Whether Notary signature `digest` of `repo` passes the trust policy in

@@ -114,10 +114,12 @@ impl MetaStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let seq: i64 = sqlx::query("SELECT COALESCE(MAX(last), 0) AS last FROM event_counters WHERE scope = ''")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("last")?;
+        let seq: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(last), 0) AS last FROM event_counters WHERE scope = ''",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("last")?;
         let n: i64 = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM manifests) + (SELECT COUNT(*) FROM tags) AS n",
         )

@@ -14,8 +14,8 @@
 pub mod graph;
 mod retention;
 
-pub(crate) use retention::EventsState;
 pub use graph::{GraphDecision, GraphManifest, GraphSnapshot, GraphTag};
+pub(crate) use retention::EventsState;
 pub use retention::{EventRetention, PRUNE_BATCH};
 
 use crate::error::StoreError;

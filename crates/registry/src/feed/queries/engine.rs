@@ -145,7 +145,10 @@ impl Graph {
             .map_err(|e| QueryError::Evaluation(one_line(&e.to_string())))?;
         for c in out {
             match c {
-                QueryPartEvaluationContext::Adding { after, row_signature } => {
+                QueryPartEvaluationContext::Adding {
+                    after,
+                    row_signature,
+                } => {
                     self.set(row_signature, Some(row(&after)));
                 }
                 QueryPartEvaluationContext::Updating {
@@ -186,7 +189,9 @@ impl Graph {
                     }
                 }
                 QueryPartEvaluationContext::Aggregation {
-                    after, row_signature, ..
+                    after,
+                    row_signature,
+                    ..
                 } => self.set(row_signature, Some(row(&after))),
                 QueryPartEvaluationContext::Noop => {}
             }

@@ -15,10 +15,10 @@
 use super::engine::{Graph, QueryError};
 use crate::state::AppState;
 use pavilion_oci::Digest;
+use pavilion_store::events::{GraphDecision, GraphManifest, GraphSnapshot, GraphTag};
 use pavilion_store::events::{
     DELETED, POLICY_DECIDED, PUSHED, SIGNATURE_ARTIFACT_TYPES, SIGNED, TAGGED, UNTAGGED,
 };
-use pavilion_store::events::{GraphDecision, GraphManifest, GraphSnapshot, GraphTag};
 use pavilion_store::Event;
 use serde_json::{json, Value};
 
@@ -40,8 +40,7 @@ fn decision_id(point: &str, subject: &str) -> String {
 
 fn is_signature(m: &GraphManifest) -> bool {
     m.subject.is_some()
-        && m
-            .artifact_type
+        && m.artifact_type
             .as_deref()
             .is_some_and(|t| SIGNATURE_ARTIFACT_TYPES.contains(&t))
 }
@@ -281,7 +280,11 @@ pub async fn apply_event(state: &AppState, g: &mut Graph, e: &Event) -> Result<(
             Ok(Some(m)) => manifest_items(state, &m, &mut items).await,
             // Deleted since: its `deleted` event follows.
             Ok(None) => {}
-            Err(e) => return Err(QueryError::Evaluation(format!("reading {repo}@{digest}: {e}"))),
+            Err(e) => {
+                return Err(QueryError::Evaluation(format!(
+                    "reading {repo}@{digest}: {e}"
+                )))
+            }
         },
         TAGGED => {
             if let Some(tag) = text(data, "tag") {
@@ -324,7 +327,10 @@ async fn decided(g: &mut Graph, e: &Event) -> Result<(), QueryError> {
         point: point.to_string(),
         repository: text(data, "repository").map(str::to_string),
         subject: subject.to_string(),
-        allowed: data.get("allowed").and_then(Value::as_bool).unwrap_or(false),
+        allowed: data
+            .get("allowed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         denials: data.get("denials").and_then(Value::as_i64).unwrap_or(0),
         warnings: data.get("warnings").and_then(Value::as_i64).unwrap_or(0),
     };
