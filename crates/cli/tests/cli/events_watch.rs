@@ -116,11 +116,32 @@ impl Watch {
         self.err.try_iter().collect()
     }
 
+    /// Asks it to stop (SIGTERM) and waits: a reaction running is let
+    /// finish and recorded, and the exit is a success.
+    fn terminate(mut self) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let status = wait_bounded(&mut self.child, "pavilion watch after SIGTERM");
+        let err = self.drain_stderr();
+        assert!(status.success(), "{status}: {err:?}");
+        err
+    }
+
     /// Kills the process outright: what it recorded must be enough.
     fn kill(mut self) -> Vec<String> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.err.try_iter().collect()
+        self.drain_stderr()
+    }
+
+    /// Every stderr line, up to the end of the exited process's stream.
+    fn drain_stderr(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(l) = self.err.recv_timeout(WAIT) {
+            lines.push(l);
+        }
+        lines
     }
 }
 
@@ -129,6 +150,18 @@ impl Drop for Watch {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How many rows `state` records as handled (the file's documented
+/// shape: `rows` by key, each with `done`).
+fn done_in(state: &Path) -> usize {
+    let doc: Value = std::fs::read(state)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    doc["rows"].as_object().map_or(0, |rows| {
+        rows.values().filter(|r| !r["done"].is_null()).count()
+    })
 }
 
 /// A reaction script appending `$PAVILION_ROW_TAG` to `file`, and failing
@@ -216,6 +249,9 @@ async fn exec_once_across_restarts(s: Server) {
     w.wait_row("added", "v3").await;
     wait_until("v3 ran", || lines(&ran).len() >= 3).await;
     assert_eq!(sorted_lines(&ran), sorted(&["v1", "v2", "v3"]));
+    // Killed once v3's success is on disk (its line is written before
+    // the script exits, so the line alone is no barrier).
+    wait_until("three rows recorded", || done_in(&state) == 3).await;
     w.kill();
 
     push_image(&s, "team/a", "v4", "v4").await;
@@ -255,7 +291,7 @@ async fn failed_reaction_retried(s: Server) {
     wait_until("both ran", || lines(&ran).len() >= 2).await;
     push_image(&s, "team/a", "barrier1", "barrier1").await;
     wait_until("barrier1 ran", || lines(&ran).len() >= 3).await;
-    let err = w.kill();
+    let err = w.terminate();
     assert!(
         err.iter()
             .any(|l| l.contains("failed") && l.contains("\"bad\"")),
