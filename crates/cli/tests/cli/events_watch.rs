@@ -380,3 +380,31 @@ async fn reconnects(mut s: Server) {
 }
 
 backend_tests!(sqlite_reconnects, Sqlite, restart => reconnects;);
+
+/// Under authentication a query needs the catalog grant, as the feed
+/// does: none or a lesser grant exits 6 (auth), for `query` and `watch`
+/// alike (`watch` does not retry what new credentials would fix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_need_the_catalog_grant() {
+    use crate::common::auth::admin_and_dev_config;
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(cfg) = admin_and_dev_config(tmp.path(), "") else {
+        return;
+    };
+    let s = Server::start_with(Backend::Sqlite, &["--config", cfg.to_str().unwrap()]).unwrap();
+    let login = |who: &str, pass: &str| {
+        let dir = tmp.path().join(who);
+        std::fs::create_dir_all(&dir).unwrap();
+        let auth = base64(format!("{who}:{pass}").as_bytes());
+        let doc = json!({"auths": {s.addr.clone(): {"auth": auth}}});
+        std::fs::write(dir.join("config.json"), doc.to_string()).unwrap();
+        Cli::with_config(&dir)
+    };
+    let q = "MATCH (t:Tag) RETURN t.name AS tag";
+    for cli in [Cli::default(), login("dev", "pw-d")] {
+        cli.run(&["query", &s.addr, q]).fails(6);
+        cli.run(&["watch", &s.addr, "--query", q]).fails(6);
+    }
+    let run = login("admin", "pw-a").run(&["query", &s.addr, q, "--output", "json"]);
+    assert_eq!(run.ok(), "");
+}
