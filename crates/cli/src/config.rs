@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod quota;
 pub mod telemetry;
 mod tls_client;
+pub mod webhooks;
 use tls_client::tls_client_settings;
 pub use tls_client::TlsClientAuth;
 
@@ -422,8 +423,19 @@ fn read_config(path: Option<&std::path::Path>) -> Result<FileConfig> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
-    toml::from_str::<FileConfig>(&text)
-        .with_context(|| format!("parsing config file {}", path.display()))
+    // One line: where and what (toml's own rendering quotes the source
+    // over several lines, which a log line or `serve`'s error cannot hold).
+    toml::from_str::<FileConfig>(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let at = line.map_or(String::new(), |l| format!(" line {l}:"));
+        anyhow::anyhow!(
+            "parsing config file {}:{at} {}",
+            path.display(),
+            e.message().trim().replace('\n', " ")
+        )
+    })
 }
 
 /// The metadata database `serve` would use with these keys (flags/env over
@@ -648,6 +660,7 @@ impl ServeArgs {
         let events_file = file.events.unwrap_or_default();
         server.event_retention = events_file.retention()?;
         server.event_source = events_file.source()?;
+        server.webhooks = events_file.webhooks()?;
         if gc.enabled {
             server.gc = Some(pavilion_registry::lifecycle::GcSchedule {
                 interval: gc.interval,

@@ -103,3 +103,73 @@ impl EventStream {
         Ok(Some(FeedEvent { seq, event }))
     }
 }
+
+/// Largest webhook list or replay answer read (a few KiB per webhook).
+const MAX_WEBHOOK_DOCUMENT_BYTES: u64 = 4 << 20;
+
+/// What a webhook replay asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Deliver every dead letter again, in sequence order.
+    Dead,
+    /// Move the cursor to this sequence number: the events after it are
+    /// delivered again.
+    From(i64),
+}
+
+impl Client {
+    /// The registry's webhooks: cursor, lag, dead letters, last error and
+    /// lease holder of each (`GET /pavilion/v1/webhooks`). Needs
+    /// `registry:catalog:*`.
+    pub async fn webhooks(&self, registry: &str) -> Result<serde_json::Value, ClientError> {
+        let url = self.registry_url(registry, "/pavilion/v1/webhooks");
+        let resp = self
+            .send_to(registry, "registry:catalog:*", |c| c.get(&url))
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(ClientError::Protocol(format!(
+                "{registry} has no webhooks to list (GET /pavilion/v1/webhooks answered 404: not a Pavilion registry, or an older one)"
+            )));
+        }
+        json_of(check(resp).await?, registry, "webhook list").await
+    }
+
+    /// Asks the registry to deliver `webhook`'s dead letters again, or to
+    /// move its cursor back (`POST /pavilion/v1/webhooks/{name}/replay`).
+    /// Needs the registry-wide grant.
+    pub async fn replay_webhook(
+        &self,
+        registry: &str,
+        webhook: &str,
+        what: Replay,
+    ) -> Result<serde_json::Value, ClientError> {
+        let query = match what {
+            Replay::Dead => "dead=true".to_string(),
+            Replay::From(seq) => format!("from={seq}"),
+        };
+        let url = self.registry_url(
+            registry,
+            &format!("/pavilion/v1/webhooks/{}/replay?{query}", escape(webhook)),
+        );
+        let resp = self
+            .send_to(registry, "registry:catalog:*", |c| c.post(&url))
+            .await?;
+        json_of(check(resp).await?, registry, "replay answer").await
+    }
+}
+
+async fn json_of(
+    resp: reqwest::Response,
+    registry: &str,
+    what: &str,
+) -> Result<serde_json::Value, ClientError> {
+    let body = crate::error::read_capped(resp, MAX_WEBHOOK_DOCUMENT_BYTES, || {
+        format!("the {what} from {registry}")
+    })
+    .await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ClientError::Protocol(format!(
+            "{registry} answered a {what} that does not parse: {e}"
+        ))
+    })
+}

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub event_retention: pavilion_store::EventRetention,
     /// The feed's events have `source` `/pavilion/<event_source>`.
     pub event_source: String,
+    /// Webhooks the change feed is delivered to (`[[events.webhook]]`).
+    pub webhooks: Vec<crate::feed::webhooks::WebhookConfig>,
     /// Certificate chain and private key (PEM files): serve HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// CA certificates (PEM) client certificates are verified against
@@ -141,6 +143,7 @@ impl ServerConfig {
             decision_retention: Default::default(),
             event_retention: Default::default(),
             event_source: "registry".into(),
+            webhooks: Vec::new(),
             tls: None,
             client_ca: None,
             client_auth: tls::ClientAuth::Optional,
@@ -283,6 +286,13 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
         &cfg.event_source,
         crate::feed::MAX_STREAMS,
     ));
+    if !cfg.webhooks.is_empty() {
+        let holder = crate::feed::webhooks::holder_id(&cfg.data_dir)?;
+        state.webhooks = Arc::new(crate::feed::webhooks::Webhooks::new(
+            cfg.webhooks.clone(),
+            holder,
+        ));
+    }
     state.metrics = metrics;
     state.trace_sampler = cfg.trace_sampler;
     state.metrics_enabled = cfg.metrics_enabled;
@@ -309,6 +319,14 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
         .route(
             "/pavilion/v1/events",
             axum::routing::get(crate::feed::api::events),
+        )
+        .route(
+            "/pavilion/v1/webhooks",
+            axum::routing::get(crate::feed::webhooks::api::list),
+        )
+        .route(
+            "/pavilion/v1/webhooks/{name}/replay",
+            axum::routing::post(crate::feed::webhooks::api::replay),
         )
         .route(
             "/pavilion/v1/queries",
@@ -482,6 +500,9 @@ pub async fn serve(
     // Before ready: a lowered limit holds from the first request (bounded:
     // at most a hundred statements per rule).
     prune_events_once(&state).await;
+    // Before ready: a webhook added now is delivered the first event
+    // written after the start.
+    crate::feed::webhooks::register(&state).await?;
     ready(bound);
     let router = app(state.clone(), ext.routes.map(|build| build(state.clone())));
     tokio::spawn(expire_uploads(
@@ -491,6 +512,7 @@ pub async fn serve(
     ));
     tokio::spawn(prune_decisions(state.clone()));
     tokio::spawn(prune_events(state.clone()));
+    let deliveries = crate::feed::webhooks::start(&state);
     if let Some(listener) = metrics_listener {
         tracing::info!(addr = %listener.local_addr()?, "metrics listener");
         let probes = Router::new()
@@ -637,6 +659,9 @@ pub async fn serve(
             tracing::warn!("requests still running after the grace period; exiting anyway");
         }
     }
+    // Delivery stops with the feed; each task gives its lease up so that
+    // another replica need not wait for it to expire.
+    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, futures::future::join_all(deliveries)).await;
     state.meta.close().await;
     Ok(())
 }

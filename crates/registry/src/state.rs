@@ -56,6 +56,8 @@ pub struct AppState {
     pub trace_sampler: crate::metrics::trace::TraceSampler,
     /// The change feed's readers (`/pavilion/v1/events`).
     pub feed: Arc<crate::feed::Feed>,
+    /// Webhooks this replica delivers (`[[events.webhook]]`).
+    pub webhooks: Arc<crate::feed::webhooks::Webhooks>,
     /// Blob transfers in flight (`/pavilion/v1/transfers`).
     pub transfers: Arc<crate::transfers::Transfers>,
     /// Manifest bytes by digest. Content-addressed bytes never change, so a
@@ -86,6 +88,7 @@ impl AppState {
             metrics: Arc::default(),
             transfers: Arc::default(),
             feed: Arc::default(),
+            webhooks: Arc::default(),
             trace_sampler: Default::default(),
             metrics_enabled: true,
             manifest_cache: RwLock::new(ManifestCache::default()),

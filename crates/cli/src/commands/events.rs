@@ -1,12 +1,15 @@
 //! `pavilion events tail REGISTRY`: follows a Pavilion registry's change
 //! feed (Server-Sent Events) and prints one line per event, from where
 //! `--after` says (the sequence number of the last event already handled).
+//! `pavilion events webhooks REGISTRY` lists the registry's webhooks and
+//! `pavilion events replay REGISTRY --webhook NAME --dead|--from SEQ` has
+//! one deliver again.
 
 use crate::exit::{CmdResult, Context, ExitStatus, UsageError};
 use crate::output::{print_json, Output};
 use crate::remote::{runtime, ConnArgs};
 use clap::{Args, Subcommand};
-use pavilion_client::events::{FeedEvent, FeedQuery};
+use pavilion_client::events::{FeedEvent, FeedQuery, Replay};
 use std::io::Write;
 
 /// Change feed operations.
@@ -14,6 +17,38 @@ use std::io::Write;
 pub enum EventsCommand {
     /// Follow the change feed, one line per event (`--output json`: one CloudEvent per line).
     Tail(TailArgs),
+    /// List the registry's webhooks: cursor, lag, dead letters, last error, lease holder.
+    Webhooks(WebhooksArgs),
+    /// Deliver a webhook's dead letters again (--dead), or move its cursor back (--from).
+    Replay(ReplayArgs),
+}
+
+/// Arguments of `events webhooks`.
+#[derive(Args, Debug)]
+pub struct WebhooksArgs {
+    /// The registry host, e.g. 127.0.0.1:5000.
+    pub registry: String,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Arguments of `events replay`.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["dead", "from"])))]
+pub struct ReplayArgs {
+    /// The registry host, e.g. 127.0.0.1:5000.
+    pub registry: String,
+    /// The webhook's name, as in the registry's [[events.webhook]].
+    #[arg(long, value_name = "NAME")]
+    pub webhook: String,
+    /// Deliver every dead letter again, in sequence order, before new events.
+    #[arg(long)]
+    pub dead: bool,
+    /// Move the cursor to SEQ: every event after it is delivered again.
+    #[arg(long, value_name = "SEQ")]
+    pub from: Option<i64>,
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 /// Arguments of `events tail`.
@@ -41,14 +76,93 @@ pub struct TailArgs {
 pub fn run(cmd: EventsCommand) -> CmdResult {
     match cmd {
         EventsCommand::Tail(args) => tail(args),
+        EventsCommand::Webhooks(args) => webhooks(args),
+        EventsCommand::Replay(args) => replay(args),
     }
 }
 
-fn tail(args: TailArgs) -> CmdResult {
-    let registry = args.registry.trim_end_matches('/');
-    if registry.is_empty() || registry.contains('/') {
-        return Err(UsageError(format!("{:?} is not a registry host", args.registry)).into());
+fn host(registry: &str) -> Result<&str, UsageError> {
+    let host = registry.trim_end_matches('/');
+    if host.is_empty() || host.contains('/') {
+        return Err(UsageError(format!("{registry:?} is not a registry host")));
     }
+    Ok(host)
+}
+
+fn webhooks(args: WebhooksArgs) -> CmdResult {
+    let registry = host(&args.registry)?;
+    let client = args.conn.client()?;
+    let list = runtime()?.block_on(async {
+        client
+            .webhooks(registry)
+            .await
+            .with_context(|| format!("listing the webhooks of {registry}"))
+    })?;
+    match args.conn.output.format {
+        Output::Json => print_json(&list),
+        Output::Text => {
+            println!("NAME CURSOR LAG DEAD HOLDER LAST-ERROR");
+            for w in list["webhooks"].as_array().into_iter().flatten() {
+                let n = |k: &str| w[k].as_i64().map_or("-".to_string(), |v| v.to_string());
+                let s = |k: &str| w[k].as_str().unwrap_or("-").to_string();
+                let line = format!(
+                    "{} {} {} {} {} {}",
+                    s("name"),
+                    n("cursor"),
+                    n("lag"),
+                    n("dead_letters"),
+                    s("lease_holder"),
+                    s("last_error")
+                );
+                println!("{}", shown(&line));
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn replay(args: ReplayArgs) -> CmdResult {
+    let registry = host(&args.registry)?;
+    let what = match (args.dead, args.from) {
+        (true, None) => Replay::Dead,
+        (false, Some(seq)) if seq >= 0 => Replay::From(seq),
+        (false, Some(_)) => return Err(UsageError("--from must be 0 or more".into()).into()),
+        _ => return Err(UsageError("give one of --dead or --from SEQ".into()).into()),
+    };
+    let client = args.conn.client()?;
+    let answer = runtime()?.block_on(async {
+        client
+            .replay_webhook(registry, &args.webhook, what)
+            .await
+            .with_context(|| format!("replaying webhook {} of {registry}", args.webhook))
+    })?;
+    match args.conn.output.format {
+        Output::Json => print_json(&answer),
+        Output::Text => match what {
+            Replay::Dead => println!(
+                "{}: {} dead letters queued for delivery",
+                args.webhook,
+                answer["requeued"].as_u64().unwrap_or(0)
+            ),
+            Replay::From(seq) => println!(
+                "{}: cursor moved to {seq}; the events after it are delivered again",
+                args.webhook
+            ),
+        },
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// `s` with control characters shown as `?`: the fields come from the
+/// registry and must not drive the terminal.
+fn shown(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn tail(args: TailArgs) -> CmdResult {
+    let registry = host(&args.registry)?;
     if args.after.is_some_and(|a| a < 0) {
         return Err(UsageError("--after must be 0 or more".into()).into());
     }
@@ -107,7 +221,5 @@ fn line(e: &FeedEvent) -> String {
     if let Some(a) = e.event["pavilionactor"].as_str() {
         s.push_str(&format!(" by {a}"));
     }
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    shown(&s)
 }

@@ -24,6 +24,8 @@ pub struct EventsFile {
     retention_days: Option<u64>,
     max_events: Option<u64>,
     source: Option<String>,
+    /// `[[events.webhook]]`.
+    webhook: Option<Vec<super::webhooks::WebhookFile>>,
 }
 
 impl EventsFile {
@@ -43,6 +45,11 @@ impl EventsFile {
             r.max_events = n;
         }
         Ok(r)
+    }
+
+    /// The webhooks, checked (`[[events.webhook]]`).
+    pub fn webhooks(&self) -> Result<Vec<pavilion_registry::feed::webhooks::WebhookConfig>> {
+        super::webhooks::settings(self.webhook.as_deref().unwrap_or_default())
     }
 
     /// The name in `source`, checked: it becomes part of a URI reference.

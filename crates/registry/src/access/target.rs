@@ -100,6 +100,9 @@ pub fn judge(method: &Method, path: &str) -> Judged {
 /// Judges a request by its method, its path and that path as the
 /// dispatcher parses it (parsed once per request, by the outermost layer).
 pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judged {
+    if let Some(j) = webhooks(method, path) {
+        return j;
+    }
     if path == "/pavilion/v1/decisions"
         || path == "/pavilion/v1/usage"
         || path == "/pavilion/v1/transfers"
@@ -167,6 +170,41 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
     }
 }
 
+/// The webhook routes. The list needs what the change feed needs (the
+/// catalog grant): it shows the same events' sequence numbers and the
+/// receivers' errors. A replay changes state and makes the registry send
+/// requests again, so it asks for the most Pavilion's grants can say:
+/// `delete` on the registry itself, which only the registry-wide grant
+/// (`registry:catalog:*`, what an administrator holds; a token or API key
+/// must carry it) gives, and which policies see as action `delete`, route
+/// `webhook-replay`, no repository, so a `pavilion.authz` rule can narrow
+/// it further (to a group of operators, say) without touching the feed.
+/// No repository-level grant reaches it, however wide its glob.
+fn webhooks(method: &Method, path: &str) -> Option<Judged> {
+    let rest = path.strip_prefix("/pavilion/v1/webhooks")?;
+    let registry = |action, route| {
+        Judged::Act(Target {
+            action,
+            ..Target::registry(route)
+        })
+    };
+    match (rest, method) {
+        ("", &Method::GET) => Some(registry(Action::Catalog, "webhooks")),
+        ("", _) => Some(Judged::Other),
+        (r, m) => {
+            let name = r.strip_prefix('/')?.strip_suffix("/replay")?;
+            if name.is_empty() || name.contains('/') {
+                return Some(Judged::Other);
+            }
+            Some(if m == Method::POST {
+                registry(Action::Delete, "webhook-replay")
+            } else {
+                Judged::Other
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +214,21 @@ mod tests {
             Judged::Act(t) => t,
             other => panic!("{p}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn webhook_routes_need_the_registry_grant() {
+        let list = act(Method::GET, "/pavilion/v1/webhooks");
+        assert_eq!((list.action, list.route), (Action::Catalog, "webhooks"));
+        let r = act(Method::POST, "/pavilion/v1/webhooks/ci/replay");
+        assert_eq!((r.action, r.route), (Action::Delete, "webhook-replay"));
+        assert_eq!(r.repository, None);
+        assert_eq!(r.scope().to_string(), "registry:catalog:*");
+        assert_eq!(
+            judge(&Method::GET, "/pavilion/v1/webhooks/ci/replay"),
+            Judged::Other
+        );
+        assert_eq!(judge(&Method::POST, "/pavilion/v1/webhooks"), Judged::Other);
     }
 
     #[test]

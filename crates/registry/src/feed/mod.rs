@@ -14,6 +14,7 @@ pub mod cloudevent;
 pub mod params;
 pub mod queries;
 mod stream;
+pub mod webhooks;
 
 use axum::extract::Request;
 use pavilion_store::Origin;

@@ -135,6 +135,7 @@ impl Metrics {
         drop(transfers);
         self.store.render(out);
         self.outcomes.render(out);
+        self.webhooks.render(out);
         if let Some(r) = &self.repos {
             r.render(out);
         }

@@ -16,6 +16,7 @@ mod outcomes;
 mod repos;
 mod store;
 pub mod trace;
+mod webhooks;
 
 use histogram::{Histogram, REQUEST_BUCKETS, TRANSFER_BUCKETS};
 use http::Method;
@@ -50,6 +51,8 @@ pub struct Metrics {
     store: store::StoreStats,
     /// Decisions, authentication, tokens, uploads, garbage collection.
     outcomes: outcomes::Outcomes,
+    /// Webhook deliveries and lag.
+    webhooks: webhooks::WebhookStats,
     /// Per-repository series, when enabled.
     repos: Option<repos::RepoStats>,
 }
@@ -66,6 +69,7 @@ impl Default for Metrics {
             cached: Mutex::default(),
             store: Default::default(),
             outcomes: Default::default(),
+            webhooks: Default::default(),
             repos: None,
         }
     }
@@ -111,11 +115,15 @@ pub fn route_label(path: &str, parsed: Option<&crate::routes::Route>) -> &'stati
         "/pavilion/v1/usage",
         "/pavilion/v1/transfers",
         "/pavilion/v1/decisions",
+        "/pavilion/v1/webhooks",
         "/admission",
         "/pavilion/v1/gatekeeper/verify",
     ];
     if let Some(f) = FIXED.iter().find(|f| **f == path) {
         return f;
+    }
+    if path.starts_with("/pavilion/v1/webhooks/") && path.ends_with("/replay") {
+        return "/pavilion/v1/webhooks/{name}/replay";
     }
     if path.starts_with("/pavilion/v1/policy/") {
         return "/pavilion/v1/policy/{reference}";

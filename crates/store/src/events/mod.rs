@@ -1,7 +1,8 @@
 //! The change feed's outbox: events written in the same transaction as the
 //! change they describe ([`append`]), read back in sequence order
 //! ([`MetaStore::events_after`]) and pruned by age and count
-//! ([`retention`]).
+//! ([`retention`]); webhooks' cursors, leases and dead letters live in
+//! [`webhooks`].
 //!
 //! Why a counter row and not an autoincrement: on PostgreSQL, two
 //! transactions can take sequence values 7 and 8 and commit 8 first; a
@@ -13,6 +14,7 @@
 
 pub mod graph;
 mod retention;
+pub mod webhooks;
 
 pub use graph::{GraphDecision, GraphManifest, GraphSnapshot, GraphTag};
 pub(crate) use retention::EventsState;

@@ -15,6 +15,7 @@ pub mod otlp;
 pub mod pki;
 pub mod process;
 pub mod proxy;
+pub mod receiver;
 pub mod run;
 // Its macros (`both_backends!`) reach the tests through main.rs's
 // `#[macro_use] mod common`.

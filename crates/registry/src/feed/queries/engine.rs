@@ -3,7 +3,7 @@
 //! relations with it, which the element index does not do by itself), the
 //! current result set, and the diff of a batch of changes.
 
-use super::before::{Before, NAME as BEFORE};
+use super::window::{Window, AFTER, BEFORE};
 use drasi_core::evaluation::context::{QueryPartEvaluationContext, QueryVariables};
 use drasi_core::evaluation::functions::{Function, FunctionRegistry};
 use drasi_core::in_memory_index::in_memory_element_index::InMemoryElementIndex;
@@ -94,16 +94,19 @@ fn row(v: &QueryVariables) -> Value {
 
 impl Graph {
     /// Builds `text` (Cypher, as drasi-core reads it, with its function
-    /// set and [`BEFORE`]).
+    /// set and the windows of [`super::window`]).
     pub async fn build(text: &str, max_elements: usize) -> Result<Graph, QueryError> {
         let functions = Arc::new(FunctionRegistry::new()).with_cypher_function_set();
         let queue_slot = Arc::new(OnceLock::new());
-        functions.register_function(
-            BEFORE,
-            Function::Scalar(Arc::new(Before {
-                queue: queue_slot.clone(),
-            })),
-        );
+        for (name, after) in [(BEFORE, false), (AFTER, true)] {
+            functions.register_function(
+                name,
+                Function::Scalar(Arc::new(Window {
+                    after,
+                    queue: queue_slot.clone(),
+                })),
+            );
+        }
         let parser = Arc::new(CypherParser::new(functions.clone()));
         let query = QueryBuilder::new(text, parser)
             .with_function_registry(functions)

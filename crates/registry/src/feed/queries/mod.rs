@@ -13,10 +13,10 @@
 //! nodes and relations per graph, [`MAX_QUERY_BYTES`] of query text.
 
 pub mod api;
-mod before;
 pub mod engine;
 pub mod model;
 mod stream;
+mod window;
 
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};

@@ -1,11 +1,17 @@
-//! `pavilion.before(ms)`: true while the change being evaluated happens
-//! before the Unix time `ms`, false from then on, and the query is asked
-//! again at `ms` so that a row it admitted leaves the result on time.
+//! Time windows: `pavilion.before(ms)` is true while the change being
+//! evaluated happens before the Unix time `ms` and false from then on;
+//! `pavilion.after(ms)` the converse. Either asks the query to look again
+//! at `ms`, so a row enters or leaves the result on time, not at the next
+//! change.
 //!
 //! Drasi's own time functions answer "has this held for a while"
 //! (`drasi.trueFor`) or "is it true once that time comes"
-//! (`drasi.trueUntil`, `drasi.trueLater`); windows such as "pushed in the
-//! last hour" need the converse: true now, false later.
+//! (`drasi.trueUntil`, `drasi.trueLater`). Windows such as "pushed in the
+//! last hour" need "true now, false later"; and `drasi.trueFor` after an
+//! aggregation (drasi-core 0.5.10) keeps a row whose condition has turned
+//! false, so "unsigned for an hour" is written as "pushed more than an
+//! hour ago and unsigned" with `pavilion.after`, which holds no state: it
+//! answers the same for the row before and after a change.
 
 use async_trait::async_trait;
 use drasi_core::evaluation::context::SideEffects;
@@ -16,13 +22,17 @@ use drasi_core::interface::{FutureQueue, PushType};
 use drasi_query_ast::ast;
 use std::sync::{Arc, OnceLock};
 
-/// The function's name in queries.
-pub const NAME: &str = "pavilion.before";
+/// `pavilion.before`'s name in queries.
+pub const BEFORE: &str = "pavilion.before";
+/// `pavilion.after`'s name in queries.
+pub const AFTER: &str = "pavilion.after";
 
-/// The function; `queue` is the query's own future queue, set once the
+/// Either function; `queue` is the query's own future queue, set once the
 /// query is built (the builder wraps the queue it is given, and re-checks
 /// must go through the wrapper).
-pub struct Before {
+pub struct Window {
+    /// Whether this is `pavilion.after` (else `pavilion.before`).
+    pub after: bool,
     pub queue: Arc<OnceLock<Arc<dyn FutureQueue>>>,
 }
 
@@ -34,7 +44,7 @@ fn error(expression: &ast::FunctionExpression, error: FunctionEvaluationError) -
 }
 
 #[async_trait]
-impl ScalarFunction for Before {
+impl ScalarFunction for Window {
     async fn call(
         &self,
         context: &ExpressionEvaluationContext,
@@ -64,7 +74,7 @@ impl ScalarFunction for Before {
         };
         let now = context.get_realtime();
         if now >= due {
-            return Ok(VariableValue::Bool(false));
+            return Ok(VariableValue::Bool(self.after));
         }
         if let (SideEffects::Apply, Some(anchor), Some(queue)) = (
             context.get_side_effects(),
@@ -83,6 +93,6 @@ impl ScalarFunction for Before {
                 .await
                 .map_err(|e| error(expression, FunctionEvaluationError::IndexError(e)))?;
         }
-        Ok(VariableValue::Bool(true))
+        Ok(VariableValue::Bool(!self.after))
     }
 }
