@@ -87,6 +87,13 @@ pub fn run(args: WatchArgs) -> CmdResult {
 fn stop_signal() -> signal_watch::Receiver<bool> {
     let (tx, rx) = signal_watch::channel(false);
     tokio::spawn(async move {
+        // A handler that cannot be installed never fires (rather than
+        // reading as a stop at once).
+        let int = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         let term = async {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(mut s) => {
@@ -96,8 +103,8 @@ fn stop_signal() -> signal_watch::Receiver<bool> {
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
+            () = int => {}
+            () = term => {}
         }
         let _ = tx.send(true);
         // Kept alive: a dropped sender would read as a stop to waiters.
