@@ -140,6 +140,7 @@ macro_rules! failure_from {
 
 failure_from! {
     ClientError => |e| e.kind().into(),
+    pavilion_client::queries::QueryError => |e| e.kind().into(),
     pavilion_verify::VerifyError => |e| e.kind().into(),
     pavilion_transfer::TransferError => |e| e.kind().into(),
     UsageError => |_| ExitStatus::Usage,

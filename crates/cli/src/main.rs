@@ -79,6 +79,10 @@ enum Command {
     /// Follow a Pavilion registry's change feed (pushes, tags, deletes, signatures, decisions) as it happens.
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
+    /// A continuous query's current result on a Pavilion registry (Cypher; a table, or JSON rows with --output json).
+    Query(commands::query::QueryArgs),
+    /// Follow a continuous query: its result, then each change; --exec runs a command per row added or updated, --state remembers what ran.
+    Watch(commands::watch::WatchArgs),
     /// Garbage collection beside live replicas: reclaim what no tag, index or live subject reaches (--dry-run lists what would go and why).
     Gc(commands::gc::GcArgs),
 }
@@ -139,6 +143,8 @@ fn main() -> ExitCode {
         Command::Gc(args) => commands::gc::run(args),
         Command::Top(args) => commands::top::run(args),
         Command::Events(cmd) => commands::events::run(cmd),
+        Command::Query(args) => commands::query::run(args),
+        Command::Watch(args) => commands::watch::run(args),
     };
     match result {
         Ok(status) => status.into(),

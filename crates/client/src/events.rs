@@ -5,11 +5,7 @@
 
 use crate::client::{check, Client};
 use crate::error::ClientError;
-use futures::StreamExt;
-
-/// Longest SSE line accepted: an event is a few KiB; a peer that sends
-/// more without a newline is not speaking SSE.
-const MAX_LINE_BYTES: usize = 1 << 20;
+use crate::sse::SseReader;
 
 /// One event from the stream.
 #[derive(Debug, Clone)]
@@ -22,10 +18,7 @@ pub struct FeedEvent {
 
 /// An open stream of the feed.
 pub struct EventStream {
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buf: Vec<u8>,
-    id: Option<i64>,
-    data: String,
+    sse: SseReader,
     registry: String,
 }
 
@@ -75,10 +68,7 @@ impl Client {
         }
         let resp = check(resp).await?;
         Ok(EventStream {
-            body: resp.bytes_stream().boxed(),
-            buf: Vec::new(),
-            id: None,
-            data: String::new(),
+            sse: SseReader::new(resp, registry),
             registry: registry.to_string(),
         })
     }
@@ -98,68 +88,19 @@ fn escape(v: &str) -> String {
 impl EventStream {
     /// The next event; `None` when the registry ended the stream.
     pub async fn next(&mut self) -> Result<Option<FeedEvent>, ClientError> {
-        loop {
-            while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                let line = String::from_utf8_lossy(&line);
-                let line = line.trim_end_matches(['\n', '\r']);
-                if let Some(e) = self.line(line)? {
-                    return Ok(Some(e));
-                }
-            }
-            if self.buf.len() > MAX_LINE_BYTES {
-                return Err(ClientError::Protocol(format!(
-                    "{} sent an event stream line longer than {MAX_LINE_BYTES} bytes",
-                    self.registry
-                )));
-            }
-            match self.body.next().await {
-                Some(chunk) => self.buf.extend_from_slice(&chunk?),
-                None => return Ok(None),
-            }
-        }
-    }
-
-    /// One line of the SSE format; an event when it ends one.
-    fn line(&mut self, line: &str) -> Result<Option<FeedEvent>, ClientError> {
-        if line.is_empty() {
-            let data = std::mem::take(&mut self.data);
-            if data.is_empty() {
-                return Ok(None);
-            }
-            let event = serde_json::from_str(&data).map_err(|e| {
-                ClientError::Protocol(format!(
-                    "{} sent an event that does not parse: {e}",
-                    self.registry
-                ))
-            })?;
-            let seq = self.id.ok_or_else(|| {
-                ClientError::Protocol(format!("{} sent an event without an id", self.registry))
-            })?;
-            return Ok(Some(FeedEvent { seq, event }));
-        }
-        if line.starts_with(':') {
+        let Some(m) = self.sse.next().await? else {
             return Ok(None);
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "data" => {
-                if !self.data.is_empty() {
-                    self.data.push('\n');
-                }
-                self.data.push_str(value);
-                if self.data.len() > MAX_LINE_BYTES {
-                    return Err(ClientError::Protocol(format!(
-                        "{} sent an event larger than {MAX_LINE_BYTES} bytes",
-                        self.registry
-                    )));
-                }
-            }
-            "id" => self.id = value.parse().ok(),
-            _ => {}
-        }
-        Ok(None)
+        };
+        let event = serde_json::from_str(&m.data).map_err(|e| {
+            ClientError::Protocol(format!(
+                "{} sent an event that does not parse: {e}",
+                self.registry
+            ))
+        })?;
+        let seq = m.id.and_then(|id| id.parse().ok()).ok_or_else(|| {
+            ClientError::Protocol(format!("{} sent an event without an id", self.registry))
+        })?;
+        Ok(Some(FeedEvent { seq, event }))
     }
 }
 

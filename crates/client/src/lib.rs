@@ -47,9 +47,12 @@ mod listing;
 mod manifest;
 mod pull;
 mod push;
+pub mod queries;
+mod sse;
 pub mod tls;
 pub mod transfers;
 pub mod upload_journal;
+pub mod watch_state;
 
 pub use blob::ByteStream;
 pub use client::{Client, ClientOptions, HostAllowList, ProgressFn};

@@ -27,6 +27,7 @@ mod events_feed;
 mod events_queries;
 mod events_slow_readers;
 mod events_sources;
+mod events_watch;
 mod events_webhooks;
 mod everyday_cli;
 mod faults;
