@@ -24,3 +24,4 @@ pub mod top;
 pub mod verify;
 pub mod watch;
 pub mod watch_exec;
+pub mod watch_ref;

@@ -36,12 +36,15 @@ pub struct WatchArgs {
     /// A file holding the query.
     #[arg(long, value_name = "FILE")]
     pub query_file: Option<PathBuf>,
-    /// Run CMD through `sh -c` for each row added or updated, one at a time, in order (rows of the first result count as added). The row is in the environment: PAVILION_CHANGE (added, updated), PAVILION_ROW (the row as JSON) and PAVILION_ROW_<NAME> for each top-level scalar field (NAME upper-cased, other characters as _). Row values are chosen by whoever pushes (repository names, tags, annotations): never write them into CMD, read them from the environment, quoted ("$PAVILION_ROW_TAG"). What CMD prints goes to stderr. A non-zero exit is reported and the row's reaction runs again at the next reconnect or restart.
+    /// Run CMD through `sh -c` for each row added or updated, one at a time, in order (rows of the first result count as added). The row is in the environment: PAVILION_CHANGE (added, updated), PAVILION_ROW (the row as JSON) and PAVILION_ROW_<NAME> for each top-level scalar field (NAME upper-cased, other characters as _). {ref} (REGISTRY/repository@digest, or :tag), {repo}, {digest}, {tag} and {registry} are replaced from the row's repository, digest and tag fields, only by values that parse as OCI names (a row whose do not gets no reaction): pavilion watch R --query Q --exec 'pavilion pull {ref} -o /models/{repo}'. Other row values are chosen by whoever pushes (annotations...): never write them into CMD, read them from the environment, quoted ("$PAVILION_ROW_NOTE"). What CMD prints goes to stderr. A non-zero exit is reported and the row's reaction runs again at the next reconnect or restart.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
     /// Run CMD through `sh -c` for each row removed whose reaction had succeeded (PAVILION_CHANGE=removed, the same variables). A failure is reported, not retried.
     #[arg(long, value_name = "CMD")]
     pub exec_removed: Option<String>,
+    /// Pull the artifact each row added or updated names (its repository, digest or tag fields) into DIR/<repository>, before --exec runs, with the local content cache; a failed pull is a failed reaction (run again at the next reconnect or restart). Keeps a node's model cache current with what the query selects.
+    #[arg(long, value_name = "DIR")]
+    pub pull: Option<PathBuf>,
     /// Remember, in FILE, the rows whose reaction succeeded and the last sequence seen, so a restart runs only what is owed. Written atomically; a symbolic link there is refused.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
@@ -69,6 +72,8 @@ pub fn run(args: WatchArgs) -> CmdResult {
             reactions: Reactions {
                 exec: args.exec.clone(),
                 exec_removed: args.exec_removed.clone(),
+                pull: args.pull.clone(),
+                registry: registry.clone(),
             },
             state_path: args.state.clone(),
             state: WatchState::new(&query),
@@ -289,7 +294,7 @@ impl Watcher {
             if self.stopping() {
                 return Ok(true);
             }
-            if self.reactions.run(r).await {
+            if self.reactions.run(&self.client, r).await {
                 self.state.succeeded(r);
                 self.save().await?;
             }

@@ -1,24 +1,36 @@
-//! The reactions of `pavilion watch --exec`: a command run through
-//! `sh -c` for one row, the row handed over in the environment only.
-//! Rows hold what pushers chose (repository names, tags, annotations), so
-//! a row value is never put into the command string, where the shell
-//! would read it as code.
+//! The reactions of `pavilion watch`: `--exec`, a command run through
+//! `sh -c` for one row, the row handed over in the environment and in
+//! the placeholders of [`super::watch_ref`] (only values that parse as
+//! OCI names, which the shell reads as text: rows hold what pushers chose,
+//! and any other value is never put into the command string); and
+//! `--pull DIR`, the built-in one, which pulls the artifact a row names
+//! into `DIR/<repository>` with the same library `pavilion pull` uses.
 
+use super::watch_ref::{expand, Named};
+use pavilion_client::digest_cache::default_cache_dir;
 use pavilion_client::queries::Row;
 use pavilion_client::watch_state::{Change, Reaction};
+use pavilion_client::Client;
+use pavilion_oci::ImageRef;
+use pavilion_transfer::{Pull, Quiet};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 /// The prefix of the per-field variables; inherited ones are removed so
 /// that a field missing from a row is never filled from the environment.
 const FIELD_PREFIX: &str = "PAVILION_ROW_";
 
-/// The commands to run.
+/// The reactions to run.
 #[derive(Debug, Clone, Default)]
 pub struct Reactions {
     /// For rows added or updated.
     pub exec: Option<String>,
     /// For rows removed.
     pub exec_removed: Option<String>,
+    /// Pull each row added or updated into `<pull>/<repository>`.
+    pub pull: Option<PathBuf>,
+    /// The registry watched (`{registry}`, and where `--pull` pulls from).
+    pub registry: String,
 }
 
 impl Reactions {
@@ -30,15 +42,30 @@ impl Reactions {
         }
     }
 
-    /// Runs the reaction `r` and waits for it; whether it succeeded (a
-    /// change with no command has nothing to do, and so succeeds). A
-    /// failure is reported on stderr.
-    pub async fn run(&self, r: &Reaction) -> bool {
+    /// Runs the reactions to `r` (the pull first, then the command) and
+    /// waits for them; whether they succeeded (a change with nothing to do
+    /// succeeds). A failure is reported on stderr.
+    pub async fn run(&self, client: &Client, r: &Reaction) -> bool {
+        if r.change != Change::Removed && self.pull.is_some() && !self.pull(client, &r.row).await {
+            return false;
+        }
         let Some(cmd) = self.command(r.change) else {
             return true;
         };
+        let what = format!(
+            "the reaction to {} row {}",
+            r.change.as_str(),
+            short(&r.row)
+        );
+        let cmd = match expand(cmd, &r.row, &self.registry) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                eprintln!("{what} was not run: {e}");
+                return false;
+            }
+        };
         let mut c = tokio::process::Command::new("sh");
-        c.arg("-c").arg(cmd).stdin(Stdio::null());
+        c.arg("-c").arg(&cmd).stdin(Stdio::null());
         // The watch's stdout carries its own lines (often JSON for a
         // program); what reactions print goes to stderr, as hooks' does.
         c.stdout(std::io::stderr());
@@ -50,11 +77,6 @@ impl Reactions {
         for (k, v) in environment(r.change, &r.row) {
             c.env(k, v);
         }
-        let what = format!(
-            "the reaction to {} row {}",
-            r.change.as_str(),
-            short(&r.row)
-        );
         match c.status().await {
             Ok(s) if s.success() => true,
             Ok(s) => {
@@ -65,6 +87,45 @@ impl Reactions {
                 eprintln!("{what} could not start (sh: {e}); it runs again at the next reconnect or restart");
                 false
             }
+        }
+    }
+}
+
+impl Reactions {
+    /// `--pull`: the artifact `row` names, into `DIR/<repository>`.
+    async fn pull(&self, client: &Client, row: &Row) -> bool {
+        let Some(dir) = &self.pull else {
+            return true;
+        };
+        let fail = |why: String| {
+            eprintln!(
+                "pulling for row {} failed: {why}; it runs again at the next reconnect or restart",
+                short(row)
+            );
+            false
+        };
+        let named = match Named::of(row) {
+            Ok(n) => n,
+            Err(e) => return fail(e),
+        };
+        let reference = named.reference(&self.registry);
+        let r: ImageRef = match reference.parse() {
+            Ok(r) => r,
+            Err(e) => return fail(format!("{reference}: {e}")),
+        };
+        // A repository name has no `..` component and no leading `/`.
+        let to = dir.join(named.repo.as_str());
+        let pull = Pull::new(client, r).cache_dir(default_cache_dir());
+        match pull.run(&to, &Quiet).await {
+            Ok(report) => {
+                eprintln!(
+                    "pulled {reference} ({} files) into {}",
+                    report.files.len(),
+                    to.display()
+                );
+                true
+            }
+            Err(e) => fail(format!("{reference}: {e:#}")),
         }
     }
 }
@@ -160,14 +221,15 @@ mod tests {
                 "printf '%s' \"$PAVILION_ROW_TAG\" > '{}'",
                 out.display()
             )),
-            exec_removed: None,
+            ..Reactions::default()
         };
+        let client = pavilion_client::Client::new(Default::default()).unwrap();
         let r = Reaction {
             change: Change::Added,
             key: row.key(),
             row: row.clone(),
         };
-        assert!(reactions.run(&r).await);
+        assert!(reactions.run(&client, &r).await);
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             format!("$(touch {})", planted.display())
@@ -175,13 +237,16 @@ mod tests {
         assert!(!planted.exists());
         let failing = Reactions {
             exec: Some("exit 3".into()),
-            exec_removed: None,
+            ..Reactions::default()
         };
-        assert!(!failing.run(&r).await);
+        assert!(!failing.run(&client, &r).await);
         let removed = Reaction {
             change: Change::Removed,
             ..r
         };
-        assert!(failing.run(&removed).await, "no command: nothing to do");
+        assert!(
+            failing.run(&client, &removed).await,
+            "no command: nothing to do"
+        );
     }
 }

@@ -65,6 +65,10 @@ impl Watch {
             .args(["watch", addr, "--query", TAGS, "--output", "json"])
             .args(extra)
             .env("DOCKER_CONFIG", "/nonexistent-pavilion-test")
+            .env(
+                "XDG_CACHE_HOME",
+                std::env::temp_dir().join("pavilion-watch-test-cache"),
+            )
             .env_remove("PAVILION_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -408,3 +412,59 @@ async fn queries_need_the_catalog_grant() {
     let run = login("admin", "pw-a").run(&["query", &s.addr, q, "--output", "json"]);
     assert_eq!(run.ok(), "");
 }
+
+/// The issue's reaction: `--exec 'pavilion pull {ref} -o /models/{repo}'`
+/// gets the row's artifact by digest, and the built-in `--pull DIR` puts
+/// the model's files under DIR/<repository>.
+async fn placeholders_and_pull(s: Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("config.json"), br#"{"architectures":["Tiny"]}"#).unwrap();
+    std::fs::write(model.join("weights.bin"), vec![7u8; 4096]).unwrap();
+    let reference = format!("{}/team/llm:prod-1", s.addr);
+    let cache = dir.path().join("cache");
+    let out = crate::common::run::pavilion(&[
+        "push",
+        &reference,
+        model.to_str().unwrap(),
+        "--license",
+        "MIT",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refs = dir.path().join("refs");
+    let models = dir.path().join("models");
+    let exec = format!(
+        "printf '%s %s\\n' {{ref}} {{repo}} >> '{}' && {} pull {{ref}} -o '{}/{{repo}}' --no-cache",
+        refs.display(),
+        env!("CARGO_BIN_EXE_pavilion"),
+        models.display()
+    );
+    let pulled = dir.path().join("pulled");
+    let mut w = Watch::start(
+        &s.addr,
+        &["--exec", &exec, "--pull", pulled.to_str().unwrap()],
+    );
+    let row = w.wait_row("present", "prod-1").await;
+    let digest = row["row"]["digest"].as_str().unwrap().to_string();
+    wait_until("the reaction ran", || !lines(&refs).is_empty()).await;
+    assert_eq!(
+        lines(&refs),
+        [format!("{}/team/llm@{digest} team/llm", s.addr)],
+        "{:?}",
+        w.stderr()
+    );
+    for root in [&models, &pulled] {
+        let weights = root.join("team/llm/weights.bin");
+        wait_until("the model was pulled", || weights.exists()).await;
+        assert_eq!(std::fs::read(&weights).unwrap(), vec![7u8; 4096]);
+    }
+}
+
+backend_tests!(sqlite_placeholders_and_pull, Sqlite, pull => placeholders_and_pull;);
