@@ -52,6 +52,20 @@ async fn config(
     pavilion_oci::json::policy_config(c, &bytes).map(Some)
 }
 
+/// The parsed config of stored manifest `digest` (media type
+/// `media_type`), for a continuous query's `Model` node: `None` when the
+/// manifest or its config is gone, the config is not JSON or is too large
+/// (the limit policy inputs have), or anything cannot be read.
+pub async fn stored_config(
+    state: &AppState,
+    digest: &Digest,
+    media_type: &str,
+) -> Option<serde_json::Value> {
+    let manifest = read_if_present(state, digest).await.ok()??;
+    let info = ManifestInfo::parse(&manifest, Some(media_type)).ok()?;
+    config(state, &info).await.ok()?
+}
+
 /// A blob's bytes; `None` when it is gone (deleted since it was listed).
 /// Any other failure of the store is the store's (503), not a reason to
 /// judge the artifact on fewer signatures than it has.

@@ -150,9 +150,12 @@ fn removed(rows: Value) -> Value {
     json!({ "added": [], "updated": [], "removed": rows })
 }
 
-/// Pushes a model manifest (artifactType ModelPack) under `tag`.
+/// Pushes a model manifest (artifactType ModelPack) under `tag`, its
+/// config naming `seed` and an 8B bf16 llama in safetensors.
 async fn push_model(s: &Server, repo: &str, tag: &str, seed: &str) -> String {
-    let config = format!(r#"{{"descriptor":{{"name":"{seed}"}}}}"#);
+    let config = format!(
+        r#"{{"descriptor":{{"name":"{seed}"}},"config":{{"architecture":"llama","format":"safetensors","paramSize":"8B","precision":"bf16"}},"modelfs":{{"type":"layers","diffIds":[]}}}}"#
+    );
     let cd = push_blob(s, repo, config.as_bytes()).await;
     let m = image_manifest(
         (&cd, config.len()),
@@ -383,7 +386,10 @@ async fn artifacts_unsigned_for_more_than_an_hour_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_queries_get_one_line_and_the_bound_holds() {
-    let s = Server::start(Backend::Sqlite).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("serve.toml");
+    std::fs::write(&cfg, "[events]\nquery_subscriptions = 3\n").unwrap();
+    let s = Server::start_with(Backend::Sqlite, &["--config", cfg.to_str().unwrap()]).unwrap();
     push_image(&s, "team/a", "v1", "a").await;
     let ask = |params: Vec<(&'static str, String)>| {
         let url = s.url("/pavilion/v1/queries");
@@ -441,10 +447,11 @@ async fn bad_queries_get_one_line_and_the_bound_holds() {
         assert!(message.contains(names), "{params:?}: {message}");
         assert!(!message.contains('\n'), "{message}");
     }
-    // Sixteen subscriptions at once, then 503 with Retry-After.
+    // Three subscriptions at once, as configured, then 503 with
+    // Retry-After.
     let q = "MATCH (m:Manifest) RETURN m.digest AS d";
     let mut open = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..3 {
         let mut sub = Sub::open(&s, q).await;
         assert_eq!(sub.next().await.0, "result");
         open.push(sub);
@@ -505,4 +512,29 @@ async fn queries_need_the_catalog_grant() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// Model metadata: a ModelPack manifest's config is a `Model` node, read
+/// only by queries that name it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_metadata_from_the_config() {
+    let s = Server::start(Backend::Sqlite).unwrap();
+    let a = push_model(&s, "team/llm", "v1", "llm-a").await;
+    push_image(&s, "team/img", "v1", "not a model").await;
+    let q = "MATCH (m:Manifest)-[:DESCRIBED_BY]->(x:Model)
+             WHERE x.format = 'safetensors' AND x.precision = 'bf16'
+             RETURN m.repository AS repository, x.name AS name, x.architecture AS architecture, x.paramSize AS params";
+    let row = |repo: &str, name: &str| json!({"repository": repo, "name": name, "architecture": "llama", "params": "8B"});
+    let mut sub = Sub::open(&s, q).await;
+    let (_, first) = sub.next().await;
+    assert_eq!(first["rows"], json!([row("team/llm", "llm-a")]));
+    push_model(&s, "team/llm2", "v1", "llm-b").await;
+    assert_eq!(sub.diff().await, added(json!([row("team/llm2", "llm-b")])));
+    let r = client()
+        .delete(s.url(&format!("/v2/team/llm/manifests/{a}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(sub.diff().await, removed(json!([row("team/llm", "llm-a")])));
 }

@@ -205,6 +205,8 @@ fn a_bad_events_section_stops_serve() {
         ("[events]\nretention_days = 0\n", "retention_days"),
         ("[events]\nsource = \"a b\"\n", "source"),
         ("[events]\nretain = 1\n", "retain"),
+        ("[events]\nquery_subscriptions = 0\n", "query_subscriptions"),
+        ("[events]\nquery_max_elements = 5\n", "query_max_elements"),
     ] {
         let cfg = file(dir.path(), "serve.toml", text);
         let out =

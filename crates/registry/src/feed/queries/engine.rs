@@ -191,15 +191,7 @@ impl Graph {
                 } => {
                     let before = row(&before);
                     if self.rows.get(&row_signature) != Some(&before) {
-                        // Signed under another identity: drop it by value.
-                        let old = self
-                            .rows
-                            .iter()
-                            .find(|(_, v)| **v == before)
-                            .map(|(k, _)| *k);
-                        if let Some(k) = old {
-                            self.set(k, None);
-                        }
+                        self.drop_value(&before);
                     }
                     self.set(row_signature, Some(row(&after)));
                 }
@@ -210,15 +202,7 @@ impl Graph {
                     if self.rows.contains_key(&row_signature) {
                         self.set(row_signature, None);
                     } else {
-                        let before = row(&before);
-                        let old = self
-                            .rows
-                            .iter()
-                            .find(|(_, v)| **v == before)
-                            .map(|(k, _)| *k);
-                        if let Some(k) = old {
-                            self.set(k, None);
-                        }
+                        self.drop_value(&row(&before));
                     }
                 }
                 QueryPartEvaluationContext::Aggregation {
@@ -230,6 +214,20 @@ impl Graph {
             }
         }
         Ok(())
+    }
+
+    /// Removes the row equal to `before`: drasi addresses a removal or an
+    /// update by the row's signature, which for an aggregate can be
+    /// another than the one it was added under.
+    fn drop_value(&mut self, before: &Value) {
+        let old = self
+            .rows
+            .iter()
+            .find(|(_, v)| *v == before)
+            .map(|(k, _)| *k);
+        if let Some(k) = old {
+            self.set(k, None);
+        }
     }
 
     fn set(&mut self, key: u64, value: Option<Value>) {

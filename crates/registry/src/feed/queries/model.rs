@@ -3,11 +3,15 @@
 //! metadata database and then kept current from the change feed's events.
 //!
 //! Nodes: `Repository {name}`, `Manifest {repository, digest, mediaType,
-//! artifactType, subject, size, pushedAt, annotations}`, `Signature
+//! artifactType, subject, size, pushedAt, annotations}`, `Model
+//! {repository, digest, name, version, family, licenses, architecture,
+//! format, paramSize, precision, quantization}` (a ModelPack manifest's
+//! config, read only for queries that name `Model`), `Signature
 //! {repository, digest, subject, type, signedAt, verified}`, `Tag
 //! {repository, name, digest, updatedAt}`, `Decision {point, subject,
 //! repository, allowed, denials, warnings, at, decision}`.
 //! Relations: `(Repository)-[:HOLDS]->(Manifest)`,
+//! `(Manifest)-[:DESCRIBED_BY]->(Model)`,
 //! `(Tag)-[:TAGS]->(Manifest)`, `(Signature)-[:SIGNS]->(Manifest)`,
 //! `(Manifest)-[:REFERS]->(Manifest)` (a referrer that is not a
 //! signature: SBOMs, attestations), `(Decision)-[:DECIDES]->(Manifest)`.
@@ -22,11 +26,17 @@ use pavilion_store::events::{
 use pavilion_store::Event;
 use serde_json::{json, Value};
 
+/// `artifactType` of a ModelPack manifest.
+const MODEL_MANIFEST: &str = "application/vnd.cncf.model.manifest.v1+json";
+
 fn repository_id(repo: &str) -> String {
     format!("r:{repo}")
 }
 fn manifest_id(repo: &str, digest: &str) -> String {
     format!("m:{repo}@{digest}")
+}
+fn model_id(repo: &str, digest: &str) -> String {
+    format!("x:{repo}@{digest}")
 }
 fn signature_id(repo: &str, digest: &str) -> String {
     format!("s:{repo}@{digest}")
@@ -151,6 +161,9 @@ async fn manifest_items(state: &AppState, g: &Graph, m: &GraphManifest, out: &mu
         to: id.clone(),
         at,
     });
+    if m.artifact_type.as_deref() == Some(MODEL_MANIFEST) && g.wants("Model") {
+        model_items(state, m, &id, at, out).await;
+    }
     if let Some(subject) = &m.subject {
         out.push(Item::Relation {
             id: format!("refers:{id}"),
@@ -160,6 +173,50 @@ async fn manifest_items(state: &AppState, g: &Graph, m: &GraphManifest, out: &mu
             at,
         });
     }
+}
+
+/// A ModelPack manifest's `Model` node, from its config's `descriptor`
+/// and `config` (nothing when the config cannot be read or parsed).
+async fn model_items(state: &AppState, m: &GraphManifest, of: &str, at: u64, out: &mut Vec<Item>) {
+    let Ok(digest) = m.digest.parse::<Digest>() else {
+        return;
+    };
+    let Some(config) = crate::facts::stored_config(state, &digest, &m.media_type).await else {
+        return;
+    };
+    let field = |part: &str, name: &str| config.get(part).and_then(|p| p.get(name)).cloned();
+    let mut props = serde_json::Map::new();
+    props.insert("repository".into(), json!(m.repo));
+    props.insert("digest".into(), json!(m.digest));
+    for name in ["name", "version", "family", "licenses"] {
+        props.insert(
+            name.into(),
+            field("descriptor", name).unwrap_or(Value::Null),
+        );
+    }
+    for name in [
+        "architecture",
+        "format",
+        "paramSize",
+        "precision",
+        "quantization",
+    ] {
+        props.insert(name.into(), field("config", name).unwrap_or(Value::Null));
+    }
+    let id = model_id(&m.repo, &m.digest);
+    out.push(Item::Node {
+        id: id.clone(),
+        label: "Model",
+        props: Value::Object(props),
+        at,
+    });
+    out.push(Item::Relation {
+        id: format!("model:{of}"),
+        label: "DESCRIBED_BY",
+        from: of.to_string(),
+        to: id,
+        at,
+    });
 }
 
 /// Whether a Notary signature passes the server's trust policy (`null`
@@ -308,6 +365,7 @@ pub async fn apply_event(state: &AppState, g: &mut Graph, e: &Event) -> Result<(
         }
         DELETED => {
             g.remove_node(&manifest_id(repo, digest), at).await?;
+            g.remove_node(&model_id(repo, digest), at).await?;
             return g.remove_node(&signature_id(repo, digest), at).await;
         }
         POLICY_DECIDED => return decided(g, e).await,
