@@ -58,6 +58,15 @@ impl Cursor {
                     return None;
                 }
             };
+            // Sequence numbers have no gaps: a first event past the next
+            // number means retention pruned what this subscription had not
+            // applied yet, and its result can no longer be kept exact.
+            if rows.first().is_some_and(|e| e.seq != self.sub.seq + 1) {
+                return Some(Next::Failed(format!(
+                    "the change feed no longer holds the events after {} (retention pruned them): subscribe again",
+                    self.sub.seq
+                )));
+            }
             let (state, sub) = (&self.state, &mut self.sub);
             let applied = heavy(async {
                 for e in &rows {
