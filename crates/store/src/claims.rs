@@ -320,7 +320,7 @@ impl MetaStore {
             .await?;
         }
         events::append(&mut tx, origin, &feed).await?;
-        tx.commit().await?;
+        self.commit_events(tx).await?;
         Ok(())
     }
 
@@ -392,7 +392,7 @@ impl MetaStore {
             }),
         });
         events::append(&mut tx, origin, &feed).await?;
-        tx.commit().await?;
+        self.commit_events(tx).await?;
         Ok(true)
     }
 
@@ -424,7 +424,7 @@ impl MetaStore {
         };
         let digest: String = row.try_get("digest")?;
         events::append(&mut tx, origin, &[untagged(repo, tag, &digest)]).await?;
-        tx.commit().await?;
+        self.commit_events(tx).await?;
         Ok(true)
     }
 }

@@ -139,7 +139,7 @@ impl MetaStore {
             traceparent: d.traceparent.map(str::to_string),
         };
         crate::events::append(&mut tx, &origin, &[event]).await?;
-        tx.commit().await?;
+        self.commit_events(tx).await?;
         // The decision is recorded; a failed prune is retried by the next.
         if let Err(e) = self.after_insert(id, size).await {
             tracing::warn!(error = %e, "could not prune the decision log");

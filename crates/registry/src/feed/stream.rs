@@ -1,9 +1,9 @@
 //! The SSE form of the feed. The stream holds at most one page of events
 //! and reads the next page from the database only when the connection has
 //! taken the last one (hyper polls the body only as the socket drains), so
-//! a slow reader costs one page of memory, never a growing queue. It polls
-//! the database rather than listening for this replica's writes: other
-//! replicas write the same log.
+//! a slow reader costs one page of memory, never a growing queue. An idle
+//! stream reads again when this replica commits events, and every 250 ms
+//! for other replicas' writes to the same log.
 
 use super::params::Params;
 use crate::state::AppState;
@@ -23,6 +23,8 @@ struct Cursor {
     state: Arc<AppState>,
     params: Params,
     page: VecDeque<Event>,
+    /// Changes after each commit of this replica that wrote events.
+    written: tokio::sync::watch::Receiver<u64>,
     /// Released when the stream ends or the client goes.
     _permit: OwnedSemaphorePermit,
 }
@@ -53,6 +55,7 @@ impl Cursor {
             let Some(last) = rows.last() else {
                 tokio::select! {
                     () = tokio::time::sleep(POLL) => {}
+                    _ = self.written.changed() => {}
                     () = self.state.feed.stop.cancelled() => return None,
                 }
                 continue;
@@ -68,6 +71,7 @@ impl Cursor {
 /// The stream for `params`, holding `permit` until it ends.
 pub fn sse(state: Arc<AppState>, params: Params, permit: OwnedSemaphorePermit) -> Response {
     let cursor = Cursor {
+        written: state.meta.events_written(),
         state,
         params,
         page: VecDeque::new(),

@@ -116,57 +116,116 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
-/// Takes the next number of `scope` ('' global, `repo:<name>`).
+/// Takes the next `n` numbers of `scope` ('' global, `repo:<name>`); the
+/// last of them.
 ///
 /// The global counter must be taken before any repository's in a
 /// transaction: one lock order, so writers never wait on each other in a
 /// cycle.
-async fn next(tx: &mut Transaction<'_, Any>, scope: &str) -> Result<i64, StoreError> {
+async fn take(tx: &mut Transaction<'_, Any>, scope: &str, n: i64) -> Result<i64, StoreError> {
     let row = sqlx::query(
-        "INSERT INTO event_counters (scope, last) VALUES ($1, 1) \
-         ON CONFLICT (scope) DO UPDATE SET last = event_counters.last + 1 RETURNING last",
+        "INSERT INTO event_counters (scope, last) VALUES ($1, $2) \
+         ON CONFLICT (scope) DO UPDATE SET last = event_counters.last + $2 RETURNING last",
     )
     .bind(scope)
+    .bind(n)
     .fetch_one(&mut **tx)
     .await?;
     Ok(row.try_get("last")?)
 }
 
+/// Events per INSERT statement (10 parameters each, under SQLite's limit
+/// of 32,766 and PostgreSQL's of 65,535).
+const INSERT_BATCH: usize = 500;
+
 /// Writes `events` in `tx`, the transaction of the change they describe.
 /// Call it last in the transaction: the global counter's lock is then
-/// held only for the time left until commit.
+/// held only for the time left until commit. Each counter is bumped once
+/// for all the events (a manifest PUT's `pushed` and `tagged` take three
+/// statements, not six), which keeps that time short.
 pub(crate) async fn append(
     tx: &mut Transaction<'_, Any>,
     origin: &Origin,
     events: &[NewEvent<'_>],
 ) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let at = now_millis();
     let actor = cut(&origin.actor);
     let traceparent = cut(&origin.traceparent);
+    let n = events.len() as i64;
+    let first = take(tx, "", n).await? - n + 1;
+    // Each repository's numbers, in the events' order.
+    let mut repos: Vec<(&str, i64)> = Vec::new();
     for e in events {
-        let seq = next(tx, "").await?;
-        let repo_seq = match e.repository {
-            Some(r) => Some(next(tx, &format!("repo:{r}")).await?),
-            None => None,
-        };
-        sqlx::query(
-            "INSERT INTO events (seq, id, repository, repo_seq, type, subject, at, actor, traceparent, data) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(seq)
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(e.repository)
-        .bind(repo_seq)
-        .bind(e.kind)
-        .bind(e.subject.as_deref())
-        .bind(at)
-        .bind(actor.as_deref())
-        .bind(traceparent.as_deref())
-        .bind(e.data.to_string())
-        .execute(&mut **tx)
-        .await?;
+        if let Some(r) = e.repository {
+            match repos.iter_mut().find(|(name, _)| *name == r) {
+                Some((_, k)) => *k += 1,
+                None => repos.push((r, 1)),
+            }
+        }
+    }
+    let mut next_of = std::collections::HashMap::new();
+    for (r, k) in &repos {
+        let last = take(tx, &format!("repo:{r}"), *k).await?;
+        next_of.insert(*r, last - k + 1);
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    for (i, e) in events.iter().enumerate() {
+        let repo_seq = e.repository.and_then(|r| {
+            let next = next_of.get_mut(r)?;
+            *next += 1;
+            Some(*next - 1)
+        });
+        rows.push((first + i as i64, repo_seq, e));
+    }
+    for chunk in rows.chunks(INSERT_BATCH) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=10).map(|j| format!("${}", i * 10 + j)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO events (seq, id, repository, repo_seq, type, subject, at, actor, traceparent, data) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (seq, repo_seq, e) in chunk {
+            q = q
+                .bind(*seq)
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(e.repository)
+                .bind(*repo_seq)
+                .bind(e.kind)
+                .bind(e.subject.as_deref())
+                .bind(at)
+                .bind(actor.as_deref())
+                .bind(traceparent.as_deref())
+                .bind(e.data.to_string());
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+impl MetaStore {
+    /// Commits `tx`, which wrote events, and wakes this process's readers
+    /// of the feed ([`MetaStore::events_written`]).
+    pub(crate) async fn commit_events(&self, tx: Transaction<'_, Any>) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.events.written.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
+    }
+
+    /// A signal that changes after each commit of this process that wrote
+    /// events: readers wait on it beside their poll timer, so a change made
+    /// through this replica reaches them at once (other replicas' changes
+    /// still wait for the timer).
+    pub fn events_written(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.written.subscribe()
+    }
 }
 
 /// A repository's tag's current digest, read in `tx` before it changes.
@@ -253,7 +312,7 @@ impl MetaStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         append(&mut tx, origin, events).await?;
-        tx.commit().await?;
+        self.commit_events(tx).await?;
         Ok(())
     }
 }

@@ -31,10 +31,22 @@ impl Default for EventRetention {
     }
 }
 
-/// The retention in force (shared by a store's clones).
-#[derive(Debug, Default)]
+/// The retention in force, and the signal of this process's commits
+/// that wrote events (shared by a store's clones).
+#[derive(Debug)]
 pub(crate) struct EventsState {
     retention: RwLock<EventRetention>,
+    /// Bumped after each commit that wrote events ([`super::written`]).
+    pub(crate) written: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for EventsState {
+    fn default() -> Self {
+        EventsState {
+            retention: RwLock::default(),
+            written: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl MetaStore {

@@ -186,7 +186,7 @@ impl MetaStore {
             }),
         };
         crate::events::append(&mut tx, &crate::events::Origin::default(), &[event]).await?;
-        tx.commit().await?;
+        self.commit_events(tx).await?;
         Ok(true)
     }
 
@@ -265,7 +265,7 @@ impl MetaStore {
             }
         }
         crate::events::append(&mut tx, &crate::events::Origin::default(), &feed).await?;
-        tx.commit().await?;
+        self.commit_events(tx).await?;
         Ok(deleted)
     }
 
@@ -467,7 +467,7 @@ impl MetaStore {
             data: serde_json::json!({ "run": id, "report": summary }),
         };
         crate::events::append(&mut tx, &crate::events::Origin::default(), &[event]).await?;
-        tx.commit().await?;
+        self.commit_events(tx).await?;
         Ok(())
     }
 

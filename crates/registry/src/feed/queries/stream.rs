@@ -28,6 +28,8 @@ struct Cursor {
     sub: Subscription,
     first: bool,
     done: bool,
+    /// Changes after each commit of this replica that wrote events.
+    written: tokio::sync::watch::Receiver<u64>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -86,6 +88,7 @@ impl Cursor {
             if rows.is_empty() {
                 tokio::select! {
                     () = tokio::time::sleep(POLL) => {}
+                    _ = self.written.changed() => {}
                     () = self.state.feed.stop.cancelled() => return None,
                 }
             }
@@ -105,6 +108,7 @@ fn diff_doc(seq: i64, d: Diff) -> Value {
 /// The stream of `sub`, holding `permit` until it ends.
 pub fn sse(state: Arc<AppState>, sub: Subscription, permit: OwnedSemaphorePermit) -> Response {
     let cursor = Cursor {
+        written: state.meta.events_written(),
         state,
         sub,
         first: true,

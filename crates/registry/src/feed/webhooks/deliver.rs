@@ -82,17 +82,21 @@ pub async fn run(state: Arc<AppState>, hook: Arc<WebhookConfig>) {
         next_ask: Instant::now(),
     };
     let stop = d.state.feed.stop.clone();
+    let mut written = d.state.meta.events_written();
     while !stop.is_cancelled() {
-        let pause = match d.round().await {
+        let (pause, wake) = match d.round().await {
             Ok(true) => continue,
-            Ok(false) => POLL,
+            Ok(false) => (POLL, true),
             Err(e) => {
                 tracing::warn!(webhook = %d.hook.name, error = %e, "webhook: database error; retrying");
-                LEASE_RETRY
+                (LEASE_RETRY, false)
             }
         };
+        // Idle: an event committed through this replica wakes the loop at
+        // once; the timer is for other replicas' events.
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
+            _ = written.changed(), if wake => {}
             () = stop.cancelled() => break,
         }
     }
