@@ -337,6 +337,11 @@ pub async fn apply_event(state: &AppState, g: &mut Graph, e: &Event) -> Result<(
     match e.kind.as_str() {
         // `signed` follows the signature's own `pushed`, which already
         // made its node from the stored row.
+        // Read only for a query that can see what a push makes.
+        PUSHED
+            if !["Manifest", "Signature", "Model", "Repository"]
+                .iter()
+                .any(|l| g.wants(l)) => {}
         PUSHED => match state.meta.graph_manifest(repo, digest).await {
             Ok(Some(m)) => manifest_items(state, g, &m, &mut items).await,
             // Deleted since: its `deleted` event follows.
