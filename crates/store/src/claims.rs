@@ -292,7 +292,9 @@ impl MetaStore {
             feed.push(signed);
         }
         for tag in m.tags {
-            let previous = events::tag_target(&mut tx, m.repo, tag).await?;
+            // The claim on what the tag leaves names it: no SELECT of its
+            // own (a statement under the feed's counter lock costs).
+            let previous = untag_claim(&mut tx, m.repo, tag, now).await?;
             if previous.as_deref() != Some(d.as_str()) {
                 feed.push(NewEvent {
                     kind: events::TAGGED,
@@ -307,7 +309,6 @@ impl MetaStore {
                     }),
                 });
             }
-            untag_claim(&mut tx, m.repo, tag, now).await?;
             sqlx::query(
                 "INSERT INTO tags (repo, tag, digest, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
@@ -430,23 +431,25 @@ impl MetaStore {
 }
 
 /// Claims the manifest `tag` points at before the tag moves or goes, so
-/// that it counts as untagged from now, not from when it was pushed.
+/// that it counts as untagged from now, not from when it was pushed; the
+/// digest it pointed at (`None` for a new tag).
 async fn untag_claim(
     tx: &mut Transaction<'_, Any>,
     repo: &str,
     tag: &str,
     now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query(
         "UPDATE manifests SET claimed_at = $3 WHERE repo = $1 \
-         AND digest = (SELECT t.digest FROM tags t WHERE t.repo = $1 AND t.tag = $2)",
+         AND digest = (SELECT t.digest FROM tags t WHERE t.repo = $1 AND t.tag = $2) \
+         RETURNING digest",
     )
     .bind(repo)
     .bind(tag)
     .bind(now)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(())
+    Ok(row.map(|r| r.try_get("digest")).transpose()?)
 }
 
 /// The `pushed` event of manifest `m` (digest `d`).

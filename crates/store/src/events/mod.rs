@@ -228,20 +228,6 @@ impl MetaStore {
     }
 }
 
-/// A repository's tag's current digest, read in `tx` before it changes.
-pub(crate) async fn tag_target(
-    tx: &mut Transaction<'_, Any>,
-    repo: &str,
-    tag: &str,
-) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT digest FROM tags WHERE repo = $1 AND tag = $2")
-        .bind(repo)
-        .bind(tag)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(row.map(|r| r.try_get("digest")).transpose()?)
-}
-
 /// Which events to read.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
