@@ -147,14 +147,7 @@ async fn every_event_arrives_signed_and_in_order() {
     .await;
     assert_eq!(st["dead_letters"], 0);
     assert_eq!(st["url"], rx.url("/in"));
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::observability::scrape(&s).await;
     assert!(
         metrics
             .contains("pavilion_webhook_deliveries_total{webhook=\"all\",result=\"delivered\"} 12"),
@@ -272,14 +265,7 @@ async fn failing_events_are_dead_lettered_and_replayed() {
     let seqs: Vec<i64> = rx.delivered().iter().map(Got::seq).collect();
     assert_eq!(seqs, [3, 4, 1, 2, 3, 4]);
 
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::observability::scrape(&s).await;
     assert!(
         metrics.contains("pavilion_webhook_deliveries_total{webhook=\"dl\",result=\"dead\"} 2"),
         "{metrics}"
