@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use std::path::Path;
 
 /// Largest safetensors header accepted (the reference implementation's cap).
-const MAX_SAFETENSORS_HEADER: u64 = 100 << 20;
+pub const MAX_SAFETENSORS_HEADER: u64 = 100 << 20;
 
 /// A weight file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,12 +93,40 @@ pub fn safetensors_summary(path: &Path) -> io::Result<TensorSummary> {
     }
     let mut header = Vec::new();
     f.take(len).read_to_end(&mut header)?;
-    let v: serde_json::Value = serde_json::from_slice(&header)
-        .map_err(|e| bad(format!("safetensors header is not JSON: {e}")))?;
+    let tensors = safetensors_header(&header).map_err(bad)?;
+    let mut s = TensorSummary::default();
+    for t in &tensors {
+        s.parameters = s.parameters.saturating_add(t.elements);
+        *s.bytes_by_dtype.entry(t.dtype.clone()).or_default() += t.bytes;
+    }
+    Ok(s)
+}
+
+/// One tensor a safetensors header describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// Its name.
+    pub name: String,
+    /// Its dtype (`BF16`, `F32`...; `UNKNOWN` when absent).
+    pub dtype: String,
+    /// Its shape.
+    pub shape: Vec<u64>,
+    /// The product of the shape.
+    pub elements: u64,
+    /// Bytes of its data (from `data_offsets`).
+    pub bytes: u64,
+}
+
+/// The tensors of a safetensors JSON header (the bytes after the length),
+/// in the header's order; `Err` says what is wrong with it. Used for
+/// files on disk here and for stored blobs by the web UI.
+pub fn safetensors_header(header: &[u8]) -> Result<Vec<TensorInfo>, String> {
+    let v: serde_json::Value = serde_json::from_slice(header)
+        .map_err(|e| format!("safetensors header is not JSON: {e}"))?;
     let obj = v
         .as_object()
-        .ok_or_else(|| bad("safetensors header is not an object".into()))?;
-    let mut s = TensorSummary::default();
+        .ok_or_else(|| "safetensors header is not an object".to_string())?;
+    let mut out = Vec::with_capacity(obj.len());
     for (name, t) in obj {
         if name == "__metadata__" {
             continue;
@@ -106,12 +134,13 @@ pub fn safetensors_summary(path: &Path) -> io::Result<TensorSummary> {
         let shape = t
             .get("shape")
             .and_then(|x| x.as_array())
-            .ok_or_else(|| bad(format!("tensor {name} has no shape")))?;
-        let count = shape
+            .ok_or_else(|| format!("tensor {name} has no shape"))?;
+        let shape: Option<Vec<u64>> = shape.iter().map(|d| d.as_u64()).collect();
+        let shape = shape.ok_or_else(|| format!("tensor {name} has an invalid shape"))?;
+        let elements = shape
             .iter()
-            .try_fold(1u64, |acc, d| d.as_u64().and_then(|d| acc.checked_mul(d)));
-        let count = count.ok_or_else(|| bad(format!("tensor {name} has an invalid shape")))?;
-        s.parameters = s.parameters.saturating_add(count);
+            .try_fold(1u64, |acc, d| acc.checked_mul(*d))
+            .ok_or_else(|| format!("tensor {name} has an invalid shape"))?;
         let dtype = t
             .get("dtype")
             .and_then(|d| d.as_str())
@@ -122,9 +151,15 @@ pub fn safetensors_summary(path: &Path) -> io::Result<TensorSummary> {
             .and_then(|o| o.as_array())
             .and_then(|o| Some(o.get(1)?.as_u64()?.saturating_sub(o.first()?.as_u64()?)))
             .unwrap_or(0);
-        *s.bytes_by_dtype.entry(dtype).or_default() += bytes;
+        out.push(TensorInfo {
+            name: name.clone(),
+            dtype,
+            shape,
+            elements,
+            bytes,
+        });
     }
-    Ok(s)
+    Ok(out)
 }
 
 /// `paramSize` as the model-spec writes it: at most one decimal and a

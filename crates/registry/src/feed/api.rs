@@ -79,7 +79,10 @@ async fn page(state: &AppState, p: &Params) -> ApiResult {
         .filter(|e| matches(p.repository.as_ref(), e))
         .map(|e| super::cloudevent::render(e, &state.feed.name))
         .collect();
-    let body = serde_json::json!({ "events": docs, "next": next });
+    // The newest sequence number, so a reader can start near the end
+    // (the web UI's live page shows the last few, then follows).
+    let head = state.meta.last_event_seq().await?;
+    let body = serde_json::json!({ "events": docs, "next": next, "head": head });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
