@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod quota;
 pub mod telemetry;
 mod tls_client;
+pub mod ui;
 pub mod webhooks;
 
 pub use admission::AdmissionSettings;
@@ -90,6 +91,9 @@ pub struct ServeArgs {
     /// Most bytes of decisions kept in the decision log (each decision counts its texts plus 64, at most 64 KiB); 0 = no size limit (the count still applies) [default: 268435456, 256 MiB].
     #[arg(long, env = "PAVILION_DECISION_RETENTION_BYTES", value_name = "BYTES")]
     pub decision_retention_bytes: Option<u64>,
+    /// Do not serve the web UI at /ui/ (also `[ui] enabled = false`).
+    #[arg(long, env = "PAVILION_NO_UI")]
+    pub no_ui: bool,
     /// Also serve /metrics, /healthz and /readyz, without authentication, on this address (e.g. an internal interface for Prometheus).
     #[arg(long, env = "PAVILION_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
@@ -231,6 +235,7 @@ pub struct FileConfig {
     metrics: Option<metrics::MetricsFile>,
     events: Option<events::EventsFile>,
     telemetry: Option<telemetry::TelemetryFile>,
+    ui: Option<ui::UiFile>,
     /// `[[quota]]` entries, checked by [`quota::quotas`].
     quota: Option<toml::Value>,
 }
@@ -525,6 +530,9 @@ impl ServeArgs {
         let metrics_file = file.metrics.unwrap_or_default();
         server.repository_labels = metrics_file.repository_labels()?;
         server.metrics_enabled = metrics_file.enabled.unwrap_or(true);
+        let ui_file = file.ui.unwrap_or_default();
+        server.ui = !self.no_ui && ui_file.enabled != Some(false);
+        server.ui_session = ui_file.session()?;
         let events_file = file.events.unwrap_or_default();
         server.event_retention = events_file.retention()?;
         server.event_source = events_file.source()?;

@@ -51,6 +51,7 @@ pub mod server;
 pub mod state;
 pub mod tls;
 pub mod transfers;
+pub mod ui_mount;
 pub mod uploads;
 pub mod usage;
 

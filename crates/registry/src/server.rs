@@ -88,6 +88,10 @@ pub struct ServerConfig {
     /// Count for `/metrics` (`[metrics] enabled`, on by default); off,
     /// `/metrics` answers 404 and the stores are not timed.
     pub metrics_enabled: bool,
+    /// Serve the web UI at `/ui/` (`--no-ui`, `[ui] enabled`).
+    pub ui: bool,
+    /// How long a UI sign-in lasts (`[ui] session`).
+    pub ui_session: Duration,
 }
 
 /// What the rest of Pavilion adds to the registry: a push policy and extra
@@ -156,6 +160,8 @@ impl ServerConfig {
             client_auth: tls::ClientAuth::Optional,
             storage: None,
             redirect_blobs: None,
+            ui: true,
+            ui_session: Duration::from_secs(8 * 3600),
             max_upload_sessions: 10_000,
             max_upload_sessions_per_repository: 1000,
             max_connections: 1024,
@@ -307,11 +313,15 @@ pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
     Ok(state)
 }
 
-/// The HTTP application: the decision log, any extra routes, and the
-/// distribution API for everything else.
-pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
+/// The HTTP application: the decision log, any extra routes, the web UI
+/// when set up, and the distribution API for everything else.
+pub fn app(
+    state: Arc<AppState>,
+    extra: Option<Router>,
+    ui: Option<crate::ui_mount::UiSetup>,
+) -> Router {
     let max_header_bytes = state.limits.max_header_bytes;
-    let own = Router::new()
+    let guarded = Router::new()
         .route(
             "/pavilion/v1/decisions",
             axum::routing::get(crate::decisions::list_decisions),
@@ -349,7 +359,11 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::access::guard,
-        ))
+        ));
+    // What the UI reads through: the guarded API alone, as a remote
+    // client meets it.
+    let api: Router = guarded.clone().with_state(state.clone());
+    let own = guarded
         // Added after the guard: the token endpoint authenticates its own
         // callers, and the public keys are public.
         .route(
@@ -365,10 +379,15 @@ pub fn app(state: Arc<AppState>, extra: Option<Router>) -> Router {
         .route("/healthz", axum::routing::get(crate::health::healthz))
         .route("/readyz", axum::routing::get(crate::health::readyz))
         .with_state(state.clone());
-    let all = match extra {
+    let mut all = match extra {
         Some(r) => own.merge(r),
         None => own,
     };
+    // Outside the guard: each page authenticates as the viewer through
+    // the API it reads.
+    if let Some(setup) = ui {
+        all = all.merge(crate::ui_mount::router(&state, api, setup));
+    }
     all.layer(axum::middleware::from_fn_with_state(
         max_header_bytes,
         crate::caps::head_cap,
@@ -512,7 +531,19 @@ pub async fn serve(
     // written after the start.
     crate::feed::webhooks::register(&state).await?;
     ready(bound);
-    let router = app(state.clone(), ext.routes.map(|build| build(state.clone())));
+    let ui = match cfg.ui {
+        true => Some(crate::ui_mount::UiSetup {
+            secret: crate::ui_mount::secret(&state.meta).await?,
+            session: cfg.ui_session,
+            tls: tls.is_some(),
+        }),
+        false => None,
+    };
+    let router = app(
+        state.clone(),
+        ext.routes.map(|build| build(state.clone())),
+        ui,
+    );
     tokio::spawn(expire_uploads(
         state.clone(),
         cfg.upload_ttl,

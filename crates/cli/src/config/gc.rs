@@ -78,7 +78,7 @@ pub fn grace(key: &str, s: &str) -> Result<Duration> {
     }
 }
 
-fn duration(key: &str, s: &str) -> Result<Duration> {
+pub fn duration(key: &str, s: &str) -> Result<Duration> {
     match crate::commands::sign::parse_duration(s) {
         Ok(d) => Ok(Duration::from_secs(d.whole_seconds().max(0) as u64)),
         Err(_) => bail!("{key} {s:?} is not a duration like 30d, 12h, 90m or 3600s"),

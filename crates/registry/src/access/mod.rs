@@ -265,6 +265,11 @@ impl Access {
         c
     }
 
+    /// The header a trusted proxy forwards client certificates in.
+    pub fn forwarded_header(&self) -> &HeaderName {
+        &self.forwarded_header
+    }
+
     fn presented(&self, req: &Request) -> Presented {
         let peer = req.extensions().get::<Peer>().map(|p| p.0.ip());
         let forwarded = match (&self.trusted_proxies, peer) {

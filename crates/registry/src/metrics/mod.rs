@@ -128,6 +128,11 @@ pub fn route_label(path: &str, parsed: Option<&crate::routes::Route>) -> &'stati
     if path.starts_with("/pavilion/v1/policy/") {
         return "/pavilion/v1/policy/{reference}";
     }
+    // The web UI's pages, one series: the API calls they make in-process
+    // are not counted again.
+    if path == "/ui" || path.starts_with("/ui/") {
+        return "/ui/";
+    }
     "other"
 }
 
