@@ -326,6 +326,13 @@ fn keyboard_moves_focus_and_types() {
     );
     assert_eq!(session["sameSite"], "Strict");
 
+    // A second tab does not take the focus from the first (the driver
+    // emulates focus for every tab): keyboard tests see a focused page.
+    let mut other = browser.new_page();
+    other.navigate(&site.url("/form"));
+    assert_eq!(page.eval("document.hasFocus()"), true);
+    assert_eq!(other.eval("document.hasFocus()"), true);
+
     let active = "document.activeElement.id";
     page.type_text("#name", "Ada L.");
     assert_eq!(page.eval("document.getElementById('name').value"), "Ada L.");
@@ -336,6 +343,10 @@ fn keyboard_moves_focus_and_types() {
     assert_eq!(page.eval(active), "help");
     page.press_key("Shift+Tab");
     assert_eq!(page.eval(active), "go");
+    assert_eq!(
+        page.eval("document.activeElement.matches(':focus-visible')"),
+        true
+    );
     page.press_key("Enter");
     page.wait_for("document.title === 'clicked'", Duration::from_secs(5));
 
