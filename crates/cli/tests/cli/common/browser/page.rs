@@ -264,7 +264,9 @@ impl Page {
     /// Reads every event the page sent before now: a command's answer
     /// comes after the events the renderer emitted before it.
     pub fn settle(&mut self) {
-        self.command_ok("Runtime.evaluate", json!({"expression": "0"}));
+        // An error answer (no document: a navigation under way) is as good
+        // a barrier as a value.
+        let _ = self.command("Runtime.evaluate", json!({"expression": "0"}));
     }
 
     /// Loads `url` and waits for its load event (all of its scripts, styles
@@ -355,7 +357,9 @@ impl Page {
 
     /// Emulates a `width` x `height` CSS-pixel viewport at device scale 1
     /// (so a screenshot is `width` pixels wide); `mobile` also turns on the
-    /// mobile meta-viewport handling and overlay scrollbars.
+    /// mobile meta-viewport handling and overlay scrollbars (a page without
+    /// `<meta name=viewport content="width=device-width">` then lays out,
+    /// and screenshots, 980 px wide, as on a phone).
     pub fn set_viewport(&mut self, width: u32, height: u32, mobile: bool) {
         let params = json!({
             "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
