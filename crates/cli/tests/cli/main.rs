@@ -17,6 +17,7 @@ mod api_listing;
 mod api_manifests;
 mod api_uploads;
 mod auth_bearer;
+mod browser_harness;
 mod client_file_safety;
 mod client_transfers;
 mod conformance_workflows;

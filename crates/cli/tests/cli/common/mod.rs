@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod browser;
 pub mod data;
 pub mod distribution;
 pub mod http;
