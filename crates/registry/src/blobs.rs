@@ -112,7 +112,10 @@ pub async fn get(
     // The bytes bypass the registry: the client fetches them (with its
     // Range header) from the storage service. HEAD never needs the bytes,
     // and the web UI's in-process reads cannot follow a redirect.
-    let in_process = req.extensions().get::<crate::ui_mount::InProcess>().is_some();
+    let in_process = req
+        .extensions()
+        .get::<crate::ui_mount::InProcess>()
+        .is_some();
     if let (false, false, Some(ttl)) = (head, in_process, state.limits.redirect_blobs) {
         if let Some(url) = state.blobs.presigned_get(&digest, ttl).await? {
             return Response::builder()

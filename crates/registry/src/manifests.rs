@@ -16,16 +16,18 @@ use pavilion_oci::{Algorithm, Digest, ErrorCode, ManifestInfo, Reference, RepoNa
 use pavilion_store::{ManifestRecord, NewManifest};
 
 /// `GET` or `HEAD` of a manifest, byte-for-byte as pushed, once the pull
-/// rules (when the policy has any) allow it.
+/// rules (when the policy has any) allow it; a `view` (the web UI reading
+/// in-process) is not a pull and is not put to them.
 pub async fn get(
     state: &AppState,
     name: &RepoName,
     reference: &str,
     head: bool,
     identity: Option<&str>,
+    view: bool,
 ) -> ApiResult {
     let rec = resolve(state, name, reference).await?;
-    let gated = state.gate.as_ref().is_some_and(|g| g.decides_pulls());
+    let gated = !view && state.gate.as_ref().is_some_and(|g| g.decides_pulls());
     let bytes = if head && !gated {
         None
     } else {

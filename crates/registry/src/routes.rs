@@ -221,7 +221,15 @@ async fn handle(state: &AppState, route: Route, method: &Method, req: Request) -
                 }
                 _ => {
                     let identity = crate::caller::caller(&req);
-                    manifests::get(state, &n, &r, !get, identity.as_deref()).await
+                    // The web UI's views are authorized like any read (the
+                    // guard ran) but are not pulls: the pull rules decide
+                    // what may be consumed, and a page explaining why a
+                    // pull is denied must be able to show the artifact.
+                    let view = req
+                        .extensions()
+                        .get::<crate::ui_mount::InProcess>()
+                        .is_some();
+                    manifests::get(state, &n, &r, !get, identity.as_deref(), view).await
                 }
             }
         }

@@ -45,10 +45,7 @@ pub fn router(state: &Arc<AppState>, api: Router, setup: UiSetup) -> Router {
 /// rest of the extensions: the outer request's parsed route (of `/ui/...`)
 /// must not stand in for the inner one's.
 fn carry(state: &Arc<AppState>) -> pavilion_ui::api::Carry {
-    let forwarded = state
-        .access
-        .as_ref()
-        .map(|a| a.forwarded_header().clone());
+    let forwarded = state.access.as_ref().map(|a| a.forwarded_header().clone());
     Arc::new(move |parts, req: &mut http::Request<Body>| {
         let ext = req.extensions_mut();
         ext.insert(InProcess);

@@ -22,7 +22,8 @@ pub fn render(text: &str) -> String {
         cut -= 1;
     }
     let text = &text[..cut];
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
     // For each open link: whether it was kept (its end is dropped with it).
     let mut links: Vec<bool> = Vec::new();
     let events = Parser::new_ext(text, options).filter_map(|e| match e {
@@ -73,10 +74,14 @@ mod tests {
 
     #[test]
     fn raw_html_is_shown_not_run() {
-        let out = render("# Hi\n\n<script>alert(1)</script>\n\ntext <img src=x onerror=alert(2)> more");
+        let out =
+            render("# Hi\n\n<script>alert(1)</script>\n\ntext <img src=x onerror=alert(2)> more");
         assert!(!out.contains("<script"), "{out}");
         assert!(!out.contains("<img"), "{out}");
-        assert!(out.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{out}");
+        assert!(
+            out.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{out}"
+        );
         assert!(out.contains("&lt;img src=x onerror=alert(2)&gt;"), "{out}");
         assert!(out.contains("<h1>Hi</h1>"), "{out}");
     }
@@ -96,10 +101,17 @@ mod tests {
         ] {
             let out = render(bad);
             assert!(!out.contains("<a"), "{bad} gave {out}");
-            assert!(out.contains('x') || out.contains("javascript"), "{bad}: text kept: {out}");
+            assert!(
+                out.contains('x') || out.contains("javascript"),
+                "{bad}: text kept: {out}"
+            );
         }
-        let out = render("[docs](https://example.com/a?b=1&c=\"2\") [mail](mailto:a@b.c) [top](#usage)");
-        assert!(out.contains(r#"<a href="https://example.com/a?b=1&amp;c=%222%22">docs</a>"#), "{out}");
+        let out =
+            render("[docs](https://example.com/a?b=1&c=\"2\") [mail](mailto:a@b.c) [top](#usage)");
+        assert!(
+            out.contains(r#"<a href="https://example.com/a?b=1&amp;c=%222%22">docs</a>"#),
+            "{out}"
+        );
         assert!(out.contains(r#"<a href="mailto:a@b.c">mail</a>"#), "{out}");
         assert!(out.contains(r##"<a href="#usage">top</a>"##), "{out}");
     }
@@ -108,7 +120,10 @@ mod tests {
     fn nested_links_and_images_keep_their_text() {
         let out = render("[![logo](https://e.com/l.png) home](javascript:x) ![alt text](x.png)");
         assert!(!out.contains("<img") && !out.contains("<a"), "{out}");
-        assert!(out.contains("logo") && out.contains("home") && out.contains("alt text"), "{out}");
+        assert!(
+            out.contains("logo") && out.contains("home") && out.contains("alt text"),
+            "{out}"
+        );
     }
 
     #[test]

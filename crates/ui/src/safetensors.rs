@@ -111,7 +111,10 @@ mod tests {
     #[test]
     fn summaries_add_up() {
         let s = summarize(&[
-            vec![tensor("embed", "BF16", &[32000, 4096]), tensor("norm", "F32", &[4096])],
+            vec![
+                tensor("embed", "BF16", &[32000, 4096]),
+                tensor("norm", "F32", &[4096]),
+            ],
             vec![tensor("lm_head", "BF16", &[4096, 32000])],
         ]);
         assert_eq!(s.files, 2);

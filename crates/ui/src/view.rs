@@ -140,7 +140,10 @@ mod tests {
 
     #[test]
     fn text() {
-        assert_eq!(short_digest("sha256:0123456789abcdef"), "sha256:0123456789ab");
+        assert_eq!(
+            short_digest("sha256:0123456789abcdef"),
+            "sha256:0123456789ab"
+        );
         assert_eq!(clip("ééé", 2), "éé…");
         assert_eq!(clip("ab", 2), "ab");
         assert_eq!(path_part("team/llama"), "team/llama");

@@ -47,7 +47,10 @@ mod tests {
     fn sessions() {
         let parse = |t: &str| toml::from_str::<UiFile>(t).unwrap();
         assert_eq!(parse("").session().unwrap(), DEFAULT_SESSION);
-        assert_eq!(parse("session = \"90m\"").session().unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse("session = \"90m\"").session().unwrap(),
+            Duration::from_secs(5400)
+        );
         assert!(parse("session = \"400d\"").session().is_err());
         assert!(parse("session = \"soon\"").session().is_err());
         assert!(toml::from_str::<UiFile>("colour = 1").is_err());

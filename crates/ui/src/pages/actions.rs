@@ -24,7 +24,14 @@ pub async fn act(State(ui): UiState, req: Request) -> Page {
     let viewer = crate::viewer_of(&ui, parts.clone());
     let name = match super::target(&rest) {
         Ok(Target::Action(name, "delete")) => name,
-        Ok(_) => return respond::error(&ui, &viewer, StatusCode::METHOD_NOT_ALLOWED, "that page takes no form"),
+        Ok(_) => {
+            return respond::error(
+                &ui,
+                &viewer,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "that page takes no form",
+            )
+        }
         Err(why) => return respond::error(&ui, &viewer, StatusCode::NOT_FOUND, &why),
     };
     let form = match Form::read(body).await {
@@ -36,7 +43,14 @@ pub async fn act(State(ui): UiState, req: Request) -> Page {
     }
     let reference = match form.get("reference").map(Reference::parse) {
         Some(Ok(r)) => r.to_string(),
-        _ => return respond::error(&ui, &viewer, StatusCode::BAD_REQUEST, "the form names no tag or digest to delete"),
+        _ => {
+            return respond::error(
+                &ui,
+                &viewer,
+                StatusCode::BAD_REQUEST,
+                "the form names no tag or digest to delete",
+            )
+        }
     };
     let path = format!(
         "/v2/{}/manifests/{}",
@@ -48,7 +62,9 @@ pub async fn act(State(ui): UiState, req: Request) -> Page {
         return respond::redirect(&format!("/ui/r/{}", view::path_part(&name)));
     }
     let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), 64 << 10).await.unwrap_or_default();
+    let body = axum::body::to_bytes(resp.into_body(), 64 << 10)
+        .await
+        .unwrap_or_default();
     let f = crate::api::failure(status, &body);
     respond::failure(&ui, &viewer, &f)
 }

@@ -83,22 +83,27 @@ pub async fn page(ui: &Ui, viewer: &Viewer, name: &str, reference: &str) -> Page
         }
         _ => None,
     };
-    let (readme, readme_cut, readme_path) =
-        match card_data::find(&files, &["readme"]) {
-            Some(f) => match card_data::head(ui, viewer, name, f, crate::markdown::MAX_README as u64).await {
+    let (readme, readme_cut, readme_path) = match card_data::find(&files, &["readme"]) {
+        Some(f) => {
+            match card_data::head(ui, viewer, name, f, crate::markdown::MAX_README as u64).await {
                 Ok((b, cut)) => (
                     Some(crate::markdown::render(&String::from_utf8_lossy(&b))),
                     cut,
                     f.path.clone(),
                 ),
                 Err(e) => (None, false, format!("{}: {}", f.path, e.message)),
-            },
-            None => (None, false, String::new()),
-        };
+            }
+        }
+        None => (None, false, String::new()),
+    };
     let (license, license_cut, license_path) =
         match card_data::find(&files, &["license", "licence", "copying"]) {
             Some(f) => match card_data::head(ui, viewer, name, f, MAX_LICENSE).await {
-                Ok((b, cut)) => (Some(String::from_utf8_lossy(&b).into_owned()), cut, f.path.clone()),
+                Ok((b, cut)) => (
+                    Some(String::from_utf8_lossy(&b).into_owned()),
+                    cut,
+                    f.path.clone(),
+                ),
                 Err(e) => (Some(e.message), false, f.path.clone()),
             },
             None => (None, false, String::new()),

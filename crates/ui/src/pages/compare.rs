@@ -153,7 +153,11 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            [("b", "changed", "+5 B"), ("c", "removed", "-30 B"), ("d", "added", "+40 B")]
+            [
+                ("b", "changed", "+5 B"),
+                ("c", "removed", "-30 B"),
+                ("d", "added", "+40 B")
+            ]
         );
     }
 }

@@ -8,9 +8,9 @@ use crate::chrome::Chrome;
 use crate::respond;
 use crate::view;
 use crate::{Page, Ui, UiState};
+use askama::Template;
 use axum::extract::{Request, State};
 use axum::response::IntoResponse;
-use askama::Template;
 use http::{header, HeaderValue, Method, StatusCode};
 
 /// Events shown when the page opens.
@@ -119,13 +119,20 @@ fn transfer_row(t: &pavilion_oci::transfers::Transfer) -> TransferRow {
     TransferRow {
         direction: t.direction.clone(),
         repository: view::clip(&t.repository, 200),
-        digest: t.digest.as_deref().map(view::short_digest).unwrap_or_default(),
+        digest: t
+            .digest
+            .as_deref()
+            .map(view::short_digest)
+            .unwrap_or_default(),
         progress: match t.total {
             Some(total) => format!("{} of {}", view::bytes(t.bytes), view::bytes(total)),
             None => view::bytes(t.bytes),
         },
         rate: format!("{}/s", view::bytes(t.rate_bytes_per_second as u64)),
-        eta: t.eta_seconds.map(|s| format!("{s:.0} s")).unwrap_or_default(),
+        eta: t
+            .eta_seconds
+            .map(|s| format!("{s:.0} s"))
+            .unwrap_or_default(),
     }
 }
 
@@ -139,7 +146,10 @@ pub async fn events(State(ui): UiState, req: Request) -> Page {
         .and_then(|a| a.parse::<u64>().ok())
         .unwrap_or(0);
     let path = format!("/pavilion/v1/events?after={after}");
-    let mut headers = vec![(header::ACCEPT, HeaderValue::from_static("text/event-stream"))];
+    let mut headers = vec![(
+        header::ACCEPT,
+        HeaderValue::from_static("text/event-stream"),
+    )];
     if let Some(r) = resume {
         headers.push((http::HeaderName::from_static("last-event-id"), r));
     }
@@ -149,7 +159,10 @@ pub async fn events(State(ui): UiState, req: Request) -> Page {
 /// `/ui/live/transfers`: the transfers SSE stream, relayed as the viewer.
 pub async fn transfers(State(ui): UiState, req: Request) -> Page {
     let viewer = crate::viewer(&ui, req);
-    let headers = [(header::ACCEPT, HeaderValue::from_static("text/event-stream"))];
+    let headers = [(
+        header::ACCEPT,
+        HeaderValue::from_static("text/event-stream"),
+    )];
     relay(&ui, &viewer, "/pavilion/v1/transfers", &headers).await
 }
 

@@ -36,7 +36,13 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn login_page(ui: &Ui, viewer: &crate::api::Viewer, next: String, message: Option<String>, status: StatusCode) -> Page {
+fn login_page(
+    ui: &Ui,
+    viewer: &crate::api::Viewer,
+    next: String,
+    message: Option<String>,
+    status: StatusCode,
+) -> Page {
     let page = LoginPage {
         c: Chrome::new(ui, viewer, "Sign in", ""),
         next,
@@ -82,34 +88,78 @@ pub async fn submit(State(ui): UiState, req: Request) -> Page {
         );
     }
     let (Some(user), Some(password)) = (form.get("user"), form.get("password")) else {
-        return login_page(&ui, &viewer, next, Some("enter a user name and a password".into()), StatusCode::BAD_REQUEST);
+        return login_page(
+            &ui,
+            &viewer,
+            next,
+            Some("enter a user name and a password".into()),
+            StatusCode::BAD_REQUEST,
+        );
     };
     if user.is_empty() || user.contains(':') || password.is_empty() {
-        return login_page(&ui, &viewer, next, Some("enter a user name (without ':') and a password".into()), StatusCode::BAD_REQUEST);
+        return login_page(
+            &ui,
+            &viewer,
+            next,
+            Some("enter a user name (without ':') and a password".into()),
+            StatusCode::BAD_REQUEST,
+        );
     }
     let basic = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     );
     let Ok(value) = HeaderValue::from_str(&basic) else {
-        return login_page(&ui, &viewer, next, Some("the user name or password holds characters that cannot be sent".into()), StatusCode::BAD_REQUEST);
+        return login_page(
+            &ui,
+            &viewer,
+            next,
+            Some("the user name or password holds characters that cannot be sent".into()),
+            StatusCode::BAD_REQUEST,
+        );
     };
     let trying = crate::api::Viewer::new(anonymous, Some(value), false);
     let resp = ui.api.send(&trying, Method::GET, "/v2/", &[]).await;
     match resp.status() {
         s if s.is_success() => {}
         StatusCode::TOO_MANY_REQUESTS => {
-            return login_page(&ui, &viewer, next, Some("too many failed attempts: wait a minute and try again".into()), StatusCode::TOO_MANY_REQUESTS)
+            return login_page(
+                &ui,
+                &viewer,
+                next,
+                Some("too many failed attempts: wait a minute and try again".into()),
+                StatusCode::TOO_MANY_REQUESTS,
+            )
         }
         StatusCode::UNAUTHORIZED => {
-            return login_page(&ui, &viewer, next, Some("that user name and password were not accepted".into()), StatusCode::UNAUTHORIZED)
+            return login_page(
+                &ui,
+                &viewer,
+                next,
+                Some("that user name and password were not accepted".into()),
+                StatusCode::UNAUTHORIZED,
+            )
         }
         s => {
-            return login_page(&ui, &viewer, next, Some(format!("the registry could not check them ({s}): try again")), StatusCode::SERVICE_UNAVAILABLE)
+            return login_page(
+                &ui,
+                &viewer,
+                next,
+                Some(format!(
+                    "the registry could not check them ({s}): try again"
+                )),
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
         }
     }
     let Some(sealed) = ui.keys.seal(&basic) else {
-        return login_page(&ui, &viewer, next, Some("that credential is too long for a browser session".into()), StatusCode::BAD_REQUEST);
+        return login_page(
+            &ui,
+            &viewer,
+            next,
+            Some("that credential is too long for a browser session".into()),
+            StatusCode::BAD_REQUEST,
+        );
     };
     let cookie = session::set_cookie(Some(&sealed), ui.keys.lifetime, ui.tls);
     let mut resp = respond::redirect(&next);
@@ -145,7 +195,14 @@ mod tests {
     #[test]
     fn next_stays_on_our_pages() {
         assert_eq!(safe_next(Some("/ui/r/a?x=1")), "/ui/r/a?x=1");
-        for bad in ["//evil.example/", "/ui//evil", "https://evil.example/ui/", "/ui/\\evil", "/v2/", "/ui/\nx"] {
+        for bad in [
+            "//evil.example/",
+            "/ui//evil",
+            "https://evil.example/ui/",
+            "/ui/\\evil",
+            "/v2/",
+            "/ui/\nx",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/ui/", "{bad:?}");
         }
         assert_eq!(safe_next(None), "/ui/");

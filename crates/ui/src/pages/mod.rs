@@ -99,9 +99,7 @@ fn not_here(ui: &Ui, viewer: &Viewer, why: &str) -> Page {
 pub fn query_param(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| {
-            pavilion_oci::percent::decode_lenient(&v.replace('+', " "))
-        })
+        (k == key).then(|| pavilion_oci::percent::decode_lenient(&v.replace('+', " ")))
     })
 }
 
@@ -132,8 +130,14 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(target("team/llama"), Ok(Target::Versions("team/llama".into())));
-        assert_eq!(target("team/llama/"), Ok(Target::Versions("team/llama".into())));
+        assert_eq!(
+            target("team/llama"),
+            Ok(Target::Versions("team/llama".into()))
+        );
+        assert_eq!(
+            target("team/llama/"),
+            Ok(Target::Versions("team/llama".into()))
+        );
         assert_eq!(
             target("team/llama/-/v/v1.0"),
             Ok(Target::Version("team/llama".into(), "v", "v1.0".into()))
@@ -144,7 +148,10 @@ mod tests {
             Ok(Target::Version("a".into(), "trust", d))
         );
         assert_eq!(target("a/-/compare"), Ok(Target::Compare("a".into())));
-        assert_eq!(target("a/-/delete"), Ok(Target::Action("a".into(), "delete")));
+        assert_eq!(
+            target("a/-/delete"),
+            Ok(Target::Action("a".into(), "delete"))
+        );
         assert!(target("A<script>").is_err());
         assert!(target("a/-/v/not a tag").is_err());
         assert!(target("a/-/nope/x").is_err());

@@ -105,10 +105,7 @@ pub async fn page(ui: &Ui, viewer: &Viewer, name: &str, reference: &str) -> Page
         Err(f) => return respond::failure(ui, viewer, &f),
     };
     let name_path = view::path_part(name);
-    let path = format!(
-        "/pavilion/v1/signatures/{name_path}/manifests/{}",
-        m.digest
-    );
+    let path = format!("/pavilion/v1/signatures/{name_path}/manifests/{}", m.digest);
     let (report, report_error) = match ui.api.json::<Report>(viewer, &path, 4 << 20).await {
         Ok(r) => (r, None),
         Err(f) => (Report::default(), Some(f.message)),
@@ -150,13 +147,26 @@ fn sig_view(s: Signature) -> SigView {
         digest: s.digest,
         envelope: opt(s.media_type),
         signer: opt(s.signer),
-        chain: s.chain.iter().take(10).map(|c| view::clip(c, 300)).collect(),
+        chain: s
+            .chain
+            .iter()
+            .take(10)
+            .map(|c| view::clip(c, 300))
+            .collect(),
         signing_time: opt(s.signing_time),
-        expiry: s.expiry.map(|v| view::clip(&v, 60)).unwrap_or_else(|| "none".into()),
+        expiry: s
+            .expiry
+            .map(|v| view::clip(&v, 60))
+            .unwrap_or_else(|| "none".into()),
         scheme: opt(s.signing_scheme),
         verdict,
         verdict_class,
-        failures: s.failures.iter().take(20).map(|f| view::clip(f, 300)).collect(),
+        failures: s
+            .failures
+            .iter()
+            .take(20)
+            .map(|f| view::clip(f, 300))
+            .collect(),
     }
 }
 
