@@ -29,7 +29,7 @@ async fn registry(gate: Option<Arc<dyn Gate>>) -> Registry {
     state.gate = gate;
     let state = Arc::new(state);
     Registry {
-        app: app(state.clone(), None),
+        app: app(state.clone(), None, None),
         state,
         _dir: dir,
     }

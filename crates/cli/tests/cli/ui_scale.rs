@@ -11,6 +11,8 @@ use std::time::Duration;
 
 /// Repositories pushed.
 const REPOS: usize = 5_000;
+/// Timed loads of each page (the median is kept).
+const ROUNDS: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_repository_list_stays_fast_with_5000_repositories() {
@@ -54,20 +56,43 @@ async fn the_repository_list_stays_fast_with_5000_repositories() {
         ("list, page 50", "/ui/?last=fleet/repo-02450".to_string()),
         ("search", "/ui/?q=repo-0499".to_string()),
     ] {
-        // The first load warms the server's caches; the second is timed.
+        // The first load warms the server's caches; the next five are
+        // timed and their median kept.
         page.navigate(&s.url(&path));
-        page.navigate(&s.url(&path));
-        let t = page.navigation_timing();
-        let ms = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+        let mut loads = Vec::new();
+        for _ in 0..ROUNDS {
+            page.navigate(&s.url(&path));
+            let t = page.navigation_timing();
+            let ms = |k: &str| t[k].as_f64().unwrap_or(f64::NAN);
+            loads.push((
+                ms("responseEnd") - ms("startTime"),
+                ms("loadEventEnd") - ms("startTime"),
+            ));
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
         let row = serde_json::json!({
-            "response_end_ms": ms("responseEnd") - ms("startTime"),
-            "dom_content_loaded_ms": ms("domContentLoadedEventEnd") - ms("startTime"),
-            "load_ms": ms("loadEventEnd") - ms("startTime"),
+            "response_end_ms": median(loads.iter().map(|l| l.0).collect()),
+            "load_ms": median(loads.iter().map(|l| l.1).collect()),
             "rows": count(&mut page, "#repositories tbody tr"),
         });
         println!("ui load with {REPOS} repositories, {name}: {row}");
         timings.insert(name.to_string(), row);
     }
+    // The same first page as the JSON the page is made from, fetched by
+    // the same browser: what rendering HTML adds to the API call.
+    let api = page.eval(&format!(
+        "(async () => {{ const v = []; for (let i = 0; i < {ROUNDS}; i++) {{ const t = performance.now(); await (await fetch('/pavilion/v1/repositories?n=50')).text(); v.push(performance.now() - t); }} v.sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; }})()"
+    ));
+    let api_ms = api.as_f64().unwrap_or(f64::NAN);
+    let page_ms = timings["list"]["response_end_ms"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "ui first page {page_ms:.1} ms, its API call {api_ms:.1} ms: {:.2}x",
+        page_ms / api_ms
+    );
+    timings.insert("api_first_page_ms".into(), api.clone());
     // What was timed is what a user would see: a full first page, the
     // 50th page, and the ten names the search matches.
     assert_eq!(timings["list"]["rows"], 50);

@@ -83,7 +83,13 @@ impl Server {
     }
 
     fn spawn(&mut self, addr: &str) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pavilion"));
+        // A benchmark may serve with another build of the same source
+        // (bench/ui: the release binary); tests use the one they were
+        // built with.
+        let bin = std::env::var_os("PAVILION_BENCH_SERVE_BINARY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pavilion")));
+        let mut cmd = Command::new(bin);
         cmd.args(["serve", "--addr", addr, "--data"])
             .arg(&self.data)
             .args(&self.extra_args)
