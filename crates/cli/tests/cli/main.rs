@@ -53,5 +53,6 @@ mod registry_tokens;
 mod scale_out;
 mod smoke;
 mod tls_client;
+mod ui_api;
 mod upload_expiry;
 mod usage;
