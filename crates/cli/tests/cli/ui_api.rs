@@ -275,6 +275,18 @@ admin = ["repository:**:*", "registry:catalog:*"]
 alice = ["repository:team/*:pull"]
 "#;
 
+/// The status of a HEAD of `url` with `authorization`.
+async fn http_head(url: String, authorization: String) -> u16 {
+    client()
+        .head(url)
+        .header("authorization", authorization)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// The decisions other than the administrator's own reads of the log.
 async fn log_without_admin_reads(base: &str, admin: &str) -> Vec<Value> {
     authz_decisions(base, admin)
@@ -343,6 +355,11 @@ async fn browsing_is_authorized_as_the_reads_it_stands_for() {
         assert_eq!(status(&path("secret/s"), Some(&dave)).await, 403, "{kind}");
         assert_eq!(status(&path("secret/s"), None).await, 401, "{kind}");
         assert_eq!(status(&path("public/p"), None).await, 200, "{kind}");
+        // HEAD is the same read: its status must not tell what GET hides.
+        let head = |repo: &str| http_head(s.url(&path(repo)), alice.clone());
+        assert_eq!(head("secret/s").await, 403, "HEAD {kind}");
+        assert_eq!(head("secret/none").await, 403, "HEAD {kind}");
+        assert_eq!(head("team/m").await, 200, "HEAD {kind}");
     }
 
     // Access: a dry run of the guard, answered to anyone, recording nothing.

@@ -190,7 +190,9 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
 fn browse(method: &Method, path: &str) -> Option<Judged> {
     use crate::browse::Browse;
     let b = Browse::parse(path)?;
-    if method != Method::GET {
+    // HEAD too: the router answers it with the GET handler (body dropped),
+    // and its status alone would tell whether a repository exists.
+    if method != Method::GET && method != Method::HEAD {
         return Some(Judged::Other);
     }
     let valid = |n: &str| repo(n).is_ok();
@@ -277,6 +279,10 @@ mod tests {
         assert_eq!(r, act(Method::GET, "/v2/_catalog"));
         let t = act(Method::GET, "/pavilion/v1/repositories/team/m/tags");
         assert_eq!(t, act(Method::GET, "/v2/team/m/tags/list"));
+        assert_eq!(
+            t,
+            act(Method::HEAD, "/pavilion/v1/repositories/team/m/tags")
+        );
         let s = act(Method::GET, "/pavilion/v1/signatures/team/m/manifests/v1");
         assert_eq!(s, act(Method::GET, "/v2/team/m/manifests/v1"));
         let d = act(
