@@ -51,12 +51,7 @@ impl PushPolicy {
     }
 
     fn scopes(&self, repository: &str) -> Vec<String> {
-        self.names
-            .get()
-            .into_iter()
-            .flatten()
-            .map(|n| format!("{n}/{repository}"))
-            .collect()
+        scopes(&self.names, repository)
     }
 
     fn signature(&self, f: &GateFacts) -> Verification {
@@ -125,11 +120,22 @@ impl PushPolicy {
     }
 }
 
+/// The trust policy scopes of `repository`: `<name>/<repository>` for each
+/// name the registry is known by (none until they are known).
+pub(crate) fn scopes(names: &OnceLock<Vec<String>>, repository: &str) -> Vec<String> {
+    names
+        .get()
+        .into_iter()
+        .flatten()
+        .map(|n| format!("{n}/{repository}"))
+        .collect()
+}
+
 /// A stored signature in the form verification takes; `None` when its
 /// manifest is not a Notary signature manifest after all (another referrer
 /// with the same artifact type: leaving it out can only make the artifact
 /// less verified, never more).
-fn found(s: &StoredSignature) -> Option<FoundSignature> {
+pub(crate) fn found(s: &StoredSignature) -> Option<FoundSignature> {
     let parsed = SignatureManifest::parse(&s.manifest, Some(&s.media_type)).ok()?;
     let (envelope, refused) = match &s.envelope {
         Some(e) => (e.to_vec(), None),

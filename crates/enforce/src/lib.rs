@@ -8,13 +8,16 @@
 //! - [`admission`]: Kubernetes admission reviews and Gatekeeper's external
 //!   data provider;
 //! - [`authz`]: who may do what in the registry (package `pavilion.authz`);
-//! - [`policies`]: one loaded policy directory shared by concurrent requests.
+//! - [`policies`]: one loaded policy directory shared by concurrent requests;
+//! - [`signatures`]: the registry's report of a manifest's stored
+//!   signatures, judged as the gate judges them.
 
 pub mod admission;
 pub mod authz;
 pub mod cache;
 pub mod gate;
 pub mod policies;
+pub mod signatures;
 
 pub use admission::caller::CallerAuth;
 pub use admission::outbound::AllowedRegistries;
@@ -23,3 +26,4 @@ pub use authz::RegoAuthorizer;
 pub use gate::PushPolicy;
 pub use pavilion_verify::{ArtifactVerification, TrustConfig, VerifyError};
 pub use policies::PolicySet;
+pub use signatures::SignatureReview;

@@ -17,8 +17,10 @@ const DECISION_PAGE: i64 = pavilion_store::decisions::MAX_DECISION_PAGE;
 /// Largest page of decisions, in bytes of its body: a page stops before
 /// the row that would cross it (it always holds one) and links onward.
 const DECISION_PAGE_BYTES: usize = 4 << 20;
+/// Longest `subject` filter accepted, in bytes.
+const MAX_SUBJECT_QUERY: usize = pavilion_store::decisions::MAX_SUBJECT_BYTES;
 
-/// `GET /pavilion/v1/decisions[?point=][&repository=][&n=][&before=]`: the
+/// `GET /pavilion/v1/decisions[?point=][&repository=][&subject=][&n=][&before=]`: the
 /// decision log, newest first, at most 200 rows and 4 MiB a page. A full
 /// page links to the next one.
 pub async fn list_decisions(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -44,6 +46,10 @@ pub async fn list_decisions(State(state): State<Arc<AppState>>, req: Request) ->
                     q.point = Some(v)
                 }
                 "repository" => q.repository = Some(v),
+                // Exact (`repo@sha256:...`): the latest decisions about one
+                // digest. Stored subjects are at most about 1 KiB, so a
+                // longer one could match nothing and is refused instead.
+                "subject" if !v.is_empty() && v.len() <= MAX_SUBJECT_QUERY => q.subject = Some(v),
                 "n" => match v.parse::<i64>() {
                     Ok(n) if n > 0 => q.n = n.min(DECISION_PAGE),
                     _ => return Err(bad(&k, &v)),
@@ -80,6 +86,9 @@ pub async fn list_decisions(State(state): State<Arc<AppState>>, req: Request) ->
                 }
                 if let Some(r) = &q.repository {
                     next.push_str(&format!("&repository={}", pavilion_oci::percent::encode(r)));
+                }
+                if let Some(s) = &q.subject {
+                    next.push_str(&format!("&subject={}", pavilion_oci::percent::encode(s)));
                 }
                 if let Ok(v) = format!("<{next}>; rel=\"next\"").parse() {
                     resp.headers_mut().insert(header::LINK, v);

@@ -79,7 +79,10 @@ async fn read_if_present(state: &AppState, d: &Digest) -> ApiResult<Option<Bytes
 
 /// Reads one signature: its manifest, and its envelope when small enough
 /// (a missing or oversized envelope is reported by verification as such).
-async fn read_signature(state: &AppState, r: ManifestRecord) -> ApiResult<Option<StoredSignature>> {
+pub(crate) async fn read_signature(
+    state: &AppState,
+    r: ManifestRecord,
+) -> ApiResult<Option<StoredSignature>> {
     let Some(manifest) = read_if_present(state, &r.digest).await? else {
         return Ok(None);
     };

@@ -42,13 +42,7 @@ impl Route {
         if rest.is_empty() || rest == "/" {
             return Some(Route::Base);
         }
-        // Split first, then decode each segment: an escaped `/` (`%2F`) must
-        // not become a path separator. It stays escaped inside the name, so
-        // `repo` refuses the name instead of serving another repository.
-        let mut owned = Vec::new();
-        for seg in rest.strip_prefix('/')?.split('/') {
-            owned.push(percent_decode(seg)?.replace('/', "%2F"));
-        }
+        let owned = segments(rest.strip_prefix('/')?)?;
         let segs: Vec<&str> = owned.iter().map(String::as_str).collect();
         if segs == ["_catalog"] {
             return Some(Route::Catalog);
@@ -78,6 +72,17 @@ impl Route {
         }
         None
     }
+}
+
+/// The segments of `path` (after a route's prefix, without the leading
+/// `/`), split first and then each percent-decoded: an escaped `/` (`%2F`)
+/// must not become a path separator. It stays escaped inside its segment,
+/// so [`repo`] refuses a name holding one instead of serving another
+/// repository. `None` when a segment is not valid percent-encoding.
+pub fn segments(path: &str) -> Option<Vec<String>> {
+    path.split('/')
+        .map(|seg| Some(percent_decode(seg)?.replace('/', "%2F")))
+        .collect()
 }
 
 /// Validates the `<name>` of a route.

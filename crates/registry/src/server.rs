@@ -100,6 +100,9 @@ pub struct ServerConfig {
 pub struct Extensions {
     /// Decides manifest pushes and pulls.
     pub gate: Option<Arc<dyn crate::policy_hook::Gate>>,
+    /// Decodes and judges stored signatures under the server's trust
+    /// policy (`/pavilion/v1/signatures/...`).
+    pub signatures: Option<Arc<dyn crate::signature_hook::SignatureInspector>>,
     /// Who may do what (`None`: anyone may do anything).
     pub access: Option<Arc<crate::access::Access>>,
     /// Builds routes served beside the registry API (they may record
@@ -334,6 +337,24 @@ pub fn app(
             "/pavilion/v1/usage",
             axum::routing::get(crate::usage::usage),
         )
+        // What a repository browser reads (`browse`); names contain
+        // slashes, so the handlers parse the rest of the path themselves.
+        .route(
+            "/pavilion/v1/repositories",
+            axum::routing::get(crate::browse::repositories),
+        )
+        .route(
+            "/pavilion/v1/repositories/{*rest}",
+            axum::routing::get(crate::browse::tags),
+        )
+        .route(
+            "/pavilion/v1/signatures/{*rest}",
+            axum::routing::get(crate::browse::signatures::signatures),
+        )
+        .route(
+            "/pavilion/v1/access/{*rest}",
+            axum::routing::get(crate::browse::access),
+        )
         .route(
             "/pavilion/v1/events",
             axum::routing::get(crate::feed::api::events),
@@ -499,6 +520,7 @@ pub async fn serve(
     };
     let mut state = open_state(&cfg).await?;
     state.gate = ext.gate;
+    state.signatures = ext.signatures;
     state.access = ext.access;
     let state = Arc::new(state);
     let listener = TcpListener::bind(cfg.addr)

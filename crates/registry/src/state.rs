@@ -43,6 +43,10 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Decides manifest pushes and pulls, when a policy is configured.
     pub gate: Option<Arc<dyn crate::policy_hook::Gate>>,
+    /// Decodes and judges stored Notary signatures for
+    /// `/pavilion/v1/signatures/...` (`pavilion serve` always installs one;
+    /// without, that report lists digests only).
+    pub signatures: Option<Arc<dyn crate::signature_hook::SignatureInspector>>,
     /// Who may do what, when authentication is configured (`None`: open,
     /// the loopback quickstart).
     pub access: Option<Arc<crate::access::Access>>,
@@ -83,6 +87,7 @@ impl AppState {
             limits,
             shutdown: CancellationToken::new(),
             gate: None,
+            signatures: None,
             access: None,
             quotas: Vec::new(),
             metrics: Arc::default(),

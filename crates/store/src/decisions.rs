@@ -59,6 +59,8 @@ pub struct DecisionQuery {
     pub point: Option<String>,
     /// Only this repository.
     pub repository: Option<String>,
+    /// Only this exact subject (`repo@sha256:...`, `alice pull team/m:v1`).
+    pub subject: Option<String>,
     /// Only ids below this one.
     pub before: Option<i64>,
     /// At most this many (and at most [`MAX_DECISION_PAGE`]).
@@ -147,19 +149,29 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Decisions matching `q`, newest first.
+    /// Decisions matching `q`, newest first. A subject is asked as its
+    /// own condition (not `($n = '' OR ...)`, which neither engine plans
+    /// with an index), so the `(subject, id)` index answers it.
     pub async fn decisions(&self, q: &DecisionQuery) -> Result<Vec<Decision>, StoreError> {
-        let rows = sqlx::query(
+        let by_subject = if q.subject.is_some() {
+            " AND subject = $5"
+        } else {
+            ""
+        };
+        let sql = format!(
             "SELECT id, at, point, repository, subject, allowed, deny, warn, detail FROM decisions \
-             WHERE ($1 = '' OR point = $1) AND ($2 = '' OR repository = $2) AND id < $3 \
-             ORDER BY id DESC LIMIT $4",
-        )
-        .bind(q.point.as_deref().unwrap_or(""))
-        .bind(q.repository.as_deref().unwrap_or(""))
-        .bind(q.before.unwrap_or(i64::MAX))
-        .bind(q.n.clamp(0, MAX_DECISION_PAGE))
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE ($1 = '' OR point = $1) AND ($2 = '' OR repository = $2) AND id < $3{by_subject} \
+             ORDER BY id DESC LIMIT $4"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(q.point.as_deref().unwrap_or(""))
+            .bind(q.repository.as_deref().unwrap_or(""))
+            .bind(q.before.unwrap_or(i64::MAX))
+            .bind(q.n.clamp(0, MAX_DECISION_PAGE));
+        if let Some(s) = &q.subject {
+            query = query.bind(s.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(Decision {

@@ -8,7 +8,7 @@
 //!   bounded, pruned decision log ([`decisions`]), and the API keys and
 //!   token signing keys every replica shares ([`api_keys`]), and the
 //!   change feed's outbox, written in the transaction of each change
-//!   ([`events`]).
+//!   ([`events`]), and what a repository browser lists ([`browse`]).
 //! - [`StoreObserver`]: the hook through which both stores report request
 //!   times, retries, bytes and query times (the registry's metrics).
 //! - `conformance` (feature `testing`): the tests every `BlobStore`
@@ -43,6 +43,7 @@ pub mod api_keys;
 mod append;
 pub mod blob;
 mod blocking;
+pub mod browse;
 pub mod claims;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
@@ -62,6 +63,7 @@ pub mod usage;
 
 pub use api_keys::{ApiKey, ApiKeyError, KeyState, NewApiKey};
 pub use blob::{BlobStore, ByteRange, ByteStream};
+pub use browse::{RepoSummary, TagSummary};
 pub use decisions::{Decision, DecisionQuery, DecisionRetention, NewDecision};
 pub use error::StoreError;
 pub use events::{Event, EventQuery, EventRetention, NewEvent, Origin};

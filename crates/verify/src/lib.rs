@@ -126,8 +126,9 @@ impl ArtifactVerification {
     }
 }
 
-/// The failed validations of a report, one line each.
-fn failures(r: &Report) -> Vec<String> {
+/// The failed (or unchecked) validations of a report, one line each, as
+/// policy inputs and the registry's signature report show them.
+pub fn failures(r: &Report) -> Vec<String> {
     r.steps
         .iter()
         .filter_map(|s| match &s.outcome {

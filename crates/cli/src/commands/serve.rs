@@ -4,6 +4,7 @@ use crate::config::ServeArgs;
 use crate::exit::{CmdResult, Context, ExitStatus, Failure, UsageError};
 use pavilion_enforce::{
     Admission, AdmissionConfig, AllowedRegistries, CallerAuth, PolicySet, PushPolicy,
+    SignatureReview,
 };
 use pavilion_registry::Extensions;
 use std::sync::Arc;
@@ -177,8 +178,13 @@ pub fn run(args: ServeArgs) -> CmdResult {
     } else {
         None
     };
+    // Always: the signature report decodes envelopes even without a trust
+    // policy, and judges them under the one the gate uses when given.
+    let signatures = Arc::new(SignatureReview::new(settings.trust.clone(), names.clone()))
+        as Arc<dyn pavilion_registry::SignatureInspector>;
     let ext = Extensions {
         gate,
+        signatures: Some(signatures),
         access: access.clone(),
         routes: Some(Box::new(move |state| Admission::router(admission, state))),
     };

@@ -54,6 +54,7 @@ mod registry_tokens;
 mod scale_out;
 mod smoke;
 mod tls_client;
+mod ui_api;
 mod ui_auth;
 mod ui_bad_input;
 mod ui_pages;

@@ -10,6 +10,7 @@
 
 pub mod credentials;
 pub mod memo;
+pub mod probe;
 pub mod target;
 pub mod token_endpoint;
 
@@ -363,6 +364,7 @@ pub async fn guard(
     };
     let outcome = match &judged {
         Judged::Act(t) => authorize(&state, &access, caller.as_ref(), t, method.as_str()).await,
+        Judged::Own => Ok(()),
         Judged::Base | Judged::Other if caller.is_none() => {
             Err(unauthorized(&access, "authentication required", None, None))
         }
@@ -540,19 +542,15 @@ pub async fn authorize(
     Err(ApiError::new(ErrorCode::Denied, why))
 }
 
-/// The rules' decision on `target` for `caller`, recorded when denied or
-/// made afresh, with what the caller's grants give there. `Err` (403): the
-/// rules could not be evaluated.
-pub async fn verdict(
-    state: &AppState,
-    access: &Access,
-    caller: Option<&Caller>,
-    target: &Target,
-    method: &str,
-) -> Result<(AuthzDecision, pavilion_auth::Actions), ApiError> {
-    let resource = target.resource();
-    let granted = access.granted(caller, &resource);
-    let input = AuthzInput {
+/// The question the rules are asked about `target` for `caller`, whose
+/// credential or configuration gives `granted` there.
+fn question<'a>(
+    caller: Option<&'a Caller>,
+    target: &'a Target,
+    method: &'a str,
+    granted: pavilion_auth::Actions,
+) -> AuthzInput<'a> {
+    AuthzInput {
         identity: caller.map(|c| &c.identity),
         bearer: caller.is_some_and(|c| c.bearer),
         action: target.action,
@@ -563,7 +561,21 @@ pub async fn verdict(
         route: target.route,
         granted,
         artifact: target.artifact.as_ref(),
-    };
+    }
+}
+
+/// The rules' decision on `target` for `caller`, recorded when denied or
+/// made afresh, with what the caller's grants give there. `Err` (403): the
+/// rules could not be evaluated.
+pub async fn verdict(
+    state: &AppState,
+    access: &Access,
+    caller: Option<&Caller>,
+    target: &Target,
+    method: &str,
+) -> Result<(AuthzDecision, pavilion_auth::Actions), ApiError> {
+    let granted = access.granted(caller, &target.resource());
+    let input = question(caller, target, method, granted);
     let decided = access.authorizer.decide(&input);
     // Every question counts, answered from the cache or afresh: this is
     // what the rules let through and refused at the door.
@@ -675,18 +687,9 @@ fn a_new_token_could(access: &Access, c: &Caller, target: &Target, method: &str)
     if c.identity.method == pavilion_auth::Method::ApiKey {
         return true;
     }
-    let input = AuthzInput {
-        identity: Some(&c.identity),
-        bearer: false,
-        action: target.action,
-        repository: target.repository.as_deref(),
-        tag: target.tag.as_deref(),
-        digest: target.digest.as_deref(),
-        method,
-        route: target.route,
-        granted: access.grants.actions_on(&c.identity, &target.resource()),
-        artifact: target.artifact.as_ref(),
-    };
+    let granted = access.grants.actions_on(&c.identity, &target.resource());
+    let plain = Caller::plain(c.identity.clone());
+    let input = question(Some(&plain), target, method, granted);
     access.authorizer.decide(&input).is_ok_and(|d| d.allowed)
 }
 

@@ -32,6 +32,12 @@ pub enum Judged {
     Base,
     /// An action that needs authorization.
     Act(Target),
+    /// A question about the caller's own rights
+    /// (`/pavilion/v1/access/<name>`): answered for every caller, one
+    /// without credentials included, which learns only what its anonymous
+    /// grants allow (what it could learn by trying). Credentials that are
+    /// sent must still hold.
+    Own,
     /// Not a valid registry request (unknown path, invalid name, method
     /// the endpoint lacks): authenticated callers get the router's own
     /// error, others the challenge.
@@ -103,6 +109,9 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
     if let Some(j) = webhooks(method, path) {
         return j;
     }
+    if let Some(j) = browse(method, path) {
+        return j;
+    }
     if path == "/pavilion/v1/decisions"
         || path == "/pavilion/v1/usage"
         || path == "/pavilion/v1/transfers"
@@ -170,6 +179,39 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
     }
 }
 
+/// The browsing routes (`crate::browse`), each judged as the `/v2` read
+/// it stands for, with the same action, repository and route name, so
+/// grants and rules written for one hold for the other: the repository
+/// search as `/v2/_catalog` (the registry-wide catalog grant, which the
+/// catalog needs; it lists every repository, as the catalog does), a
+/// repository's tags as its `tags/list`, a manifest's signatures as a GET
+/// of that manifest (by tag or digest). A name that is not valid is not an
+/// action (the handler refuses it once the caller is known).
+fn browse(method: &Method, path: &str) -> Option<Judged> {
+    use crate::browse::Browse;
+    let b = Browse::parse(path)?;
+    // HEAD too: the router answers it with the GET handler (body dropped),
+    // and its status alone would tell whether a repository exists.
+    if method != Method::GET && method != Method::HEAD {
+        return Some(Judged::Other);
+    }
+    let valid = |n: &str| repo(n).is_ok();
+    Some(match b {
+        Browse::Repositories => Judged::Act(Target::registry("catalog")),
+        Browse::Tags(n) if valid(&n) => Judged::Act(Target::on(Action::Pull, n, "tags")),
+        Browse::Signatures(n, r) if valid(&n) => {
+            let (tag, digest) = reference(&r);
+            Judged::Act(Target {
+                tag,
+                digest,
+                ..Target::on(Action::Pull, n, "manifest")
+            })
+        }
+        Browse::Access(n) if valid(&n) => Judged::Own,
+        _ => Judged::Other,
+    })
+}
+
 /// The webhook routes. The list needs what the change feed needs (the
 /// catalog grant): it shows the same events' sequence numbers and the
 /// receivers' errors. A replay changes state and makes the registry send
@@ -229,6 +271,42 @@ mod tests {
             Judged::Other
         );
         assert_eq!(judge(&Method::POST, "/pavilion/v1/webhooks"), Judged::Other);
+    }
+
+    #[test]
+    fn browsing_is_judged_as_the_read_it_stands_for() {
+        let r = act(Method::GET, "/pavilion/v1/repositories");
+        assert_eq!(r, act(Method::GET, "/v2/_catalog"));
+        let t = act(Method::GET, "/pavilion/v1/repositories/team/m/tags");
+        assert_eq!(t, act(Method::GET, "/v2/team/m/tags/list"));
+        assert_eq!(
+            t,
+            act(Method::HEAD, "/pavilion/v1/repositories/team/m/tags")
+        );
+        let s = act(Method::GET, "/pavilion/v1/signatures/team/m/manifests/v1");
+        assert_eq!(s, act(Method::GET, "/v2/team/m/manifests/v1"));
+        let d = act(
+            Method::GET,
+            "/pavilion/v1/signatures/team/m/manifests/sha256:ab",
+        );
+        assert_eq!(
+            (d.action, d.digest.as_deref(), d.tag),
+            (Action::Pull, Some("sha256:ab"), None)
+        );
+        assert_eq!(
+            judge(&Method::GET, "/pavilion/v1/access/team/m"),
+            Judged::Own
+        );
+        for (m, p) in [
+            (Method::GET, "/pavilion/v1/access/UPPER"),
+            (Method::GET, "/pavilion/v1/access/a%2Fb"),
+            (Method::GET, "/pavilion/v1/repositories/UPPER/tags"),
+            (Method::GET, "/pavilion/v1/repositories/m"),
+            (Method::POST, "/pavilion/v1/repositories"),
+            (Method::DELETE, "/pavilion/v1/signatures/m/manifests/v1"),
+        ] {
+            assert_eq!(judge(&m, p), Judged::Other, "{m} {p}");
+        }
     }
 
     #[test]

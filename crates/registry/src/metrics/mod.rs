@@ -122,6 +122,9 @@ pub fn route_label(path: &str, parsed: Option<&crate::routes::Route>) -> &'stati
     if let Some(f) = FIXED.iter().find(|f| **f == path) {
         return f;
     }
+    if let Some(b) = crate::browse::Browse::parse(path) {
+        return b.template();
+    }
     if path.starts_with("/pavilion/v1/webhooks/") && path.ends_with("/replay") {
         return "/pavilion/v1/webhooks/{name}/replay";
     }
@@ -236,7 +239,24 @@ mod tests {
             label("/pavilion/v1/policy/x/y@sha256:1"),
             "/pavilion/v1/policy/{reference}"
         );
+        assert_eq!(
+            label("/pavilion/v1/repositories/team/m/tags"),
+            "/pavilion/v1/repositories/{name}/tags"
+        );
+        assert_eq!(
+            label("/pavilion/v1/signatures/a/b/manifests/v1"),
+            "/pavilion/v1/signatures/{name}/manifests/{reference}"
+        );
+        assert_eq!(
+            label("/pavilion/v1/access/team/m"),
+            "/pavilion/v1/access/{name}"
+        );
+        assert_eq!(
+            label("/pavilion/v1/repositories"),
+            "/pavilion/v1/repositories"
+        );
         for p in [
+            "/pavilion/v1/repositories/x",
             "/",
             "/anything",
             "/v2x",
