@@ -38,10 +38,11 @@ function setUpCopy() {
 }
 
 // The live page: one row per event, newest first, at most 50 kept.
-function row(cells) {
+function row(cells, numbered) {
   const tr = document.createElement("tr");
   for (const c of cells) {
     const td = document.createElement("td");
+    if (numbered && tr.cells.length === 0) td.className = "num";
     td.textContent = c == null ? "" : String(c);
     tr.appendChild(td);
   }
@@ -64,7 +65,7 @@ function setUpLive() {
     const when = e.time ? e.time.replace("T", " ").replace(/\.\d+/, "") : "";
     const what = [d.repository, d.tag ? ":" + d.tag : "", d.digest ? " " + d.digest.slice(0, 19) : ""].join("");
     const body = events.querySelector("tbody");
-    body.prepend(row([e.pavilionseq || e.id, when, e.type, what]));
+    body.prepend(row([e.pavilionseq || e.id, when, e.type, what], true));
     while (body.rows.length > 50) body.deleteRow(body.rows.length - 1);
     const empty = document.getElementById("events-empty");
     if (empty) empty.remove();

@@ -388,3 +388,64 @@ async fn audit_mode_lets_denials_through_and_records_them() {
     assert_eq!(d["allowed"], false);
     assert_eq!(d["detail"]["enforced"], false);
 }
+
+/// A HEAD of Pavilion's own read endpoints is decided as their GET: a
+/// caller without the grant learns nothing from the status (found by the
+/// web UI's review: a HEAD of the policy report told a user with no grant
+/// at all whether a manifest existed, 200 or 404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_head_of_pavilions_own_reads_is_authorized_as_their_get() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = policy_dir(&[(
+        "push.rego",
+        "package pavilion.push\nimport rego.v1\ndeny contains \"never\" if false\n",
+    )]);
+    let Some(s) = start(
+        tmp.path(),
+        "",
+        &["--policy", rules.path().to_str().unwrap()],
+    ) else {
+        return;
+    };
+    let base = s.url("");
+    let c = http();
+    let admin = basic("admin", "adm pw");
+    assert_eq!(
+        push_with(&c, &base, "secret/s", "v1", Some(&admin)).await,
+        201
+    );
+    let dave = basic("dave", "d pw");
+    let head = |path: &str| {
+        let (c, url, dave) = (c.clone(), s.url(path), dave.clone());
+        async move {
+            c.head(url)
+                .header("authorization", dave)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for path in [
+        "/pavilion/v1/policy/secret/s/manifests/v1",
+        "/pavilion/v1/policy/secret/s/manifests/v9",
+        "/pavilion/v1/decisions",
+        "/pavilion/v1/usage",
+        "/pavilion/v1/webhooks",
+    ] {
+        assert_eq!(
+            head(path).await,
+            403,
+            "HEAD {path} as a user without grants"
+        );
+    }
+    // The administrator's HEAD still answers as the GET would.
+    let r = c
+        .head(s.url("/pavilion/v1/policy/secret/s/manifests/v1"))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

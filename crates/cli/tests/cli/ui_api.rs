@@ -343,9 +343,25 @@ async fn browsing_is_authorized_as_the_reads_it_stands_for() {
         let who = who.map(str::to_string);
         async move { get(&url, who.as_deref()).await.0 }
     };
-    // The search is the catalog's: the catalog grant, or nothing.
-    assert_eq!(status("/pavilion/v1/repositories", Some(&admin)).await, 200);
-    assert_eq!(status("/pavilion/v1/repositories", Some(&alice)).await, 403);
+    // The search lists everything to the catalog grant, and to anyone
+    // else only the repositories they may pull; nobody signed in: 401.
+    let listed = |who: String| {
+        let url = s.url("/pavilion/v1/repositories");
+        async move {
+            let (st, v) = get(&url, Some(&who)).await;
+            assert_eq!(st, 200, "{v}");
+            names(&v)
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed(admin.clone()).await,
+        ["public/p", "secret/s", "team/m"]
+    );
+    assert_eq!(listed(alice.clone()).await, ["team/m"]);
+    assert_eq!(listed(dave.clone()).await, Vec::<String>::new());
     assert_eq!(status("/pavilion/v1/repositories", None).await, 401);
     // Tags and signatures are pulls of the repository.
     for kind in ["repositories/{}/tags", "signatures/{}/manifests/v1"] {

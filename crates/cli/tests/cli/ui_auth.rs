@@ -13,6 +13,7 @@ fn sign_in(page: &mut Page, base: &str, user: &str, password: &str) {
     page.type_text("#user", user);
     page.type_text("#password", password);
     page.click("form.login button[type=submit]");
+    page.wait_for("location.pathname !== '/ui/login'", Duration::from_secs(20));
     page.settle();
 }
 
@@ -40,7 +41,7 @@ async fn the_ui_signs_in_and_shows_only_what_the_viewer_may_see() {
     std::fs::write(
         &cfg,
         format!(
-            "[auth]\nhtpasswd = {:?}\n[auth.grants]\nadmin = [\"registry:catalog:*\", \"repository:*:pull,push,delete\"]\nviewer = [\"repository:team/*:pull\"]\n",
+            "[auth]\nhtpasswd = {:?}\n[auth.grants]\nadmin = [\"registry:catalog:*\", \"repository:**:*\"]\nviewer = [\"repository:team/*:pull\"]\n",
             pw.to_str().unwrap()
         ),
     )
@@ -64,7 +65,10 @@ async fn the_ui_signs_in_and_shows_only_what_the_viewer_may_see() {
     page.type_text("#user", "viewer");
     page.type_text("#password", "wrong");
     page.click("form.login button[type=submit]");
-    page.settle();
+    page.wait_for(
+        "document.querySelector('p.error') !== null",
+        Duration::from_secs(20),
+    );
     assert!(text(&mut page, "p.error").contains("not accepted"));
 
     sign_in(&mut page, &base, "viewer", "pw-v");
@@ -81,6 +85,11 @@ async fn the_ui_signs_in_and_shows_only_what_the_viewer_may_see() {
         "the cookie does not show the password"
     );
 
+    // The viewer's list holds only what they may pull.
+    page.navigate(&format!("{base}/ui/"));
+    let names = page
+        .eval("[...document.querySelectorAll('#repositories td.name')].map(t => t.textContent)");
+    assert_eq!(names, serde_json::json!(["team/app"]));
     // The viewer sees team/app's versions, without delete buttons, and
     // is refused secret/db.
     page.navigate(&format!("{base}/ui/r/team/app"));
@@ -102,7 +111,10 @@ async fn the_ui_signs_in_and_shows_only_what_the_viewer_may_see() {
     // Sign out: the session is gone.
     page.navigate(&format!("{base}/ui/r/team/app"));
     page.click(".who form button");
-    page.settle();
+    page.wait_for(
+        "document.querySelector('.who form') === null",
+        Duration::from_secs(20),
+    );
     page.navigate(&format!("{base}/ui/r/team/app"));
     assert_eq!(page.eval("location.pathname"), "/ui/login");
 
@@ -112,7 +124,10 @@ async fn the_ui_signs_in_and_shows_only_what_the_viewer_may_see() {
     assert_eq!(count(&mut page, "button.danger"), 2);
     page.screenshot_png(screenshot_dir().join("versions-admin-1280.png"));
     page.click("button[aria-label='Delete tag v2']");
-    page.settle();
+    page.wait_for(
+        "document.querySelectorAll('#versions tbody tr').length === 1",
+        Duration::from_secs(20),
+    );
     assert_eq!(count(&mut page, "#versions tbody tr"), 1);
     assert_eq!(
         tags(&base, "team/app", &admin).await,

@@ -31,6 +31,9 @@ async fn post(s: &Server, path: &str, body: Vec<u8>, headers: &[(&str, String)])
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// A form body, its headers, the status and words expected.
+type Case = (Vec<u8>, Vec<(&'static str, String)>, u16, &'static str);
+
 #[tokio::test]
 async fn bad_addresses_and_forms_get_one_line_and_change_nothing() {
     let Some(s) = Server::start(Backend::Sqlite) else {
@@ -69,7 +72,7 @@ async fn bad_addresses_and_forms_get_one_line_and_change_nothing() {
     let same = [("origin", origin.clone())];
     // A form over 16 KiB, one not URL-encoded, one from another site,
     // one without its token: refused, and the tag is still there.
-    let cases: Vec<(Vec<u8>, Vec<(&str, String)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             vec![b'a'; 20 << 10],
             same.to_vec(),

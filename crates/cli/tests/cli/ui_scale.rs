@@ -87,7 +87,9 @@ async fn the_repository_list_stays_fast_with_5000_repositories() {
         "(async () => {{ const v = []; for (let i = 0; i < {ROUNDS}; i++) {{ const t = performance.now(); await (await fetch('/pavilion/v1/repositories?n=50')).text(); v.push(performance.now() - t); }} v.sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; }})()"
     ));
     let api_ms = api.as_f64().unwrap_or(f64::NAN);
-    let page_ms = timings["list"]["response_end_ms"].as_f64().unwrap_or(f64::NAN);
+    let page_ms = timings["list"]["response_end_ms"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
     println!(
         "ui first page {page_ms:.1} ms, its API call {api_ms:.1} ms: {:.2}x",
         page_ms / api_ms

@@ -50,6 +50,12 @@ pub fn permissions(access: &Access, caller: Option<&Caller>, repository: &str) -
     }
 }
 
+/// Whether `caller` may list every repository (the `/v2/_catalog` grant
+/// and rules), asked the same way.
+pub fn catalog(access: &Access, caller: Option<&Caller>) -> bool {
+    decide(access, caller, &Target::registry("catalog"), "GET")
+}
+
 fn would(
     access: &Access,
     caller: Option<&Caller>,
@@ -65,11 +71,15 @@ fn would(
         route: "manifest",
         artifact: None,
     };
+    decide(access, caller, &target, method)
+}
+
+fn decide(access: &Access, caller: Option<&Caller>, target: &Target, method: &str) -> bool {
     let granted = access.granted(caller, &target.resource());
     // Rules that fail to evaluate refuse at the door: here too.
     let allowed = access
         .authorizer
-        .decide(&question(caller, &target, method, granted))
+        .decide(&question(caller, target, method, granted))
         .is_ok_and(|d| d.allowed);
     allowed || (access.audit && caller.is_some())
 }

@@ -64,7 +64,7 @@ impl Target {
         }
     }
 
-    fn registry(route: &'static str) -> Target {
+    pub(crate) fn registry(route: &'static str) -> Target {
         Target {
             action: Action::Catalog,
             repository: None,
@@ -120,7 +120,10 @@ pub fn judge_parsed(method: &Method, path: &str, parsed: Option<Route>) -> Judge
         || path == "/metrics"
         || path.starts_with("/pavilion/v1/policy/")
     {
-        return if method == Method::GET {
+        // HEAD is decided as GET: the router answers it with the GET
+        // handler, whose status alone can tell (the policy report's 200 or
+        // 404 says whether a manifest exists).
+        return if method == Method::GET || method == Method::HEAD {
             let route = if path.starts_with("/pavilion/v1/policy/") {
                 "policy"
             } else if path == "/pavilion/v1/usage" {
@@ -197,7 +200,10 @@ fn browse(method: &Method, path: &str) -> Option<Judged> {
     }
     let valid = |n: &str| repo(n).is_ok();
     Some(match b {
-        Browse::Repositories => Judged::Act(Target::registry("catalog")),
+        // Any authenticated caller: the handler lists everything to a
+        // holder of the catalog grant and, to anyone else, only the
+        // repositories they may pull (`browse::repositories`).
+        Browse::Repositories => Judged::Other,
         Browse::Tags(n) if valid(&n) => Judged::Act(Target::on(Action::Pull, n, "tags")),
         Browse::Signatures(n, r) if valid(&n) => {
             let (tag, digest) = reference(&r);
@@ -231,7 +237,8 @@ fn webhooks(method: &Method, path: &str) -> Option<Judged> {
         })
     };
     match (rest, method) {
-        ("", &Method::GET) => Some(registry(Action::Catalog, "webhooks")),
+        // HEAD as GET: the router answers it with the GET handler.
+        ("", &Method::GET) | ("", &Method::HEAD) => Some(registry(Action::Catalog, "webhooks")),
         ("", _) => Some(Judged::Other),
         (r, m) => {
             let name = r.strip_prefix('/')?.strip_suffix("/replay")?;
@@ -271,12 +278,17 @@ mod tests {
             Judged::Other
         );
         assert_eq!(judge(&Method::POST, "/pavilion/v1/webhooks"), Judged::Other);
+        assert_eq!(act(Method::HEAD, "/pavilion/v1/webhooks"), list);
     }
 
     #[test]
     fn browsing_is_judged_as_the_read_it_stands_for() {
-        let r = act(Method::GET, "/pavilion/v1/repositories");
-        assert_eq!(r, act(Method::GET, "/v2/_catalog"));
+        // The search is let through to any authenticated caller; its
+        // handler filters by what each may pull.
+        assert_eq!(
+            judge(&Method::GET, "/pavilion/v1/repositories"),
+            Judged::Other
+        );
         let t = act(Method::GET, "/pavilion/v1/repositories/team/m/tags");
         assert_eq!(t, act(Method::GET, "/v2/team/m/tags/list"));
         assert_eq!(

@@ -4,7 +4,8 @@
 //! stands for (`access::target`):
 //!
 //! - `GET /pavilion/v1/repositories?q=&n=&last=`: repositories whose name
-//!   contains `q`, with counts (the catalog's authorization);
+//!   contains `q`, with counts: all of them for a holder of the catalog
+//!   grant, else those the caller may pull;
 //! - `GET /pavilion/v1/repositories/<name>/tags?n=&last=`: its tags with
 //!   what each names (pull, as `tags/list`);
 //! - `GET /pavilion/v1/signatures/<name>/manifests/<reference>`: the Notary
@@ -162,9 +163,10 @@ fn respond(result: ApiResult<serde_json::Value>) -> Response {
 
 /// `GET /pavilion/v1/repositories?q=&n=&last=`.
 pub async fn repositories(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    // Only the query is needed; a request body is not Sync, so it must not
-    // be borrowed across the awaits below.
+    // Only the query and the caller are needed; a request body is not
+    // Sync, so it must not be borrowed across the awaits below.
     let pairs = query_pairs(req.uri().query());
+    let caller = req.extensions().get::<crate::access::Caller>().cloned();
     drop(req);
     respond(
         async {
@@ -182,12 +184,24 @@ pub async fn repositories(State(state): State<Arc<AppState>>, req: Request) -> R
                     _ => page.take(k, v)?,
                 }
             }
-            let rows = state
-                .meta
-                .search_repositories(&q, page.last.as_deref(), page.n + 1)
-                .await?;
-            let (rows, more) = page.split(rows);
-            let next = rows.last().filter(|_| more).map(|r| {
+            // Without the catalog grant, only what the caller may pull.
+            let only_pullable = state
+                .access
+                .as_ref()
+                .filter(|a| !crate::access::probe::catalog(a, caller.as_ref()));
+            let (rows, more) = match only_pullable {
+                None => {
+                    let rows = state
+                        .meta
+                        .search_repositories(&q, page.last.as_deref(), page.n + 1)
+                        .await?;
+                    let (rows, more) = page.split(rows);
+                    let last = rows.last().filter(|_| more).map(|r| r.name.clone());
+                    (rows, last)
+                }
+                Some(access) => pullable(&state, access.clone(), caller.clone(), &q, &page).await?,
+            };
+            let next = more.map(|last| {
                 let search = if q.is_empty() {
                     String::new()
                 } else {
@@ -196,7 +210,7 @@ pub async fn repositories(State(state): State<Arc<AppState>>, req: Request) -> R
                 format!(
                     "/pavilion/v1/repositories?{search}n={}&last={}",
                     page.n,
-                    encode(&r.name)
+                    encode(&last)
                 )
             });
             let list: Vec<_> = rows
@@ -214,6 +228,62 @@ pub async fn repositories(State(state): State<Arc<AppState>>, req: Request) -> R
         }
         .await,
     )
+}
+
+/// Most repositories looked at for one page of a caller without the
+/// catalog grant: a page may then hold fewer than `n` and still link on.
+const MAX_SCAN: i64 = 5_000;
+
+/// A page of the repositories `caller` may pull, and where the next page
+/// starts (`None`: no more). Rows are read in pages and judged one by one
+/// with the guard's own grants and rules (`access::probe`, nothing
+/// recorded), at most [`MAX_SCAN`] a request.
+async fn pullable(
+    state: &AppState,
+    access: Arc<crate::access::Access>,
+    caller: Option<crate::access::Caller>,
+    q: &str,
+    page: &Page,
+) -> ApiResult<(Vec<pavilion_store::browse::RepoSummary>, Option<String>)> {
+    let mut out = Vec::new();
+    let mut last = page.last.clone();
+    let mut scanned = 0i64;
+    loop {
+        let batch = state
+            .meta
+            .search_repositories(q, last.as_deref(), page.n + 1)
+            .await?;
+        let end = batch.len() as i64 <= page.n;
+        scanned += batch.len() as i64;
+        last = batch.last().map(|r| r.name.clone()).or(last);
+        // The rules are evaluated off the async workers (a page may judge
+        // thousands of names).
+        let (a, c) = (access.clone(), caller.clone());
+        let judged = tokio::task::spawn_blocking(move || {
+            batch
+                .into_iter()
+                .filter(|r| crate::access::probe::permissions(&a, c.as_ref(), &r.name).pull)
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        for r in judged {
+            if out.len() as i64 == page.n {
+                // One more exists: the page is full and links on.
+                let shown = out
+                    .last()
+                    .map(|r: &pavilion_store::browse::RepoSummary| r.name.clone());
+                return Ok((out, shown));
+            }
+            out.push(r);
+        }
+        if end {
+            return Ok((out, None));
+        }
+        if scanned >= MAX_SCAN {
+            return Ok((out, last));
+        }
+    }
 }
 
 /// `GET /pavilion/v1/repositories/<name>/tags?n=&last=`: 404

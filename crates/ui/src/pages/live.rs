@@ -109,9 +109,19 @@ fn event_row(e: &serde_json::Value) -> EventRow {
     }
     EventRow {
         seq: e["pavilionseq"].to_string(),
-        time: s(&e["time"]).unwrap_or_default().replace('T', " "),
+        time: whole_seconds(&s(&e["time"]).unwrap_or_default()),
         kind: view::clip(&s(&e["type"]).unwrap_or_default(), 80),
         what: view::clip(&what, 300),
+    }
+}
+
+/// An RFC 3339 time as `2026-12-07 07:12:44Z` (the script shows new
+/// events the same way).
+fn whole_seconds(t: &str) -> String {
+    let t = t.replace('T', " ");
+    match t.split_once('.') {
+        Some((whole, _)) => format!("{whole}Z"),
+        None => t,
     }
 }
 
