@@ -103,17 +103,23 @@ pub async fn catalog(state: &AppState, req: Request) -> ApiResult {
     ))
 }
 
-/// `GET /v2/<name>/tags/list?n=&last=`: 404 for a repository that never
-/// existed, an empty list for one whose tags were all deleted.
-pub async fn tags(state: &AppState, name: &RepoName, req: Request) -> ApiResult {
-    let q = query_pairs(req.uri().query());
-    let p = page(&q, state.limits.max_page)?;
+/// `NAME_UNKNOWN` (404) for a repository that never existed.
+pub async fn known_repo(state: &AppState, name: &RepoName) -> ApiResult<()> {
     if !state.meta.repo_exists(name.as_str()).await? {
         return Err(ApiError::new(
             ErrorCode::NameUnknown,
             format!("repository {name} not known"),
         ));
     }
+    Ok(())
+}
+
+/// `GET /v2/<name>/tags/list?n=&last=`: 404 for a repository that never
+/// existed, an empty list for one whose tags were all deleted.
+pub async fn tags(state: &AppState, name: &RepoName, req: Request) -> ApiResult {
+    let q = query_pairs(req.uri().query());
+    let p = page(&q, state.limits.max_page)?;
+    known_repo(state, name).await?;
     let rows = state
         .meta
         .tags(name.as_str(), p.last.as_deref(), p.n + 1)

@@ -71,14 +71,7 @@ fn carry(state: &Arc<AppState>) -> pavilion_ui::api::Carry {
 /// token signing key in the metadata database (made now, as the token
 /// issuer would make it, when there is none yet).
 pub async fn secret(meta: &MetaStore) -> Result<Vec<u8>, StoreError> {
-    if meta.signing_keys().await?.is_empty() {
-        let k = pavilion_auth::jose::SigningKey::generate();
-        meta.insert_signing_key_if_absent(&k.kid(), &k.to_pem())
-            .await?;
-    }
-    let mut stored = meta.signing_keys().await?;
-    // The same choice the token issuer makes: oldest first, ties by kid.
-    stored.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+    let stored = crate::access::signing_keys(meta).await?;
     let (_, pem, _) = stored
         .first()
         .ok_or_else(|| StoreError::Backend("no signing key stored".into()))?;

@@ -200,15 +200,7 @@ impl Access {
         let signing = match plan.key {
             Some(k) => k,
             None => {
-                if meta.signing_keys().await?.is_empty() {
-                    let k = pavilion_auth::jose::SigningKey::generate();
-                    meta.insert_signing_key_if_absent(&k.kid(), &k.to_pem())
-                        .await?;
-                }
-                let mut stored = meta.signing_keys().await?;
-                // Oldest first, ties by kid: replicas that raced to make a
-                // key all pick the same one to sign with (and verify all).
-                stored.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+                let stored = signing_keys(meta).await?;
                 let mut keys = Vec::new();
                 for (_, pem, _) in &stored {
                     keys.push(pavilion_auth::jose::SigningKey::from_pem(pem).map_err(bad)?);
@@ -697,4 +689,21 @@ fn shown(t: &Target) -> String {
     t.repository
         .clone()
         .unwrap_or_else(|| "the registry".into())
+}
+
+/// The token signing keys every replica shares, oldest first (ties by
+/// kid), made now when there is none: replicas that race to make one all
+/// pick the same one after. The token issuer signs with the first; the
+/// web UI derives its secret from it.
+pub async fn signing_keys(
+    meta: &pavilion_store::MetaStore,
+) -> Result<Vec<(String, String, i64)>, pavilion_store::StoreError> {
+    if meta.signing_keys().await?.is_empty() {
+        let k = pavilion_auth::jose::SigningKey::generate();
+        meta.insert_signing_key_if_absent(&k.kid(), &k.to_pem())
+            .await?;
+    }
+    let mut stored = meta.signing_keys().await?;
+    stored.sort_by(|a, b| (a.2, &a.0).cmp(&(b.2, &b.0)));
+    Ok(stored)
 }

@@ -302,12 +302,7 @@ pub async fn tags(State(state): State<Arc<AppState>>, req: Request) -> Response 
             for (k, v) in &pairs {
                 page.take(k, v)?;
             }
-            if !state.meta.repo_exists(name.as_str()).await? {
-                return Err(ApiError::new(
-                    ErrorCode::NameUnknown,
-                    format!("repository {name} not known"),
-                ));
-            }
+            crate::listing::known_repo(&state, &name).await?;
             let rows = state
                 .meta
                 .tag_summaries(

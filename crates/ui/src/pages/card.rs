@@ -4,7 +4,7 @@
 //! commands, the manifest's annotations, an index's children.
 
 use super::card_data::{self, File};
-use super::Tabs;
+use super::Head;
 use crate::api::Viewer;
 use crate::chrome::Chrome;
 use crate::respond;
@@ -46,10 +46,7 @@ struct Command {
 #[template(path = "card.html")]
 struct CardPage {
     c: Chrome,
-    tabs: Tabs,
-    name: String,
-    name_href: String,
-    reference: String,
+    head: Head,
     digest: String,
     media_type: String,
     kind: String,
@@ -114,12 +111,9 @@ pub async fn page(ui: &Ui, viewer: &Viewer, name: &str, reference: &str) -> Page
     let kind = super::versions::kind(m.info.artifact_type.as_deref());
     let page = CardPage {
         c: Chrome::new(ui, viewer, format!("{name}:{reference}"), "repos"),
-        tabs: Tabs::new(name, reference, "v"),
+        head: Head::new(name, reference, "v"),
         facts: facts(config.as_ref(), tensors.as_ref(), &files),
         commands: commands(&registry_host(viewer), name, reference, &kind),
-        name_href: format!("/ui/r/{name_path}"),
-        name: name.to_string(),
-        reference: reference.to_string(),
         digest: m.digest,
         media_type: m.info.media_type.clone(),
         kind,

@@ -103,22 +103,32 @@ pub fn query_param(query: &str, key: &str) -> Option<String> {
     })
 }
 
-/// The tabs of a version's pages.
-pub struct Tabs {
+/// The head of a version's pages: where it is, its name, its tabs.
+pub struct Head {
+    /// The repository.
+    pub name: String,
+    /// Its versions page.
+    pub name_href: String,
+    /// The tag or digest.
+    pub reference: String,
     /// `/ui/r/<name>/-/` (escaped for a path).
     pub base: String,
     /// The reference, escaped for a path.
-    pub reference: String,
+    pub reference_path: String,
     /// The current tab: `v`, `trust`, `policy`.
     pub current: &'static str,
 }
 
-impl Tabs {
-    /// The tabs of `name`'s version `reference`, on `current`.
-    pub fn new(name: &str, reference: &str, current: &'static str) -> Tabs {
-        Tabs {
-            base: format!("/ui/r/{}/-/", crate::view::path_part(name)),
-            reference: crate::view::path_part(reference),
+impl Head {
+    /// The head of `name`'s version `reference`, on tab `current`.
+    pub fn new(name: &str, reference: &str, current: &'static str) -> Head {
+        let name_path = crate::view::path_part(name);
+        Head {
+            name: name.to_string(),
+            name_href: format!("/ui/r/{name_path}"),
+            reference: reference.to_string(),
+            base: format!("/ui/r/{name_path}/-/"),
+            reference_path: crate::view::path_part(reference),
             current,
         }
     }

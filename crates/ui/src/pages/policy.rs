@@ -3,7 +3,7 @@
 //! messages and the input that explains them, and what the push rules say
 //! about it now.
 
-use super::{card_data, Tabs};
+use super::{card_data, Head};
 use crate::api::Viewer;
 use crate::chrome::Chrome;
 use crate::respond;
@@ -23,10 +23,9 @@ struct Decisions {
     decisions: Vec<Decision>,
 }
 
+/// What was decided (a recorded decision or the report of now).
 #[derive(serde::Deserialize)]
-struct Decision {
-    #[serde(default)]
-    at: i64,
+struct Verdict {
     #[serde(default)]
     allowed: bool,
     #[serde(default)]
@@ -38,15 +37,11 @@ struct Decision {
 }
 
 #[derive(serde::Deserialize)]
-struct Report {
+struct Decision {
     #[serde(default)]
-    allowed: bool,
-    #[serde(default)]
-    deny: Vec<String>,
-    #[serde(default)]
-    warn: Vec<String>,
-    #[serde(default)]
-    detail: serde_json::Value,
+    at: i64,
+    #[serde(flatten)]
+    verdict: Verdict,
 }
 
 struct PointView {
@@ -71,10 +66,7 @@ struct NowView {
 #[template(path = "policy.html")]
 struct PolicyPage {
     c: Chrome,
-    tabs: Tabs,
-    name: String,
-    name_href: String,
-    reference: String,
+    head: Head,
     digest: String,
     points: Vec<PointView>,
     now: Option<NowView>,
@@ -101,10 +93,10 @@ pub async fn page(ui: &Ui, viewer: &Viewer, name: &str, reference: &str) -> Page
                     point,
                     found: true,
                     when: view::time_ms(d.at),
-                    allowed: d.allowed,
-                    deny: clip_all(&d.deny),
-                    warn: clip_all(&d.warn),
-                    detail: pretty(&d.detail),
+                    allowed: d.verdict.allowed,
+                    deny: clip_all(&d.verdict.deny),
+                    warn: clip_all(&d.verdict.warn),
+                    detail: pretty(&d.verdict.detail),
                     error: None,
                 },
                 None => empty(point, None),
@@ -117,7 +109,7 @@ pub async fn page(ui: &Ui, viewer: &Viewer, name: &str, reference: &str) -> Page
         view::path_part(name),
         m.digest
     );
-    let (now, now_note) = match ui.api.json::<Report>(viewer, &path, 8 << 20).await {
+    let (now, now_note) = match ui.api.json::<Verdict>(viewer, &path, 8 << 20).await {
         Ok(r) => (
             Some(NowView {
                 allowed: r.allowed,
@@ -131,10 +123,7 @@ pub async fn page(ui: &Ui, viewer: &Viewer, name: &str, reference: &str) -> Page
     };
     let page = PolicyPage {
         c: Chrome::new(ui, viewer, format!("Policy · {name}:{reference}"), "repos"),
-        tabs: Tabs::new(name, reference, "policy"),
-        name_href: format!("/ui/r/{}", view::path_part(name)),
-        name: name.to_string(),
-        reference: reference.to_string(),
+        head: Head::new(name, reference, "policy"),
         digest: m.digest,
         points,
         now,

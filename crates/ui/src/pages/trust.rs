@@ -3,7 +3,7 @@
 //! referrers graph (signatures, SBOMs, attestations, and what refers to
 //! them).
 
-use super::{card_data, Tabs};
+use super::{card_data, Head};
 use crate::api::Viewer;
 use crate::chrome::Chrome;
 use crate::respond;
@@ -83,10 +83,7 @@ pub struct Node {
 #[template(path = "trust.html")]
 struct TrustPage {
     c: Chrome,
-    tabs: Tabs,
-    name: String,
-    name_href: String,
-    reference: String,
+    head: Head,
     digest: String,
     policy: String,
     verdict: &'static str,
@@ -114,10 +111,7 @@ pub async fn page(ui: &Ui, viewer: &Viewer, name: &str, reference: &str) -> Page
     let (nodes, nodes_cut) = graph(ui, viewer, name, &m.digest).await;
     let page = TrustPage {
         c: Chrome::new(ui, viewer, format!("Trust · {name}:{reference}"), "repos"),
-        tabs: Tabs::new(name, reference, "trust"),
-        name_href: format!("/ui/r/{name_path}"),
-        name: name.to_string(),
-        reference: reference.to_string(),
+        head: Head::new(name, reference, "trust"),
         digest: m.digest,
         policy: report.trust_policy.clone().unwrap_or_default(),
         verdict,
