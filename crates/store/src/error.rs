@@ -164,8 +164,12 @@ impl StoreError {
             return false;
         };
         match e {
+            // Protocol: the other end answered something that is not
+            // PostgreSQL, e.g. a proxy or balancer in front of a database
+            // that is down, which accepts and closes at once.
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => true,

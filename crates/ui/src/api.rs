@@ -217,12 +217,21 @@ pub(crate) fn failure(status: StatusCode, body: &[u8]) -> ApiFailure {
     struct Item {
         code: Option<String>,
         message: Option<String>,
+        detail: Option<serde_json::Value>,
     }
     let first = serde_json::from_slice::<Errors>(body)
         .ok()
         .and_then(|e| e.errors.into_iter().next());
+    // The detail says what exactly (which repository, which database);
+    // the message is the code's generic sentence.
     let (code, message) = match first {
-        Some(i) => (i.code, i.message.unwrap_or_default()),
+        Some(i) => {
+            let detail = match i.detail {
+                Some(serde_json::Value::String(d)) if !d.is_empty() => Some(d),
+                _ => None,
+            };
+            (i.code, detail.or(i.message).unwrap_or_default())
+        }
         None => (None, String::new()),
     };
     let message = if message.is_empty() {

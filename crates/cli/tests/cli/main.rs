@@ -58,6 +58,7 @@ mod ui_api;
 mod ui_auth;
 mod ui_bad_input;
 mod ui_pages;
+mod ui_replicas;
 mod ui_scale;
 mod ui_support;
 mod upload_expiry;

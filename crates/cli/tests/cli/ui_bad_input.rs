@@ -170,6 +170,8 @@ async fn a_database_out_of_reach_is_said_in_one_line() {
     push_image(&s, "team/app", "v1", "a").await;
     assert_eq!(page(&s, "/ui/r/team/app").await.0, 200);
     proxy.up.store(false, std::sync::atomic::Ordering::SeqCst);
+    // The proxy cuts open connections within 20 ms.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (status, line) = page(&s, "/ui/r/team/app").await;
     assert_eq!(status, 503, "{line}");
     assert!(line.starts_with("registry store unavailable"), "{line}");
