@@ -552,7 +552,7 @@ pub async fn serve(
     // Before ready: a webhook added now is delivered the first event
     // written after the start.
     crate::feed::webhooks::register(&state).await?;
-    ready(bound);
+    // Before ready: the UI's secret comes from the database.
     let ui = match cfg.ui {
         true => Some(crate::ui_mount::UiSetup {
             secret: crate::ui_mount::secret(&state.meta).await?,
@@ -561,6 +561,7 @@ pub async fn serve(
         }),
         false => None,
     };
+    ready(bound);
     let router = app(
         state.clone(),
         ext.routes.map(|build| build(state.clone())),

@@ -30,6 +30,9 @@ struct Report {
     signatures: Vec<Signature>,
     #[serde(default)]
     truncated: bool,
+    /// Why the trust policy could not be applied.
+    #[serde(default)]
+    error: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -104,7 +107,10 @@ pub async fn page(ui: &Ui, viewer: &Viewer, name: &str, reference: &str) -> Page
     let name_path = view::path_part(name);
     let path = format!("/pavilion/v1/signatures/{name_path}/manifests/{}", m.digest);
     let (report, report_error) = match ui.api.json::<Report>(viewer, &path, 4 << 20).await {
-        Ok(r) => (r, None),
+        Ok(r) => {
+            let e = r.error.clone();
+            (r, e)
+        }
         Err(f) => (Report::default(), Some(f.message)),
     };
     let (verdict, verdict_class) = verdict(report.verified, report.configured);
