@@ -311,14 +311,7 @@ async fn readiness_follows_the_database_and_the_store() {
         return;
     };
     // Both reached through proxies the test can switch off.
-    let pg_host = pg
-        .split('@')
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .to_string();
-    let db_proxy = switch_proxy(pg_host.clone()).await;
-    let db_url = pg.replacen(&pg_host, &db_proxy.addr, 1);
+    let (db_proxy, db_url) = postgres_behind_switch(&pg).await;
     let store_proxy = switch_proxy(s3.trim_start_matches("http://").to_string()).await;
     let storage = format!(
         "s3://pavilion-test/readyz-{}?endpoint=http://{}&region=default&allow_http=true&max_retries=0",

@@ -115,14 +115,7 @@ async fn bad_addresses_and_forms_get_one_line_and_change_nothing() {
         assert_eq!(got, status, "{line}: {text}");
         assert!(text.contains(line), "{line}: {text}");
     }
-    let tags: serde_json::Value = client()
-        .get(s.url("/v2/team/app/tags/list"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tags = get_json(&s, "/v2/team/app/tags/list").await;
     assert_eq!(tags["tags"], serde_json::json!(["v1"]));
     // Sign-in from another site is refused too (login CSRF).
     let (got, text) = post(
@@ -158,14 +151,7 @@ async fn a_database_out_of_reach_is_said_in_one_line() {
     let Some(pg) = fresh_postgres_db() else {
         return;
     };
-    let host = pg
-        .split('@')
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .to_string();
-    let proxy = switch_proxy(host.clone()).await;
-    let url = pg.replacen(&host, &proxy.addr, 1);
+    let (proxy, url) = postgres_behind_switch(&pg).await;
     let s = Server::start_with(Backend::Sqlite, &["--database-url", &url]).unwrap();
     push_image(&s, "team/app", "v1", "a").await;
     assert_eq!(page(&s, "/ui/r/team/app").await.0, 200);

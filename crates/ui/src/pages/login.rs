@@ -87,6 +87,10 @@ pub async fn submit(State(ui): UiState, req: Request) -> Page {
             "refused: the form was not sent from this registry's own pages",
         );
     }
+    // Without authentication there is nothing to sign in to.
+    if !ui.auth {
+        return respond::redirect(&next);
+    }
     let (Some(user), Some(password)) = (form.get("user"), form.get("password")) else {
         return login_page(
             &ui,

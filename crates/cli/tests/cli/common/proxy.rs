@@ -122,3 +122,17 @@ pub async fn switch_proxy(upstream: String) -> Switch {
     });
     Switch { addr, up }
 }
+
+/// A switchable proxy in front of the PostgreSQL server of `url`, and
+/// `url` rewritten to reach the database through it.
+pub async fn postgres_behind_switch(url: &str) -> (Switch, String) {
+    let host = url
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("a postgres://user@host:port/db URL")
+        .to_string();
+    let proxy = switch_proxy(host.clone()).await;
+    let through = url.replacen(&host, &proxy.addr, 1);
+    (proxy, through)
+}
