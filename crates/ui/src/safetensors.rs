@@ -16,8 +16,8 @@ pub struct Summary {
     pub tensors: usize,
     /// Elements over all tensors.
     pub parameters: u64,
-    /// Per dtype: tensors and bytes.
-    pub dtypes: Vec<(String, usize, u64)>,
+    /// Per dtype: tensors, bytes, and the bytes written for people.
+    pub dtypes: Vec<(String, usize, u64, String)>,
     /// The largest tensors: name, dtype, shape (`4096 × 11008`), elements.
     pub largest: Vec<(String, String, String, u64)>,
 }
@@ -40,7 +40,7 @@ pub fn summarize(files: &[Vec<TensorInfo>]) -> Summary {
     }
     s.dtypes = by_dtype
         .into_iter()
-        .map(|(d, (n, b))| (d.to_string(), n, b))
+        .map(|(d, (n, b))| (d.to_string(), n, b, crate::view::bytes(b)))
         .collect();
     s.dtypes.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
     all.sort_by(|a, b| b.elements.cmp(&a.elements).then(a.name.cmp(&b.name)));
@@ -122,6 +122,7 @@ mod tests {
         assert_eq!(s.parameters, 2 * 32000 * 4096 + 4096);
         assert_eq!(s.dtypes[0].0, "BF16");
         assert_eq!(s.dtypes[0].1, 2);
+        assert_eq!(s.dtypes[0].3, "500.0 MiB");
         assert_eq!(s.largest[0].0, "embed");
         assert_eq!(s.largest[0].2, "32000 × 4096");
         assert_eq!(s.largest[2].0, "norm");
