@@ -148,6 +148,7 @@ pub fn client_options(plain_http: bool, insecure: bool, tls: &TlsArgs) -> CmdRes
         insecure,
         tls: tls.options()?,
         credentials,
+        traceparent: Some(pavilion_client::trace::command_traceparent()),
         ..ClientOptions::default()
     })
 }

@@ -66,6 +66,10 @@ pub struct ClientOptions {
     /// credentials, anywhere else. `None`: any host, redirects followed as
     /// browsers do (`pavilion pull` and friends).
     pub allowed_hosts: Option<HostAllowList>,
+    /// A W3C `traceparent` sent on every request that has none
+    /// ([`crate::trace::command_traceparent`]): the registry's logs and
+    /// traces then tie the command's requests together.
+    pub traceparent: Option<String>,
 }
 
 /// The HTTP client for some registries, and the TLS files it was made
@@ -317,6 +321,11 @@ impl Client {
     async fn execute(&self, conn: &Conn, req: RequestBuilder) -> Result<Response, ClientError> {
         let mut req = req.build()?;
         self.check_host(req.url())?;
+        if let Some(tp) = &self.opts.traceparent {
+            if let Ok(v) = reqwest::header::HeaderValue::from_str(tp) {
+                req.headers_mut().entry("traceparent").or_insert(v);
+            }
+        }
         if self.loopback_speaks_tls(req.url()).await {
             let url = req.url_mut();
             // Keep the port the plain URL meant (80 when none was written).

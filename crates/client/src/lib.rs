@@ -50,6 +50,7 @@ mod push;
 pub mod queries;
 mod sse;
 pub mod tls;
+pub mod trace;
 pub mod transfers;
 pub mod upload_journal;
 pub mod watch_state;

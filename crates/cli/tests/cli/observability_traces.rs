@@ -617,3 +617,69 @@ async fn the_sampler_records_a_callers_sampled_trace_and_none_of_its_own() {
     assert!(err.contains("OTEL_TRACES_SAMPLER"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// The trace ids on the server's access lines in `log`.
+fn access_trace_ids(log: &str) -> std::collections::BTreeSet<String> {
+    log.lines()
+        .filter(|l| l.contains("pavilion::access"))
+        .filter_map(|l| l.split("trace_id=").nth(1))
+        .map(|rest| {
+            rest.split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_string()
+        })
+        .collect()
+}
+
+/// The client sends one W3C traceparent on every request of a command:
+/// the `TRACEPARENT` it runs under, else a new trace of its own, so the
+/// registry's access lines (and spans) of one push share its trace id.
+#[test]
+fn a_command_sends_one_trace_on_every_request() {
+    let s = crate::common::auth::Served::start(None, &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("m");
+    make_model(&model);
+    // The trace ids of the access lines one push (run alone) adds.
+    let push = |repo: &str, traceparent: Option<&str>| {
+        let before = s.log().len();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pavilion"));
+        cmd.args([
+            "push",
+            &format!("{}/{repo}:v1", s.addr),
+            model.to_str().unwrap(),
+        ])
+        .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+        .env_remove("TRACEPARENT");
+        if let Some(tp) = traceparent {
+            cmd.env("TRACEPARENT", tp);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The access line is written as the answer's body ends.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        access_trace_ids(&s.log()[before..])
+    };
+    let given = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let given_ids = push(
+        "traced/given",
+        Some(&format!("00-{given}-00f067aa0ba902b7-01")),
+    );
+    assert_eq!(given_ids.into_iter().collect::<Vec<_>>(), [given]);
+    let own = push("traced/own", None);
+    let again = push("traced/again", None);
+    // Not a valid traceparent: ignored, a new trace is made.
+    let bad = push("traced/bad", Some("00-NOT-A-TRACE-01"));
+    for ids in [&own, &again, &bad] {
+        assert_eq!(ids.len(), 1, "one trace per command: {ids:?}");
+        let id = ids.iter().next().unwrap();
+        assert!(id.len() == 32 && id != given, "{id}");
+    }
+    assert_ne!(own, again, "each command its own trace");
+}
