@@ -62,18 +62,7 @@ async fn decisions_via(http: &reqwest::Client, s: &Server, query: &str) -> Vec<V
 async fn push_enforcement(backend: Backend) {
     let user = User::new();
     let rules = policy_dir(&[("push.rego", PUSH_RULES)]);
-    let (tp, ts) = (user.trust_policy(), user.trust_store());
-    let Some(s) = Server::start_with(
-        backend,
-        &[
-            "--policy",
-            rules.path().to_str().unwrap(),
-            "--trust-policy",
-            &tp,
-            "--trust-store",
-            &ts,
-        ],
-    ) else {
+    let Some(s) = user.gated_server(backend, rules.path()) else {
         return;
     };
     let reg = s.addr.clone();

@@ -191,19 +191,7 @@ async fn prod_models_whose_newest_signature_does_not_verify() {
     // Bob's CA is not in the server's trust store: his signatures fail.
     let bob = User::new();
     let rules = policy_dir(&[("push.rego", RULES)]);
-    let (tp, ts) = (alice.trust_policy(), alice.trust_store());
-    let s = Server::start_with(
-        Backend::Sqlite,
-        &[
-            "--policy",
-            rules.path().to_str().unwrap(),
-            "--trust-policy",
-            &tp,
-            "--trust-store",
-            &ts,
-        ],
-    )
-    .unwrap();
+    let s = alice.gated_server(Backend::Sqlite, rules.path()).unwrap();
     let m = push_model(&s, "team/llm", "prod-1", "llm").await;
     let dev = push_model(&s, "team/llm", "dev-1", "dev").await;
     alice.sign(&format!("{}/team/llm@{m}", s.addr));

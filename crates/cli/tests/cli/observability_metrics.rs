@@ -556,19 +556,7 @@ async fn scheduled_collection_counts_its_runs_and_what_it_deleted() {
 async fn signature_verifications_count_none_and_verified() {
     let user = User::new();
     let rules = policy_dir(&[("push.rego", PUSH_RULES)]);
-    let (tp, ts) = (user.trust_policy(), user.trust_store());
-    let s = Server::start_with(
-        Backend::Sqlite,
-        &[
-            "--policy",
-            rules.path().to_str().unwrap(),
-            "--trust-policy",
-            &tp,
-            "--trust-store",
-            &ts,
-        ],
-    )
-    .unwrap();
+    let s = user.gated_server(Backend::Sqlite, rules.path()).unwrap();
     client().get(s.url("/v2/")).send().await.unwrap();
     let Some(start) = parse(&scrape(&s).await) else {
         return;

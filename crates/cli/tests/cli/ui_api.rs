@@ -435,18 +435,7 @@ async fn signatures_are_judged_under_the_servers_trust_policy() {
     let mallory = User::without_keys();
     mallory.ok(&["cert", "generate", "mallory"]);
     let rules = policy_dir(&[("push.rego", PUSH_RULES)]);
-    let (tp, ts) = (alice.trust_policy(), alice.trust_store());
-    let Some(s) = Server::start_with(
-        Backend::Sqlite,
-        &[
-            "--policy",
-            rules.path().to_str().unwrap(),
-            "--trust-policy",
-            &tp,
-            "--trust-store",
-            &ts,
-        ],
-    ) else {
+    let Some(s) = alice.gated_server(Backend::Sqlite, rules.path()) else {
         return;
     };
     let (digest, _, _) = image(&s, "signed/app", "v1", "app").await;

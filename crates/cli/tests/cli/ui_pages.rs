@@ -41,18 +41,7 @@ async fn every_page_shows_a_pushed_model() {
     };
     let user = User::new();
     let rules = policy_dir(&[("push.rego", PUSH_RULES), ("pull.rego", PULL_RULES)]);
-    let (tp, ts) = (user.trust_policy(), user.trust_store());
-    let Some(s) = Server::start_with(
-        Backend::Sqlite,
-        &[
-            "--policy",
-            rules.path().to_str().unwrap(),
-            "--trust-policy",
-            &tp,
-            "--trust-store",
-            &ts,
-        ],
-    ) else {
+    let Some(s) = user.gated_server(Backend::Sqlite, rules.path()) else {
         return;
     };
     let reg = s.addr.clone();

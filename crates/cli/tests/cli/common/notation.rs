@@ -99,6 +99,24 @@ impl User {
             .to_string()
     }
 
+    /// A server on `backend` judging pushes and pulls with the rules in
+    /// `rules` under this user's trust policy and trust store (None when
+    /// the backend is unavailable and peers are not required).
+    pub fn gated_server(&self, backend: super::Backend, rules: &Path) -> Option<super::Server> {
+        let (tp, ts) = (self.trust_policy(), self.trust_store());
+        super::Server::start_with(
+            backend,
+            &[
+                "--policy",
+                rules.to_str().unwrap(),
+                "--trust-policy",
+                &tp,
+                "--trust-store",
+                &ts,
+            ],
+        )
+    }
+
     /// The trust store directory, as an argument.
     pub fn trust_store(&self) -> String {
         self.notation().join("truststore").display().to_string()
