@@ -37,7 +37,7 @@ async fn ask(
     facts: Result<GateFacts, GateError>,
     pull: Option<String>,
 ) -> Result<GateDecision, GateError> {
-    let span = tracing::trace_span!(
+    let span = tracing::info_span!(
         target: "pavilion::otel",
         "policy.evaluate",
         pavilion.policy.point = if pull.is_some() { "pull" } else { "push" },

@@ -85,6 +85,9 @@ pub struct ServerConfig {
     pub repository_labels: Option<usize>,
     /// Which requests' traces are recorded (`OTEL_TRACES_SAMPLER`).
     pub trace_sampler: crate::metrics::trace::TraceSampler,
+    /// What became of the exported spans, when traces are on (for
+    /// `/metrics`).
+    pub trace_spans: Option<Arc<pavilion_telemetry::SpanCounts>>,
     /// Count for `/metrics` (`[metrics] enabled`, on by default); off,
     /// `/metrics` answers 404 and the stores are not timed.
     pub metrics_enabled: bool,
@@ -174,6 +177,7 @@ impl ServerConfig {
             quotas: Vec::new(),
             repository_labels: None,
             trace_sampler: Default::default(),
+            trace_spans: None,
             metrics_enabled: true,
         }
     }
@@ -274,9 +278,10 @@ async fn open_stores_observed(
 
 /// Opens the stores described by `cfg`, reporting to the state's metrics.
 pub async fn open_state(cfg: &ServerConfig) -> Result<AppState, StoreError> {
-    let metrics = Arc::new(crate::metrics::Metrics::with_repository_labels(
-        cfg.repository_labels,
-    ));
+    let metrics = Arc::new(
+        crate::metrics::Metrics::with_repository_labels(cfg.repository_labels)
+            .with_trace_spans(cfg.trace_spans.clone()),
+    );
     let observer = cfg
         .metrics_enabled
         .then(|| metrics.clone() as Arc<dyn pavilion_store::observe::StoreObserver>);

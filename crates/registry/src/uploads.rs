@@ -235,7 +235,7 @@ async fn finish(state: &AppState, name: &RepoName, id: &str, digest: &Digest) ->
     state.meta.claim_blob(digest, len, false).await?;
     // Traced: on object storage this is where the parts are assembled.
     let commit =
-        tracing::trace_span!(target: "pavilion::otel", "store.commit", pavilion.bytes = len);
+        tracing::info_span!(target: "pavilion::otel", "store.commit", pavilion.bytes = len);
     let size = match state
         .blobs
         .upload_commit(id, digest)

@@ -108,7 +108,7 @@ impl<H: RunningHash> Hashing<H> {
         let (states_tx, states_rx) = mpsc::unbounded_channel();
         let (tx, rx) = mpsc::channel::<Batch>(PIPE_DEPTH);
         // The hashing of this append, as one span under the request's.
-        let span = tracing::trace_span!(
+        let span = tracing::info_span!(
             target: "pavilion::otel",
             "store.hash",
             pavilion.bytes = tracing::field::Empty,

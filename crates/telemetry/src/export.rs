@@ -24,10 +24,41 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The shortest time between two warnings about lost spans.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
+/// What became of the spans the layer finished, for the warnings and for
+/// `/metrics` (`pavilion_trace_spans_total`).
+#[derive(Debug, Default)]
+pub struct SpanCounts {
+    /// Accepted by the collector.
+    exported: AtomicU64,
+    /// Not queued: the queue was full (or the exporter had stopped).
+    dropped: AtomicU64,
+    /// In a batch the collector did not accept (or never answered).
+    failed: AtomicU64,
+}
+
+impl SpanCounts {
+    /// Spans exported, dropped and failed so far.
+    pub fn totals(&self) -> SpanTotals {
+        SpanTotals {
+            exported: self.exported.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A reading of [`SpanCounts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanTotals {
+    pub exported: u64,
+    pub dropped: u64,
+    pub failed: u64,
+}
+
 /// The layer's end of the queue.
 pub struct Queue {
     tx: mpsc::Sender<Span>,
-    dropped: Arc<AtomicU64>,
+    counts: Arc<SpanCounts>,
 }
 
 impl Queue {
@@ -35,7 +66,7 @@ impl Queue {
     /// full (or the exporter has stopped).
     pub fn offer(&self, span: Span) {
         if self.tx.try_send(span).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -65,14 +96,12 @@ impl Default for Batching {
 /// The exporter's end: run it with [`Exporter::run`] on the runtime.
 pub struct Exporter {
     pub(crate) rx: mpsc::Receiver<Span>,
-    dropped: Arc<AtomicU64>,
+    counts: Arc<SpanCounts>,
     client: reqwest::Client,
     endpoint: reqwest::Url,
     headers: HeaderMap,
     resource: Resource,
     batching: Batching,
-    /// Spans whose export failed.
-    lost: u64,
     /// Dropped spans already warned about.
     dropped_seen: u64,
     warned: Option<Instant>,
@@ -87,20 +116,19 @@ pub fn channel(
     batching: Batching,
 ) -> (Queue, Exporter) {
     let (tx, rx) = mpsc::channel(batching.max_queue.max(1));
-    let dropped = Arc::new(AtomicU64::new(0));
+    let counts = Arc::new(SpanCounts::default());
     let queue = Queue {
         tx,
-        dropped: dropped.clone(),
+        counts: counts.clone(),
     };
     let exporter = Exporter {
         rx,
-        dropped,
+        counts,
         client,
         endpoint,
         headers,
         resource,
         batching,
-        lost: 0,
         dropped_seen: 0,
         warned: None,
     };
@@ -108,6 +136,11 @@ pub fn channel(
 }
 
 impl Exporter {
+    /// The counts of what became of the spans, to read while it runs.
+    pub fn counts(&self) -> Arc<SpanCounts> {
+        self.counts.clone()
+    }
+
     /// Sends batches until `stop` completes, then what is queued at that
     /// moment (bound the whole with a timeout: a collector that does not
     /// answer holds the last export for up to 10 s).
@@ -180,15 +213,19 @@ impl Exporter {
             Ok(r) => Some(format!("the collector answered {}", r.status())),
             Err(e) => Some(chain(&e)),
         };
-        if let Some(why) = failure {
-            self.lost += n;
-            self.warn(&why);
-        }
+        match failure {
+            None => self.counts.exported.fetch_add(n, Ordering::Relaxed),
+            Some(why) => {
+                self.counts.failed.fetch_add(n, Ordering::Relaxed);
+                self.warn(&why);
+                0
+            }
+        };
     }
 
     /// Warns when spans were dropped since the last look.
     fn notice_drops(&mut self) {
-        if self.dropped.load(Ordering::Relaxed) > self.dropped_seen {
+        if self.counts.dropped.load(Ordering::Relaxed) > self.dropped_seen {
             self.warn("the span queue was full");
         }
     }
@@ -200,10 +237,10 @@ impl Exporter {
             return;
         }
         self.warned = Some(Instant::now());
-        self.dropped_seen = self.dropped.load(Ordering::Relaxed);
+        self.dropped_seen = self.counts.dropped.load(Ordering::Relaxed);
         tracing::warn!(
             endpoint = %self.endpoint,
-            failed_spans = self.lost,
+            failed_spans = self.counts.failed.load(Ordering::Relaxed),
             dropped_spans = self.dropped_seen,
             "traces are being lost: {why}; requests are not affected \
              (this warning repeats at most once a minute)"
@@ -252,9 +289,17 @@ mod tests {
         for _ in 0..10 {
             queue.offer(span());
         }
-        assert_eq!(exporter.dropped.load(Ordering::Relaxed), 6);
+        let counts = exporter.counts();
+        assert_eq!(counts.totals().dropped, 6);
         drop(exporter);
         queue.offer(span());
-        assert_eq!(queue.dropped.load(Ordering::Relaxed), 7);
+        assert_eq!(
+            counts.totals(),
+            SpanTotals {
+                exported: 0,
+                dropped: 7,
+                failed: 0
+            }
+        );
     }
 }

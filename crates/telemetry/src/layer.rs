@@ -1,9 +1,18 @@
 //! The `tracing` layer that records the spans Pavilion marks for export
 //! (target [`TARGET`]) as OTLP spans and queues each one as it closes.
 //!
-//! Libraries only write `tracing::trace_span!(target: "pavilion::otel",
-//! ...)`: without this layer no subscriber is interested in that target
-//! at TRACE, so the span is a disabled one and costs an atomic load.
+//! Libraries only write `tracing::info_span!(target: "pavilion::otel",
+//! ...)`: without this layer no subscriber is interested in that target,
+//! so the span is a disabled one and costs an atomic load.
+//!
+//! The spans are made at INFO, not TRACE, because a span's level is also
+//! what every other call site in the process is first compared with: the
+//! most verbose level any filter enables becomes the global one. At TRACE
+//! this layer's filter made every library's `debug!` and `trace!` (and
+//! every `log` record, which has no call-site cache) go through the
+//! filters on each call, about 5% of a cached manifest GET (callgrind,
+//! bench/observability); at INFO it raises nothing `serve`'s default log
+//! level does not already enable.
 //! A few fields steer the span rather than describe it:
 //!
 //! - `otel.name`: the span's name (else the span's own, e.g. `store.hash`);
@@ -263,7 +272,7 @@ mod tests {
         let subscriber = tracing_subscriber::registry()
             .with(OtlpLayer::new(queue).with_filter(crate::targets()));
         tracing::subscriber::with_default(subscriber, || {
-            let server = tracing::trace_span!(
+            let server = tracing::info_span!(
                 target: "pavilion::otel",
                 "request",
                 otel.name = "PUT /v2/{name}/manifests/{reference}",
@@ -278,18 +287,18 @@ mod tests {
             server.in_scope(|| {
                 // A span of another target in between is not a parent.
                 let _other = tracing::info_span!("not exported").entered();
-                drop(tracing::trace_span!(target: "pavilion::otel", "store.hash", pavilion.bytes = 3u64));
+                drop(tracing::info_span!(target: "pavilion::otel", "store.hash", pavilion.bytes = 3u64));
             });
             server.record("http.response.status_code", 500u64);
             server.record("otel.status_code", "error");
             drop(server);
-            let unsampled = tracing::trace_span!(
+            let unsampled = tracing::info_span!(
                 target: "pavilion::otel",
                 "request",
                 otel.trace_id = "4bf92f3577b34da6a3ce929d0e0e4737",
                 otel.trace_flags = 0u64,
             );
-            unsampled.in_scope(|| drop(tracing::trace_span!(target: "pavilion::otel", "child")));
+            unsampled.in_scope(|| drop(tracing::info_span!(target: "pavilion::otel", "child")));
         });
         let child = exporter.rx.try_recv().unwrap();
         let server = exporter.rx.try_recv().unwrap();

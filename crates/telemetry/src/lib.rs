@@ -15,7 +15,7 @@ pub mod layer;
 pub mod proto;
 
 pub use config::{resolve, ConfigError, Settings, Sources};
-pub use export::{Exporter, Queue};
+pub use export::{Exporter, Queue, SpanCounts, SpanTotals};
 pub use layer::{OtlpLayer, TARGET};
 
 use tracing_subscriber::filter::Targets;
@@ -49,7 +49,8 @@ pub fn pipeline(settings: &Settings) -> Result<(OtlpLayer, Exporter), reqwest::E
 }
 
 /// The filter to put on [`OtlpLayer`]: only the spans marked for export,
-/// so that other spans and events cost it nothing.
+/// so that other spans and events cost it nothing, at INFO (see the
+/// layer's docs for why not TRACE).
 pub fn targets() -> Targets {
-    Targets::new().with_target(TARGET, tracing::Level::TRACE)
+    Targets::new().with_target(TARGET, tracing::Level::INFO)
 }

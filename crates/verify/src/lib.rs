@@ -291,7 +291,7 @@ pub fn verify_local(
                 if seen.insert(policy.clone()) {
                     // Traced when the registry's telemetry is on (under
                     // the policy evaluation that asked); free otherwise.
-                    let span = tracing::trace_span!(
+                    let span = tracing::info_span!(
                         target: "pavilion::otel",
                         "signature.verify",
                         pavilion.signatures = found.len(),

@@ -49,6 +49,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
             let (layer, exporter) = pavilion_telemetry::pipeline(t)
                 .map_err(Failure::other)
                 .context("setting up the OTLP exporter")?;
+            settings.server.trace_spans = Some(exporter.counts());
             (Some(layer), Some(exporter))
         }
         None => (None, None),

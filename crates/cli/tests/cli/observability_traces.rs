@@ -26,6 +26,23 @@ import rego.v1
 deny contains "forbidden artifact type" if input.artifactType == "application/vnd.example.forbidden"
 "#;
 
+/// `pavilion_trace_spans_total` by result from `/metrics` at `url`, parsed
+/// with Prometheus's own parser (`None` without it).
+async fn span_totals(
+    http: &reqwest::Client,
+    url: String,
+) -> Option<std::collections::BTreeMap<String, f64>> {
+    let text = http.get(url).send().await.unwrap().text().await.unwrap();
+    let samples = crate::observability::parse(&text)?;
+    Some(
+        samples
+            .into_iter()
+            .filter(|(name, ..)| name == "pavilion_trace_spans_total")
+            .map(|(_, labels, v)| (labels["result"].clone(), v))
+            .collect(),
+    )
+}
+
 fn traceparent(parent: &str) -> String {
     format!("00-{TRACE}-{parent}-01")
 }
@@ -308,6 +325,34 @@ async fn traced_push(storage: Option<String>, chunk: usize) {
         .unwrap_or_else(|| panic!("no access line for {manifest_id}:\n{log}"));
     assert!(line.contains(&format!("trace_id=\"{TRACE}\"")), "{line}");
     assert!(line.contains(&format!("span_id=\"{span_id}\"")), "{line}");
+
+    // /metrics counts what the collector took as exported, nothing lost
+    // (read between two looks at the collector that agree: the scrape's
+    // own span is exported later).
+    let mut last = None;
+    for _ in 0..50 {
+        let before = collector.spans().len();
+        let Some(totals) = span_totals(&http, s.url("/metrics")).await else {
+            return;
+        };
+        if collector.spans().len() == before && totals["exported"] == before as f64 {
+            last = Some(totals);
+            break;
+        }
+        last = Some(totals);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let totals = last.unwrap();
+    assert_eq!(
+        totals["exported"],
+        collector.spans().len() as f64,
+        "{totals:?}"
+    );
+    assert_eq!(
+        (totals["dropped"], totals["failed"]),
+        (0.0, 0.0),
+        "{totals:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,6 +442,11 @@ async fn an_unreachable_collector_neither_fails_nor_stalls_requests() {
     assert_eq!(warnings.len(), 1, "one warning a minute at most:\n{log}");
     assert!(warnings[0].contains(&port.to_string()), "{}", warnings[0]);
     assert!(warnings[0].contains("failed_spans="), "{}", warnings[0]);
+    // The loss shows on /metrics too.
+    if let Some(totals) = span_totals(&http, s.url("/metrics")).await {
+        assert!(totals["failed"] > 0.0, "{totals:?}");
+        assert_eq!(totals["exported"], 0.0, "{totals:?}");
+    }
 }
 
 #[test]
@@ -539,6 +589,12 @@ async fn a_collector_that_never_answers_costs_requests_nothing() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{warning}"));
     assert!(dropped >= 100, "{warning}");
+    // /metrics counts the drops (at least as many as the warning saw) and
+    // no span as exported.
+    if let Some(totals) = span_totals(&http, format!("http://{}/metrics", s.addr)).await {
+        assert!(totals["dropped"] >= dropped as f64, "{totals:?} {warning}");
+        assert_eq!(totals["exported"], 0.0, "{totals:?}");
+    }
     // Shutdown is not held up by the collector either (3 s for the last
     // export, then exit).
     let stopping = Instant::now();

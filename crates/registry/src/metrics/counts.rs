@@ -7,13 +7,20 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 
+/// A map whose keys the code fixes (route templates, methods, statuses,
+/// operation names), never a request: hashed with FxHash rather than the
+/// standard SipHash, whose resistance to chosen keys these maps do not
+/// need and which cost about 1,000 instructions per request (half of
+/// what counting a cached manifest GET cost, by callgrind).
+pub(crate) type FixedMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+
 /// Counts by key.
 #[derive(Debug)]
-pub(crate) struct Counts<K>(Mutex<HashMap<K, u64>>);
+pub(crate) struct Counts<K>(Mutex<FixedMap<K, u64>>);
 
 impl<K> Default for Counts<K> {
     fn default() -> Self {
-        Counts(Mutex::new(HashMap::new()))
+        Counts(Mutex::default())
     }
 }
 
@@ -37,7 +44,7 @@ impl<K: Hash + Eq + Copy + Ord> Counts<K> {
 #[derive(Debug)]
 pub(crate) struct Histograms<K> {
     bounds: &'static [f64],
-    by_key: Mutex<HashMap<K, Histogram>>,
+    by_key: Mutex<FixedMap<K, Histogram>>,
 }
 
 impl<K: Hash + Eq + Copy + Ord> Histograms<K> {
@@ -45,7 +52,7 @@ impl<K: Hash + Eq + Copy + Ord> Histograms<K> {
     pub(crate) fn new(bounds: &'static [f64]) -> Self {
         Histograms {
             bounds,
-            by_key: Mutex::new(HashMap::new()),
+            by_key: Mutex::default(),
         }
     }
 

@@ -136,6 +136,9 @@ impl Metrics {
         self.store.render(out);
         self.outcomes.render(out);
         self.webhooks.render(out);
+        if let Some(spans) = &self.trace_spans {
+            super::trace::render_spans(out, spans.totals());
+        }
         if let Some(r) = &self.repos {
             r.render(out);
         }

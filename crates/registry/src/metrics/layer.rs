@@ -7,7 +7,7 @@
 //! and span ids of the request's server span, which it opens here and ends
 //! with the response body). Never a header value that could hold a secret.
 
-use super::trace::{record_status, request_span, traceparent};
+use super::trace::{fresh_id, record_status, request_span, traceparent};
 use super::{method_label, route_label, Metrics};
 use crate::routes::Route;
 use crate::state::AppState;
@@ -47,7 +47,7 @@ fn request_id(req: &Request) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .unwrap_or_else(|| format!("{:032x}", fresh_id()))
 }
 
 /// See the module docs.

@@ -18,9 +18,9 @@ mod store;
 pub mod trace;
 mod webhooks;
 
+use counts::FixedMap;
 use histogram::{Histogram, REQUEST_BUCKETS, TRANSFER_BUCKETS};
 use http::Method;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -31,19 +31,19 @@ pub use outcomes::{GcRun, Uploading, Verdict};
 #[derive(Debug)]
 struct RouteStats {
     duration: Histogram,
-    by_status: HashMap<u16, u64>,
+    by_status: FixedMap<u16, u64>,
 }
 
 /// The process's metrics.
 #[derive(Debug)]
 pub struct Metrics {
-    routes: Mutex<HashMap<(&'static str, &'static str), RouteStats>>,
-    in_flight: Mutex<HashMap<&'static str, i64>>,
+    routes: Mutex<FixedMap<(&'static str, &'static str), RouteStats>>,
+    in_flight: Mutex<FixedMap<&'static str, i64>>,
     body_in: AtomicU64,
     body_out: AtomicU64,
     /// Whole blob transfers: uploads (chunks ending a session count as
     /// their request) and downloads.
-    transfers: Mutex<HashMap<&'static str, Histogram>>,
+    transfers: Mutex<FixedMap<&'static str, Histogram>>,
     started: std::time::Instant,
     /// Scrape-time figures from the database, remembered briefly.
     pub(crate) cached: Mutex<Option<(std::time::Instant, String)>>,
@@ -55,6 +55,8 @@ pub struct Metrics {
     webhooks: webhooks::WebhookStats,
     /// Per-repository series, when enabled.
     repos: Option<repos::RepoStats>,
+    /// The trace exporter's counts, when traces are on.
+    trace_spans: Option<std::sync::Arc<pavilion_telemetry::SpanCounts>>,
 }
 
 impl Default for Metrics {
@@ -71,6 +73,7 @@ impl Default for Metrics {
             outcomes: Default::default(),
             webhooks: Default::default(),
             repos: None,
+            trace_spans: None,
         }
     }
 }
@@ -149,6 +152,18 @@ impl Metrics {
         }
     }
 
+    /// These metrics, reporting what became of the spans the trace
+    /// exporter was given (`None`: traces are off).
+    pub fn with_trace_spans(
+        self,
+        spans: Option<std::sync::Arc<pavilion_telemetry::SpanCounts>>,
+    ) -> Metrics {
+        Metrics {
+            trace_spans: spans,
+            ..self
+        }
+    }
+
     /// The repository to count a request on `path` under, when
     /// per-repository series are on (else nothing is allocated).
     pub fn repository_of(&self, route: Option<&crate::routes::Route>) -> Option<String> {
@@ -187,7 +202,7 @@ impl Metrics {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let s = routes.entry((route, method)).or_insert_with(|| RouteStats {
             duration: Histogram::new(REQUEST_BUCKETS),
-            by_status: HashMap::new(),
+            by_status: FixedMap::default(),
         });
         s.duration.observe(secs);
         *s.by_status.entry(status).or_default() += 1;

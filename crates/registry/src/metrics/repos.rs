@@ -17,7 +17,7 @@ pub const OTHER: &str = "_other";
 
 #[derive(Debug, Default)]
 struct Counted {
-    by_method: HashMap<&'static str, u64>,
+    by_method: super::counts::FixedMap<&'static str, u64>,
     bytes_in: u64,
     bytes_out: u64,
 }

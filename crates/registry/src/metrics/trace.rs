@@ -46,8 +46,8 @@ pub fn traceparent(req: &Request) -> Option<TraceParent> {
 
 /// Which requests' traces are recorded (`OTEL_TRACES_SAMPLER`): a caller's
 /// sampled flag when `parent_based` and the caller sent one, else a
-/// `ratio` of trace ids. An unsampled request still gets its span, marked
-/// unsampled, so that its children are not exported either.
+/// `ratio` of trace ids. An unsampled request makes no span, so its
+/// children have no recorded parent and are not exported either.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TraceSampler {
     /// Follow the caller's sampled flag when there is a caller.
@@ -68,10 +68,11 @@ impl Default for TraceSampler {
 }
 
 impl TraceSampler {
-    /// Whether the trace `trace_id` (32 hex digits) continuing `parent` is
-    /// recorded. The ratio is decided from the trace id's last 8 bytes, so
-    /// every server with the same ratio decides the same for one trace.
-    pub fn sampled(&self, trace_id: &str, parent: Option<&TraceParent>) -> bool {
+    /// Whether a trace whose id ends in the 8 bytes `low` (as a big-endian
+    /// number), continuing `parent`, is recorded. The ratio is decided
+    /// from those bytes, so every server with the same ratio decides the
+    /// same for one trace.
+    pub fn sampled(&self, low: u64, parent: Option<&TraceParent>) -> bool {
         if let Some(p) = parent.filter(|_| self.parent_based) {
             return p.flags & 1 == 1;
         }
@@ -81,11 +82,28 @@ impl TraceSampler {
         if self.ratio <= 0.0 {
             return false;
         }
-        let low = trace_id
-            .get(trace_id.len().saturating_sub(16)..)
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-            .unwrap_or(0);
         ((low >> 11) as f64 / (1u64 << 53) as f64) < self.ratio
+    }
+}
+
+/// The last 8 bytes of a valid trace id (32 hex digits).
+fn low_bytes(trace_id: &str) -> u64 {
+    trace_id
+        .get(trace_id.len().saturating_sub(16)..)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
+}
+
+/// A new id of `N` random bits, never zero (W3C: all zeros is invalid).
+/// From a fast thread-local generator, not the OS: ids need to be unique
+/// and spread, not secret, and a system call per request would cost more
+/// than the rest of a cached manifest GET's telemetry.
+pub(crate) fn fresh_id() -> u128 {
+    loop {
+        let id = fastrand::u128(..);
+        if id as u64 != 0 && (id >> 64) as u64 != 0 {
+            return id;
+        }
     }
 }
 
@@ -108,21 +126,21 @@ pub fn request_span(
     parent: Option<&TraceParent>,
     sampler: &TraceSampler,
 ) -> (Span, Option<SpanIds>) {
-    if !tracing::enabled!(target: "pavilion::otel", tracing::Level::TRACE) {
+    if !tracing::enabled!(target: "pavilion::otel", tracing::Level::INFO) {
         return (Span::none(), None);
     }
-    let random = || uuid::Uuid::new_v4().simple().to_string();
-    let trace_id = match parent {
-        Some(p) => p.trace_id.clone(),
-        None => random(),
-    };
-    let sampled = sampler.sampled(&trace_id, parent);
-    if !sampled {
+    // A new trace's id is drawn as a number and written out only if it is
+    // sampled: the 99 of 100 requests a 1% sampler leaves out cost a
+    // draw and a comparison.
+    let fresh = fresh_id();
+    let low = parent.map_or(fresh as u64, |p| low_bytes(&p.trace_id));
+    if !sampler.sampled(low, parent) {
         // Not made at all: an unsampled request costs no span, and the
         // spans inside it have no recorded parent, so are not recorded.
         return (Span::none(), None);
     }
-    let span_id = random()[..16].to_string();
+    let trace_id = parent.map_or_else(|| format!("{fresh:032x}"), |p| p.trace_id.clone());
+    let span_id = format!("{:016x}", fresh_id() as u64);
     // The semantic conventions' names: `_OTHER` for a method outside the
     // known set, no route for a path that matched none.
     let method = if method == "OTHER" { "_OTHER" } else { method };
@@ -132,7 +150,7 @@ pub fn request_span(
     } else {
         method.to_string()
     };
-    let span = tracing::trace_span!(
+    let span = tracing::info_span!(
         target: "pavilion::otel",
         "request",
         otel.name = name.as_str(),
@@ -148,7 +166,7 @@ pub fn request_span(
         pavilion.request_id = request_id,
         http.response.status_code = Empty,
     );
-    (span, sampled.then_some(SpanIds { trace_id, span_id }))
+    (span, Some(SpanIds { trace_id, span_id }))
 }
 
 /// Ends the span's record with the response status (a 5xx is the
@@ -158,6 +176,27 @@ pub fn record_status(span: &Span, status: u16) {
     span.record("http.response.status_code", u64::from(status));
     if status >= 500 {
         span.record("otel.status_code", "error");
+    }
+}
+
+/// `pavilion_trace_spans_total`: what became of the spans the exporter
+/// was given, so that lost traces show on a dashboard and not only in the
+/// log's once-a-minute warning.
+pub(super) fn render_spans(out: &mut String, totals: pavilion_telemetry::SpanTotals) {
+    use std::fmt::Write;
+    let name = "pavilion_trace_spans_total";
+    super::expose::header(
+        out,
+        name,
+        "counter",
+        "Finished trace spans by result: exported (the collector took them), dropped (the queue was full), failed (their batch was not accepted).",
+    );
+    for (result, n) in [
+        ("exported", totals.exported),
+        ("dropped", totals.dropped),
+        ("failed", totals.failed),
+    ] {
+        let _ = writeln!(out, "{name}{{result=\"{result}\"}} {n}");
     }
 }
 
@@ -219,31 +258,34 @@ mod tests {
 
     #[test]
     fn the_sampler_follows_the_caller_or_the_ratio_of_trace_ids() {
-        let id = |low: u64| format!("{:016x}{low:016x}", 1u64);
+        let id = |low: u64| low;
         let caller = |flags: u8| TraceParent {
-            trace_id: id(0),
+            trace_id: format!("{:016x}{:016x}", 1u64, 0u64),
             parent_id: "00f067aa0ba902b7".into(),
             flags,
         };
         let on = TraceSampler::default();
-        assert!(on.sampled(&id(u64::MAX), None));
-        assert!(!on.sampled(&id(0), Some(&caller(0))));
+        assert!(on.sampled(id(u64::MAX), None));
+        assert!(!on.sampled(id(0), Some(&caller(0))));
         let tenth = TraceSampler {
             parent_based: true,
             ratio: 0.1,
         };
-        assert!(tenth.sampled(&id(0), None));
-        assert!(!tenth.sampled(&id(u64::MAX), None));
-        assert!(tenth.sampled(&id(u64::MAX), Some(&caller(1))));
+        assert!(tenth.sampled(id(0), None));
+        assert!(!tenth.sampled(id(u64::MAX), None));
+        assert!(tenth.sampled(id(u64::MAX), Some(&caller(1))));
         // About a tenth of evenly spread ids.
         let n = (0..1000u64)
-            .filter(|i| tenth.sampled(&id(i.wrapping_mul(u64::MAX / 1000)), None))
+            .filter(|i| tenth.sampled(id(i.wrapping_mul(u64::MAX / 1000)), None))
             .count();
         assert!((90..=110).contains(&n), "{n}");
         let never = TraceSampler {
             parent_based: false,
             ratio: 0.0,
         };
-        assert!(!never.sampled(&id(0), Some(&caller(1))));
+        assert!(!never.sampled(id(0), Some(&caller(1))));
+        assert_eq!(low_bytes(&format!("{:016x}{:016x}", 1u64, 7u64)), 7);
+        let fresh = fresh_id();
+        assert!(fresh as u64 != 0 && (fresh >> 64) != 0 && fresh != fresh_id());
     }
 }

@@ -63,7 +63,7 @@ impl ObjectBlobStore {
         let store = self.store.clone();
         let payload = data.clone();
         // The spawned task is traced under the request that sent the part.
-        let span = tracing::trace_span!(
+        let span = tracing::info_span!(
             target: "pavilion::otel",
             "store.put_part",
             pavilion.part = idx,
