@@ -42,8 +42,16 @@ impl Route {
         if rest.is_empty() || rest == "/" {
             return Some(Route::Base);
         }
-        let owned = segments(rest.strip_prefix('/')?)?;
-        let segs: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let rest = rest.strip_prefix('/')?;
+        // Every request is parsed: a path without escapes (nearly all) is
+        // split in place rather than copied segment by segment.
+        let owned;
+        let segs: Vec<&str> = if rest.contains('%') {
+            owned = segments(rest)?;
+            owned.iter().map(String::as_str).collect()
+        } else {
+            rest.split('/').collect()
+        };
         if segs == ["_catalog"] {
             return Some(Route::Catalog);
         }

@@ -8,6 +8,7 @@
 //! and the queue, batching and warnings are ours to bound (see
 //! docs/ARCHITECTURE.md, "Observability").
 
+pub mod access;
 pub mod config;
 pub mod export;
 pub mod ids;

@@ -62,10 +62,16 @@ pub fn run(args: ServeArgs) -> CmdResult {
     use tracing_subscriber::Layer;
     let log: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> = match settings.log_format
     {
-        crate::config::LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(crate::output::colour_on_stderr())
-            .boxed(),
+        // The access line (one per request) is written by our own
+        // formatter, the same text at a fraction of the cost.
+        crate::config::LogFormat::Text => {
+            let ansi = crate::output::colour_on_stderr();
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi)
+                .event_format(pavilion_telemetry::access::TextFormat::new(ansi))
+                .boxed()
+        }
         // Flat objects, one per line: what log shippers parse without
         // configuration. Span lists are left out (the access line carries
         // its own ids).
@@ -77,10 +83,14 @@ pub fn run(args: ServeArgs) -> CmdResult {
             .with_writer(std::io::stderr)
             .boxed(),
     };
-    tracing_subscriber::registry()
-        .with(log.with_filter(filter))
-        .with(otlp.map(|l| l.with_filter(pavilion_telemetry::targets())))
-        .init();
+    // The exporter's layer is added only when there is one: an absent
+    // layer (`Option::None`) counts as one that wants every call site,
+    // and would make every request's span without anything to take it.
+    let mut layers = vec![log.with_filter(filter).boxed()];
+    if let Some(l) = otlp {
+        layers.push(l.with_filter(pavilion_telemetry::targets()).boxed());
+    }
+    tracing_subscriber::registry().with(layers).init();
     if let Some(t) = &traces {
         tracing::info!(endpoint = %t.endpoint, service = %t.service_name, "exporting traces over OTLP/HTTP");
     }

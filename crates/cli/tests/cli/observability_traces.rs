@@ -739,3 +739,48 @@ fn a_command_sends_one_trace_on_every_request() {
     }
     assert_ne!(own, again, "each command its own trace");
 }
+
+/// Without an OTLP endpoint no request makes a span, whatever the log
+/// level: the access line names only a caller's trace and no span of
+/// ours. (With the exported spans at INFO, an absent exporter layer once
+/// counted as a subscriber wanting everything: at the default level every
+/// request made its span and printed an invented trace id.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_endpoint_no_request_makes_a_span() {
+    for level in ["info", "debug"] {
+        let s = Server::start_with(Backend::Sqlite, &["--log", level]).unwrap();
+        let http = client();
+        let plain = request_id(&http.get(s.url("/v2/")).send().await.unwrap());
+        let caller = request_id(
+            &http
+                .get(s.url("/v2/"))
+                .header("traceparent", traceparent(UPLOAD_PARENT))
+                .send()
+                .await
+                .unwrap(),
+        );
+        let line_of = |id: &str| {
+            let log = s.log();
+            log.lines()
+                .find(|l| l.contains("pavilion::access") && l.contains(id))
+                .map(str::to_string)
+        };
+        let mut lines = (None, None);
+        for _ in 0..50 {
+            lines = (line_of(&plain), line_of(&caller));
+            if lines.0.is_some() && lines.1.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (plain, caller) = (lines.0.expect("access line"), lines.1.expect("access line"));
+        assert!(plain.contains("trace_id=\"-\""), "{level}: {plain}");
+        assert!(
+            caller.contains(&format!("trace_id=\"{TRACE}\"")),
+            "{level}: {caller}"
+        );
+        for l in [&plain, &caller] {
+            assert!(!l.contains("span_id"), "{level}: no span of ours: {l}");
+        }
+    }
+}

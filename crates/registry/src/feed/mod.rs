@@ -84,7 +84,12 @@ pub fn current() -> Origin {
 /// valid `traceparent` is kept.
 pub fn origin(req: &Request) -> Origin {
     let traceparent = crate::metrics::trace::traceparent(req)
-        .and_then(|_| req.headers().get("traceparent")?.to_str().ok())
+        .and_then(|_| {
+            req.headers()
+                .get(&crate::metrics::trace::TRACEPARENT)?
+                .to_str()
+                .ok()
+        })
         .map(str::to_string);
     Origin {
         actor: crate::caller::caller(req),

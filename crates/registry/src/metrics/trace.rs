@@ -19,9 +19,13 @@ pub struct TraceParent {
     pub flags: u8,
 }
 
+/// The `traceparent` header's name, made once: a name given as a string
+/// is parsed and checked again on every lookup.
+pub static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 /// The request's `traceparent`, when valid.
 pub fn traceparent(req: &Request) -> Option<TraceParent> {
-    let v = req.headers().get("traceparent")?.to_str().ok()?;
+    let v = req.headers().get(&TRACEPARENT)?.to_str().ok()?;
     let mut parts = v.split('-');
     let (version, trace, parent, flags) =
         (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
