@@ -6,12 +6,15 @@
 //! line, byte for byte (tested against the default format), with plain
 //! writes; every other event, and every event when colours are on (a
 //! terminal, not a log shipper), goes to the default format unchanged.
+//! [`JsonFormat`] does the same for `--log-format json` (the flattened
+//! objects `serve` configures), where `serde_json` through
+//! `tracing-serde` cost about as much.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::{DefaultFields, Format, Full, Writer};
+use tracing_subscriber::fmt::format::{DefaultFields, Format, Full, Json, JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -145,6 +148,126 @@ impl Visit for Fields<'_, '_> {
     }
 }
 
+/// The JSON event format `serve --log-format json` logs with: one flat
+/// object per line (`timestamp`, `level`, the event's fields, `target`),
+/// [`ACCESS_TARGET`]'s written directly, the rest by `tracing-subscriber`.
+pub struct JsonFormat {
+    inner: Format<Json>,
+}
+
+impl JsonFormat {
+    /// Flattened, without span lists (the access line carries its ids).
+    pub fn new() -> JsonFormat {
+        JsonFormat {
+            inner: Format::default()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false),
+        }
+    }
+}
+
+impl Default for JsonFormat {
+    fn default() -> Self {
+        JsonFormat::new()
+    }
+}
+
+impl<S> FormatEvent<S, JsonFields> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        if meta.target() != ACCESS_TARGET {
+            return self.inner.format_event(ctx, writer, event);
+        }
+        writer.write_str("{\"timestamp\":\"")?;
+        timestamp(&mut writer, SystemTime::now())?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(meta.level().as_str())?;
+        writer.write_char('"')?;
+        let mut fields = JsonEntries {
+            out: &mut writer,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str(",\"target\":")?;
+        json_str(&mut writer, meta.target())?;
+        writer.write_str("}\n")
+    }
+}
+
+/// Writes fields as `tracing-serde` does: `,"name":value`, strings and
+/// `{:?}` values as JSON strings, numbers and booleans bare.
+struct JsonEntries<'a, 'w> {
+    out: &'a mut Writer<'w>,
+    result: fmt::Result,
+}
+
+impl JsonEntries<'_, '_> {
+    fn entry(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            self.out.write_char(',')?;
+            json_str(self.out, field.name())?;
+            self.out.write_char(':')?;
+            value(self.out)
+        })();
+    }
+}
+
+impl Visit for JsonEntries<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.entry(field, |w| json_str(w, value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.entry(field, |w| w.write_str(itoa(value, &mut [0; 20])));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.entry(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.entry(field, |w| w.write_str(if value { "true" } else { "false" }));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.entry(field, |w| {
+            w.write_str(&serde_json::to_string(&value).map_err(|_| fmt::Error)?)
+        });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.entry(field, |w| json_str(w, &format!("{value:?}")));
+    }
+}
+
+/// `s` as a JSON string: written as it is when nothing in it needs an
+/// escape, else by `serde_json`.
+fn json_str(out: &mut Writer<'_>, s: &str) -> fmt::Result {
+    if s
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.write_char('"')?;
+        out.write_str(s)?;
+        return out.write_char('"');
+    }
+    out.write_str(&serde_json::to_string(s).map_err(|_| fmt::Error)?)
+}
+
 /// `n` in decimal, in `buf`.
 fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
@@ -229,62 +352,100 @@ mod tests {
         }
     }
 
-    /// The lines `emit` logs through `layer`, without their timestamps.
-    fn lines(fast: bool, emit: impl Fn()) -> Vec<String> {
+    /// The lines `emit` logs, in text or JSON, with our format or the
+    /// default one, without their timestamps.
+    fn lines(fast: bool, json: bool, emit: impl Fn()) -> Vec<String> {
         let buf = Buf::default();
         let layer = tracing_subscriber::fmt::layer()
             .with_writer(buf.clone())
             .with_ansi(false);
-        if fast {
-            let s = tracing_subscriber::registry().with(layer.event_format(TextFormat::new(false)));
-            tracing::subscriber::with_default(s, &emit);
-        } else {
-            tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), &emit);
+        match (json, fast) {
+            (false, true) => tracing::subscriber::with_default(
+                tracing_subscriber::registry().with(layer.event_format(TextFormat::new(false))),
+                &emit,
+            ),
+            (false, false) => {
+                tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), &emit)
+            }
+            (true, true) => tracing::subscriber::with_default(
+                tracing_subscriber::registry().with(layer.json().event_format(JsonFormat::new())),
+                &emit,
+            ),
+            (true, false) => tracing::subscriber::with_default(
+                tracing_subscriber::registry().with(
+                    layer
+                        .json()
+                        .flatten_event(true)
+                        .with_current_span(false)
+                        .with_span_list(false),
+                ),
+                &emit,
+            ),
         }
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         text.lines()
-            .map(|l| l.split_once(' ').unwrap().1.to_string())
+            .map(|l| match l.split_once("\",\"level\"") {
+                Some((_, rest)) => rest.to_string(),
+                None => l.split_once(' ').unwrap().1.to_string(),
+            })
             .collect()
+    }
+
+    /// Access lines and others, with what needs escaping.
+    fn emit() {
+        let span_id: Option<&str> = None;
+        tracing::info!(
+            target: "pavilion::access",
+            request_id = %"0af7651916cd43dd8448eb211c80319c",
+            method = "GET",
+            route = "/v2/{name}/manifests/{reference}",
+            status = 200u16,
+            bytes_in = 0u64,
+            bytes_out = 1234567u64,
+            duration_ms = 3u64,
+            identity = "alice \"the\" admin\n\u{1b}[31m \u{7f} é",
+            trace_id = "-",
+            span_id = span_id,
+            "request"
+        );
+        tracing::info!(
+            target: "pavilion::access",
+            request_id = %"r2",
+            status = 0u64,
+            span_id = Some("00f067aa0ba902b7"),
+            big = u64::MAX,
+            neg = -3i64,
+            ratio = 0.5f64,
+            ok = true,
+            r#type = "x",
+            "request"
+        );
+        tracing::warn!(target: "pavilion::other", n = 1u64, "not the access line");
+        tracing::warn!(target: "pavilion::access", n = 2u64, "warned");
+        tracing::error!(target: "pavilion::access", n = 3u64, "failed");
+        let _s = tracing::info_span!("in a span").entered();
+        tracing::info!(target: "pavilion::access", status = 1u64, "request");
     }
 
     #[test]
     fn the_access_line_is_the_default_formats_line() {
-        let emit = || {
-            let span_id: Option<&str> = None;
-            tracing::info!(
-                target: "pavilion::access",
-                request_id = %"0af7651916cd43dd8448eb211c80319c",
-                method = "GET",
-                route = "/v2/{name}/manifests/{reference}",
-                status = 200u16,
-                bytes_in = 0u64,
-                bytes_out = 1234567u64,
-                duration_ms = 3u64,
-                identity = "alice \"the\" admin\n\u{1b}[31m",
-                trace_id = "-",
-                span_id = span_id,
-                "request"
-            );
-            tracing::info!(
-                target: "pavilion::access",
-                request_id = %"r2",
-                status = 0u64,
-                span_id = Some("00f067aa0ba902b7"),
-                big = u64::MAX,
-                r#type = "x",
-                "request"
-            );
-            tracing::warn!(target: "pavilion::other", n = 1u64, "not the access line");
-            tracing::warn!(target: "pavilion::access", n = 2u64, "warned");
-            tracing::error!(target: "pavilion::access", n = 3u64, "failed");
-            let _s = tracing::info_span!("in a span").entered();
-            tracing::info!(target: "pavilion::access", status = 1u64, "request");
-        };
-        let ours = lines(true, emit);
-        assert_eq!(ours, lines(false, emit));
+        let ours = lines(true, false, emit);
+        assert_eq!(ours, lines(false, false, emit));
         assert_eq!(ours.len(), 6);
         assert!(ours[0].starts_with(" INFO pavilion::access: request request_id=0af7"));
-        assert!(ours[0].contains(r#"identity="alice \"the\" admin\n\u{1b}[31m""#));
+        assert!(ours[0].contains(r#"identity="alice \"the\" admin\n\u{1b}[31m \u{7f} é""#));
+    }
+
+    #[test]
+    fn the_json_access_line_is_the_default_formats_line() {
+        let ours = lines(true, true, emit);
+        assert_eq!(ours, lines(false, true, emit));
+        assert_eq!(ours.len(), 6);
+        assert!(ours[0].starts_with(r#":"INFO","message":"request","request_id":"0af7"#), "{}", ours[0]);
+        for l in &ours {
+            let whole = format!("{{\"timestamp\":\"x\",\"level\"{l}");
+            assert!(serde_json::from_str::<serde_json::Value>(&whole).is_ok(), "{whole}");
+        }
     }
 
     #[test]

@@ -77,9 +77,7 @@ pub fn run(args: ServeArgs) -> CmdResult {
         // its own ids).
         crate::config::LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
+            .event_format(pavilion_telemetry::access::JsonFormat::new())
             .with_writer(std::io::stderr)
             .boxed(),
     };
