@@ -257,8 +257,7 @@ impl Visit for JsonEntries<'_, '_> {
 /// `s` as a JSON string: written as it is when nothing in it needs an
 /// escape, else by `serde_json`.
 fn json_str(out: &mut Writer<'_>, s: &str) -> fmt::Result {
-    if s
-        .bytes()
+    if s.bytes()
         .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
     {
         out.write_char('"')?;
@@ -441,10 +440,17 @@ mod tests {
         let ours = lines(true, true, emit);
         assert_eq!(ours, lines(false, true, emit));
         assert_eq!(ours.len(), 6);
-        assert!(ours[0].starts_with(r#":"INFO","message":"request","request_id":"0af7"#), "{}", ours[0]);
+        assert!(
+            ours[0].starts_with(r#":"INFO","message":"request","request_id":"0af7"#),
+            "{}",
+            ours[0]
+        );
         for l in &ours {
             let whole = format!("{{\"timestamp\":\"x\",\"level\"{l}");
-            assert!(serde_json::from_str::<serde_json::Value>(&whole).is_ok(), "{whole}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&whole).is_ok(),
+                "{whole}"
+            );
         }
     }
 
