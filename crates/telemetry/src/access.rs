@@ -107,10 +107,7 @@ impl Visit for Fields<'_, '_> {
         }
         // `{:?}` of a string that needs no escape is the string quoted:
         // written whole rather than a character at a time.
-        if value
-            .bytes()
-            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-        {
+        if plain(value) {
             if self.result.is_err() || field.name().starts_with("log.") {
                 return;
             }
@@ -257,14 +254,19 @@ impl Visit for JsonEntries<'_, '_> {
 /// `s` as a JSON string: written as it is when nothing in it needs an
 /// escape, else by `serde_json`.
 fn json_str(out: &mut Writer<'_>, s: &str) -> fmt::Result {
-    if s.bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-    {
+    if plain(s) {
         out.write_char('"')?;
         out.write_str(s)?;
         return out.write_char('"');
     }
     out.write_str(&serde_json::to_string(s).map_err(|_| fmt::Error)?)
+}
+
+/// Whether `s` is printable ASCII without a quote or a backslash: then
+/// both `{:?}` and JSON write it between quotes as it is.
+fn plain(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// `n` in decimal, in `buf`.
@@ -289,7 +291,7 @@ fn timestamp(out: &mut impl fmt::Write, t: SystemTime) -> fmt::Result {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil(days as i64);
+    let (y, m, day) = crate::time::civil(days as i64);
     let mut b = *b"0000-00-00T00:00:00.000000Z";
     let mut put = |at: usize, width: usize, mut n: u64| {
         for i in (at..at + width).rev() {
@@ -306,21 +308,6 @@ fn timestamp(out: &mut impl fmt::Write, t: SystemTime) -> fmt::Result {
     put(20, 6, u64::from(d.subsec_micros()));
     // Only ASCII digits were written into an ASCII template.
     out.write_str(std::str::from_utf8(&b).unwrap_or("0000-00-00T00:00:00.000000Z"))
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's
-/// days-to-civil).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod export;
 pub mod ids;
 pub mod layer;
 pub mod proto;
+pub mod time;
 
 pub use config::{resolve, ConfigError, Settings, Sources};
 pub use export::{Exporter, Queue, SpanCounts, SpanTotals};
