@@ -98,8 +98,9 @@ fn low_bytes(trace_id: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A new id of `N` random bits, never zero (W3C: all zeros is invalid).
-/// From a fast thread-local generator, not the OS: ids need to be unique
+/// A new random 128-bit id whose halves are both nonzero (W3C: an
+/// all-zero trace id or span id is invalid). From a fast thread-local
+/// generator, not the OS: ids need to be unique
 /// and spread, not secret, and a system call per request would cost more
 /// than the rest of a cached manifest GET's telemetry.
 pub(crate) fn fresh_id() -> u128 {

@@ -282,19 +282,37 @@ impl Page {
         }
         // Without a loader it was a same-document navigation (a #fragment):
         // no load event follows.
-        if r.get("loaderId").is_none() {
+        let Some(loader) = r
+            .get("loaderId")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
             return;
-        }
+        };
+        // The load event that counts is the first after the main frame
+        // committed this navigation's loader (HTTP redirects keep it): the
+        // page before may fire its own load event after the retain above
+        // (a page still loading when the test moves on), and returning on
+        // that one left a test reading the old document.
         let timeout = self.timeout;
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(at) = self
-                .queue
-                .iter()
-                .position(|(m, _)| m == "Page.loadEventFired")
-            {
-                self.queue.remove(at);
-                return;
+            let committed = self.queue.iter().position(|(m, p)| {
+                m == "Page.frameNavigated"
+                    && p["frame"]["loaderId"] == loader.as_str()
+                    && p["frame"].get("parentId").is_none()
+            });
+            if let Some(nav) = committed {
+                let load = self
+                    .queue
+                    .iter()
+                    .skip(nav + 1)
+                    .position(|(m, _)| m == "Page.loadEventFired");
+                if let Some(at) = load {
+                    self.queue.remove(nav + 1 + at);
+                    self.queue.remove(nav);
+                    return;
+                }
             }
             let awaiting = || format!("the load event of {url} for {timeout:?}");
             self.recv(deadline, &awaiting);
