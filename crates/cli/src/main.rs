@@ -110,6 +110,13 @@ fn main() -> ExitCode {
         // PAVILION_LOG (e.g. `debug`) says more. `serve` sets up its own.
         let filter = std::env::var("PAVILION_LOG").unwrap_or_else(|_| "warn".to_string());
         if let Ok(filter) = tracing_subscriber::EnvFilter::try_new(filter) {
+            // Spans marked for export (at INFO) are serve's exporter's
+            // alone: a client has none, and `PAVILION_LOG=info` must not
+            // make them.
+            let filter = match "pavilion::otel=off".parse() {
+                Ok(d) => filter.add_directive(d),
+                Err(_) => filter,
+            };
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
