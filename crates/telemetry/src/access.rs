@@ -1,7 +1,7 @@
 //! A faster text formatting of the access log line (target
 //! [`ACCESS_TARGET`]), written once per request: `tracing-subscriber`'s
 //! own text format spent about 27,000 instructions on it (styling that is
-//! switched off, a visitor per field, its date code), a fifth of a cached
+//! switched off, a visitor per field, its date code), a quarter of a cached
 //! manifest GET (callgrind, bench/observability). This writes the same
 //! line, byte for byte (tested against the default format), with plain
 //! writes; every other event, and every event when colours are on (a
