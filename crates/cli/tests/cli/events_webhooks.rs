@@ -576,3 +576,53 @@ async fn shutdown_does_not_wait_for_a_slow_receiver() {
     })
     .await;
 }
+
+/// A change made by a request that carried a W3C `traceparent` reaches the
+/// webhook with it as `ce-traceparent` (the CloudEvents distributed
+/// tracing extension, in binary mode), so a receiver can join the trace;
+/// the events of a request without one carry none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requests_traceparent_reaches_the_webhook() {
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = file(dir.path(), "serve.toml", &hook("all", &rx.url("/in"), ""));
+    let s = Server::start_with(Backend::Sqlite, &["--config", &cfg]).unwrap();
+    push_image(&s, "team/t", "v0", "t0").await;
+    let untraced = feed(&s).await.len();
+    let http = client();
+    let m = http
+        .get(s.url("/v2/team/t/manifests/v0"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    let ct = m.headers()["content-type"].to_str().unwrap().to_string();
+    let bytes = m.bytes().await.unwrap();
+    let r = http
+        .put(s.url("/v2/team/t/manifests/traced"))
+        .header("content-type", ct)
+        .header("traceparent", TP)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let events = feed(&s).await;
+    assert!(
+        events.len() > untraced,
+        "the tag wrote an event: {events:#?}"
+    );
+    wait_for("every delivery", 60, || async {
+        first_arrivals(&rx.delivered()).len() >= events.len()
+    })
+    .await;
+    for g in first_arrivals(&rx.delivered()) {
+        let seq = g.seq() as usize;
+        if seq <= untraced {
+            assert_eq!(g.h("ce-traceparent"), "", "seq {seq}: {:?}", g.headers);
+        } else {
+            assert_eq!(g.h("ce-traceparent"), TP, "seq {seq}: {:?}", g.headers);
+        }
+    }
+}
