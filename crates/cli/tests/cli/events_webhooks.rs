@@ -590,18 +590,13 @@ async fn a_requests_traceparent_reaches_the_webhook() {
     let s = Server::start_with(Backend::Sqlite, &["--config", &cfg]).unwrap();
     push_image(&s, "team/t", "v0", "t0").await;
     let untraced = feed(&s).await.len();
-    let http = client();
-    let m = http
-        .get(s.url("/v2/team/t/manifests/v0"))
-        .header("accept", "application/vnd.oci.image.manifest.v1+json")
-        .send()
-        .await
-        .unwrap();
-    let ct = m.headers()["content-type"].to_str().unwrap().to_string();
+    let m = get_manifest(&s, "team/t", "v0").await;
+    assert_eq!(m.status(), 200);
     let bytes = m.bytes().await.unwrap();
-    let r = http
+    // put_manifest, with the caller's trace.
+    let r = client()
         .put(s.url("/v2/team/t/manifests/traced"))
-        .header("content-type", ct)
+        .header("content-type", OCI_MANIFEST)
         .header("traceparent", TP)
         .body(bytes)
         .send()
